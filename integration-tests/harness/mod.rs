@@ -1,0 +1,252 @@
+//! Shared harness for tests on a real Kafka broker.
+//!
+//! [`bootstrap`] makes sure a broker answers, starting one with
+//! `integration-tests/kafka/broker.sh start` when nothing does. Every test
+//! takes its own random topic names, group id and transactional id from
+//! [`unique`], so tests run in parallel and re-run without cleanup.
+//!
+//! Environment: `RIVULET_TEST_BOOTSTRAP` points the tests at another
+//! cluster; otherwise they use `127.0.0.1:$RIVULET_KAFKA_PORT` (default 9092).
+#![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::collections::HashSet;
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use rand::Rng;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::{BorrowedMessage, Header, Headers, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::{ClientConfig, Message, Offset, Timestamp, TopicPartitionList};
+
+/// The bootstrap servers of a broker that answers, started if need be.
+pub fn bootstrap() -> &'static str {
+    static BOOTSTRAP: OnceLock<String> = OnceLock::new();
+    BOOTSTRAP.get_or_init(|| {
+        let servers = std::env::var("RIVULET_TEST_BOOTSTRAP").unwrap_or_else(|_| {
+            format!("127.0.0.1:{}", std::env::var("RIVULET_KAFKA_PORT").unwrap_or_else(|_| "9092".into()))
+        });
+        if answers(&servers, Duration::from_secs(3)) {
+            return servers;
+        }
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/integration-tests/kafka/broker.sh");
+        eprintln!("no Kafka broker answers on {servers}; starting one with {script}");
+        let status = Command::new("bash").arg(script).arg("start").status().expect("run broker.sh");
+        assert!(status.success(), "{script} start failed; see its output above");
+        assert!(
+            answers(&servers, Duration::from_secs(30)),
+            "the broker started by {script} does not answer on {servers}"
+        );
+        servers
+    })
+}
+
+fn answers(servers: &str, timeout: Duration) -> bool {
+    let consumer: BaseConsumer =
+        match ClientConfig::new().set("bootstrap.servers", servers).set("log_level", "0").create() {
+            Ok(c) => c,
+            Err(_) => return false,
+        };
+    consumer.fetch_metadata(None, timeout).map(|m| !m.brokers().is_empty()).unwrap_or(false)
+}
+
+/// A name no other test (or earlier run) uses: `<prefix>-<12 random hex>`.
+pub fn unique(prefix: &str) -> String {
+    format!("{prefix}-{:012x}", rand::rng().random::<u64>() & 0xffff_ffff_ffff)
+}
+
+/// A client config for the test broker.
+pub fn client_config() -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", bootstrap());
+    c
+}
+
+/// Creates a topic and waits until the broker reports it.
+pub async fn create_topic(name: &str, partitions: i32, config: &[(&str, &str)]) {
+    let admin: AdminClient<DefaultClientContext> = client_config().create().unwrap();
+    let mut topic = NewTopic::new(name, partitions, TopicReplication::Fixed(1));
+    for (k, v) in config {
+        topic = topic.set(k, v);
+    }
+    let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+    for result in admin.create_topics([&topic], &opts).await.unwrap() {
+        if let Err((t, code)) = result {
+            assert_eq!(code, RDKafkaErrorCode::TopicAlreadyExists, "creating topic {t} failed: {code}");
+        }
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let md = admin.inner().fetch_metadata(Some(name), Duration::from_secs(5)).unwrap();
+        let ready = md.topics().first().is_some_and(|t| {
+            t.error().is_none()
+                && t.partitions().len() == partitions as usize
+                && t.partitions().iter().all(|p| p.leader() >= 0)
+        });
+        if ready {
+            return;
+        }
+        assert!(Instant::now() < deadline, "topic {name} did not become ready");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A random topic name, created with `partitions` partitions.
+pub async fn new_topic(prefix: &str, partitions: i32) -> String {
+    let name = unique(prefix);
+    create_topic(&name, partitions, &[]).await;
+    name
+}
+
+/// An idempotent producer for the test broker.
+pub fn producer() -> FutureProducer {
+    client_config().set("enable.idempotence", "true").set("linger.ms", "5").create().unwrap()
+}
+
+/// A record as a test writes it or reads it back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TestRecord {
+    pub partition: i32,
+    pub key: Option<Vec<u8>>,
+    pub value: Option<Vec<u8>>,
+    pub headers: Vec<(String, Option<Vec<u8>>)>,
+    pub timestamp: Option<i64>,
+}
+
+impl TestRecord {
+    /// A record with a text key and value, to partition 0.
+    pub fn kv(key: &str, value: &str) -> Self {
+        TestRecord {
+            partition: 0,
+            key: Some(key.as_bytes().to_vec()),
+            value: Some(value.as_bytes().to_vec()),
+            headers: Vec::new(),
+            timestamp: None,
+        }
+    }
+
+    pub fn key_str(&self) -> &str {
+        std::str::from_utf8(self.key.as_deref().unwrap_or_default()).unwrap()
+    }
+
+    pub fn value_str(&self) -> &str {
+        std::str::from_utf8(self.value.as_deref().unwrap_or_default()).unwrap()
+    }
+
+    fn from_message(m: &BorrowedMessage<'_>) -> Self {
+        let headers = m
+            .headers()
+            .map(|hs| hs.iter().map(|h| (h.key.to_string(), h.value.map(<[u8]>::to_vec))).collect())
+            .unwrap_or_default();
+        let timestamp = match m.timestamp() {
+            Timestamp::NotAvailable => None,
+            Timestamp::CreateTime(t) | Timestamp::LogAppendTime(t) => Some(t),
+        };
+        TestRecord {
+            partition: m.partition(),
+            key: m.key().map(<[u8]>::to_vec),
+            value: m.payload().map(<[u8]>::to_vec),
+            headers,
+            timestamp,
+        }
+    }
+
+    /// The record for `FutureProducer::send`.
+    pub fn to_future_record<'a>(&'a self, topic: &'a str) -> FutureRecord<'a, [u8], [u8]> {
+        let mut r = FutureRecord::to(topic).partition(self.partition);
+        if let Some(k) = &self.key {
+            r = r.key(k.as_slice());
+        }
+        if let Some(v) = &self.value {
+            r = r.payload(v.as_slice());
+        }
+        if let Some(t) = self.timestamp {
+            r = r.timestamp(t);
+        }
+        if !self.headers.is_empty() {
+            let mut hs = OwnedHeaders::new();
+            for (k, v) in &self.headers {
+                hs = hs.insert(Header { key: k, value: v.as_deref() });
+            }
+            r = r.headers(hs);
+        }
+        r
+    }
+}
+
+/// Writes records and waits until each is acknowledged.
+pub async fn produce(topic: &str, records: &[TestRecord]) {
+    let producer = producer();
+    for r in records {
+        producer.send(r.to_future_record(topic), Duration::from_secs(30)).await.map_err(|(e, _)| e).unwrap();
+    }
+}
+
+/// Which records a reader sees.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Isolation {
+    /// Only committed transactional records (and non-transactional ones).
+    ReadCommitted,
+    /// Everything written, aborted transactions included.
+    ReadUncommitted,
+}
+
+/// Reads every partition of `topic` from the beginning to its end offsets,
+/// `read_committed`, and returns the records in partition, offset order.
+pub fn read_committed(topic: &str) -> Vec<TestRecord> {
+    read_to_end(topic, Isolation::ReadCommitted)
+}
+
+/// Reads every partition of `topic` from the beginning to its end offsets
+/// (the last stable offset under read_committed).
+pub fn read_to_end(topic: &str, isolation: Isolation) -> Vec<TestRecord> {
+    let consumer: BaseConsumer = client_config()
+        .set("group.id", unique("reader"))
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "true")
+        .set(
+            "isolation.level",
+            match isolation {
+                Isolation::ReadCommitted => "read_committed",
+                Isolation::ReadUncommitted => "read_uncommitted",
+            },
+        )
+        .create()
+        .unwrap();
+    let md = consumer.fetch_metadata(Some(topic), Duration::from_secs(10)).unwrap();
+    let partitions: Vec<i32> = md.topics()[0].partitions().iter().map(|p| p.id()).collect();
+    assert!(!partitions.is_empty(), "topic {topic} does not exist");
+    let mut tpl = TopicPartitionList::new();
+    for p in &partitions {
+        tpl.add_partition_offset(topic, *p, Offset::Beginning).unwrap();
+    }
+    consumer.assign(&tpl).unwrap();
+    let mut at_end: HashSet<i32> = HashSet::new();
+    let mut records = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while at_end.len() < partitions.len() {
+        assert!(
+            Instant::now() < deadline,
+            "reading {topic} to its end took over 60s; {} records so far",
+            records.len()
+        );
+        match consumer.poll(Duration::from_millis(200)) {
+            None => {}
+            Some(Ok(m)) => {
+                at_end.remove(&m.partition());
+                records.push(TestRecord::from_message(&m));
+            }
+            Some(Err(KafkaError::PartitionEOF(p))) => {
+                at_end.insert(p);
+            }
+            Some(Err(e)) => panic!("reading {topic}: {e}"),
+        }
+    }
+    records.sort_by_key(|r| r.partition);
+    records
+}

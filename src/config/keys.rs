@@ -1,0 +1,258 @@
+//! Every config key rivulet knows: its name, default, what it accepts and
+//! what it means, in one table. Loading, validation, error messages and the
+//! test that keeps `docs/configuration.md` honest all read this table.
+
+use config::{Value, ValueKind};
+
+use super::ConfigError;
+
+/// One documented config key.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct KeySpec {
+    /// Dotted path, as in TOML (`kafka.bootstrap_servers`).
+    pub(crate) name: &'static str,
+    /// The default as a user would write it, or a sentence when it depends.
+    pub(crate) default: &'static str,
+    /// What values are accepted; quoted in error messages.
+    pub(crate) accepted: &'static str,
+    /// What the key means.
+    pub(crate) doc: &'static str,
+}
+
+/// Most processing threads one instance may run.
+pub(crate) const MAX_THREADS: u64 = 256;
+/// Longest commit interval accepted: one hour.
+pub(crate) const MAX_COMMIT_INTERVAL_MS: u64 = 3_600_000;
+
+pub(crate) const APPLICATION_ID: KeySpec = KeySpec {
+    name: "application_id",
+    default: "(none: required)",
+    accepted: "1 to 200 characters from [A-Za-z0-9._-]",
+    doc: "Names the application: it is the consumer group id, the prefix of internal \
+          topics (`<application_id>-<name>-changelog`) and of transactional ids, and the \
+          folder under `state_dir`. Every instance of one application uses the same value.",
+};
+pub(crate) const INSTANCE_ID: KeySpec = KeySpec {
+    name: "instance_id",
+    default: "\"\" (the HOSTNAME environment variable)",
+    accepted: "empty, or 1 to 200 characters from [A-Za-z0-9._-]",
+    doc: "This instance's stable identity, used for static group membership and \
+          transactional ids. Under the Helm chart's StatefulSet it is the pod name, which \
+          survives restarts. Two running instances must never share one. When it is empty \
+          and HOSTNAME is unset, /etc/hostname is used.",
+};
+pub(crate) const PROCESSING_GUARANTEE: KeySpec = KeySpec {
+    name: "processing_guarantee",
+    default: "\"at_least_once\"",
+    accepted: "\"at_least_once\" or \"exactly_once\"",
+    doc: "`at_least_once`: offsets are committed after outputs are delivered; a crash may \
+          repeat output. `exactly_once`: outputs, changelog writes and consumed offsets are \
+          committed in one Kafka transaction.",
+};
+pub(crate) const COMMIT_INTERVAL_MS: KeySpec = KeySpec {
+    name: "commit_interval_ms",
+    default: "30000 under at_least_once, 100 under exactly_once",
+    accepted: "an integer from 1 to 3600000 (milliseconds)",
+    doc: "How often a processing thread runs its commit cycle: changelogs, outputs, \
+          offsets, then local state.",
+};
+pub(crate) const NUM_THREADS: KeySpec = KeySpec {
+    name: "num_threads",
+    default: "1",
+    accepted: "an integer from 1 to 256",
+    doc: "Processing threads per instance. Each has its own consumer, producer and tasks.",
+};
+pub(crate) const STATE_DIR: KeySpec = KeySpec {
+    name: "state_dir",
+    default: "\"/var/lib/rivulet\"",
+    accepted: "a non-empty path",
+    doc: "Where local state lives: `<state_dir>/<application_id>/<task>/<store>`. Mount \
+          a persistent volume here so a restart replays only the changelog tail.",
+};
+pub(crate) const HTTP_LISTEN: KeySpec = KeySpec {
+    name: "http.listen",
+    default: "\"0.0.0.0:8080\"",
+    accepted: "an IP address and port",
+    doc: "Address of the HTTP server for `/metrics`, `/health/live`, `/health/ready` and \
+          `/topology` (the server itself is not built yet).",
+};
+pub(crate) const BOOTSTRAP_SERVERS: KeySpec = KeySpec {
+    name: "kafka.bootstrap_servers",
+    default: "\"\"",
+    accepted: "a comma-separated list of host:port",
+    doc: "The Kafka cluster. Required to run an application against a broker.",
+};
+pub(crate) const KAFKA_COMMON: KeySpec = KeySpec {
+    name: "kafka.common",
+    default: "{}",
+    accepted: "a table of librdkafka properties (string, integer or boolean values)",
+    doc: "librdkafka properties for every client (consumer, producer, admin), for example \
+          `security.protocol` and `sasl.*`/`ssl.*`.",
+};
+pub(crate) const KAFKA_CONSUMER: KeySpec = KeySpec {
+    name: "kafka.consumer",
+    default: "{}",
+    accepted: "a table of librdkafka consumer properties",
+    doc: "librdkafka properties for consumers only; they override `kafka.common`.",
+};
+pub(crate) const KAFKA_PRODUCER: KeySpec = KeySpec {
+    name: "kafka.producer",
+    default: "{}",
+    accepted: "a table of librdkafka producer properties",
+    doc: "librdkafka properties for producers only; they override `kafka.common`.",
+};
+pub(crate) const APP: KeySpec = KeySpec {
+    name: "app",
+    default: "{}",
+    accepted: "any table",
+    doc: "The application's own settings (topic names, thresholds), read into the \
+          application's type with `Config::app()`. Keys here are not checked by rivulet.",
+};
+
+/// Every key, in the order `docs/configuration.md` lists them.
+pub(crate) const KEYS: &[KeySpec] = &[
+    APPLICATION_ID,
+    INSTANCE_ID,
+    PROCESSING_GUARANTEE,
+    COMMIT_INTERVAL_MS,
+    NUM_THREADS,
+    STATE_DIR,
+    HTTP_LISTEN,
+    BOOTSTRAP_SERVERS,
+    KAFKA_COMMON,
+    KAFKA_CONSUMER,
+    KAFKA_PRODUCER,
+    APP,
+];
+
+/// librdkafka properties rivulet sets itself; a passthrough value would
+/// break its guarantees, so they are refused with the key to use instead.
+pub(crate) const RESERVED_KAFKA_PROPERTIES: &[(&str, &str)] = &[
+    ("bootstrap.servers", "set kafka.bootstrap_servers instead"),
+    ("group.id", "rivulet uses application_id as the group id"),
+    ("group.instance.id", "rivulet derives it from instance_id"),
+    ("client.id", "rivulet derives it from application_id and instance_id"),
+    ("enable.auto.commit", "rivulet commits offsets itself in its commit cycle"),
+    ("enable.auto.offset.store", "rivulet commits offsets itself in its commit cycle"),
+    ("isolation.level", "rivulet reads read_committed under exactly_once"),
+    ("transactional.id", "rivulet derives it from application_id, instance_id and thread"),
+    ("enable.idempotence", "rivulet sets it from processing_guarantee"),
+];
+
+/// Where a value came from, for error messages: the file name, or the
+/// environment variable that set it.
+pub(crate) fn origin_of(key: &str, value: &Value) -> String {
+    match value.origin() {
+        Some("the environment") => format!("environment variable {}", env_var_name(key)),
+        Some(file) => format!("file {file}"),
+        None => "built-in defaults".to_string(),
+    }
+}
+
+/// The environment variable that sets `key` (`kafka.bootstrap_servers` ->
+/// `RIVULET__KAFKA__BOOTSTRAP_SERVERS`).
+pub(crate) fn env_var_name(key: &str) -> String {
+    format!("RIVULET__{}", key.replace('.', "__").to_uppercase())
+}
+
+fn invalid(spec: &KeySpec, value: &Value, shown: String) -> ConfigError {
+    ConfigError::InvalidValue {
+        key: spec.name.to_string(),
+        value: shown,
+        origin: origin_of(spec.name, value),
+        accepted: spec.accepted.to_string(),
+    }
+}
+
+/// A scalar as text. Environment values that look like numbers arrive
+/// parsed, so numbers and booleans are accepted where text is expected.
+pub(crate) fn scalar_text(value: &Value) -> Option<String> {
+    match &value.kind {
+        ValueKind::String(s) => Some(s.clone()),
+        ValueKind::Boolean(b) => Some(b.to_string()),
+        ValueKind::I64(i) => Some(i.to_string()),
+        ValueKind::I128(i) => Some(i.to_string()),
+        ValueKind::U64(i) => Some(i.to_string()),
+        ValueKind::U128(i) => Some(i.to_string()),
+        ValueKind::Float(f) => Some(f.to_string()),
+        ValueKind::Nil | ValueKind::Table(_) | ValueKind::Array(_) => None,
+    }
+}
+
+/// How a value is shown in an error: text as written, tables and arrays
+/// by their kind.
+pub(crate) fn shown(value: &Value) -> String {
+    match &value.kind {
+        ValueKind::String(s) => format!("{s:?}"),
+        ValueKind::Table(_) => "a table".to_string(),
+        ValueKind::Array(_) => "an array".to_string(),
+        ValueKind::Nil => "nothing".to_string(),
+        _ => scalar_text(value).unwrap_or_default(),
+    }
+}
+
+pub(crate) fn text(spec: &KeySpec, value: &Value) -> Result<String, ConfigError> {
+    scalar_text(value).ok_or_else(|| invalid(spec, value, shown(value)))
+}
+
+pub(crate) fn integer(spec: &KeySpec, value: &Value, min: u64, max: u64) -> Result<u64, ConfigError> {
+    let parsed = match &value.kind {
+        ValueKind::I64(i) => u64::try_from(*i).ok(),
+        ValueKind::U64(i) => Some(*i),
+        ValueKind::String(s) => s.trim().parse::<u64>().ok(),
+        _ => None,
+    };
+    match parsed {
+        Some(n) if (min..=max).contains(&n) => Ok(n),
+        _ => Err(invalid(spec, value, shown(value))),
+    }
+}
+
+/// An identifier usable in topic names, group ids and file names.
+pub(crate) fn identifier(spec: &KeySpec, value: &Value, allow_empty: bool) -> Result<String, ConfigError> {
+    let s = text(spec, value)?;
+    let ok_chars = s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    if (s.is_empty() && allow_empty) || (!s.is_empty() && s.len() <= 200 && ok_chars) {
+        Ok(s)
+    } else {
+        Err(invalid(spec, value, shown(value)))
+    }
+}
+
+pub(crate) fn one_of<T: Copy>(spec: &KeySpec, value: &Value, choices: &[(&str, T)]) -> Result<T, ConfigError> {
+    let s = text(spec, value)?;
+    choices.iter().find(|(name, _)| *name == s).map(|(_, v)| *v).ok_or_else(|| invalid(spec, value, shown(value)))
+}
+
+/// Whether a property's value is a secret that must never be printed.
+pub(crate) fn is_secret(key: &str) -> bool {
+    let key = key.to_ascii_lowercase();
+    ["password", "secret", "token", "credential", "sasl.oauthbearer.config", "ssl.key.pem", "ssl_key", "jaas"]
+        .iter()
+        .any(|marker| key.contains(marker))
+}
+
+/// The known key closest to a misspelled one, when it is close enough to
+/// be a likely typo.
+pub(crate) fn closest<'a>(unknown: &str, known: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    known
+        .into_iter()
+        .map(|k| (edit_distance(unknown, k), k))
+        .filter(|(d, k)| *d <= 3.max(k.len() / 4))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, k)| k)
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let subst = prev[j] + usize::from(ca != *cb);
+            cur[j + 1] = subst.min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}

@@ -1,0 +1,289 @@
+use std::io::Write;
+
+use super::*;
+
+fn env(vars: &[(&str, &str)]) -> Vec<(String, String)> {
+    let mut all = vec![("HOSTNAME".to_string(), "pod-0".to_string())];
+    all.extend(vars.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    all
+}
+
+fn load_env(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+    Config::loader().env(env(vars)).load()
+}
+
+fn toml_file(text: &str) -> tempfile::NamedTempFile {
+    let mut file = tempfile::Builder::new().suffix(".toml").tempfile().unwrap();
+    file.write_all(text.as_bytes()).unwrap();
+    file
+}
+
+#[test]
+fn defaults_are_those_documented() {
+    let c = load_env(&[("RIVULET__APPLICATION_ID", "orders")]).unwrap();
+    assert_eq!(c.application_id, "orders");
+    assert_eq!(c.instance_id, "pod-0");
+    assert_eq!(c.processing_guarantee, ProcessingGuarantee::AtLeastOnce);
+    assert_eq!(c.commit_interval, Duration::from_millis(30_000));
+    assert_eq!(c.num_threads, 1);
+    assert_eq!(c.state_dir, PathBuf::from("/var/lib/rivulet"));
+    assert_eq!(c.http.listen, "0.0.0.0:8080".parse().unwrap());
+    assert_eq!(c.kafka.bootstrap_servers, "");
+    assert!(c.kafka.common.is_empty() && c.kafka.consumer.is_empty() && c.kafka.producer.is_empty());
+}
+
+#[test]
+fn exactly_once_defaults_to_a_100ms_commit_interval() {
+    let c = load_env(&[("RIVULET__APPLICATION_ID", "a"), ("RIVULET__PROCESSING_GUARANTEE", "exactly_once")]).unwrap();
+    assert_eq!(c.processing_guarantee, ProcessingGuarantee::ExactlyOnce);
+    assert_eq!(c.commit_interval, Duration::from_millis(100));
+}
+
+#[test]
+fn env_var_overrides_the_file_which_overrides_defaults() {
+    let file = toml_file("application_id = \"from-file\"\nnum_threads = 2\ncommit_interval_ms = 500\n");
+    let c = Config::loader().file(file.path()).env(env(&[("RIVULET__NUM_THREADS", "3")])).load().unwrap();
+    assert_eq!(c.application_id, "from-file");
+    assert_eq!(c.commit_interval, Duration::from_millis(500), "the file overrides the default");
+    assert_eq!(c.num_threads, 3, "the environment overrides the file");
+}
+
+#[test]
+fn nested_env_var_sets_a_section_key() {
+    let c = load_env(&[
+        ("RIVULET__APPLICATION_ID", "a"),
+        ("RIVULET__KAFKA__BOOTSTRAP_SERVERS", "broker-1:9092,broker-2:9092"),
+        ("RIVULET__HTTP__LISTEN", "127.0.0.1:9000"),
+    ])
+    .unwrap();
+    assert_eq!(c.kafka.bootstrap_servers, "broker-1:9092,broker-2:9092");
+    assert_eq!(c.http.listen, "127.0.0.1:9000".parse().unwrap());
+}
+
+#[test]
+fn config_file_comes_from_the_command_line_or_rivulet_config() {
+    let file = toml_file("application_id = \"cli\"\n");
+    let path = file.path().to_str().unwrap();
+    let c = Config::loader().env(env(&[])).args(["--config", path]).unwrap().load().unwrap();
+    assert_eq!(c.application_id, "cli");
+    let c = Config::loader().env(env(&[])).args([format!("--config={path}")]).unwrap().load().unwrap();
+    assert_eq!(c.application_id, "cli");
+    let c = Config::loader().env(env(&[("RIVULET_CONFIG", path)])).load().unwrap();
+    assert_eq!(c.application_id, "cli");
+}
+
+#[test]
+fn missing_config_file_is_an_error_naming_it() {
+    let err = Config::loader().env(env(&[])).file("/no/such/rivulet.toml").load().unwrap_err();
+    let msg = err.to_string();
+    assert!(matches!(err, ConfigError::File { .. }), "{msg}");
+    assert!(msg.contains("/no/such/rivulet.toml") && msg.contains("--config"), "{msg}");
+    let err = Config::loader().args(["--config"]).unwrap_err();
+    assert!(err.to_string().contains("--config needs a path"), "{err}");
+}
+
+#[test]
+fn invalid_toml_names_the_file() {
+    let file = toml_file("application_id = \n");
+    let err = Config::loader().file(file.path()).env(env(&[])).load().unwrap_err();
+    assert!(matches!(err, ConfigError::File { .. }), "{err}");
+    assert!(err.to_string().contains(file.path().to_str().unwrap()), "{err}");
+}
+
+#[test]
+fn misspelled_key_in_file_fails_naming_the_key_and_suggesting_the_right_one() {
+    let file = toml_file("application_id = \"a\"\ncomit_interval_ms = 100\n");
+    let err = Config::loader().file(file.path()).env(env(&[])).load().unwrap_err();
+    let msg = err.to_string();
+    assert!(matches!(err, ConfigError::UnknownKey { ref key, .. } if key == "comit_interval_ms"), "{msg}");
+    assert!(msg.contains("did you mean `commit_interval_ms`"), "{msg}");
+    assert!(msg.contains(file.path().to_str().unwrap()), "the file is named: {msg}");
+}
+
+#[test]
+fn misspelled_key_in_a_section_is_named_with_its_path() {
+    let file = toml_file("application_id = \"a\"\n[kafka]\nbootstrap_server = \"x:9092\"\n");
+    let err = Config::loader().file(file.path()).env(env(&[])).load().unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        msg.contains("`kafka.bootstrap_server`") && msg.contains("did you mean `kafka.bootstrap_servers`"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn unknown_env_var_names_the_variable() {
+    let err = load_env(&[("RIVULET__APPLICATION_ID", "a"), ("RIVULET__NUM_THREAD", "2")]).unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        msg.contains("`num_thread`") && msg.contains("RIVULET__NUM_THREAD") && msg.contains("`num_threads`"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn unrelated_key_lists_the_known_keys() {
+    let err = load_env(&[("RIVULET__APPLICATION_ID", "a"), ("RIVULET__ZZZZZZZZZZZZZ", "2")]).unwrap_err();
+    let msg = err.to_string();
+    assert!(msg.contains("`zzzzzzzzzzzzz`") && msg.contains("`application_id`") && msg.contains("[app]"), "{msg}");
+}
+
+#[test]
+fn bad_values_name_key_value_and_what_is_accepted() {
+    let cases: &[(&str, &str, &str)] = &[
+        ("RIVULET__NUM_THREADS", "0", "num_threads"),
+        ("RIVULET__NUM_THREADS", "many", "num_threads"),
+        ("RIVULET__COMMIT_INTERVAL_MS", "-5", "commit_interval_ms"),
+        ("RIVULET__PROCESSING_GUARANTEE", "exactly-once", "processing_guarantee"),
+        ("RIVULET__HTTP__LISTEN", "localhost", "http.listen"),
+        ("RIVULET__INSTANCE_ID", "pod 0", "instance_id"),
+        ("RIVULET__STATE_DIR", " ", "state_dir"),
+    ];
+    for (var, value, key) in cases {
+        let err = load_env(&[("RIVULET__APPLICATION_ID", "a"), (var, value)]).unwrap_err();
+        let msg = err.to_string();
+        let spec = keys::KEYS.iter().find(|k| k.name == *key).unwrap();
+        assert!(matches!(err, ConfigError::InvalidValue { .. }), "{var}={value}: {msg}");
+        assert!(msg.contains(&format!("`{key}`")), "names the key: {msg}");
+        assert!(msg.contains(value.trim()), "shows the value: {msg}");
+        assert!(msg.contains(spec.accepted), "says what is accepted: {msg}");
+        assert!(msg.contains(var), "names the variable: {msg}");
+    }
+}
+
+#[test]
+fn application_id_is_required_and_checked() {
+    let err = load_env(&[]).unwrap_err();
+    assert!(matches!(err, ConfigError::Missing { ref key, .. } if key == "application_id"), "{err}");
+    assert!(err.to_string().contains("RIVULET__APPLICATION_ID"), "{err}");
+    let err = load_env(&[("RIVULET__APPLICATION_ID", "my app")]).unwrap_err();
+    assert!(err.to_string().contains("\"my app\""), "{err}");
+}
+
+#[test]
+fn instance_id_defaults_to_hostname_and_can_be_set() {
+    let c = load_env(&[("RIVULET__APPLICATION_ID", "a")]).unwrap();
+    assert_eq!(c.instance_id, "pod-0");
+    let c = load_env(&[("RIVULET__APPLICATION_ID", "a"), ("RIVULET__INSTANCE_ID", "worker-7")]).unwrap();
+    assert_eq!(c.instance_id, "worker-7");
+}
+
+#[test]
+fn kafka_passthrough_from_file_and_env() {
+    let file = toml_file(
+        "application_id = \"a\"\n[kafka.common]\n\"security.protocol\" = \"plaintext\"\n\
+         [kafka.consumer]\n\"session.timeout.ms\" = 6000\n[kafka.producer]\n\"linger.ms\" = 5\n",
+    );
+    let c = Config::loader()
+        .file(file.path())
+        .env(env(&[("RIVULET__KAFKA__CONSUMER__FETCH_MIN_BYTES", "1024")]))
+        .load()
+        .unwrap();
+    assert_eq!(c.kafka.common.get("security.protocol"), Some("plaintext"));
+    assert_eq!(c.kafka.consumer.get("session.timeout.ms"), Some("6000"));
+    assert_eq!(c.kafka.consumer.get("fetch.min.bytes"), Some("1024"));
+    assert_eq!(c.kafka.producer.get("linger.ms"), Some("5"));
+}
+
+#[test]
+fn unknown_librdkafka_property_is_refused_with_its_name() {
+    let file = toml_file("application_id = \"a\"\n[kafka.consumer]\n\"sesion.timeout.ms\" = 6000\n");
+    let err = Config::loader().file(file.path()).env(env(&[])).load().unwrap_err();
+    let msg = err.to_string();
+    assert!(matches!(err, ConfigError::KafkaProperty { .. }), "{msg}");
+    assert!(msg.contains("sesion.timeout.ms") && msg.contains("[kafka.consumer]"), "{msg}");
+}
+
+#[test]
+fn bad_librdkafka_value_is_refused() {
+    let err =
+        load_env(&[("RIVULET__APPLICATION_ID", "a"), ("RIVULET__KAFKA__COMMON__SECURITY_PROTOCOL", "carrier-pigeon")])
+            .unwrap_err();
+    let msg = err.to_string();
+    assert!(msg.contains("security.protocol") && msg.contains("carrier-pigeon"), "{msg}");
+}
+
+#[test]
+fn properties_rivulet_controls_are_refused() {
+    let file = toml_file("application_id = \"a\"\n[kafka.consumer]\n\"enable.auto.commit\" = true\n");
+    let err = Config::loader().file(file.path()).env(env(&[])).load().unwrap_err();
+    let msg = err.to_string();
+    assert!(msg.contains("enable.auto.commit") && msg.contains("rivulet sets this property itself"), "{msg}");
+}
+
+#[test]
+fn secrets_are_redacted_when_printed() {
+    let file = toml_file(
+        "application_id = \"a\"\n[kafka.common]\n\"sasl.username\" = \"svc\"\n\"sasl.password\" = \"hunter2-kafka\"\n\
+         \"ssl.key.password\" = \"keypass-42\"\n[app]\napi_token = \"tok-9\"\ninput = \"in\"\n",
+    );
+    let c = Config::loader().file(file.path()).env(env(&[])).load().unwrap();
+    assert_eq!(c.kafka.common.get("sasl.password"), Some("hunter2-kafka"), "the client still gets the secret");
+    for printed in [c.to_string(), format!("{c:?}"), format!("{:?}", c.kafka)] {
+        for secret in ["hunter2-kafka", "keypass-42", "tok-9"] {
+            assert!(!printed.contains(secret), "secret {secret} leaked: {printed}");
+        }
+        assert!(printed.contains("[redacted]"), "{printed}");
+    }
+    let shown = c.to_string();
+    assert!(shown.contains("\"svc\"") && shown.contains("input = \"in\""), "non-secrets stay visible: {shown}");
+}
+
+#[test]
+fn a_bad_secret_value_is_not_echoed_in_the_error() {
+    let file = toml_file("application_id = \"a\"\n[kafka.common]\n\"sasl.password\" = [1]\n");
+    let err = Config::loader().file(file.path()).env(env(&[])).load().unwrap_err();
+    assert!(err.to_string().contains("sasl.password"), "{err}");
+}
+
+#[test]
+fn app_settings_are_read_into_the_applications_type() {
+    #[derive(serde::Deserialize)]
+    struct Settings {
+        input_topic: String,
+        threshold: u32,
+        #[serde(default)]
+        verbose: bool,
+    }
+    let file = toml_file("application_id = \"a\"\n[app]\ninput_topic = \"lines\"\nthreshold = 10\n");
+    let c = Config::loader()
+        .file(file.path())
+        .env(env(&[("RIVULET__APP__THRESHOLD", "25"), ("RIVULET__APP__VERBOSE", "true")]))
+        .load()
+        .unwrap();
+    let s: Settings = c.app().unwrap();
+    assert_eq!(s.input_topic, "lines");
+    assert_eq!(s.threshold, 25);
+    assert!(s.verbose);
+    #[derive(Debug, serde::Deserialize)]
+    #[allow(dead_code)]
+    struct Strict {
+        missing_key: String,
+    }
+    let err = c.app::<Strict>().unwrap_err();
+    assert!(err.to_string().contains("missing_key"), "{err}");
+}
+
+#[test]
+fn defaults_set_in_code_sit_under_file_and_env() {
+    let c = Config::loader()
+        .default_value("application_id", "wordcount")
+        .default_value("app.input_topic", "lines")
+        .env(env(&[("RIVULET__APP__INPUT_TOPIC", "text")]))
+        .load()
+        .unwrap();
+    assert_eq!(c.application_id, "wordcount");
+    #[derive(serde::Deserialize)]
+    struct S {
+        input_topic: String,
+    }
+    assert_eq!(c.app::<S>().unwrap().input_topic, "text");
+}
+
+#[test]
+fn configuration_doc_holds_the_reference_of_every_key() {
+    let doc = include_str!("../../docs/configuration.md");
+    for row in Config::reference().lines() {
+        assert!(doc.contains(row), "docs/configuration.md lacks this row of Config::reference():\n{row}");
+    }
+}

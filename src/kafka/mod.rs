@@ -1,0 +1,127 @@
+//! Kafka clients built from a [`Config`].
+//!
+//! Every client gets `bootstrap.servers`, a `client.id` naming the
+//! application, instance and role, and `[kafka.common]`; consumers and
+//! producers then get the properties rivulet's guarantees depend on, and
+//! last the user's `[kafka.consumer]` / `[kafka.producer]`. Properties that
+//! would break a guarantee (`enable.auto.commit`, `transactional.id`, ...)
+//! are refused when the config is loaded, so they cannot be overridden here.
+
+use rdkafka::ClientConfig;
+
+use crate::config::{Config, ConfigError, KafkaProperties, ProcessingGuarantee};
+
+/// What a client is for; part of its `client.id`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientRole {
+    /// Reads source, repartition and changelog topics.
+    Consumer,
+    /// Writes outputs, repartition and changelog records.
+    Producer,
+    /// Creates and checks internal topics.
+    Admin,
+}
+
+impl ClientRole {
+    fn as_str(self) -> &'static str {
+        match self {
+            ClientRole::Consumer => "consumer",
+            ClientRole::Producer => "producer",
+            ClientRole::Admin => "admin",
+        }
+    }
+}
+
+fn apply(client: &mut ClientConfig, props: &KafkaProperties) {
+    for (key, value) in props.iter() {
+        client.set(key, value);
+    }
+}
+
+/// The librdkafka configuration for one client of this instance.
+///
+/// Fails when `kafka.bootstrap_servers` is not set.
+pub fn client_config(config: &Config, role: ClientRole) -> Result<ClientConfig, ConfigError> {
+    if config.kafka.bootstrap_servers.is_empty() {
+        return Err(ConfigError::Missing {
+            key: "kafka.bootstrap_servers".into(),
+            hint: "name the Kafka cluster, for example RIVULET__KAFKA__BOOTSTRAP_SERVERS=broker:9092".into(),
+        });
+    }
+    let mut client = ClientConfig::new();
+    client
+        .set("bootstrap.servers", &config.kafka.bootstrap_servers)
+        .set("client.id", format!("{}-{}-{}", config.application_id, config.instance_id, role.as_str()));
+    apply(&mut client, &config.kafka.common);
+    match role {
+        ClientRole::Consumer => {
+            client
+                .set("group.id", &config.application_id)
+                .set("enable.auto.commit", "false")
+                .set("enable.auto.offset.store", "false")
+                .set("auto.offset.reset", "earliest");
+            if config.processing_guarantee == ProcessingGuarantee::ExactlyOnce {
+                client.set("isolation.level", "read_committed");
+            }
+            apply(&mut client, &config.kafka.consumer);
+        }
+        ClientRole::Producer => {
+            client.set("enable.idempotence", "true").set("acks", "all");
+            apply(&mut client, &config.kafka.producer);
+        }
+        ClientRole::Admin => {}
+    }
+    Ok(client)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(vars: &[(&str, &str)]) -> Config {
+        let mut env = vec![("HOSTNAME", "pod-1"), ("RIVULET__APPLICATION_ID", "shop")];
+        env.extend_from_slice(vars);
+        Config::loader().env(env).load().unwrap()
+    }
+
+    #[test]
+    fn consumer_uses_the_application_id_as_group_and_never_auto_commits() {
+        let c = config(&[
+            ("RIVULET__KAFKA__BOOTSTRAP_SERVERS", "k:9092"),
+            ("RIVULET__KAFKA__CONSUMER__FETCH_MAX_BYTES", "1000000"),
+        ]);
+        let client = client_config(&c, ClientRole::Consumer).unwrap();
+        assert_eq!(client.get("group.id"), Some("shop"));
+        assert_eq!(client.get("enable.auto.commit"), Some("false"));
+        assert_eq!(client.get("client.id"), Some("shop-pod-1-consumer"));
+        assert_eq!(client.get("fetch.max.bytes"), Some("1000000"));
+        assert_eq!(client.get("isolation.level"), None);
+    }
+
+    #[test]
+    fn exactly_once_consumers_read_committed() {
+        let c = config(&[
+            ("RIVULET__KAFKA__BOOTSTRAP_SERVERS", "k:9092"),
+            ("RIVULET__PROCESSING_GUARANTEE", "exactly_once"),
+        ]);
+        let client = client_config(&c, ClientRole::Consumer).unwrap();
+        assert_eq!(client.get("isolation.level"), Some("read_committed"));
+    }
+
+    #[test]
+    fn section_properties_override_common_ones() {
+        let c = config(&[
+            ("RIVULET__KAFKA__BOOTSTRAP_SERVERS", "k:9092"),
+            ("RIVULET__KAFKA__COMMON__SOCKET_TIMEOUT_MS", "10000"),
+            ("RIVULET__KAFKA__PRODUCER__SOCKET_TIMEOUT_MS", "20000"),
+        ]);
+        assert_eq!(client_config(&c, ClientRole::Producer).unwrap().get("socket.timeout.ms"), Some("20000"));
+        assert_eq!(client_config(&c, ClientRole::Consumer).unwrap().get("socket.timeout.ms"), Some("10000"));
+    }
+
+    #[test]
+    fn missing_bootstrap_servers_says_how_to_set_them() {
+        let err = client_config(&config(&[]), ClientRole::Admin).unwrap_err();
+        assert!(err.to_string().contains("RIVULET__KAFKA__BOOTSTRAP_SERVERS"), "{err}");
+    }
+}
