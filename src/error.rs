@@ -1,11 +1,15 @@
 //! The crate's top-level error and `Result` alias.
 //!
-//! Each layer has its own error enum ([`ConfigError`] for configuration);
-//! [`Error`] wraps them, and its helpers tell the caller what to do next.
+//! Each layer has its own error enum ([`ConfigError`], [`TopologyError`],
+//! [`StateError`], [`ProcessError`]); [`Error`] wraps them, and its helpers
+//! tell the caller what to do next.
 
 use rdkafka::error::KafkaError;
 
 use crate::config::ConfigError;
+use crate::record::SourceOffset;
+use crate::state::StateError;
+use crate::topology::{ProcessError, TopologyError};
 
 /// Anything that can stop rivulet.
 #[derive(Debug, thiserror::Error)]
@@ -14,6 +18,9 @@ pub enum Error {
     /// The configuration is invalid; fix it and restart.
     #[error(transparent)]
     Config(#[from] ConfigError),
+    /// The topology is invalid; fix the code that builds it.
+    #[error(transparent)]
+    Topology(#[from] TopologyError),
     /// A Kafka client operation failed.
     #[error("{context}: {source}")]
     Kafka {
@@ -23,6 +30,29 @@ pub enum Error {
         #[source]
         source: KafkaError,
     },
+    /// Kafka topics are missing or do not fit the topology.
+    #[error("{0}")]
+    Topics(String),
+    /// Local state failed.
+    #[error(transparent)]
+    State(#[from] StateError),
+    /// A record failed under the `fail` policy. Nothing past it was
+    /// committed; after fixing the cause (or choosing `skip` or
+    /// `dead_letter`), a restart processes it again.
+    #[error("record at {source_offset} failed: {error}")]
+    Record {
+        /// Where the record came from.
+        source_offset: String,
+        /// Why it failed.
+        #[source]
+        error: ProcessError,
+    },
+    /// Processing failed outside a single record.
+    #[error(transparent)]
+    Process(ProcessError),
+    /// A bug in rivulet.
+    #[error("internal error (a rivulet bug): {0}")]
+    Internal(String),
 }
 
 impl Error {
@@ -31,11 +61,17 @@ impl Error {
         Error::Kafka { context: context.into(), source }
     }
 
+    pub(crate) fn record(source: Option<&SourceOffset>, error: ProcessError) -> Self {
+        Error::Record {
+            source_offset: source.map(ToString::to_string).unwrap_or_else(|| "(no source record)".into()),
+            error,
+        }
+    }
+
     /// Whether retrying the same operation may succeed (a broker that is
     /// briefly unreachable, a timed-out request).
     pub fn is_retriable(&self) -> bool {
         match self {
-            Error::Config(_) => false,
             Error::Kafka { source, .. } => source.rdkafka_error_code().is_some_and(|code| {
                 use rdkafka::types::RDKafkaErrorCode as C;
                 matches!(
@@ -51,6 +87,7 @@ impl Error {
                         | C::CoordinatorNotAvailable
                 )
             }),
+            _ => false,
         }
     }
 }

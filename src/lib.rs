@@ -5,24 +5,52 @@
 //! compacted changelog topics, offsets committed with outputs) with Flink's
 //! time and window semantics.
 //!
-//! This crate is being built up issue by issue. What exists today:
+//! ```no_run
+//! use rivulet::prelude::*;
 //!
-//! - [`config`]: the typed, validated configuration of an instance, loaded
-//!   from `config/default.toml`, a file and `RIVULET__*` environment
-//!   variables;
-//! - [`kafka`]: construction of librdkafka clients from that configuration.
+//! fn main() -> Result<()> {
+//!     let mut b = Topology::builder();
+//!     b.stream("lines", Serdes::unit(), Serdes::string())
+//!         .flat_map_values(|line: String| line.split_whitespace().map(str::to_lowercase).collect::<Vec<_>>())
+//!         .group_by(|_, word: &String| word.clone(), Serdes::string())
+//!         .count("word-counts")
+//!         .to_stream()
+//!         .to("word-counts", Serdes::string(), Serdes::i64());
+//!     App::new(Config::load()?)?.run(b.build()?)
+//! }
+//! ```
+//!
+//! - [`config`]: typed, validated configuration;
+//! - [`topology`]: the DSL and the Processor API;
+//! - [`serde`]: how keys and values become bytes;
+//! - [`state`]: key-value stores (RocksDB, in-memory) and the write buffer;
+//! - [`runtime`]: processing threads, tasks, the commit cycle;
+//! - [`App`]: a config and a topology become a running instance.
 //!
 //! `docs/architecture.md` maps the code and the design it follows.
 
+pub mod app;
 pub mod config;
 pub mod error;
 pub mod kafka;
+pub mod record;
+pub mod runtime;
+pub mod serde;
+pub mod state;
+pub mod topology;
 
-pub use crate::config::{Config, ConfigError, ConfigLoader, ProcessingGuarantee};
+pub use crate::app::{App, RunningApp};
+pub use crate::config::{Config, ConfigError, ConfigLoader, ErrorPolicy, ProcessingGuarantee};
 pub use crate::error::{Error, Result};
+pub use crate::record::Record;
+pub use crate::runtime::stats::StatsSnapshot;
 
 /// The everyday types, for `use rivulet::prelude::*`.
 pub mod prelude {
+    pub use crate::app::App;
     pub use crate::config::{Config, ProcessingGuarantee};
     pub use crate::error::{Error, Result};
+    pub use crate::record::Record;
+    pub use crate::serde::{Serde, Serdes};
+    pub use crate::topology::{KStream, KTable, Processor, ProcessorContext, StoreSpec, Topology};
 }

@@ -250,3 +250,62 @@ pub fn read_to_end(topic: &str, isolation: Isolation) -> Vec<TestRecord> {
     records.sort_by_key(|r| r.partition);
     records
 }
+
+/// Writes many records, waiting for all acknowledgements at the end.
+pub async fn produce_many(topic: &str, records: &[TestRecord]) {
+    let producer = producer();
+    let mut pending = Vec::with_capacity(records.len());
+    for r in records {
+        loop {
+            match producer.send_result(r.to_future_record(topic)) {
+                Ok(f) => {
+                    pending.push(f);
+                    break;
+                }
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+                Err((e, _)) => panic!("producing to {topic}: {e}"),
+            }
+        }
+    }
+    for f in pending {
+        f.await.unwrap().map_err(|(e, _)| e).unwrap();
+    }
+}
+
+/// The latest value per key of a topic (read_committed), as text.
+pub fn latest_by_key(topic: &str) -> std::collections::BTreeMap<String, String> {
+    read_committed(topic).iter().map(|r| (r.key_str().to_string(), r.value_str().to_string())).collect()
+}
+
+/// A rivulet config for the test broker: its own application id, state
+/// dir and a short commit interval; `extra` are more `RIVULET__*` variables.
+pub fn app_config(application_id: &str, state_dir: &std::path::Path, extra: &[(&str, &str)]) -> rivulet::Config {
+    let mut env = vec![
+        ("RIVULET__APPLICATION_ID".to_string(), application_id.to_string()),
+        ("RIVULET__INSTANCE_ID".to_string(), unique("instance")),
+        ("RIVULET__KAFKA__BOOTSTRAP_SERVERS".to_string(), bootstrap().to_string()),
+        ("RIVULET__STATE_DIR".to_string(), state_dir.display().to_string()),
+        ("RIVULET__COMMIT_INTERVAL_MS".to_string(), "200".to_string()),
+        ("RIVULET__KAFKA__CONSUMER__SESSION_TIMEOUT_MS".to_string(), "6000".to_string()),
+        ("RIVULET__KAFKA__CONSUMER__HEARTBEAT_INTERVAL_MS".to_string(), "500".to_string()),
+    ];
+    for (k, v) in extra {
+        env.retain(|(ek, _)| ek != k);
+        env.push((k.to_string(), v.to_string()));
+    }
+    rivulet::Config::loader().env(env).load().unwrap()
+}
+
+/// Polls `check` every 200 ms until it holds, failing after `timeout`.
+pub fn eventually(what: &str, timeout: Duration, mut check: impl FnMut() -> Result<(), String>) {
+    let deadline = Instant::now() + timeout;
+    loop {
+        match check() {
+            Ok(()) => return,
+            Err(why) if Instant::now() > deadline => panic!("{what}: not true within {timeout:?}: {why}"),
+            Err(_) => std::thread::sleep(Duration::from_millis(200)),
+        }
+    }
+}

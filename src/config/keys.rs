@@ -109,6 +109,48 @@ pub(crate) const APP: KeySpec = KeySpec {
           application's type with `Config::app()`. Keys here are not checked by rivulet.",
 };
 
+pub(crate) const ERRORS_DESERIALIZATION: KeySpec = KeySpec {
+    name: "errors.deserialization",
+    default: "\"fail\"",
+    accepted: "\"fail\", \"skip\" or \"dead_letter\"",
+    doc: "What happens to a source record whose key or value cannot be deserialized. `fail` \
+          stops the application with an error naming topic, partition and offset (nothing is \
+          committed past it); `skip` logs it, counts it and goes on; `dead_letter` writes the \
+          original key, value and headers, plus headers describing the error and its source, to \
+          the dead-letter topic and goes on.",
+};
+pub(crate) const ERRORS_PROCESSING: KeySpec = KeySpec {
+    name: "errors.processing",
+    default: "\"fail\"",
+    accepted: "\"fail\", \"skip\" or \"dead_letter\"",
+    doc: "The same choice for a record a user function rejects (a `try_*` operator returning an error).",
+};
+pub(crate) const ERRORS_PRODUCTION: KeySpec = KeySpec {
+    name: "errors.production",
+    default: "\"fail\"",
+    accepted: "\"fail\", \"skip\" or \"dead_letter\"",
+    doc: "The same choice for an output record the producer rejects (for example too large).",
+};
+pub(crate) const ERRORS_DEAD_LETTER_TOPIC: KeySpec = KeySpec {
+    name: "errors.dead_letter_topic",
+    default: "\"\" (`<application_id>-dlq`, created by rivulet)",
+    accepted: "empty, or a topic name",
+    doc: "Where `dead_letter` writes. The default topic is created when needed; a topic named \
+          here must already exist.",
+};
+pub(crate) const STATE_BLOCK_CACHE_BYTES: KeySpec = KeySpec {
+    name: "state.block_cache_bytes",
+    default: "67108864",
+    accepted: "an integer from 1048576 to 1099511627776",
+    doc: "Size of the one RocksDB block cache shared by all stores of the instance.",
+};
+pub(crate) const STATE_WRITE_BUFFER_BYTES: KeySpec = KeySpec {
+    name: "state.write_buffer_bytes",
+    default: "33554432",
+    accepted: "an integer from 1048576 to 1099511627776",
+    doc: "Memory for RocksDB memtables, shared by all stores of the instance (one write-buffer manager).",
+};
+
 /// Every key, in the order `docs/configuration.md` lists them.
 pub(crate) const KEYS: &[KeySpec] = &[
     APPLICATION_ID,
@@ -117,6 +159,12 @@ pub(crate) const KEYS: &[KeySpec] = &[
     COMMIT_INTERVAL_MS,
     NUM_THREADS,
     STATE_DIR,
+    STATE_BLOCK_CACHE_BYTES,
+    STATE_WRITE_BUFFER_BYTES,
+    ERRORS_DESERIALIZATION,
+    ERRORS_PROCESSING,
+    ERRORS_PRODUCTION,
+    ERRORS_DEAD_LETTER_TOPIC,
     HTTP_LISTEN,
     BOOTSTRAP_SERVERS,
     KAFKA_COMMON,

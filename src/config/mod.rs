@@ -134,6 +134,48 @@ impl fmt::Display for ProcessingGuarantee {
     }
 }
 
+/// What happens to a bad record: see `errors.*` in docs/configuration.md.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorPolicy {
+    /// Stop with an error naming the record's topic, partition and offset.
+    Fail,
+    /// Log, count, and go on.
+    Skip,
+    /// Write the record and a description of the error to the dead-letter topic, and go on.
+    DeadLetter,
+}
+
+/// The bad-record policies.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ErrorsConfig {
+    /// Source records that cannot be deserialized.
+    pub deserialization: ErrorPolicy,
+    /// Records a user function rejects.
+    pub processing: ErrorPolicy,
+    /// Output records the producer rejects.
+    pub production: ErrorPolicy,
+    /// The dead-letter topic; empty means `<application_id>-dlq`.
+    pub dead_letter_topic: String,
+}
+
+impl ErrorsConfig {
+    /// Whether any policy writes to the dead-letter topic.
+    pub fn uses_dead_letter(&self) -> bool {
+        [self.deserialization, self.processing, self.production].contains(&ErrorPolicy::DeadLetter)
+    }
+}
+
+/// Local state sizing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct StateConfig {
+    /// The shared RocksDB block cache, bytes.
+    pub block_cache_bytes: usize,
+    /// The shared RocksDB memtable budget, bytes.
+    pub write_buffer_bytes: usize,
+}
+
 /// The HTTP server's settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -199,6 +241,10 @@ pub struct Config {
     pub num_threads: usize,
     /// Root folder of local state.
     pub state_dir: PathBuf,
+    /// Local state sizing.
+    pub state: StateConfig,
+    /// Bad-record policies.
+    pub errors: ErrorsConfig,
     /// HTTP server settings.
     pub http: HttpConfig,
     /// Kafka settings.
@@ -228,6 +274,15 @@ impl Config {
             out.push_str(&format!("| `{}` | {} | {} | {} |\n", k.name, k.default, k.accepted, k.doc));
         }
         out
+    }
+
+    /// The dead-letter topic: `errors.dead_letter_topic`, or `<application_id>-dlq`.
+    pub fn dead_letter_topic(&self) -> String {
+        if self.errors.dead_letter_topic.is_empty() {
+            format!("{}-dlq", self.application_id)
+        } else {
+            self.errors.dead_letter_topic.clone()
+        }
     }
 
     /// Reads the `[app]` table into the application's own settings type.
@@ -277,6 +332,18 @@ impl fmt::Display for Config {
         writeln!(f, "commit_interval_ms = {}", self.commit_interval.as_millis())?;
         writeln!(f, "num_threads = {}", self.num_threads)?;
         writeln!(f, "state_dir = {:?}", self.state_dir.display().to_string())?;
+        writeln!(f, "\n[state]")?;
+        writeln!(f, "block_cache_bytes = {}", self.state.block_cache_bytes)?;
+        writeln!(f, "write_buffer_bytes = {}", self.state.write_buffer_bytes)?;
+        writeln!(f, "\n[errors]")?;
+        for (k, p) in [
+            ("deserialization", self.errors.deserialization),
+            ("processing", self.errors.processing),
+            ("production", self.errors.production),
+        ] {
+            writeln!(f, "{k} = \"{}\"", policy_name(p))?;
+        }
+        writeln!(f, "dead_letter_topic = {:?}", self.errors.dead_letter_topic)?;
         writeln!(f, "\n[http]\nlisten = \"{}\"", self.http.listen)?;
         writeln!(f, "\n[kafka]\nbootstrap_servers = {:?}", self.kafka.bootstrap_servers)?;
         for (section, props) in
@@ -291,6 +358,17 @@ impl fmt::Display for Config {
         write_app_table(f, "", &self.app)
     }
 }
+
+fn policy_name(p: ErrorPolicy) -> &'static str {
+    match p {
+        ErrorPolicy::Fail => "fail",
+        ErrorPolicy::Skip => "skip",
+        ErrorPolicy::DeadLetter => "dead_letter",
+    }
+}
+
+const POLICIES: &[(&str, ErrorPolicy)] =
+    &[("fail", ErrorPolicy::Fail), ("skip", ErrorPolicy::Skip), ("dead_letter", ErrorPolicy::DeadLetter)];
 
 fn write_app_table(f: &mut fmt::Formatter<'_>, prefix: &str, table: &Map<String, Value>) -> fmt::Result {
     for (k, v) in table {
@@ -516,6 +594,27 @@ impl Tree {
             }
             None => PathBuf::from("/var/lib/rivulet"),
         };
+        let block_cache_bytes = match self.take(&STATE_BLOCK_CACHE_BYTES) {
+            Some(v) => integer(&STATE_BLOCK_CACHE_BYTES, &v, 1 << 20, 1 << 40)? as usize,
+            None => 64 << 20,
+        };
+        let write_buffer_bytes = match self.take(&STATE_WRITE_BUFFER_BYTES) {
+            Some(v) => integer(&STATE_WRITE_BUFFER_BYTES, &v, 1 << 20, 1 << 40)? as usize,
+            None => 32 << 20,
+        };
+        let mut policy = |spec: &KeySpec| -> Result<ErrorPolicy, ConfigError> {
+            match self.take(spec) {
+                Some(v) => one_of(spec, &v, POLICIES),
+                None => Ok(ErrorPolicy::Fail),
+            }
+        };
+        let deserialization = policy(&ERRORS_DESERIALIZATION)?;
+        let processing = policy(&ERRORS_PROCESSING)?;
+        let production = policy(&ERRORS_PRODUCTION)?;
+        let dead_letter_topic = match self.take(&ERRORS_DEAD_LETTER_TOPIC) {
+            Some(v) => identifier(&ERRORS_DEAD_LETTER_TOPIC, &v, true)?,
+            None => String::new(),
+        };
         let listen = match self.take(&HTTP_LISTEN) {
             Some(v) => {
                 let s = text(&HTTP_LISTEN, &v)?;
@@ -545,6 +644,8 @@ impl Tree {
             commit_interval: Duration::from_millis(commit_interval_ms),
             num_threads,
             state_dir,
+            state: StateConfig { block_cache_bytes, write_buffer_bytes },
+            errors: ErrorsConfig { deserialization, processing, production, dead_letter_topic },
             http: HttpConfig { listen },
             kafka: KafkaConfig { bootstrap_servers, common, consumer, producer },
             app,

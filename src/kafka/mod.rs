@@ -7,6 +7,8 @@
 //! would break a guarantee (`enable.auto.commit`, `transactional.id`, ...)
 //! are refused when the config is loaded, so they cannot be overridden here.
 
+pub(crate) mod admin;
+
 use rdkafka::ClientConfig;
 
 use crate::config::{Config, ConfigError, KafkaProperties, ProcessingGuarantee};

@@ -1,0 +1,256 @@
+//! Topic checks and internal-topic creation at start.
+//!
+//! Before any thread starts: every source topic must exist; the source
+//! topics of one sub-topology must have the same partition count; internal
+//! topics (changelogs, compacted; repartition topics) are created with the
+//! partition count of the sub-topology that owns them, and existing ones
+//! are checked for partition count and cleanup policy.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, ResourceSpecifier, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::types::RDKafkaErrorCode;
+
+use crate::error::{Error, Result};
+use crate::kafka::{client_config, ClientRole};
+use crate::topology::graph::TopicName;
+use crate::topology::{changelog_topic, Topology};
+use crate::Config;
+
+const ADMIN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// What the runtime needs to know about topics.
+pub(crate) struct TopicPlan {
+    /// Resolved source topic -> sub-topology.
+    pub(crate) topic_to_subtopology: HashMap<String, usize>,
+}
+
+struct Wanted {
+    name: String,
+    partitions: i32,
+    compacted: bool,
+}
+
+/// Checks source topics and creates or checks internal topics.
+pub(crate) fn prepare_topics(config: &Config, topology: &Topology) -> Result<TopicPlan> {
+    let admin: AdminClient<DefaultClientContext> =
+        client_config(config, ClientRole::Admin)?.create().map_err(|e| Error::kafka("creating the admin client", e))?;
+    let metadata = admin.inner().fetch_metadata(None, ADMIN_TIMEOUT).map_err(|e| {
+        Error::kafka(
+            format!(
+                "reading cluster metadata from {} (is the broker up and kafka.bootstrap_servers right?)",
+                config.kafka.bootstrap_servers
+            ),
+            e,
+        )
+    })?;
+    let existing: BTreeMap<String, i32> = metadata
+        .topics()
+        .iter()
+        .filter(|t| t.error().is_none())
+        .map(|t| (t.name().to_string(), t.partitions().len() as i32))
+        .collect();
+    let app = &config.application_id;
+
+    // Partition counts, sub-topology by sub-topology: external sources fix
+    // a count; a repartition topic takes the count of the sub-topology
+    // writing it.
+    let subs = &topology.subtopologies;
+    let mut partitions: Vec<Option<i32>> = vec![None; subs.len()];
+    let mut topic_counts: BTreeMap<TopicName, i32> = BTreeMap::new();
+    for _ in 0..=subs.len() {
+        for st in subs {
+            if partitions[st.id].is_some() {
+                continue;
+            }
+            let mut counts = Vec::new();
+            let mut unknown = false;
+            for (_, t) in &st.sources {
+                match t {
+                    TopicName::External(name) => match existing.get(name) {
+                        Some(&n) => counts.push((name.clone(), n)),
+                        None => {
+                            return Err(Error::Topics(format!(
+                                "source topic {name} does not exist; create it (rivulet creates only its internal \
+                                 topics) or fix the topic name in the topology"
+                            )))
+                        }
+                    },
+                    TopicName::Internal(_) => match topic_counts.get(t) {
+                        Some(&n) => counts.push((t.resolve(app), n)),
+                        None => unknown = true,
+                    },
+                }
+            }
+            if unknown {
+                continue;
+            }
+            let first = counts.first().map(|(_, n)| *n).unwrap_or(1);
+            if counts.iter().any(|(_, n)| *n != first) {
+                return Err(Error::Topics(format!(
+                    "the source topics of sub-topology {} must have the same number of partitions, so that \
+                     partition p of each is processed together; they have {}",
+                    st.id,
+                    counts.iter().map(|(t, n)| format!("{t}: {n}")).collect::<Vec<_>>().join(", ")
+                )));
+            }
+            partitions[st.id] = Some(first);
+            for t in &st.sinks {
+                if matches!(t, TopicName::Internal(_)) {
+                    topic_counts.insert(t.clone(), first);
+                }
+            }
+        }
+    }
+    let partitions: Vec<i32> = partitions
+        .into_iter()
+        .enumerate()
+        .map(|(i, p)| {
+            p.ok_or_else(|| {
+                Error::Internal(format!("cannot size sub-topology {i}: its repartition input has no writer"))
+            })
+        })
+        .collect::<Result<_>>()?;
+
+    let mut wanted = Vec::new();
+    for st in subs {
+        for (_, t) in &st.sources {
+            if let TopicName::Internal(_) = t {
+                wanted.push(Wanted { name: t.resolve(app), partitions: partitions[st.id], compacted: false });
+            }
+        }
+        for s in &st.stores {
+            wanted.push(Wanted {
+                name: changelog_topic(s).resolve(app),
+                partitions: partitions[st.id],
+                compacted: true,
+            });
+        }
+    }
+    if config.errors.uses_dead_letter() {
+        let dlq = config.dead_letter_topic();
+        if config.errors.dead_letter_topic.is_empty() {
+            if !existing.contains_key(&dlq) {
+                wanted.push(Wanted { name: dlq, partitions: 1, compacted: false });
+            }
+        } else if !existing.contains_key(&dlq) {
+            return Err(Error::Topics(format!(
+                "the dead-letter topic {dlq} (errors.dead_letter_topic) does not exist; create it, or leave the key \
+                 empty to have rivulet create {app}-dlq"
+            )));
+        }
+    }
+
+    // The admin API is async; run it on a runtime of its own, on a thread of
+    // its own, so that App::start works from sync and async callers alike.
+    std::thread::scope(|scope| {
+        scope
+            .spawn(|| {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .map_err(|e| Error::Internal(format!("starting the admin runtime: {e}")))?;
+                runtime.block_on(ensure_topics(&admin, &existing, &wanted))
+            })
+            .join()
+            .unwrap_or_else(|_| Err(Error::Internal("the admin thread panicked".into())))
+    })?;
+
+    let mut topic_to_subtopology = HashMap::new();
+    for st in subs {
+        for (_, t) in &st.sources {
+            topic_to_subtopology.insert(t.resolve(app), st.id);
+        }
+    }
+    Ok(TopicPlan { topic_to_subtopology })
+}
+
+async fn ensure_topics(
+    admin: &AdminClient<DefaultClientContext>,
+    existing: &BTreeMap<String, i32>,
+    wanted: &[Wanted],
+) -> Result<()> {
+    let opts = AdminOptions::new().operation_timeout(Some(ADMIN_TIMEOUT)).request_timeout(Some(ADMIN_TIMEOUT));
+    // Check the ones that exist.
+    let present: Vec<&Wanted> = wanted.iter().filter(|w| existing.contains_key(&w.name)).collect();
+    for w in &present {
+        let have = existing[&w.name];
+        if have != w.partitions {
+            return Err(Error::Topics(format!(
+                "internal topic {} has {have} partitions but the topology needs {}; delete it (its data is \
+                 rebuilt from the source topics) or restore the source topics' partition count",
+                w.name, w.partitions
+            )));
+        }
+    }
+    if !present.is_empty() {
+        let specs: Vec<ResourceSpecifier<'_>> = present.iter().map(|w| ResourceSpecifier::Topic(&w.name)).collect();
+        let results =
+            admin.describe_configs(&specs, &opts).await.map_err(|e| Error::kafka("describing internal topics", e))?;
+        for (w, r) in present.iter().zip(results) {
+            let resource = r.map_err(|code| Error::Topics(format!("describing topic {}: {code}", w.name)))?;
+            let policy = resource.get("cleanup.policy").and_then(|e| e.value.clone()).unwrap_or_default();
+            if w.compacted && !policy.contains("compact") {
+                return Err(Error::Topics(format!(
+                    "changelog topic {} has cleanup.policy={policy}; it must be compacted. Set \
+                     cleanup.policy=compact on it (kafka-configs --alter --add-config cleanup.policy=compact)",
+                    w.name
+                )));
+            }
+        }
+    }
+    // Create the missing ones.
+    let missing: Vec<&Wanted> = wanted.iter().filter(|w| !existing.contains_key(&w.name)).collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let new_topics: Vec<NewTopic<'_>> = missing
+        .iter()
+        .map(|w| {
+            let t = NewTopic::new(&w.name, w.partitions, TopicReplication::Fixed(-1));
+            if w.compacted {
+                t.set("cleanup.policy", "compact")
+            } else {
+                t
+            }
+        })
+        .collect();
+    let results =
+        admin.create_topics(&new_topics, &opts).await.map_err(|e| Error::kafka("creating internal topics", e))?;
+    for r in results {
+        match r {
+            Ok(name) => tracing::info!(topic = %name, "created internal topic"),
+            Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((name, code)) => {
+                return Err(Error::Topics(format!(
+                    "creating internal topic {name} failed: {code}; rivulet needs permission to create topics \
+                     prefixed with its application_id"
+                )))
+            }
+        }
+    }
+    // Wait until the broker serves them.
+    let deadline = std::time::Instant::now() + ADMIN_TIMEOUT;
+    for w in missing {
+        loop {
+            let md = admin.inner().fetch_metadata(Some(&w.name), Duration::from_secs(5));
+            let ready = md.ok().is_some_and(|m| {
+                m.topics().first().is_some_and(|t| {
+                    t.error().is_none()
+                        && t.partitions().len() == w.partitions as usize
+                        && t.partitions().iter().all(|p| p.leader() >= 0)
+                })
+            });
+            if ready {
+                break;
+            }
+            if std::time::Instant::now() > deadline {
+                return Err(Error::Topics(format!("internal topic {} was created but is not served yet", w.name)));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,154 @@
+//! The record collector: the one place outputs, repartition records and
+//! changelog records reach the producer.
+//!
+//! librdkafka delivers asynchronously; the collector's [`DeliveryTracker`]
+//! (the producer's context) records what it learns in delivery reports:
+//! the highest offset written per changelog partition (the offset the local
+//! store is brought up to at commit) and every record that failed, for the
+//! production-error policy. Delivery reports are served on the processing
+//! thread, from `poll` and `flush`.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
+use rdkafka::{ClientContext, Message};
+
+use crate::record::{Headers, SourceOffset};
+use crate::topology::ProcessError;
+
+/// An output record the broker did not accept.
+#[derive(Debug, Clone)]
+pub(crate) struct DeliveryFailure {
+    pub(crate) topic: String,
+    pub(crate) key: Option<Vec<u8>>,
+    pub(crate) value: Option<Vec<u8>>,
+    pub(crate) reason: String,
+}
+
+#[derive(Default)]
+struct Deliveries {
+    changelog_offsets: HashMap<(String, i32), i64>,
+    failures: Vec<DeliveryFailure>,
+}
+
+/// The producer's context: collects delivery reports.
+#[derive(Default)]
+pub(crate) struct DeliveryTracker {
+    deliveries: Mutex<Deliveries>,
+}
+
+impl ClientContext for DeliveryTracker {}
+
+impl ProducerContext for DeliveryTracker {
+    type DeliveryOpaque = ();
+
+    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+        let Ok(mut d) = self.deliveries.lock() else { return };
+        match result {
+            Ok(m) if m.topic().ends_with("-changelog") => {
+                let slot = d.changelog_offsets.entry((m.topic().to_string(), m.partition())).or_insert(-1);
+                *slot = (*slot).max(m.offset());
+            }
+            Ok(_) => {}
+            Err((e, m)) => d.failures.push(DeliveryFailure {
+                topic: m.topic().to_string(),
+                key: m.key().map(<[u8]>::to_vec),
+                value: m.payload().map(<[u8]>::to_vec),
+                reason: e.to_string(),
+            }),
+        }
+    }
+}
+
+pub(crate) type ThreadProducer = BaseProducer<DeliveryTracker>;
+
+/// Sends records through the thread's producer.
+#[derive(Clone)]
+pub(crate) struct RecordCollector {
+    producer: Arc<ThreadProducer>,
+}
+
+impl RecordCollector {
+    pub(crate) fn new(producer: Arc<ThreadProducer>) -> Self {
+        RecordCollector { producer }
+    }
+
+    /// Queues one record. A full queue is drained by serving delivery
+    /// reports; any other refusal is a production error for the policy.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn send(
+        &self,
+        topic: &str,
+        partition: Option<i32>,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        timestamp: i64,
+        headers: &Headers,
+        _source: Option<&SourceOffset>,
+    ) -> Result<(), ProcessError> {
+        let mut record: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(topic).timestamp(timestamp);
+        if let Some(p) = partition {
+            record = record.partition(p);
+        }
+        if let Some(k) = key {
+            record = record.key(k);
+        }
+        if let Some(v) = value {
+            record = record.payload(v);
+        }
+        if !headers.is_empty() {
+            let mut hs = OwnedHeaders::new_with_capacity(headers.len());
+            for (k, v) in headers {
+                hs = hs.insert(Header { key: k, value: v.as_deref() });
+            }
+            record = record.headers(hs);
+        }
+        loop {
+            match self.producer.send(record) {
+                Ok(()) => return Ok(()),
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
+                    self.producer.poll(Duration::from_millis(50));
+                    record = r;
+                }
+                Err((e, _)) => {
+                    return Err(ProcessError::Produce {
+                        topic: topic.to_string(),
+                        reason: e.to_string(),
+                        key: key.map(<[u8]>::to_vec),
+                        value: value.map(<[u8]>::to_vec),
+                    })
+                }
+            }
+        }
+    }
+
+    /// Serves delivery reports without waiting.
+    pub(crate) fn poll(&self) {
+        self.producer.poll(Duration::ZERO);
+    }
+
+    /// Waits until every queued record is delivered or failed.
+    pub(crate) fn flush(&self, timeout: Duration) -> Result<(), KafkaError> {
+        self.producer.flush(timeout)
+    }
+
+    /// Failures reported since the last call.
+    pub(crate) fn take_failures(&self) -> Vec<DeliveryFailure> {
+        self.producer.context().deliveries.lock().map(|mut d| std::mem::take(&mut d.failures)).unwrap_or_default()
+    }
+
+    /// The highest offset delivered to a changelog partition since the last
+    /// call, which forgets it.
+    pub(crate) fn take_changelog_offset(&self, topic: &str, partition: i32) -> Option<i64> {
+        self.producer
+            .context()
+            .deliveries
+            .lock()
+            .ok()
+            .and_then(|mut d| d.changelog_offsets.remove(&(topic.to_string(), partition)))
+    }
+}

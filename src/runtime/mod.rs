@@ -1,0 +1,95 @@
+//! The runtime: processing threads, tasks, and the commit cycle.
+//!
+//! The chain of types mirrors Kafka Streams': a [`thread`] (one OS thread
+//! per `num_threads`) owns a consumer and a [`TaskManager`](task_manager),
+//! which owns the [`Task`](task)s assigned to the thread; a task pushes
+//! records through its instance of the sub-topology into the
+//! [`RecordCollector`](collector), which alone talks to the producer.
+//!
+//! Each processing thread is a plain loop: poll a record, route it to the
+//! task of its (sub-topology, partition), run it through the task's nodes,
+//! and every `commit_interval_ms` run the commit cycle
+//! ([`task_manager::TaskManager::commit`]).
+
+pub(crate) mod collector;
+pub(crate) mod stats;
+pub(crate) mod task;
+pub(crate) mod task_manager;
+pub(crate) mod thread;
+
+use std::any::Any;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::record::SourceOffset;
+use crate::state::{KeyValueStore, WriteBuffer};
+use crate::topology::TimeKind;
+
+pub(crate) use collector::RecordCollector;
+pub use stats::RuntimeStats;
+
+/// A task: one sub-topology for one partition number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TaskId {
+    /// The sub-topology.
+    pub subtopology: usize,
+    /// The partition number of its source topics.
+    pub partition: i32,
+}
+
+impl std::fmt::Display for TaskId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}_{}", self.subtopology, self.partition)
+    }
+}
+
+/// One local store of a task, with what the typed layer and the changelog need.
+pub(crate) struct StoreSlot {
+    pub(crate) name: String,
+    pub(crate) store: Box<dyn KeyValueStore>,
+    pub(crate) serdes: Arc<dyn Any + Send + Sync>,
+    pub(crate) type_names: (String, String),
+    pub(crate) changelog: String,
+}
+
+/// A callback a processor scheduled.
+pub(crate) struct Schedule {
+    pub(crate) node: usize,
+    pub(crate) kind: TimeKind,
+    pub(crate) interval_ms: i64,
+    pub(crate) next_ms: i64,
+}
+
+/// What the nodes of one task share: its stores and write buffer, its
+/// stream time, the collector for outputs, the coordinates of the record
+/// being processed.
+pub(crate) struct TaskContext {
+    pub(crate) task_id: TaskId,
+    pub(crate) source: Option<SourceOffset>,
+    pub(crate) stream_time: i64,
+    pub(crate) stores: Vec<StoreSlot>,
+    pub(crate) buffer: WriteBuffer,
+    pub(crate) collector: RecordCollector,
+    pub(crate) schedules: Vec<Schedule>,
+    /// Reused serialization buffers of sinks.
+    pub(crate) key_buf: Vec<u8>,
+    pub(crate) value_buf: Vec<u8>,
+}
+
+impl TaskContext {
+    pub(crate) fn schedule(&mut self, node: usize, interval: Duration, kind: TimeKind) {
+        let interval_ms = i64::try_from(interval.as_millis()).unwrap_or(i64::MAX).max(1);
+        let now = match kind {
+            TimeKind::StreamTime => self.stream_time,
+            TimeKind::WallClock => wall_clock_ms(),
+        };
+        self.schedules.push(Schedule { node, kind, interval_ms, next_ms: now.saturating_add(interval_ms) });
+    }
+}
+
+pub(crate) fn wall_clock_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}

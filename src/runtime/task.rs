@@ -1,0 +1,286 @@
+//! A task: one sub-topology instantiated for one partition, with its stores.
+//!
+//! Lifecycle (driven by the task manager):
+//!
+//! ```text
+//! created --restore()--> restored --init()--> running --close()--> closed
+//!                                               |  ^
+//!                     prepare_commit() -------- |  | ------ complete_commit() / abort()
+//! ```
+//!
+//! The stores keep their files when the task closes, so when the task comes
+//! back to this instance it replays only the changelog tail.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::{BorrowedMessage, Headers as _};
+use rdkafka::{Message, Offset, Timestamp, TopicPartitionList};
+
+use crate::error::{Error, Result};
+use crate::record::{Headers, SourceOffset};
+use crate::runtime::stats::RuntimeStats;
+use crate::runtime::{wall_clock_ms, RecordCollector, StoreSlot, TaskContext, TaskId};
+use crate::state::{self, InMemoryStore, KeyValueStore, RocksDbStore, StateResources, WriteBuffer};
+use crate::topology::graph::{Instance, Instantiator};
+use crate::topology::{changelog_topic, ProcessError, StoreKind, TimeKind, Topology};
+use crate::Config;
+
+/// Changelog records applied to a store per batch while restoring.
+const RESTORE_BATCH: usize = 10_000;
+
+pub(crate) struct Task {
+    pub(crate) id: TaskId,
+    ctx: TaskContext,
+    instance: Instance,
+    /// Source topic -> the offset to commit (last processed + 1).
+    consumed: HashMap<Arc<str>, i64>,
+    /// Batches drained from the write buffer in step 1 of a commit, applied
+    /// in step 4: (store index, entries).
+    #[allow(clippy::type_complexity)]
+    pending: Vec<(usize, Vec<(Vec<u8>, Option<Vec<u8>>)>)>,
+}
+
+impl Task {
+    /// Opens the task's stores (wiping any that are corrupt) and
+    /// instantiates its sub-topology.
+    pub(crate) fn new(
+        id: TaskId,
+        topology: &Topology,
+        config: &Config,
+        resources: &StateResources,
+        collector: RecordCollector,
+    ) -> Result<Task> {
+        let sub = &topology.subtopologies[id.subtopology];
+        let mut stores = Vec::new();
+        for name in &sub.stores {
+            let Some(spec) = topology.stores.iter().find(|s| &s.name == name) else {
+                return Err(Error::Internal(format!("store {name} of task {id} is not declared")));
+            };
+            let store: Box<dyn KeyValueStore> = match spec.kind {
+                StoreKind::InMemory => Box::new(InMemoryStore::new(name.clone())),
+                StoreKind::RocksDb => {
+                    let dir = state::store_dir(&config.state_dir, &config.application_id, &id.to_string(), name);
+                    Box::new(open_or_wipe(&dir, name, resources)?)
+                }
+            };
+            stores.push(StoreSlot {
+                name: name.clone(),
+                store,
+                serdes: spec.serdes.clone(),
+                type_names: spec.type_names.clone(),
+                changelog: changelog_topic(name).resolve(&config.application_id),
+            });
+        }
+        let source_ids: Vec<usize> = sub.sources.iter().map(|(n, _)| *n).collect();
+        let instance = Instantiator::instantiate(&topology.nodes, &config.application_id, &source_ids)
+            .map_err(|e| Error::Internal(e.to_string()))?;
+        let ctx = TaskContext {
+            task_id: id,
+            source: None,
+            stream_time: i64::MIN,
+            stores,
+            buffer: WriteBuffer::new(),
+            collector,
+            schedules: Vec::new(),
+            key_buf: Vec::new(),
+            value_buf: Vec::new(),
+        };
+        Ok(Task { id, ctx, instance, consumed: HashMap::new(), pending: Vec::new() })
+    }
+
+    /// Brings every store up to the end of its changelog partition, reading
+    /// from the offset recorded in the store. Returns the records applied.
+    pub(crate) fn restore<C: rdkafka::consumer::ConsumerContext>(
+        &mut self,
+        restorer: &BaseConsumer<C>,
+        stats: &RuntimeStats,
+    ) -> Result<u64> {
+        let mut restored = 0;
+        let partition = self.id.partition;
+        for slot in &mut self.ctx.stores {
+            let topic = slot.changelog.clone();
+            let (low, high) = restorer
+                .fetch_watermarks(&topic, partition, Duration::from_secs(30))
+                .map_err(|e| Error::kafka(format!("reading the end offsets of changelog {topic}[{partition}]"), e))?;
+            let local = slot.store.changelog_offset()?;
+            let start = local.unwrap_or(low).max(low);
+            if start >= high {
+                continue;
+            }
+            tracing::info!(task = %self.id, store = %slot.name, from = start, to = high, local = ?local, "restoring store from its changelog");
+            let mut tpl = TopicPartitionList::new();
+            tpl.add_partition_offset(&topic, partition, Offset::Offset(start))
+                .map_err(|e| Error::kafka("assigning the restore consumer", e))?;
+            restorer.assign(&tpl).map_err(|e| Error::kafka("assigning the restore consumer", e))?;
+            let mut batch = Vec::with_capacity(RESTORE_BATCH);
+            let mut next = start;
+            while next < high {
+                match restorer.poll(Duration::from_millis(500)) {
+                    Some(Ok(m)) => {
+                        next = m.offset() + 1;
+                        if let Some(k) = m.key() {
+                            batch.push((k.to_vec(), m.payload().map(<[u8]>::to_vec)));
+                        }
+                        if batch.len() >= RESTORE_BATCH {
+                            restored += apply_restored(slot, &mut batch, next, stats)?;
+                        }
+                    }
+                    Some(Err(KafkaError::PartitionEOF(_))) => break,
+                    Some(Err(e)) => {
+                        return Err(Error::kafka(format!("restoring from changelog {topic}[{partition}]"), e))
+                    }
+                    None => {}
+                }
+            }
+            restored += apply_restored(slot, &mut batch, next.max(high), stats)?;
+            restorer.unassign().map_err(|e| Error::kafka("unassigning the restore consumer", e))?;
+        }
+        Ok(restored)
+    }
+
+    /// Runs the processors' `init`.
+    pub(crate) fn init(&mut self) -> Result<(), ProcessError> {
+        for (_, node) in &self.instance.lifecycles {
+            node.borrow_mut().init(&mut self.ctx)?;
+        }
+        Ok(())
+    }
+
+    /// Runs one source record through the task. The offset is counted as
+    /// consumed whatever the outcome: a failed record is handled by a
+    /// policy before the next commit, or the application stops.
+    pub(crate) fn process(&mut self, msg: &BorrowedMessage<'_>, topic: &Arc<str>) -> Result<(), ProcessError> {
+        self.consumed.insert(topic.clone(), msg.offset() + 1);
+        let timestamp = match msg.timestamp() {
+            Timestamp::CreateTime(t) | Timestamp::LogAppendTime(t) => t,
+            Timestamp::NotAvailable => wall_clock_ms(),
+        };
+        self.ctx.source = Some(SourceOffset { topic: topic.clone(), partition: msg.partition(), offset: msg.offset() });
+        self.ctx.stream_time = self.ctx.stream_time.max(timestamp);
+        let headers = headers_of(msg);
+        let Some(source) = self.instance.sources.get(topic.as_ref()) else {
+            return Err(ProcessError::Topology {
+                node: format!("task {}", self.id),
+                reason: format!("no source reads topic {topic}"),
+            });
+        };
+        source.borrow_mut().process_raw(msg.key(), msg.payload(), timestamp, headers, &mut self.ctx)?;
+        self.fire_timers(TimeKind::StreamTime, self.ctx.stream_time)
+    }
+
+    /// Fires the callbacks of `kind` that are due at `now`.
+    pub(crate) fn fire_timers(&mut self, kind: TimeKind, now: i64) -> Result<(), ProcessError> {
+        for i in 0..self.ctx.schedules.len() {
+            let s = &mut self.ctx.schedules[i];
+            if s.kind != kind || s.next_ms > now {
+                continue;
+            }
+            let node = s.node;
+            s.next_ms = now.saturating_add(s.interval_ms);
+            let hooks: Vec<_> =
+                self.instance.lifecycles.iter().filter(|(id, _)| *id == node).map(|(_, l)| l.clone()).collect();
+            for hook in hooks {
+                self.ctx.source = None;
+                hook.borrow_mut().on_timer(kind, now, &mut self.ctx)?;
+            }
+        }
+        Ok(())
+    }
+
+    pub(crate) fn source(&self) -> Option<&SourceOffset> {
+        self.ctx.source.as_ref()
+    }
+
+    /// The offsets to commit for this task.
+    pub(crate) fn consumed_offsets(&self) -> impl Iterator<Item = (&str, i32, i64)> + '_ {
+        self.consumed.iter().map(|(t, o)| (t.as_ref(), self.id.partition, *o))
+    }
+
+    /// Commit step 1 for this task: the latest value per key in the write
+    /// buffer goes to the store's changelog (this task's partition).
+    pub(crate) fn prepare_commit(&mut self) -> Result<(), ProcessError> {
+        for (i, slot) in self.ctx.stores.iter().enumerate() {
+            let batch = self.ctx.buffer.drain(&slot.name);
+            if batch.is_empty() {
+                continue;
+            }
+            for (k, v) in &batch {
+                self.ctx.collector.send(
+                    &slot.changelog,
+                    Some(self.id.partition),
+                    Some(k),
+                    v.as_deref(),
+                    wall_clock_ms(),
+                    &Headers::new(),
+                    None,
+                )?;
+            }
+            self.pending.push((i, batch));
+        }
+        Ok(())
+    }
+
+    /// Commit step 4 for this task: after the offsets are committed, write
+    /// each drained batch to its store in one batch, with the changelog
+    /// offset it corresponds to.
+    pub(crate) fn complete_commit(&mut self) -> Result<(), Error> {
+        for (i, batch) in self.pending.drain(..) {
+            let slot = &mut self.ctx.stores[i];
+            let offset = self.ctx.collector.take_changelog_offset(&slot.changelog, self.id.partition).map(|o| o + 1);
+            slot.store.apply(&batch, offset)?;
+        }
+        self.ctx.buffer.clear();
+        Ok(())
+    }
+
+    /// Drops uncommitted state (the local stores keep their last committed
+    /// snapshot).
+    pub(crate) fn abort(&mut self) {
+        self.pending.clear();
+        self.ctx.buffer.clear();
+    }
+
+    /// Closes processors; the stores are flushed and closed when dropped.
+    pub(crate) fn close(mut self) {
+        for (_, node) in &self.instance.lifecycles {
+            node.borrow_mut().close();
+        }
+        self.ctx.stores.clear();
+    }
+}
+
+fn apply_restored(
+    slot: &mut StoreSlot,
+    batch: &mut Vec<(Vec<u8>, Option<Vec<u8>>)>,
+    next_offset: i64,
+    stats: &RuntimeStats,
+) -> Result<u64> {
+    let n = batch.len() as u64;
+    slot.store.apply(batch, Some(next_offset))?;
+    batch.clear();
+    RuntimeStats::add(&stats.records_restored, n);
+    Ok(n)
+}
+
+fn open_or_wipe(dir: &std::path::Path, name: &str, resources: &StateResources) -> Result<RocksDbStore> {
+    match RocksDbStore::open(dir, name, resources) {
+        Ok(s) => Ok(s),
+        Err(e) if e.is_corrupt() => {
+            tracing::warn!(store = name, path = %dir.display(), error = %e, "local store is corrupt; wiping it and restoring it in full from its changelog");
+            state::wipe(dir)?;
+            Ok(RocksDbStore::open(dir, name, resources)?)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn headers_of(msg: &BorrowedMessage<'_>) -> Headers {
+    match msg.headers() {
+        None => Headers::new(),
+        Some(hs) => hs.iter().map(|h| (h.key.to_string(), h.value.map(<[u8]>::to_vec))).collect(),
+    }
+}

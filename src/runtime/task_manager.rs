@@ -1,0 +1,313 @@
+//! The task manager: the tasks of one processing thread, their creation on
+//! assignment and closing on revocation, bad-record policies, and the
+//! commit cycle.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
+use rdkafka::message::BorrowedMessage;
+use rdkafka::{Message, Offset, TopicPartitionList};
+
+use crate::config::ErrorPolicy;
+use crate::error::{Error, Result};
+use crate::record::{Headers, SourceOffset};
+use crate::runtime::collector::DeliveryFailure;
+use crate::runtime::stats::RuntimeStats;
+use crate::runtime::task::Task;
+use crate::runtime::{wall_clock_ms, RecordCollector, TaskId};
+use crate::state::StateResources;
+use crate::topology::{ProcessError, TimeKind, Topology};
+use crate::Config;
+
+/// How long a commit waits for outputs to be delivered.
+const FLUSH_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// What every thread of one application shares, read-only.
+pub(crate) struct AppContext {
+    pub(crate) config: Config,
+    pub(crate) topology: Arc<Topology>,
+    pub(crate) stats: Arc<RuntimeStats>,
+    pub(crate) resources: StateResources,
+    /// Resolved source topic name -> sub-topology.
+    pub(crate) topic_to_subtopology: HashMap<String, usize>,
+    pub(crate) dead_letter_topic: String,
+}
+
+pub(crate) struct TaskManager {
+    app: Arc<AppContext>,
+    collector: RecordCollector,
+    tasks: BTreeMap<TaskId, Task>,
+    /// Assigned but not yet created (created on the processing thread,
+    /// outside the rebalance callback).
+    pending: BTreeSet<TaskId>,
+    /// Interned topic names, so records do not allocate them.
+    topics: HashMap<String, Arc<str>>,
+    last_commit: Instant,
+    /// An error raised inside a rebalance callback, surfaced after `poll`.
+    pub(crate) failed: Option<Error>,
+}
+
+impl TaskManager {
+    pub(crate) fn new(app: Arc<AppContext>, collector: RecordCollector) -> Self {
+        let topics = app.topic_to_subtopology.keys().map(|t| (t.clone(), Arc::<str>::from(t.as_str()))).collect();
+        TaskManager {
+            app,
+            collector,
+            tasks: BTreeMap::new(),
+            pending: BTreeSet::new(),
+            topics,
+            last_commit: Instant::now(),
+            failed: None,
+        }
+    }
+
+    fn task_ids(&self, tpl: &TopicPartitionList) -> BTreeSet<TaskId> {
+        tpl.elements()
+            .iter()
+            .filter_map(|e| {
+                self.app
+                    .topic_to_subtopology
+                    .get(e.topic())
+                    .map(|&subtopology| TaskId { subtopology, partition: e.partition() })
+            })
+            .collect()
+    }
+
+    /// Partitions were assigned: their tasks are created before the next record.
+    pub(crate) fn on_assigned(&mut self, tpl: &TopicPartitionList) {
+        let ids = self.task_ids(tpl);
+        tracing::info!(tasks = ?ids.iter().map(ToString::to_string).collect::<Vec<_>>(), "partitions assigned");
+        self.pending.extend(ids.into_iter().filter(|id| !self.tasks.contains_key(id)));
+    }
+
+    /// Partitions are being revoked: commit everything, then close the
+    /// revoked tasks (keeping their local state on disk).
+    pub(crate) fn on_revoked<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>, tpl: &TopicPartitionList) {
+        let ids = self.task_ids(tpl);
+        tracing::info!(tasks = ?ids.iter().map(ToString::to_string).collect::<Vec<_>>(), "partitions revoked");
+        if let Err(e) = self.commit(consumer) {
+            tracing::error!(error = %e, "commit before revocation failed; the revoked tasks' uncommitted work is dropped and will be reprocessed by their new owner");
+            for task in self.tasks.values_mut() {
+                task.abort();
+            }
+            self.failed.get_or_insert(e);
+        }
+        for id in ids {
+            self.pending.remove(&id);
+            if let Some(task) = self.tasks.remove(&id) {
+                task.close();
+            }
+        }
+        self.app.stats.tasks_running.store(self.tasks.len() as u64, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Creates, restores and initialises the tasks assigned since the last call.
+    pub(crate) fn create_pending<C: ConsumerContext>(&mut self, restorer: &BaseConsumer<C>) -> Result<()> {
+        while let Some(id) = self.pending.pop_first() {
+            let stats = &self.app.stats;
+            RuntimeStats::add(&stats.tasks_restoring, 1);
+            let started = Instant::now();
+            let result = (|| {
+                let mut task =
+                    Task::new(id, &self.app.topology, &self.app.config, &self.app.resources, self.collector.clone())?;
+                let restored = task.restore(restorer, stats)?;
+                task.init().map_err(Error::Process)?;
+                Ok::<_, Error>((task, restored))
+            })();
+            stats.tasks_restoring.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+            let (task, restored) = result?;
+            tracing::info!(task = %id, restored, elapsed_ms = started.elapsed().as_millis() as u64, "task running");
+            self.tasks.insert(id, task);
+        }
+        self.app.stats.tasks_running.store(self.tasks.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Runs one polled record through its task, applying the bad-record
+    /// policies to a failure.
+    pub(crate) fn process(&mut self, msg: &BorrowedMessage<'_>) -> Result<()> {
+        let Some(topic) = self.topics.get(msg.topic()).cloned() else {
+            return Err(Error::Internal(format!("received a record of topic {} that no source reads", msg.topic())));
+        };
+        let Some(&subtopology) = self.app.topic_to_subtopology.get(msg.topic()) else {
+            return Err(Error::Internal(format!("topic {} has no sub-topology", msg.topic())));
+        };
+        let id = TaskId { subtopology, partition: msg.partition() };
+        let Some(task) = self.tasks.get_mut(&id) else {
+            return Err(Error::Internal(format!("received a record for task {id}, which this thread does not own")));
+        };
+        RuntimeStats::add(&self.app.stats.records_processed, 1);
+        match task.process(msg, &topic) {
+            Ok(()) => Ok(()),
+            Err(e) if e.is_record_error() => {
+                let source = task.source().cloned();
+                let original = Original { key: msg.key(), value: msg.payload(), headers: headers_of(msg) };
+                handle_bad_record(&self.app, &self.collector, e, source.as_ref(), Some(original))
+            }
+            Err(e) => Err(Error::record(task.source(), e)),
+        }
+    }
+
+    /// Fires wall-clock callbacks that are due.
+    pub(crate) fn punctuate(&mut self) -> Result<()> {
+        let now = wall_clock_ms();
+        for task in self.tasks.values_mut() {
+            task.fire_timers(TimeKind::WallClock, now).map_err(Error::Process)?;
+        }
+        Ok(())
+    }
+
+    /// Commits when `commit_interval_ms` has passed since the last commit.
+    pub(crate) fn maybe_commit<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>) -> Result<()> {
+        if self.last_commit.elapsed() >= self.app.config.commit_interval {
+            self.commit(consumer)?;
+        }
+        Ok(())
+    }
+
+    /// The commit cycle (at-least-once):
+    ///
+    /// 1. for every task, the latest value per key in its write buffer goes
+    ///    to the store's changelog (one record per key per interval);
+    /// 2. the producer is flushed: outputs, repartition and changelog
+    ///    records are all delivered; failed deliveries go to the
+    ///    production-error policy, and under `fail` the cycle stops here, so
+    ///    no offset is committed past an undelivered output;
+    /// 3. the consumed offsets are committed;
+    /// 4. only then each task writes its drained buffer to its local stores
+    ///    in one batch, with the changelog offset it corresponds to;
+    /// 5. the buffers are cleared.
+    pub(crate) fn commit<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>) -> Result<()> {
+        self.last_commit = Instant::now();
+        // 1.
+        for task in self.tasks.values_mut() {
+            task.prepare_commit().map_err(|e| Error::record(None, e))?;
+        }
+        // 2.
+        self.flush_outputs()?;
+        // 3.
+        let mut tpl = TopicPartitionList::new();
+        for task in self.tasks.values() {
+            for (topic, partition, offset) in task.consumed_offsets() {
+                tpl.add_partition_offset(topic, partition, Offset::Offset(offset))
+                    .map_err(|e| Error::kafka("building the offsets to commit", e))?;
+            }
+        }
+        if tpl.count() > 0 {
+            consumer.commit(&tpl, CommitMode::Sync).map_err(|e| Error::kafka("committing consumed offsets", e))?;
+        }
+        // 4. and 5.
+        for task in self.tasks.values_mut() {
+            task.complete_commit()?;
+        }
+        RuntimeStats::add(&self.app.stats.commits, 1);
+        Ok(())
+    }
+
+    fn flush_outputs(&mut self) -> Result<()> {
+        loop {
+            self.collector
+                .flush(FLUSH_TIMEOUT)
+                .map_err(|e| Error::kafka(format!("delivering outputs within {}s", FLUSH_TIMEOUT.as_secs()), e))?;
+            let failures = self.collector.take_failures();
+            if failures.is_empty() {
+                return Ok(());
+            }
+            // Dead-lettered failures are new outputs: flush again.
+            for f in failures {
+                let DeliveryFailure { topic, key, value, reason } = f;
+                let error = ProcessError::Produce { topic, reason, key: key.clone(), value: value.clone() };
+                let original = Original { key: key.as_deref(), value: value.as_deref(), headers: Headers::new() };
+                handle_bad_record(&self.app, &self.collector, error, None, Some(original))?;
+            }
+        }
+    }
+
+    /// Commits and closes every task (shutdown).
+    pub(crate) fn close_all<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>) -> Result<()> {
+        let result = self.commit(consumer);
+        for (_, task) in std::mem::take(&mut self.tasks) {
+            task.close();
+        }
+        self.app.stats.tasks_running.store(0, std::sync::atomic::Ordering::Relaxed);
+        result
+    }
+
+    /// Drops uncommitted work and closes every task (after a failure).
+    pub(crate) fn abort_all(&mut self) {
+        for (_, mut task) in std::mem::take(&mut self.tasks) {
+            task.abort();
+            task.close();
+        }
+        self.app.stats.tasks_running.store(0, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub(crate) fn poll_deliveries(&self) {
+        self.collector.poll();
+    }
+}
+
+/// The bytes of the record that failed, for the dead-letter topic.
+pub(crate) struct Original<'a> {
+    key: Option<&'a [u8]>,
+    value: Option<&'a [u8]>,
+    headers: Headers,
+}
+
+fn headers_of(msg: &BorrowedMessage<'_>) -> Headers {
+    use rdkafka::message::Headers as _;
+    match msg.headers() {
+        None => Headers::new(),
+        Some(hs) => hs.iter().map(|h| (h.key.to_string(), h.value.map(<[u8]>::to_vec))).collect(),
+    }
+}
+
+/// Applies the policy for `error`'s kind: fail, skip (log and count), or
+/// dead-letter (the original bytes plus headers describing the error).
+fn handle_bad_record(
+    app: &AppContext,
+    collector: &RecordCollector,
+    error: ProcessError,
+    source: Option<&SourceOffset>,
+    original: Option<Original<'_>>,
+) -> Result<()> {
+    let errors = &app.config.errors;
+    let (kind, policy) = match &error {
+        ProcessError::Deserialize { .. } => ("deserialization", errors.deserialization),
+        ProcessError::Produce { .. } => ("production", errors.production),
+        _ => ("processing", errors.processing),
+    };
+    let at = source.map(ToString::to_string).unwrap_or_else(|| "an output record".into());
+    match policy {
+        ErrorPolicy::Fail => Err(Error::record(source, error)),
+        ErrorPolicy::Skip => {
+            tracing::warn!(kind, record = %at, error = %error, "skipping a bad record (errors.{kind} = \"skip\")");
+            RuntimeStats::add(&app.stats.records_skipped, 1);
+            Ok(())
+        }
+        ErrorPolicy::DeadLetter => {
+            let (key, value, mut headers) = match original {
+                Some(o) => (o.key, o.value, o.headers),
+                None => (None, None, Headers::new()),
+            };
+            headers.push(("rivulet.error.kind".into(), Some(kind.as_bytes().to_vec())));
+            headers.push(("rivulet.error.message".into(), Some(error.to_string().into_bytes())));
+            if let Some(s) = source {
+                headers.push(("rivulet.source.topic".into(), Some(s.topic.as_bytes().to_vec())));
+                headers.push(("rivulet.source.partition".into(), Some(s.partition.to_string().into_bytes())));
+                headers.push(("rivulet.source.offset".into(), Some(s.offset.to_string().into_bytes())));
+            }
+            if let ProcessError::Produce { topic, .. } = &error {
+                headers.push(("rivulet.target.topic".into(), Some(topic.as_bytes().to_vec())));
+            }
+            tracing::warn!(kind, record = %at, error = %error, topic = %app.dead_letter_topic, "writing a bad record to the dead-letter topic");
+            collector
+                .send(&app.dead_letter_topic, None, key, value, wall_clock_ms(), &headers, source)
+                .map_err(|e| Error::record(source, e))?;
+            RuntimeStats::add(&app.stats.records_dead_lettered, 1);
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,169 @@
+//! A processing thread: one consumer, one producer, the tasks of its
+//! assigned partitions, in a plain loop.
+//!
+//! Rebalance callbacks run inside `consumer.poll()`, on this thread. They
+//! need the thread's tasks (to commit before partitions move), which hold
+//! `Rc`s and so cannot be shared through the consumer's `Send + Sync`
+//! context. The task manager therefore lives in a thread-local, borrowed by
+//! the loop only between polls and by the callbacks only during a poll.
+
+use std::cell::RefCell;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
+use rdkafka::error::KafkaError;
+use rdkafka::producer::BaseProducer;
+use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::ClientContext;
+
+use crate::error::{Error, Result};
+use crate::kafka::{client_config, ClientRole};
+use crate::runtime::collector::DeliveryTracker;
+use crate::runtime::task_manager::{AppContext, TaskManager};
+use crate::runtime::RecordCollector;
+
+thread_local! {
+    static MANAGER: RefCell<Option<TaskManager>> = const { RefCell::new(None) };
+}
+
+fn with_manager<R>(f: impl FnOnce(&mut TaskManager) -> R) -> Option<R> {
+    MANAGER.with(|m| m.try_borrow_mut().ok().and_then(|mut guard| guard.as_mut().map(f)))
+}
+
+/// The consumer's context: hands rebalances to this thread's task manager.
+pub(crate) struct RebalanceHandler;
+
+impl ClientContext for RebalanceHandler {}
+
+impl ConsumerContext for RebalanceHandler {
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        match rebalance {
+            Rebalance::Revoke(tpl) => {
+                if with_manager(|tm| tm.on_revoked(consumer, tpl)).is_none() {
+                    tracing::error!(
+                        "partitions revoked while the task manager was busy; their work will be reprocessed"
+                    );
+                }
+            }
+            Rebalance::Error(e) => {
+                let e = Error::Internal(format!("rebalance failed: {e}"));
+                with_manager(|tm| {
+                    tm.failed.get_or_insert(e);
+                });
+            }
+            Rebalance::Assign(_) => {}
+        }
+    }
+
+    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Assign(tpl) = rebalance {
+            with_manager(|tm| tm.on_assigned(tpl));
+        }
+    }
+}
+
+/// Consumer errors that pass on their own (a broker restarting).
+fn is_transient(e: &KafkaError) -> bool {
+    matches!(
+        e.rdkafka_error_code(),
+        Some(
+            RDKafkaErrorCode::BrokerTransportFailure
+                | RDKafkaErrorCode::AllBrokersDown
+                | RDKafkaErrorCode::OperationTimedOut
+                | RDKafkaErrorCode::RequestTimedOut
+                | RDKafkaErrorCode::NetworkException
+                | RDKafkaErrorCode::LeaderNotAvailable
+                | RDKafkaErrorCode::NotLeaderForPartition
+                | RDKafkaErrorCode::CoordinatorNotAvailable
+                | RDKafkaErrorCode::NotCoordinator
+        )
+    )
+}
+
+/// Runs processing thread `index` until `shutdown` is set or it fails.
+pub(crate) fn run(
+    app: Arc<AppContext>,
+    index: usize,
+    source_topics: Vec<String>,
+    shutdown: Arc<AtomicBool>,
+) -> Result<()> {
+    let config = &app.config;
+    let client = |role: ClientRole| -> Result<rdkafka::ClientConfig> {
+        let mut c = client_config(config, role)?;
+        let name = match role {
+            ClientRole::Consumer => "consumer",
+            ClientRole::Producer => "producer",
+            ClientRole::Admin => "admin",
+        };
+        c.set("client.id", format!("{}-{}-{index}-{name}", config.application_id, config.instance_id));
+        Ok(c)
+    };
+    let mut consumer_config = client(ClientRole::Consumer)?;
+    // Range assignment gives partition p of every co-partitioned topic to
+    // the same member: the tasks' sources always move together.
+    consumer_config.set("partition.assignment.strategy", "range");
+    let consumer: BaseConsumer<RebalanceHandler> =
+        consumer_config.create_with_context(RebalanceHandler).map_err(|e| Error::kafka("creating the consumer", e))?;
+    let mut producer_config = client(ClientRole::Producer)?;
+    // The Java client's partitioner, so keys land where Kafka Streams and
+    // Java producers put them.
+    producer_config.set("partitioner", "murmur2_random");
+    let producer: BaseProducer<DeliveryTracker> = producer_config
+        .create_with_context(DeliveryTracker::default())
+        .map_err(|e| Error::kafka("creating the producer", e))?;
+    let mut restore_config = client(ClientRole::Consumer)?;
+    restore_config.set("enable.partition.eof", "true").set("group.id", format!("{}-restore", config.application_id));
+    let restorer: BaseConsumer =
+        restore_config.create().map_err(|e| Error::kafka("creating the restore consumer", e))?;
+
+    MANAGER.with(|m| *m.borrow_mut() = Some(TaskManager::new(app.clone(), RecordCollector::new(Arc::new(producer)))));
+    let topics: Vec<&str> = source_topics.iter().map(String::as_str).collect();
+    consumer.subscribe(&topics).map_err(|e| Error::kafka(format!("subscribing to {topics:?}"), e))?;
+    tracing::info!(thread = index, topics = ?topics, "processing thread started");
+
+    let result = process_loop(&consumer, &restorer, &shutdown);
+    // After a failure nothing is committed: the failed record and what
+    // followed it are processed again after a restart.
+    let closed = match &result {
+        Ok(()) => with_manager(|tm| tm.close_all(&consumer)).unwrap_or(Ok(())),
+        Err(_) => {
+            with_manager(|tm| tm.abort_all());
+            Ok(())
+        }
+    };
+    consumer.unsubscribe();
+    MANAGER.with(|m| m.borrow_mut().take());
+    tracing::info!(thread = index, ok = result.is_ok(), "processing thread stopped");
+    result.and(closed)
+}
+
+fn process_loop(
+    consumer: &BaseConsumer<RebalanceHandler>,
+    restorer: &BaseConsumer,
+    shutdown: &AtomicBool,
+) -> Result<()> {
+    while !shutdown.load(Ordering::Relaxed) {
+        let polled = consumer.poll(Duration::from_millis(100));
+        let step = with_manager(|tm| -> Result<()> {
+            if let Some(e) = tm.failed.take() {
+                return Err(e);
+            }
+            tm.create_pending(restorer)?;
+            match &polled {
+                None => {}
+                Some(Ok(msg)) => tm.process(msg)?,
+                Some(Err(e)) if is_transient(e) => {
+                    tracing::warn!(error = %e, "Kafka is not reachable right now; the consumer keeps retrying");
+                }
+                Some(Err(e)) => return Err(Error::kafka("consuming", e.clone())),
+            }
+            tm.poll_deliveries();
+            tm.punctuate()?;
+            tm.maybe_commit(consumer)
+        });
+        step.unwrap_or_else(|| Err(Error::Internal("the task manager is gone".into())))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,332 @@
+//! Serdes: how keys and values become bytes and back.
+//!
+//! A [`Serde<T>`] encodes into a caller-owned buffer (the record path reuses
+//! one buffer per task instead of allocating per record) and decodes from a
+//! Kafka key or value, which may be null (`None`). Most serdes reject null
+//! with an error; wrap one in [`Serdes::optional`] to map null to `None`,
+//! or use [`Serdes::unit`] for keyless records.
+//!
+//! Built in: [`Serdes::string`], [`Serdes::bytes`], [`Serdes::json`],
+//! big-endian integers ([`Serdes::i32`], [`Serdes::i64`], [`Serdes::u32`],
+//! [`Serdes::u64`]) and [`Serdes::unit`].
+//!
+//! ```
+//! use rivulet::serde::{Encoded, Serde, Serdes};
+//! let serde = Serdes::i64();
+//! let mut buf = Vec::new();
+//! assert_eq!(serde.serialize(&42, &mut buf).unwrap(), Encoded::Bytes);
+//! assert_eq!(buf, 42i64.to_be_bytes());
+//! assert_eq!(serde.deserialize(Some(&buf)).unwrap(), 42);
+//! ```
+
+use std::fmt;
+use std::marker::PhantomData;
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+/// A key or value that could not be encoded or decoded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{serde}: {reason}")]
+pub struct SerdeError {
+    /// The serde's name, as [`Serde::name`] gives it.
+    pub serde: String,
+    /// What is wrong with the bytes or the value.
+    pub reason: String,
+}
+
+impl SerdeError {
+    /// An error of the serde named `serde`.
+    pub fn new(serde: impl Into<String>, reason: impl Into<String>) -> Self {
+        SerdeError { serde: serde.into(), reason: reason.into() }
+    }
+
+    fn null(serde: &str) -> Self {
+        SerdeError::new(
+            serde,
+            "got a null (absent) key or value; use Serdes::optional(..) or Serdes::unit() where null is expected",
+        )
+    }
+}
+
+/// Whether [`Serde::serialize`] wrote bytes or means a Kafka null.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Encoded {
+    /// The bytes appended to the buffer are the encoding.
+    Bytes,
+    /// The value is a Kafka null (no key, or a tombstone value).
+    Null,
+}
+
+/// Encodes and decodes values of `T`.
+pub trait Serde<T>: Send + Sync + 'static {
+    /// Appends the encoding of `value` to `out` (which the caller cleared).
+    fn serialize(&self, value: &T, out: &mut Vec<u8>) -> Result<Encoded, SerdeError>;
+
+    /// Decodes a Kafka key or value; `None` is a Kafka null.
+    fn deserialize(&self, bytes: Option<&[u8]>) -> Result<T, SerdeError>;
+
+    /// A short name for `Topology::describe()` and errors, such as `string`
+    /// or `json<orders::Order>`.
+    fn name(&self) -> String;
+}
+
+/// Constructors of the built-in serdes.
+#[derive(Debug, Clone, Copy)]
+pub struct Serdes;
+
+impl Serdes {
+    /// UTF-8 text.
+    pub fn string() -> StringSerde {
+        StringSerde
+    }
+    /// Raw bytes, unchanged.
+    pub fn bytes() -> BytesSerde {
+        BytesSerde
+    }
+    /// JSON through serde.
+    pub fn json<T: Serialize + DeserializeOwned + Send + Sync + 'static>() -> JsonSerde<T> {
+        JsonSerde(PhantomData)
+    }
+    /// 4-byte big-endian signed integers (Kafka's IntegerSerializer).
+    pub fn i32() -> IntSerde<i32> {
+        IntSerde(PhantomData)
+    }
+    /// 8-byte big-endian signed integers (Kafka's LongSerializer).
+    pub fn i64() -> IntSerde<i64> {
+        IntSerde(PhantomData)
+    }
+    /// 4-byte big-endian unsigned integers.
+    pub fn u32() -> IntSerde<u32> {
+        IntSerde(PhantomData)
+    }
+    /// 8-byte big-endian unsigned integers.
+    pub fn u64() -> IntSerde<u64> {
+        IntSerde(PhantomData)
+    }
+    /// `()`: always a Kafka null; decodes anything (keyless records).
+    pub fn unit() -> UnitSerde {
+        UnitSerde
+    }
+    /// `Option<T>` over `inner`: `None` is a Kafka null (a tombstone value).
+    pub fn optional<T, S: Serde<T>>(inner: S) -> OptionalSerde<T, S> {
+        OptionalSerde { inner, _t: PhantomData }
+    }
+}
+
+/// UTF-8 text; see [`Serdes::string`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StringSerde;
+
+impl Serde<String> for StringSerde {
+    fn serialize(&self, value: &String, out: &mut Vec<u8>) -> Result<Encoded, SerdeError> {
+        out.extend_from_slice(value.as_bytes());
+        Ok(Encoded::Bytes)
+    }
+    fn deserialize(&self, bytes: Option<&[u8]>) -> Result<String, SerdeError> {
+        let bytes = bytes.ok_or_else(|| SerdeError::null("string"))?;
+        String::from_utf8(bytes.to_vec())
+            .map_err(|e| SerdeError::new("string", format!("not valid UTF-8 at byte {}", e.utf8_error().valid_up_to())))
+    }
+    fn name(&self) -> String {
+        "string".into()
+    }
+}
+
+/// Raw bytes; see [`Serdes::bytes`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct BytesSerde;
+
+impl Serde<Vec<u8>> for BytesSerde {
+    fn serialize(&self, value: &Vec<u8>, out: &mut Vec<u8>) -> Result<Encoded, SerdeError> {
+        out.extend_from_slice(value);
+        Ok(Encoded::Bytes)
+    }
+    fn deserialize(&self, bytes: Option<&[u8]>) -> Result<Vec<u8>, SerdeError> {
+        bytes.map(<[u8]>::to_vec).ok_or_else(|| SerdeError::null("bytes"))
+    }
+    fn name(&self) -> String {
+        "bytes".into()
+    }
+}
+
+/// JSON via serde; see [`Serdes::json`].
+pub struct JsonSerde<T>(PhantomData<fn() -> T>);
+
+impl<T> Clone for JsonSerde<T> {
+    fn clone(&self) -> Self {
+        JsonSerde(PhantomData)
+    }
+}
+
+impl<T> fmt::Debug for JsonSerde<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "JsonSerde<{}>", std::any::type_name::<T>())
+    }
+}
+
+impl<T: Serialize + DeserializeOwned + 'static> Serde<T> for JsonSerde<T> {
+    fn serialize(&self, value: &T, out: &mut Vec<u8>) -> Result<Encoded, SerdeError> {
+        serde_json::to_writer(&mut *out, value).map_err(|e| SerdeError::new(self.name(), e.to_string()))?;
+        Ok(Encoded::Bytes)
+    }
+    fn deserialize(&self, bytes: Option<&[u8]>) -> Result<T, SerdeError> {
+        let bytes = bytes.ok_or_else(|| SerdeError::null(&self.name()))?;
+        serde_json::from_slice(bytes).map_err(|e| SerdeError::new(self.name(), e.to_string()))
+    }
+    fn name(&self) -> String {
+        format!("json<{}>", std::any::type_name::<T>())
+    }
+}
+
+/// Fixed-width big-endian integers; see [`Serdes::i64`] and friends.
+pub struct IntSerde<T>(PhantomData<fn() -> T>);
+
+impl<T> Clone for IntSerde<T> {
+    fn clone(&self) -> Self {
+        IntSerde(PhantomData)
+    }
+}
+
+impl<T> fmt::Debug for IntSerde<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "IntSerde<{}>", std::any::type_name::<T>())
+    }
+}
+
+macro_rules! int_serde {
+    ($($t:ty => $name:literal),*) => {$(
+        impl Serde<$t> for IntSerde<$t> {
+            fn serialize(&self, value: &$t, out: &mut Vec<u8>) -> Result<Encoded, SerdeError> {
+                out.extend_from_slice(&value.to_be_bytes());
+                Ok(Encoded::Bytes)
+            }
+            fn deserialize(&self, bytes: Option<&[u8]>) -> Result<$t, SerdeError> {
+                let bytes = bytes.ok_or_else(|| SerdeError::null($name))?;
+                let array = bytes.try_into().map_err(|_| {
+                    SerdeError::new(
+                        $name,
+                        format!("expected {} bytes (big-endian), got {}", std::mem::size_of::<$t>(), bytes.len()),
+                    )
+                })?;
+                Ok(<$t>::from_be_bytes(array))
+            }
+            fn name(&self) -> String {
+                $name.into()
+            }
+        }
+    )*};
+}
+int_serde!(i32 => "i32", i64 => "i64", u32 => "u32", u64 => "u64");
+
+/// `()`; see [`Serdes::unit`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct UnitSerde;
+
+impl Serde<()> for UnitSerde {
+    fn serialize(&self, _: &(), _: &mut Vec<u8>) -> Result<Encoded, SerdeError> {
+        Ok(Encoded::Null)
+    }
+    fn deserialize(&self, _: Option<&[u8]>) -> Result<(), SerdeError> {
+        Ok(())
+    }
+    fn name(&self) -> String {
+        "unit".into()
+    }
+}
+
+/// `Option<T>`; see [`Serdes::optional`].
+pub struct OptionalSerde<T, S> {
+    inner: S,
+    _t: PhantomData<fn() -> T>,
+}
+
+impl<T, S: Clone> Clone for OptionalSerde<T, S> {
+    fn clone(&self) -> Self {
+        OptionalSerde { inner: self.inner.clone(), _t: PhantomData }
+    }
+}
+
+impl<T, S: fmt::Debug> fmt::Debug for OptionalSerde<T, S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "OptionalSerde({:?})", self.inner)
+    }
+}
+
+impl<T: 'static, S: Serde<T>> Serde<Option<T>> for OptionalSerde<T, S> {
+    fn serialize(&self, value: &Option<T>, out: &mut Vec<u8>) -> Result<Encoded, SerdeError> {
+        match value {
+            Some(v) => self.inner.serialize(v, out),
+            None => Ok(Encoded::Null),
+        }
+    }
+    fn deserialize(&self, bytes: Option<&[u8]>) -> Result<Option<T>, SerdeError> {
+        bytes.map(|b| self.inner.deserialize(Some(b))).transpose()
+    }
+    fn name(&self) -> String {
+        format!("optional<{}>", self.inner.name())
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn round_trip<T: PartialEq + fmt::Debug>(serde: &impl Serde<T>, value: T) -> Vec<u8> {
+        let mut buf = Vec::new();
+        assert_eq!(serde.serialize(&value, &mut buf).unwrap(), Encoded::Bytes);
+        assert_eq!(serde.deserialize(Some(&buf)).unwrap(), value);
+        buf
+    }
+
+    #[test]
+    fn string_round_trips_and_rejects_invalid_utf8_naming_the_byte() {
+        assert_eq!(round_trip(&Serdes::string(), "héllo".to_string()), "héllo".as_bytes());
+        let err = Serdes::string().deserialize(Some(&[b'o', b'k', 0xff])).unwrap_err();
+        assert!(err.to_string().contains("not valid UTF-8 at byte 2"), "{err}");
+    }
+
+    #[test]
+    fn integers_are_big_endian_and_length_checked() {
+        assert_eq!(round_trip(&Serdes::i64(), -2i64), (-2i64).to_be_bytes());
+        assert_eq!(round_trip(&Serdes::i32(), 7i32), [0, 0, 0, 7]);
+        assert_eq!(round_trip(&Serdes::u32(), u32::MAX), [255; 4]);
+        assert_eq!(round_trip(&Serdes::u64(), 1u64), [0, 0, 0, 0, 0, 0, 0, 1]);
+        let err = Serdes::i64().deserialize(Some(&[1, 2, 3])).unwrap_err();
+        assert_eq!(err.to_string(), "i64: expected 8 bytes (big-endian), got 3");
+    }
+
+    #[test]
+    fn json_round_trips_and_reports_parse_errors() {
+        #[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+        struct View {
+            page: String,
+            ms: u64,
+        }
+        let buf = round_trip(&Serdes::json::<View>(), View { page: "/a".into(), ms: 3 });
+        assert_eq!(buf, br#"{"page":"/a","ms":3}"#);
+        let err = Serdes::json::<View>().deserialize(Some(b"{\"page\":1}")).unwrap_err();
+        assert!(err.serde.starts_with("json<") && err.reason.contains("invalid type"), "{err}");
+    }
+
+    #[test]
+    fn null_is_an_error_except_for_unit_and_optional() {
+        let err = Serdes::string().deserialize(None).unwrap_err();
+        assert!(err.reason.contains("Serdes::optional"), "{err}");
+        assert!(Serdes::i64().deserialize(None).is_err());
+        assert_eq!(Serdes::unit().deserialize(None), Ok(()));
+        let mut buf = Vec::new();
+        assert_eq!(Serdes::unit().serialize(&(), &mut buf), Ok(Encoded::Null));
+        let opt = Serdes::optional(Serdes::string());
+        assert_eq!(opt.deserialize(None), Ok(None));
+        assert_eq!(opt.serialize(&None, &mut buf), Ok(Encoded::Null));
+        assert_eq!(round_trip(&opt, Some("x".to_string())), b"x");
+        assert_eq!(opt.name(), "optional<string>");
+    }
+
+    #[test]
+    fn bytes_pass_through_unchanged() {
+        assert_eq!(round_trip(&Serdes::bytes(), vec![0, 159, 146, 150]), [0, 159, 146, 150]);
+    }
+}

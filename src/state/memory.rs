@@ -1,0 +1,141 @@
+//! A store held in a `BTreeMap`: for tests and small state.
+
+use std::collections::BTreeMap;
+use std::ops::Bound;
+
+use super::{KeyValueStore, StateResult};
+
+/// A [`KeyValueStore`] in memory. Nothing survives the process, so after a
+/// restart the store is restored from its changelog from the beginning; use
+/// it for tests and for state small enough that this is cheap.
+#[derive(Debug, Clone, Default)]
+pub struct InMemoryStore {
+    name: String,
+    entries: BTreeMap<Vec<u8>, Vec<u8>>,
+    changelog_offset: Option<i64>,
+}
+
+impl InMemoryStore {
+    /// An empty store called `name`.
+    pub fn new(name: impl Into<String>) -> Self {
+        InMemoryStore { name: name.into(), entries: BTreeMap::new(), changelog_offset: None }
+    }
+}
+
+impl KeyValueStore for InMemoryStore {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn get(&self, key: &[u8]) -> StateResult<Option<Vec<u8>>> {
+        Ok(self.entries.get(key).cloned())
+    }
+
+    fn range(&self, from: Option<&[u8]>, to: Option<&[u8]>) -> StateResult<Vec<(Vec<u8>, Vec<u8>)>> {
+        // BTreeMap::range panics on an inverted range; the trait promises empty.
+        if let (Some(from), Some(to)) = (from, to) {
+            if from >= to {
+                return Ok(Vec::new());
+            }
+        }
+        let lower = from.map_or(Bound::Unbounded, Bound::Included);
+        let upper = to.map_or(Bound::Unbounded, Bound::Excluded);
+        let entries = self.entries.range::<[u8], _>((lower, upper));
+        Ok(entries.map(|(key, value)| (key.clone(), value.clone())).collect())
+    }
+
+    fn apply(&mut self, batch: &[(Vec<u8>, Option<Vec<u8>>)], changelog_offset: Option<i64>) -> StateResult<()> {
+        // Nothing below can fail, so applying entry by entry is still atomic.
+        for (key, value) in batch {
+            match value {
+                Some(value) => self.entries.insert(key.clone(), value.clone()),
+                None => self.entries.remove(key),
+            };
+        }
+        if changelog_offset.is_some() {
+            self.changelog_offset = changelog_offset;
+        }
+        Ok(())
+    }
+
+    fn changelog_offset(&self) -> StateResult<Option<i64>> {
+        Ok(self.changelog_offset)
+    }
+
+    fn approximate_len(&self) -> StateResult<u64> {
+        Ok(self.entries.len() as u64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use super::*;
+
+    fn put(key: &str, value: &str) -> (Vec<u8>, Option<Vec<u8>>) {
+        (key.as_bytes().to_vec(), Some(value.as_bytes().to_vec()))
+    }
+
+    fn delete(key: &str) -> (Vec<u8>, Option<Vec<u8>>) {
+        (key.as_bytes().to_vec(), None)
+    }
+
+    fn keys(entries: Vec<(Vec<u8>, Vec<u8>)>) -> Vec<String> {
+        entries.into_iter().map(|(key, _)| String::from_utf8(key).unwrap()).collect()
+    }
+
+    #[test]
+    fn put_get_and_delete_round_trip() {
+        let mut store = InMemoryStore::new("s");
+        store.apply(&[put("a", "1"), put("b", "2")], None).unwrap();
+        assert_eq!(store.get(b"a").unwrap(), Some(b"1".to_vec()));
+        store.apply(&[delete("a"), put("b", "3")], None).unwrap();
+        assert_eq!(store.get(b"a").unwrap(), None);
+        assert_eq!(store.get(b"b").unwrap(), Some(b"3".to_vec()));
+        assert_eq!(store.approximate_len().unwrap(), 1);
+    }
+
+    #[test]
+    fn later_entries_for_a_key_win_within_a_batch() {
+        let mut store = InMemoryStore::new("s");
+        store.apply(&[put("a", "1"), delete("a"), put("b", "1"), put("b", "2")], None).unwrap();
+        assert_eq!(store.get(b"a").unwrap(), None);
+        assert_eq!(store.get(b"b").unwrap(), Some(b"2".to_vec()));
+    }
+
+    #[test]
+    fn range_includes_from_excludes_to_and_is_empty_when_inverted() {
+        let mut store = InMemoryStore::new("s");
+        store.apply(&[put("a", ""), put("b", ""), put("c", ""), put("d", "")], None).unwrap();
+        assert_eq!(keys(store.range(Some(b"b"), Some(b"d")).unwrap()), ["b", "c"]);
+        assert_eq!(keys(store.range(None, Some(b"b")).unwrap()), ["a"]);
+        assert_eq!(keys(store.range(Some(b"c"), None).unwrap()), ["c", "d"]);
+        assert_eq!(keys(store.range(None, None).unwrap()), ["a", "b", "c", "d"]);
+        assert!(store.range(Some(b"c"), Some(b"b")).unwrap().is_empty());
+        assert!(store.range(Some(b"c"), Some(b"c")).unwrap().is_empty());
+    }
+
+    #[test]
+    fn prefix_scan_returns_only_keys_with_the_prefix() {
+        let mut store = InMemoryStore::new("s");
+        let high = (b"ab\xff".to_vec(), Some(Vec::new()));
+        let batch = [put("a", ""), put("ab", ""), high, put("abc", ""), put("ac", ""), put("b", "")];
+        store.apply(&batch, None).unwrap();
+        let found: Vec<Vec<u8>> = store.prefix_scan(b"ab").unwrap().into_iter().map(|(key, _)| key).collect();
+        assert_eq!(found, [b"ab".to_vec(), b"abc".to_vec(), b"ab\xff".to_vec()]);
+        assert_eq!(store.prefix_scan(b"").unwrap().len(), 6);
+        assert!(store.prefix_scan(b"z").unwrap().is_empty());
+    }
+
+    #[test]
+    fn changelog_offset_is_kept_until_a_batch_brings_a_new_one() {
+        let mut store = InMemoryStore::new("s");
+        assert_eq!(store.changelog_offset().unwrap(), None);
+        store.apply(&[put("a", "1")], Some(5)).unwrap();
+        store.apply(&[put("a", "2")], None).unwrap();
+        assert_eq!(store.changelog_offset().unwrap(), Some(5));
+        store.apply(&[], Some(9)).unwrap();
+        assert_eq!(store.changelog_offset().unwrap(), Some(9));
+    }
+}

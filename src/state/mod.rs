@@ -1,0 +1,246 @@
+//! Local state: bytes-level key-value stores and the per-task write buffer.
+//!
+//! # The model
+//!
+//! Each stateful processor names its stores. A task owns one store per name,
+//! on disk under `<state.dir>/<application.id>/<task>/<store>` (see
+//! [`store_dir`]), and every store is backed by a compacted changelog topic.
+//!
+//! Processors never write to a store directly. Their writes go to the task's
+//! [`WriteBuffer`], which also serves their reads (a buffered delete hides the
+//! store's value; [`scan_merged`] merges buffer and store for range scans).
+//! At commit, after the changelog records, outputs and consumed offsets are
+//! committed, the runtime drains the buffer and hands each store its entries
+//! with [`KeyValueStore::apply`]: the entries and the changelog offset they
+//! bring the store up to are written as ONE atomic batch. On abort the buffer
+//! is dropped and nothing reaches the store.
+//!
+//! So a local store is always a consistent snapshot at a known changelog
+//! offset ([`KeyValueStore::changelog_offset`]): after a crash a task replays
+//! only the changelog tail past that offset instead of restoring everything.
+//!
+//! RocksDB's write-ahead log is off: the changelog is the durable log, and
+//! losing the last unflushed batches only means replaying a longer tail (see
+//! [`RocksDbStore`] for why the recorded offset always matches the data that
+//! survived). A store that cannot be read at all is [`StateError::Corrupt`]:
+//! [`wipe`] it and restore it from the changelog.
+//!
+//! Layers: this module is the bytes level ([`KeyValueStore`],
+//! [`InMemoryStore`], [`RocksDbStore`]); change logging, caching, metrics and
+//! the typed (serde) layer wrap it.
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+mod memory;
+mod resources;
+mod rocks;
+mod write_buffer;
+
+pub use self::memory::InMemoryStore;
+pub use self::resources::StateResources;
+pub use self::rocks::RocksDbStore;
+pub use self::write_buffer::{scan_merged, WriteBuffer};
+
+/// Something went wrong in a local state store. Each variant says what to do.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StateError {
+    /// The store could not be opened, but its contents are not known to be
+    /// damaged: the directory may be locked by another instance or another
+    /// task still open in this process, unwritable, or the disk may be full.
+    /// Fix the cause and retry; do not wipe.
+    #[error(
+        "cannot open state store `{store}` at {}: {reason}; check that no other instance or task uses this \
+         state directory and that it is writable",
+        path.display()
+    )]
+    Open {
+        /// The store's name.
+        store: String,
+        /// The store's directory.
+        path: PathBuf,
+        /// What RocksDB or the file system reported.
+        reason: String,
+    },
+    /// The store is damaged, or its directory holds something that is not a
+    /// rivulet store. Its contents cannot be trusted: [`wipe`] the directory and
+    /// restore the store from its changelog.
+    #[error(
+        "state store `{store}` at {} is corrupt: {reason}; wipe it and restore it from the changelog",
+        path.display()
+    )]
+    Corrupt {
+        /// The store's name.
+        store: String,
+        /// The store's directory.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A read, write or flush on an open store failed (usually the disk). The
+    /// store's last committed state is intact on disk: close the task and
+    /// reopen the store; if this repeats, check the disk.
+    #[error("state store `{store}` at {}: {operation} failed: {reason}", path.display())]
+    Store {
+        /// The store's name.
+        store: String,
+        /// The store's directory.
+        path: PathBuf,
+        /// What rivulet was doing ("get", "apply", "flush", ...).
+        operation: &'static str,
+        /// What RocksDB reported.
+        reason: String,
+    },
+    /// A file system operation on the state directory failed. Check the
+    /// path's permissions and the disk.
+    #[error("state directory {}: {source}", path.display())]
+    Io {
+        /// The file or directory involved.
+        path: PathBuf,
+        /// The operating system's error.
+        #[source]
+        source: io::Error,
+    },
+}
+
+impl StateError {
+    /// Whether the store must be wiped and restored from its changelog
+    /// (rather than the operation retried or the instance stopped).
+    pub fn is_corrupt(&self) -> bool {
+        matches!(self, StateError::Corrupt { .. })
+    }
+}
+
+/// `Result` with [`StateError`].
+pub type StateResult<T> = Result<T, StateError>;
+
+/// A bytes-level key-value store, in key order (bytewise).
+///
+/// The outermost layers (typed access, caching, change logging) are built on
+/// this trait; implementations only store bytes and the changelog offset.
+/// `Send` because a task, with its stores, may move between threads.
+pub trait KeyValueStore: Send {
+    /// The store's name, as the user gave it in the topology.
+    fn name(&self) -> &str;
+
+    /// The value stored under `key`, if any.
+    fn get(&self, key: &[u8]) -> StateResult<Option<Vec<u8>>>;
+
+    /// Entries with `from <= key < to` (`None` = unbounded), in key order.
+    /// Empty when `from >= to`.
+    fn range(&self, from: Option<&[u8]>, to: Option<&[u8]>) -> StateResult<Vec<(Vec<u8>, Vec<u8>)>>;
+
+    /// Entries whose key starts with `prefix`, in key order.
+    fn prefix_scan(&self, prefix: &[u8]) -> StateResult<Vec<(Vec<u8>, Vec<u8>)>> {
+        self.range(Some(prefix), prefix_end(prefix).as_deref())
+    }
+
+    /// Applies puts (`Some`) and deletes (`None`) atomically, together with the
+    /// changelog offset (the offset of the next changelog record to read on
+    /// restore) they bring the store up to. Either all of it is visible
+    /// afterwards, or none of it. `None` leaves the recorded offset as it was
+    /// (a store without a changelog). Later entries for the same key win.
+    fn apply(&mut self, batch: &[(Vec<u8>, Option<Vec<u8>>)], changelog_offset: Option<i64>) -> StateResult<()>;
+
+    /// The changelog offset recorded by the last [`apply`](Self::apply) that
+    /// carried one (`None` for a fresh store): restore reads from here.
+    fn changelog_offset(&self) -> StateResult<Option<i64>>;
+
+    /// The number of entries. Exact for in-memory stores; an estimate for
+    /// RocksDB, which cannot count without a full scan (deletes and
+    /// overwrites not yet compacted away skew it). For metrics, not logic.
+    fn approximate_len(&self) -> StateResult<u64>;
+}
+
+/// The directory of one store: `<state_dir>/<application_id>/<task>/<store>`.
+pub fn store_dir(state_dir: &Path, application_id: &str, task: &str, store: &str) -> PathBuf {
+    state_dir.join(application_id).join(task).join(store)
+}
+
+/// Deletes a store's directory (or a stray file at its path) and everything
+/// in it, so that the store is recreated empty and restored from its
+/// changelog. Succeeds if nothing is there. The store must be closed first.
+pub fn wipe(path: &Path) -> StateResult<()> {
+    let io_error = |source| StateError::Io { path: path.to_path_buf(), source };
+    let metadata = match std::fs::symlink_metadata(path) {
+        Ok(metadata) => metadata,
+        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(err) => return Err(io_error(err)),
+    };
+    tracing::warn!(path = %path.display(), "wiping state store; it will be restored from its changelog");
+    let removed = if metadata.is_dir() { std::fs::remove_dir_all(path) } else { std::fs::remove_file(path) };
+    match removed {
+        Err(err) if err.kind() != io::ErrorKind::NotFound => Err(io_error(err)),
+        _ => Ok(()),
+    }
+}
+
+/// The smallest key greater than every key starting with `prefix`, i.e. the
+/// exclusive upper bound of a prefix scan; `None` when there is none (an
+/// empty prefix, or one made only of `0xff` bytes).
+pub(crate) fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
+    let last = prefix.iter().rposition(|&byte| byte != 0xff)?;
+    let mut end = prefix[..=last].to_vec();
+    end[last] += 1;
+    Some(end)
+}
+
+/// Whether `key` lies in `[from, to)`.
+pub(crate) fn in_range(key: &[u8], from: Option<&[u8]>, to: Option<&[u8]>) -> bool {
+    let after_from = match from {
+        Some(from) => key >= from,
+        None => true,
+    };
+    let before_to = match to {
+        Some(to) => key < to,
+        None => true,
+    };
+    after_from && before_to
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use super::*;
+
+    #[test]
+    fn prefix_end_is_the_next_prefix_after_all_keys_with_the_prefix() {
+        assert_eq!(prefix_end(b"ab"), Some(b"ac".to_vec()));
+        assert_eq!(prefix_end(b"a\xff\xff"), Some(b"b".to_vec()));
+        assert_eq!(prefix_end(b"\xff\xff"), None);
+        assert_eq!(prefix_end(b""), None);
+    }
+
+    #[test]
+    fn store_dir_nests_application_task_and_store() {
+        let dir = store_dir(Path::new("/var/lib/rivulet"), "app", "0_1", "counts");
+        assert_eq!(dir, Path::new("/var/lib/rivulet/app/0_1/counts"));
+    }
+
+    #[test]
+    fn wipe_removes_a_directory_tree_a_stray_file_and_accepts_a_missing_path() {
+        let root = tempfile::tempdir().unwrap();
+        let store = root.path().join("store");
+        std::fs::create_dir_all(store.join("sub")).unwrap();
+        std::fs::write(store.join("sub/file"), b"x").unwrap();
+        wipe(&store).unwrap();
+        assert!(!store.exists());
+
+        std::fs::write(&store, b"not a directory").unwrap();
+        wipe(&store).unwrap();
+        assert!(!store.exists());
+
+        wipe(&store).unwrap();
+    }
+
+    #[test]
+    fn only_corrupt_errors_ask_for_a_wipe() {
+        let corrupt = StateError::Corrupt { store: "s".into(), path: "/p".into(), reason: "bad".into() };
+        let open = StateError::Open { store: "s".into(), path: "/p".into(), reason: "locked".into() };
+        assert!(corrupt.is_corrupt());
+        assert!(!open.is_corrupt());
+        assert!(corrupt.to_string().contains("restore it from the changelog"));
+    }
+}
