@@ -17,7 +17,7 @@ use crate::topology::{ProcessError, TopologyError};
 pub enum Error {
     /// The configuration is invalid; fix it and restart.
     #[error(transparent)]
-    Config(#[from] ConfigError),
+    Config(Box<ConfigError>),
     /// The topology is invalid; fix the code that builds it.
     #[error(transparent)]
     Topology(#[from] TopologyError),
@@ -35,7 +35,7 @@ pub enum Error {
     Topics(String),
     /// Local state failed.
     #[error(transparent)]
-    State(#[from] StateError),
+    State(Box<StateError>),
     /// A record failed under the `fail` policy. Nothing past it was
     /// committed; after fixing the cause (or choosing `skip` or
     /// `dead_letter`), a restart processes it again.
@@ -45,11 +45,11 @@ pub enum Error {
         source_offset: String,
         /// Why it failed.
         #[source]
-        error: ProcessError,
+        error: Box<ProcessError>,
     },
     /// Processing failed outside a single record.
     #[error(transparent)]
-    Process(ProcessError),
+    Process(Box<ProcessError>),
     /// A bug in rivulet.
     #[error("internal error (a rivulet bug): {0}")]
     Internal(String),
@@ -64,7 +64,7 @@ impl Error {
     pub(crate) fn record(source: Option<&SourceOffset>, error: ProcessError) -> Self {
         Error::Record {
             source_offset: source.map(ToString::to_string).unwrap_or_else(|| "(no source record)".into()),
-            error,
+            error: Box::new(error),
         }
     }
 
@@ -89,6 +89,26 @@ impl Error {
             }),
             _ => false,
         }
+    }
+}
+
+// The large layer errors are boxed so that `Result<T, Error>` stays small
+// on the happy path (and in users' code, where clippy checks it).
+impl From<ConfigError> for Error {
+    fn from(e: ConfigError) -> Self {
+        Error::Config(Box::new(e))
+    }
+}
+
+impl From<StateError> for Error {
+    fn from(e: StateError) -> Self {
+        Error::State(Box::new(e))
+    }
+}
+
+impl From<ProcessError> for Error {
+    fn from(e: ProcessError) -> Self {
+        Error::Process(Box::new(e))
     }
 }
 

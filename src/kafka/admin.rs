@@ -152,7 +152,8 @@ pub(crate) fn prepare_topics(config: &Config, topology: &Topology) -> Result<Top
                     .enable_all()
                     .build()
                     .map_err(|e| Error::Internal(format!("starting the admin runtime: {e}")))?;
-                runtime.block_on(ensure_topics(&admin, &existing, &wanted))
+                let embedded = crate::kafka::embedded::is_embedded(&config.kafka.bootstrap_servers);
+                runtime.block_on(ensure_topics(&admin, embedded, &existing, &wanted))
             })
             .join()
             .unwrap_or_else(|_| Err(Error::Internal("the admin thread panicked".into())))
@@ -169,6 +170,7 @@ pub(crate) fn prepare_topics(config: &Config, topology: &Topology) -> Result<Top
 
 async fn ensure_topics(
     admin: &AdminClient<DefaultClientContext>,
+    embedded: bool,
     existing: &BTreeMap<String, i32>,
     wanted: &[Wanted],
 ) -> Result<()> {
@@ -185,7 +187,7 @@ async fn ensure_topics(
             )));
         }
     }
-    if !present.is_empty() {
+    if !present.is_empty() && !embedded {
         let specs: Vec<ResourceSpecifier<'_>> = present.iter().map(|w| ResourceSpecifier::Topic(&w.name)).collect();
         let results =
             admin.describe_configs(&specs, &opts).await.map_err(|e| Error::kafka("describing internal topics", e))?;

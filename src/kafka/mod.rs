@@ -8,6 +8,7 @@
 //! are refused when the config is loaded, so they cannot be overridden here.
 
 pub(crate) mod admin;
+pub mod embedded;
 
 use rdkafka::ClientConfig;
 

@@ -113,7 +113,7 @@ impl TaskManager {
                 let mut task =
                     Task::new(id, &self.app.topology, &self.app.config, &self.app.resources, self.collector.clone())?;
                 let restored = task.restore(restorer, stats)?;
-                task.init().map_err(Error::Process)?;
+                task.init().map_err(Error::from)?;
                 Ok::<_, Error>((task, restored))
             })();
             stats.tasks_restoring.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
@@ -154,7 +154,7 @@ impl TaskManager {
     pub(crate) fn punctuate(&mut self) -> Result<()> {
         let now = wall_clock_ms();
         for task in self.tasks.values_mut() {
-            task.fire_timers(TimeKind::WallClock, now).map_err(Error::Process)?;
+            task.fire_timers(TimeKind::WallClock, now).map_err(Error::from)?;
         }
         Ok(())
     }

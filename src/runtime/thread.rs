@@ -28,8 +28,19 @@ thread_local! {
     static MANAGER: RefCell<Option<TaskManager>> = const { RefCell::new(None) };
 }
 
-fn with_manager<R>(f: impl FnOnce(&mut TaskManager) -> R) -> Option<R> {
-    MANAGER.with(|m| m.try_borrow_mut().ok().and_then(|mut guard| guard.as_mut().map(f)))
+/// Why a rebalance callback could not reach the task manager.
+enum Unavailable {
+    /// The thread has closed its tasks and is shutting down.
+    Gone,
+    /// The manager is borrowed: a callback ran outside `poll`, a bug.
+    Busy,
+}
+
+fn with_manager<R>(f: impl FnOnce(&mut TaskManager) -> R) -> Result<R, Unavailable> {
+    MANAGER.with(|m| match m.try_borrow_mut() {
+        Ok(mut guard) => guard.as_mut().map(f).ok_or(Unavailable::Gone),
+        Err(_) => Err(Unavailable::Busy),
+    })
 }
 
 /// The consumer's context: hands rebalances to this thread's task manager.
@@ -41,7 +52,7 @@ impl ConsumerContext for RebalanceHandler {
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         match rebalance {
             Rebalance::Revoke(tpl) => {
-                if with_manager(|tm| tm.on_revoked(consumer, tpl)).is_none() {
+                if let Err(Unavailable::Busy) = with_manager(|tm| tm.on_revoked(consumer, tpl)) {
                     tracing::error!(
                         "partitions revoked while the task manager was busy; their work will be reprocessed"
                     );
@@ -49,9 +60,9 @@ impl ConsumerContext for RebalanceHandler {
             }
             Rebalance::Error(e) => {
                 let e = Error::Internal(format!("rebalance failed: {e}"));
-                with_manager(|tm| {
-                    tm.failed.get_or_insert(e);
-                });
+                if with_manager(|tm| tm.failed.get_or_insert(e).to_string()).is_err() {
+                    tracing::error!("a rebalance failed while the thread was stopping");
+                }
             }
             Rebalance::Assign(_) => {}
         }
@@ -59,10 +70,26 @@ impl ConsumerContext for RebalanceHandler {
 
     fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Assign(tpl) = rebalance {
-            with_manager(|tm| tm.on_assigned(tpl));
+            if with_manager(|tm| tm.on_assigned(tpl)).is_err() {
+                tracing::warn!("partitions assigned while the thread was stopping; they are left to other members");
+            }
         }
     }
 }
+
+/// The restore consumer's context: end-of-partition is how a restore knows
+/// it is done, not an error worth logging.
+pub(crate) struct RestoreContext;
+
+impl ClientContext for RestoreContext {
+    fn error(&self, error: KafkaError, reason: &str) {
+        if error.rdkafka_error_code() != Some(RDKafkaErrorCode::PartitionEOF) {
+            tracing::error!(error = %error, reason, "restore consumer error");
+        }
+    }
+}
+
+impl ConsumerContext for RestoreContext {}
 
 /// Consumer errors that pass on their own (a broker restarting).
 fn is_transient(e: &KafkaError) -> bool {
@@ -115,8 +142,9 @@ pub(crate) fn run(
         .map_err(|e| Error::kafka("creating the producer", e))?;
     let mut restore_config = client(ClientRole::Consumer)?;
     restore_config.set("enable.partition.eof", "true").set("group.id", format!("{}-restore", config.application_id));
-    let restorer: BaseConsumer =
-        restore_config.create().map_err(|e| Error::kafka("creating the restore consumer", e))?;
+    let restorer: BaseConsumer<RestoreContext> = restore_config
+        .create_with_context(RestoreContext)
+        .map_err(|e| Error::kafka("creating the restore consumer", e))?;
 
     MANAGER.with(|m| *m.borrow_mut() = Some(TaskManager::new(app.clone(), RecordCollector::new(Arc::new(producer)))));
     let topics: Vec<&str> = source_topics.iter().map(String::as_str).collect();
@@ -129,7 +157,7 @@ pub(crate) fn run(
     let closed = match &result {
         Ok(()) => with_manager(|tm| tm.close_all(&consumer)).unwrap_or(Ok(())),
         Err(_) => {
-            with_manager(|tm| tm.abort_all());
+            let _ = with_manager(|tm| tm.abort_all());
             Ok(())
         }
     };
@@ -141,7 +169,7 @@ pub(crate) fn run(
 
 fn process_loop(
     consumer: &BaseConsumer<RebalanceHandler>,
-    restorer: &BaseConsumer,
+    restorer: &BaseConsumer<RestoreContext>,
     shutdown: &AtomicBool,
 ) -> Result<()> {
     while !shutdown.load(Ordering::Relaxed) {
@@ -163,7 +191,7 @@ fn process_loop(
             tm.punctuate()?;
             tm.maybe_commit(consumer)
         });
-        step.unwrap_or_else(|| Err(Error::Internal("the task manager is gone".into())))?;
+        step.unwrap_or_else(|_| Err(Error::Internal("the task manager is gone".into())))?;
     }
     Ok(())
 }
