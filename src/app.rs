@@ -119,6 +119,11 @@ impl RunningApp {
         self.stats.snapshot()
     }
 
+    /// The source partitions (topic, partition) assigned to this instance.
+    pub fn assignment(&self) -> std::collections::BTreeSet<(String, i32)> {
+        self.stats.assignment()
+    }
+
     /// Whether a thread has stopped (after a failure every thread stops).
     pub fn has_stopped(&self) -> bool {
         self.threads.iter().any(JoinHandle::is_finished)

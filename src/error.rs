@@ -12,7 +12,10 @@ use crate::state::StateError;
 use crate::topology::{ProcessError, TopologyError};
 
 /// Anything that can stop rivulet.
-#[derive(Debug, thiserror::Error)]
+///
+/// `Debug` prints the message and its causes, so `fn main() -> rivulet::Result<()>`
+/// shows an operator the readable error.
+#[derive(thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     /// The configuration is invalid; fix it and restart.
@@ -53,6 +56,22 @@ pub enum Error {
     /// A bug in rivulet.
     #[error("internal error (a rivulet bug): {0}")]
     Internal(String),
+}
+
+impl std::fmt::Debug for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let message = self.to_string();
+        f.write_str(&message)?;
+        let mut cause = std::error::Error::source(self);
+        while let Some(c) = cause {
+            let text = c.to_string();
+            if !message.contains(&text) {
+                write!(f, "\n  caused by: {text}")?;
+            }
+            cause = c.source();
+        }
+        Ok(())
+    }
 }
 
 impl Error {

@@ -1,6 +1,8 @@
 //! Counters of one running application, shared by its threads.
 
+use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
 
 /// What an application has done so far; read with [`RuntimeStats::snapshot`].
 #[derive(Debug, Default)]
@@ -12,6 +14,8 @@ pub struct RuntimeStats {
     pub(crate) commits: AtomicU64,
     pub(crate) tasks_running: AtomicU64,
     pub(crate) tasks_restoring: AtomicU64,
+    /// Source partitions assigned to this instance's threads.
+    pub(crate) assignment: Mutex<BTreeSet<(String, i32)>>,
 }
 
 /// A copy of [`RuntimeStats`] at one moment.
@@ -37,6 +41,22 @@ pub struct StatsSnapshot {
 impl RuntimeStats {
     pub(crate) fn add(counter: &AtomicU64, n: u64) {
         counter.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub(crate) fn assign(&self, partitions: impl IntoIterator<Item = (String, i32)>) {
+        self.assignment.lock().unwrap_or_else(|e| e.into_inner()).extend(partitions);
+    }
+
+    pub(crate) fn revoke(&self, partitions: impl IntoIterator<Item = (String, i32)>) {
+        let mut a = self.assignment.lock().unwrap_or_else(|e| e.into_inner());
+        for p in partitions {
+            a.remove(&p);
+        }
+    }
+
+    /// The source partitions (topic, partition) assigned to this instance now.
+    pub fn assignment(&self) -> BTreeSet<(String, i32)> {
+        self.assignment.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// The current values.

@@ -77,6 +77,7 @@ impl TaskManager {
 
     /// Partitions were assigned: their tasks are created before the next record.
     pub(crate) fn on_assigned(&mut self, tpl: &TopicPartitionList) {
+        self.app.stats.assign(tpl.elements().iter().map(|e| (e.topic().to_string(), e.partition())));
         let ids = self.task_ids(tpl);
         tracing::info!(tasks = ?ids.iter().map(ToString::to_string).collect::<Vec<_>>(), "partitions assigned");
         self.pending.extend(ids.into_iter().filter(|id| !self.tasks.contains_key(id)));
@@ -87,6 +88,7 @@ impl TaskManager {
     pub(crate) fn on_revoked<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>, tpl: &TopicPartitionList) {
         let ids = self.task_ids(tpl);
         tracing::info!(tasks = ?ids.iter().map(ToString::to_string).collect::<Vec<_>>(), "partitions revoked");
+        self.app.stats.revoke(tpl.elements().iter().map(|e| (e.topic().to_string(), e.partition())));
         if let Err(e) = self.commit(consumer) {
             tracing::error!(error = %e, "commit before revocation failed; the revoked tasks' uncommitted work is dropped and will be reprocessed by their new owner");
             for task in self.tasks.values_mut() {
