@@ -142,13 +142,16 @@ pub(crate) const STATE_BLOCK_CACHE_BYTES: KeySpec = KeySpec {
     name: "state.block_cache_bytes",
     default: "67108864",
     accepted: "an integer from 1048576 to 1099511627776",
-    doc: "Size of the one RocksDB block cache shared by all stores of the instance.",
+    doc: "The RocksDB memory budget of the instance: one block cache shared by all stores, \
+          which also holds their memtables (see `state.write_buffer_bytes`) and their index and \
+          filter blocks.",
 };
 pub(crate) const STATE_WRITE_BUFFER_BYTES: KeySpec = KeySpec {
     name: "state.write_buffer_bytes",
     default: "33554432",
     accepted: "an integer from 1048576 to 1099511627776",
-    doc: "Memory for RocksDB memtables, shared by all stores of the instance (one write-buffer manager).",
+    doc: "The part of `state.block_cache_bytes` that memtables of all stores may take (one \
+          shared write-buffer manager); when it is full, the largest memtables are flushed.",
 };
 
 /// Every key, in the order `docs/configuration.md` lists them.

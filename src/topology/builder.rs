@@ -557,7 +557,8 @@ impl<K: Data, V: Data> KStream<K, V> {
         stores: &[&str],
         factory: impl Fn() -> P + Send + Sync + 'static,
     ) -> KStream<K2, V2> {
-        self.add_processor("PROCESS", stores.iter().map(|s| s.to_string()).collect(), move |_| factory())
+        let s = self.add_processor("PROCESS", stores.iter().map(|s| s.to_string()).collect(), move |_| factory());
+        KStream { key_serde: carry(&self.key_serde), value_serde: carry(&self.value_serde), ..s }
     }
 
     /// Groups by the current key, for aggregation. Repartitions first when
@@ -641,12 +642,17 @@ impl<K: Data, V: Data> Split<K, V> {
     pub fn finish(self) -> Branches<K, V> {
         let mut names: Vec<&str> = self.branches.iter().map(|(n, _)| n.as_str()).collect();
         names.sort_unstable();
-        if names.windows(2).any(|w| w[0] == w[1]) {
-            self.stream
-                .graph
-                .borrow_mut()
-                .errors
-                .push(TopologyError::Invalid(format!("split has two branches with one name: {names:?}")));
+        let mut twice: Vec<&str> = names.windows(2).filter(|w| w[0] == w[1]).map(|w| w[0]).collect();
+        twice.dedup();
+        if !twice.is_empty() {
+            self.stream.graph.borrow_mut().errors.push(TopologyError::Invalid(format!(
+                "split has more than one branch named {twice:?}; give each branch its own name"
+            )));
+        }
+        if self.branches.is_empty() {
+            self.stream.graph.borrow_mut().errors.push(TopologyError::Invalid(
+                "split has no branch; add one with .branch(name, predicate) or .default_branch(name)".into(),
+            ));
         }
         let predicates: Vec<_> = self.branches.iter().map(|(_, p)| p.clone()).collect();
         let split = self.stream.add_processor("SPLIT", Vec::new(), move |name| SplitProcessor {
@@ -665,12 +671,14 @@ impl<K: Data, V: Data> Split<K, V> {
                 (name.clone(), split.same_serdes(b))
             })
             .collect();
-        Branches { branches }
+        Branches { source: split, branches }
     }
 }
 
 /// The streams of a split, by branch name.
 pub struct Branches<K, V> {
+    /// The split stream, for errors and for `get` of an unknown branch.
+    source: KStream<K, V>,
     branches: Vec<(String, KStream<K, V>)>,
 }
 
@@ -682,12 +690,11 @@ impl<K: Data, V: Data> Branches<K, V> {
         match self.branches.iter().find(|(n, _)| n == name) {
             Some((_, s)) => s.clone(),
             None => {
-                let any = &self.branches[0].1;
-                any.graph.borrow_mut().errors.push(TopologyError::Invalid(format!(
+                self.source.graph.borrow_mut().errors.push(TopologyError::Invalid(format!(
                     "split has no branch `{name}`; its branches are {:?}",
                     self.branches.iter().map(|(n, _)| n).collect::<Vec<_>>()
                 )));
-                any.filter(|_, _| false)
+                self.source.filter(|_, _| false)
             }
         }
     }
@@ -847,6 +854,7 @@ impl<K: Data, V: Data> KTable<K, V> {
     /// The table's updates and deletes (`None`) as a stream; written to a
     /// topic, deletes become tombstones.
     pub fn to_change_stream(&self) -> KStream<K, Option<V>> {
-        self.stream.clone()
+        let value_serde: Arc<dyn Serde<Option<V>>> = Arc::new(Serdes::optional(ArcSerde(self.value_serde.clone())));
+        KStream { key_serde: Some(self.key_serde.clone()), value_serde: Some(value_serde), ..self.stream.clone() }
     }
 }

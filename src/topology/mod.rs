@@ -82,14 +82,34 @@ impl Topology {
                 "the topology reads no topic; start it with builder.stream(..) or builder.table(..)".into(),
             ));
         }
+        for store in &graph.stores {
+            check_name("store", &store.name)?;
+            if !nodes.iter().any(|n| n.stores.contains(&store.name)) {
+                return Err(TopologyError::Invalid(format!(
+                    "store `{}` is declared but no processor uses it; list it in KStream::process(&[\"{}\"], ..) \
+                     or remove it",
+                    store.name, store.name
+                )));
+            }
+        }
         let mut topics_read = BTreeMap::new();
         for n in &nodes {
             if let NodeKind::Source { topic, .. } = &n.kind {
+                if let TopicName::Internal(suffix) = topic {
+                    check_name("repartition", suffix.trim_end_matches("-repartition"))?;
+                }
                 if let Some(other) = topics_read.insert(topic.clone(), n.name.clone()) {
-                    return Err(TopologyError::Invalid(format!(
-                        "topic {topic} is read by two sources ({other} and {}); read it once and reuse the stream",
-                        n.name
-                    )));
+                    return Err(TopologyError::Invalid(match topic {
+                        TopicName::Internal(_) => format!(
+                            "repartition topic {topic} is made twice; each repartition() and each \
+                             aggregation that regroups by a new key needs its own name"
+                        ),
+                        TopicName::External(_) => format!(
+                            "topic {topic} is read by two sources ({other} and {}); read it once and reuse \
+                             the stream",
+                            n.name
+                        ),
+                    }));
                 }
             }
         }
@@ -112,7 +132,8 @@ impl Topology {
                     if other != st.id {
                         return Err(TopologyError::Invalid(format!(
                             "store `{s}` is used in sub-topologies {other} and {}; a store belongs to one \
-                             sub-topology (use it only downstream of one repartition)",
+                             sub-topology: merge() the streams that use it, or use it only downstream of one \
+                             repartition",
                             st.id
                         )));
                     }
@@ -197,6 +218,23 @@ impl Topology {
             }
         }
         out
+    }
+}
+
+/// Store and repartition names become topic names and directory names.
+fn check_name(what: &str, name: &str) -> Result<(), TopologyError> {
+    let ok = !name.is_empty()
+        && name.len() <= 150
+        && name != "."
+        && name != ".."
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(TopologyError::Invalid(format!(
+            "{what} name {name:?} cannot name a Kafka topic and a directory; use 1 to 150 characters from \
+             [A-Za-z0-9._-] (not \".\" or \"..\")"
+        )))
     }
 }
 
