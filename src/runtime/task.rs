@@ -3,7 +3,7 @@
 //! Lifecycle (driven by the task manager):
 //!
 //! ```text
-//! created --restore()--> restored --init()--> running --close()--> closed
+//! created --restore_plan(), apply_restored()...--> restored --init()--> running --close()--> closed
 //!                                               |  ^
 //!                     prepare_commit() -------- |  | ------ complete_commit() / abort()
 //! ```
@@ -16,9 +16,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Headers as _};
-use rdkafka::{Message, Offset, Timestamp, TopicPartitionList};
+use rdkafka::{Message, Timestamp};
 
 use crate::error::{Error, Result};
 use crate::record::{Headers, SourceOffset};
@@ -30,7 +29,20 @@ use crate::topology::{changelog_topic, ProcessError, StoreKind, TimeKind, Topolo
 use crate::Config;
 
 /// Changelog records applied to a store per batch while restoring.
-const RESTORE_BATCH: usize = 10_000;
+pub(crate) const RESTORE_BATCH: usize = 10_000;
+
+/// One changelog partition being replayed into one store of a task.
+pub(crate) struct RestorePartition {
+    pub(crate) store: usize,
+    pub(crate) topic: String,
+    pub(crate) partition: i32,
+    /// The offset of the next record to read.
+    pub(crate) next: i64,
+    /// The end offset when the restore began.
+    pub(crate) end: i64,
+    #[allow(clippy::type_complexity)]
+    pub(crate) batch: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+}
 
 pub(crate) struct Task {
     pub(crate) id: TaskId,
@@ -92,54 +104,38 @@ impl Task {
         Ok(Task { id, ctx, instance, consumed: HashMap::new(), pending: Vec::new() })
     }
 
-    /// Brings every store up to the end of its changelog partition, reading
-    /// from the offset recorded in the store. Returns the records applied.
-    pub(crate) fn restore<C: rdkafka::consumer::ConsumerContext>(
-        &mut self,
+    /// What each store has to replay: from the changelog offset recorded
+    /// in the store (or the beginning) to the partition's end offset now.
+    /// Stores already at the end are left out.
+    pub(crate) fn restore_plan<C: rdkafka::consumer::ConsumerContext>(
+        &self,
         restorer: &BaseConsumer<C>,
-        stats: &RuntimeStats,
-    ) -> Result<u64> {
-        let mut restored = 0;
+    ) -> Result<Vec<RestorePartition>> {
+        let mut plan = Vec::new();
         let partition = self.id.partition;
-        for slot in &mut self.ctx.stores {
+        for (store, slot) in self.ctx.stores.iter().enumerate() {
             let topic = slot.changelog.clone();
             let (low, high) = restorer
                 .fetch_watermarks(&topic, partition, Duration::from_secs(30))
                 .map_err(|e| Error::kafka(format!("reading the end offsets of changelog {topic}[{partition}]"), e))?;
             let local = slot.store.changelog_offset()?;
             let start = local.unwrap_or(low).max(low);
-            if start >= high {
-                continue;
+            if start < high {
+                tracing::info!(task = %self.id, store = %slot.name, from = start, to = high, local = ?local, "restoring store from its changelog");
+                plan.push(RestorePartition { store, topic, partition, next: start, end: high, batch: Vec::new() });
             }
-            tracing::info!(task = %self.id, store = %slot.name, from = start, to = high, local = ?local, "restoring store from its changelog");
-            let mut tpl = TopicPartitionList::new();
-            tpl.add_partition_offset(&topic, partition, Offset::Offset(start))
-                .map_err(|e| Error::kafka("assigning the restore consumer", e))?;
-            restorer.assign(&tpl).map_err(|e| Error::kafka("assigning the restore consumer", e))?;
-            let mut batch = Vec::with_capacity(RESTORE_BATCH);
-            let mut next = start;
-            while next < high {
-                match restorer.poll(Duration::from_millis(500)) {
-                    Some(Ok(m)) => {
-                        next = m.offset() + 1;
-                        if let Some(k) = m.key() {
-                            batch.push((k.to_vec(), m.payload().map(<[u8]>::to_vec)));
-                        }
-                        if batch.len() >= RESTORE_BATCH {
-                            restored += apply_restored(slot, &mut batch, next, stats)?;
-                        }
-                    }
-                    Some(Err(KafkaError::PartitionEOF(_))) => break,
-                    Some(Err(e)) => {
-                        return Err(Error::kafka(format!("restoring from changelog {topic}[{partition}]"), e))
-                    }
-                    None => {}
-                }
-            }
-            restored += apply_restored(slot, &mut batch, next.max(high), stats)?;
-            restorer.unassign().map_err(|e| Error::kafka("unassigning the restore consumer", e))?;
         }
-        Ok(restored)
+        Ok(plan)
+    }
+
+    /// Applies restored changelog records to a store, with the offset of
+    /// the next record to read.
+    pub(crate) fn apply_restored(&mut self, part: &mut RestorePartition, stats: &RuntimeStats) -> Result<u64> {
+        let n = part.batch.len() as u64;
+        self.ctx.stores[part.store].store.apply(&part.batch, Some(part.next))?;
+        part.batch.clear();
+        RuntimeStats::add(&stats.records_restored, n);
+        Ok(n)
     }
 
     /// Runs the processors' `init`.
@@ -251,19 +247,6 @@ impl Task {
         }
         self.ctx.stores.clear();
     }
-}
-
-fn apply_restored(
-    slot: &mut StoreSlot,
-    batch: &mut Vec<(Vec<u8>, Option<Vec<u8>>)>,
-    next_offset: i64,
-    stats: &RuntimeStats,
-) -> Result<u64> {
-    let n = batch.len() as u64;
-    slot.store.apply(batch, Some(next_offset))?;
-    batch.clear();
-    RuntimeStats::add(&stats.records_restored, n);
-    Ok(n)
 }
 
 fn open_or_wipe(dir: &std::path::Path, name: &str, resources: &StateResources) -> Result<RocksDbStore> {

@@ -15,10 +15,10 @@ use crate::error::{Error, Result};
 use crate::record::{Headers, SourceOffset};
 use crate::runtime::collector::DeliveryFailure;
 use crate::runtime::stats::RuntimeStats;
-use crate::runtime::task::Task;
+use crate::runtime::task::{RestorePartition, Task, RESTORE_BATCH};
 use crate::runtime::{wall_clock_ms, RecordCollector, TaskId};
 use crate::state::StateResources;
-use crate::topology::{ProcessError, TimeKind, Topology};
+use crate::topology::{changelog_topic, ProcessError, TimeKind, Topology};
 use crate::Config;
 
 /// How long a commit waits for outputs to be delivered.
@@ -39,6 +39,8 @@ pub(crate) struct TaskManager {
     app: Arc<AppContext>,
     collector: RecordCollector,
     tasks: BTreeMap<TaskId, Task>,
+    /// Tasks replaying their changelogs; their source partitions are paused.
+    restoring: BTreeMap<TaskId, Restoring>,
     /// Assigned but not yet created (created on the processing thread,
     /// outside the rebalance callback).
     pending: BTreeSet<TaskId>,
@@ -47,19 +49,41 @@ pub(crate) struct TaskManager {
     last_commit: Instant,
     /// An error raised inside a rebalance callback, surfaced after `poll`.
     pub(crate) failed: Option<Error>,
+    /// The restore consumer's assignment must be redone.
+    restorer_changed: bool,
+    /// Resolved changelog topic -> the sub-topology owning its store.
+    changelog_owner: HashMap<String, usize>,
+}
+
+/// A task replaying its changelogs.
+struct Restoring {
+    task: Task,
+    parts: Vec<RestorePartition>,
+    started: Instant,
+    restored: u64,
 }
 
 impl TaskManager {
     pub(crate) fn new(app: Arc<AppContext>, collector: RecordCollector) -> Self {
         let topics = app.topic_to_subtopology.keys().map(|t| (t.clone(), Arc::<str>::from(t.as_str()))).collect();
+        let application_id = app.config.application_id.as_str();
+        let changelog_owner = app
+            .topology
+            .subtopologies
+            .iter()
+            .flat_map(|st| st.stores.iter().map(move |s| (changelog_topic(s).resolve(application_id), st.id)))
+            .collect();
         TaskManager {
             app,
             collector,
             tasks: BTreeMap::new(),
+            restoring: BTreeMap::new(),
             pending: BTreeSet::new(),
             topics,
             last_commit: Instant::now(),
             failed: None,
+            restorer_changed: false,
+            changelog_owner,
         }
     }
 
@@ -101,35 +125,165 @@ impl TaskManager {
             if let Some(task) = self.tasks.remove(&id) {
                 task.close();
             }
+            // A partly restored store keeps what it applied, with its offset.
+            if let Some(r) = self.restoring.remove(&id) {
+                r.task.close();
+                self.restorer_changed = true;
+            }
         }
         self.app.stats.tasks_running.store(self.tasks.len() as u64, std::sync::atomic::Ordering::Relaxed);
     }
 
-    /// Creates, restores and initialises the tasks assigned since the last call.
-    pub(crate) fn create_pending<C: ConsumerContext>(&mut self, restorer: &BaseConsumer<C>) -> Result<()> {
-        while let Some(id) = self.pending.pop_first() {
-            let stats = &self.app.stats;
-            RuntimeStats::add(&stats.tasks_restoring, 1);
-            let started = Instant::now();
-            let result = (|| {
-                let mut task =
-                    Task::new(id, &self.app.topology, &self.app.config, &self.app.resources, self.collector.clone())?;
-                let restored = task.restore(restorer, stats)?;
-                task.init().map_err(Error::from)?;
-                Ok::<_, Error>((task, restored))
-            })();
-            stats.tasks_restoring.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
-            let (task, restored) = result?;
-            tracing::info!(task = %id, restored, elapsed_ms = started.elapsed().as_millis() as u64, "task running");
-            self.tasks.insert(id, task);
+    /// The source partitions of a task.
+    fn source_partitions(&self, id: TaskId) -> Result<TopicPartitionList> {
+        let mut tpl = TopicPartitionList::new();
+        for (topic, &sub) in &self.app.topic_to_subtopology {
+            if sub == id.subtopology {
+                tpl.add_partition(topic, id.partition);
+            }
         }
-        self.app.stats.tasks_running.store(self.tasks.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        Ok(tpl)
+    }
+
+    /// Creates the tasks assigned since the last call. A task with nothing
+    /// to replay starts at once; the others pause their source partitions
+    /// and restore step by step in [`restore_step`](Self::restore_step),
+    /// while the consumer keeps polling (and so stays in the group).
+    pub(crate) fn create_pending<C: ConsumerContext, R: ConsumerContext>(
+        &mut self,
+        consumer: &BaseConsumer<C>,
+        restorer: &BaseConsumer<R>,
+    ) -> Result<()> {
+        while let Some(id) = self.pending.pop_first() {
+            let task =
+                Task::new(id, &self.app.topology, &self.app.config, &self.app.resources, self.collector.clone())?;
+            let parts = task.restore_plan(restorer)?;
+            if parts.is_empty() {
+                self.start_task(task, 0, Instant::now())?;
+                continue;
+            }
+            consumer.pause(&self.source_partitions(id)?).map_err(|e| Error::kafka(format!("pausing task {id}"), e))?;
+            self.restoring.insert(id, Restoring { task, parts, started: Instant::now(), restored: 0 });
+            self.restorer_changed = true;
+        }
+        self.update_task_counts();
         Ok(())
+    }
+
+    fn start_task(&mut self, mut task: Task, restored: u64, started: Instant) -> Result<()> {
+        task.init()?;
+        let id = task.id;
+        tracing::info!(task = %id, restored, elapsed_ms = started.elapsed().as_millis() as u64, "task running");
+        self.tasks.insert(id, task);
+        Ok(())
+    }
+
+    fn update_task_counts(&self) {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.app.stats.tasks_running.store(self.tasks.len() as u64, Relaxed);
+        self.app.stats.tasks_restoring.store(self.restoring.len() as u64, Relaxed);
+    }
+
+    /// Whether some task is still restoring.
+    pub(crate) fn is_restoring(&self) -> bool {
+        !self.restoring.is_empty()
+    }
+
+    /// Reads one round of changelog records for the restoring tasks and
+    /// starts those that reached their end offsets.
+    pub(crate) fn restore_step<C: ConsumerContext, R: ConsumerContext>(
+        &mut self,
+        consumer: &BaseConsumer<C>,
+        restorer: &BaseConsumer<R>,
+    ) -> Result<()> {
+        if self.restoring.is_empty() {
+            return Ok(());
+        }
+        if std::mem::take(&mut self.restorer_changed) {
+            let mut tpl = TopicPartitionList::new();
+            for r in self.restoring.values() {
+                for p in &r.parts {
+                    tpl.add_partition_offset(&p.topic, p.partition, Offset::Offset(p.next))
+                        .map_err(|e| Error::kafka("assigning the restore consumer", e))?;
+                }
+            }
+            restorer.assign(&tpl).map_err(|e| Error::kafka("assigning the restore consumer", e))?;
+        }
+        let stats = self.app.stats.clone();
+        let deadline = Instant::now() + Duration::from_millis(100);
+        let mut timeout = Duration::from_millis(50);
+        while Instant::now() < deadline {
+            let Some(polled) = restorer.poll(timeout) else { break };
+            timeout = Duration::ZERO;
+            let m = match polled {
+                Ok(m) => m,
+                Err(rdkafka::error::KafkaError::PartitionEOF(_)) => continue,
+                Err(e) => return Err(Error::kafka("reading changelogs to restore", e)),
+            };
+            let Some(&subtopology) = self.store_owner(m.topic()) else { continue };
+            let id = TaskId { subtopology, partition: m.partition() };
+            let Some(r) = self.restoring.get_mut(&id) else { continue };
+            let Some(part) = r.parts.iter_mut().find(|p| p.topic == m.topic()) else { continue };
+            if m.offset() < part.next {
+                continue;
+            }
+            part.next = m.offset() + 1;
+            if let Some(k) = m.key() {
+                part.batch.push((k.to_vec(), m.payload().map(<[u8]>::to_vec)));
+            }
+            if part.batch.len() >= RESTORE_BATCH {
+                r.restored += r.task.apply_restored(part, &stats)?;
+            }
+        }
+        // Partitions whose position reached the end offset are done (the
+        // position also passes transaction markers and compacted gaps).
+        let positions = restorer.position().map_err(|e| Error::kafka("reading restore positions", e))?;
+        let mut finished = Vec::new();
+        for (id, r) in self.restoring.iter_mut() {
+            let mut parts = std::mem::take(&mut r.parts);
+            for p in &mut parts {
+                if let Some(Offset::Offset(pos)) = positions.find_partition(&p.topic, p.partition).map(|e| e.offset()) {
+                    p.next = p.next.max(pos);
+                }
+                if p.next >= p.end {
+                    r.restored += r.task.apply_restored(p, &stats)?;
+                }
+            }
+            parts.retain(|p| p.next < p.end);
+            if parts.is_empty() {
+                finished.push(*id);
+            }
+            r.parts = parts;
+        }
+        for id in finished {
+            if let Some(r) = self.restoring.remove(&id) {
+                self.start_task(r.task, r.restored, r.started)?;
+                consumer
+                    .resume(&self.source_partitions(id)?)
+                    .map_err(|e| Error::kafka(format!("resuming task {id}"), e))?;
+                self.restorer_changed = true;
+            }
+        }
+        if self.restoring.is_empty() {
+            restorer.unassign().map_err(|e| Error::kafka("unassigning the restore consumer", e))?;
+            self.restorer_changed = false;
+        }
+        self.update_task_counts();
+        Ok(())
+    }
+
+    /// The sub-topology whose store writes this changelog topic.
+    fn store_owner(&self, changelog: &str) -> Option<&usize> {
+        self.changelog_owner.get(changelog)
     }
 
     /// Runs one polled record through its task, applying the bad-record
     /// policies to a failure.
-    pub(crate) fn process(&mut self, msg: &BorrowedMessage<'_>) -> Result<()> {
+    pub(crate) fn process<C: ConsumerContext>(
+        &mut self,
+        msg: &BorrowedMessage<'_>,
+        consumer: &BaseConsumer<C>,
+    ) -> Result<()> {
         let Some(topic) = self.topics.get(msg.topic()).cloned() else {
             return Err(Error::Internal(format!("received a record of topic {} that no source reads", msg.topic())));
         };
@@ -137,6 +291,16 @@ impl TaskManager {
             return Err(Error::Internal(format!("topic {} has no sub-topology", msg.topic())));
         };
         let id = TaskId { subtopology, partition: msg.partition() };
+        if self.restoring.contains_key(&id) || self.pending.contains(&id) {
+            // Fetched before the partition was paused: read it again once
+            // the task has restored.
+            consumer
+                .seek(msg.topic(), msg.partition(), Offset::Offset(msg.offset()), Duration::from_secs(10))
+                .map_err(|e| {
+                    Error::kafka(format!("rewinding {}[{}] for task {id}", msg.topic(), msg.partition()), e)
+                })?;
+            return Ok(());
+        }
         let Some(task) = self.tasks.get_mut(&id) else {
             return Err(Error::Internal(format!("received a record for task {id}, which this thread does not own")));
         };
@@ -233,6 +397,9 @@ impl TaskManager {
         for (_, task) in std::mem::take(&mut self.tasks) {
             task.close();
         }
+        for (_, r) in std::mem::take(&mut self.restoring) {
+            r.task.close();
+        }
         self.app.stats.tasks_running.store(0, std::sync::atomic::Ordering::Relaxed);
         result
     }
@@ -242,6 +409,9 @@ impl TaskManager {
         for (_, mut task) in std::mem::take(&mut self.tasks) {
             task.abort();
             task.close();
+        }
+        for (_, r) in std::mem::take(&mut self.restoring) {
+            r.task.close();
         }
         self.app.stats.tasks_running.store(0, std::sync::atomic::Ordering::Relaxed);
     }

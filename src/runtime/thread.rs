@@ -172,16 +172,21 @@ fn process_loop(
     restorer: &BaseConsumer<RestoreContext>,
     shutdown: &AtomicBool,
 ) -> Result<()> {
+    let mut restoring = false;
     while !shutdown.load(Ordering::Relaxed) {
-        let polled = consumer.poll(Duration::from_millis(100));
+        // While tasks restore, poll without waiting so the restore gets the
+        // time; polling still runs, so the member stays in its group.
+        let polled = consumer.poll(if restoring { Duration::ZERO } else { Duration::from_millis(100) });
         let step = with_manager(|tm| -> Result<()> {
             if let Some(e) = tm.failed.take() {
                 return Err(e);
             }
-            tm.create_pending(restorer)?;
+            tm.create_pending(consumer, restorer)?;
+            tm.restore_step(consumer, restorer)?;
+            restoring = tm.is_restoring();
             match &polled {
                 None => {}
-                Some(Ok(msg)) => tm.process(msg)?,
+                Some(Ok(msg)) => tm.process(msg, consumer)?,
                 Some(Err(e)) if is_transient(e) => {
                     tracing::warn!(error = %e, "Kafka is not reachable right now; the consumer keeps retrying");
                 }
