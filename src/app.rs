@@ -30,16 +30,6 @@ impl App {
     /// is configured.
     pub fn new(config: Config) -> Result<App> {
         crate::kafka::client_config(&config, crate::kafka::ClientRole::Admin)?;
-        if config.processing_guarantee == crate::ProcessingGuarantee::ExactlyOnce {
-            // Refuse rather than run at-least-once under an exactly-once label.
-            return Err(crate::ConfigError::InvalidValue {
-                key: "processing_guarantee".into(),
-                value: "\"exactly_once\"".into(),
-                origin: "the loaded config".into(),
-                accepted: "\"at_least_once\" in this version: the transactional commit path is not built yet".into(),
-            }
-            .into());
-        }
         Ok(App { config })
     }
 

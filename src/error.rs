@@ -53,6 +53,11 @@ pub enum Error {
     /// Processing failed outside a single record.
     #[error(transparent)]
     Process(Box<ProcessError>),
+    /// This instance lost its tasks to another (its transactional producer
+    /// was fenced, or its group generation is stale): its uncommitted work
+    /// is dropped and the processing thread rejoins the group.
+    #[error("tasks migrated: {0}")]
+    TaskMigrated(String),
     /// A bug in rivulet.
     #[error("internal error (a rivulet bug): {0}")]
     Internal(String),

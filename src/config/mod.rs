@@ -462,7 +462,9 @@ impl ConfigLoader {
         }
         if let Some(path) = &file {
             check_file(path)?;
-            builder = builder.add_source(File::new(&path.to_string_lossy(), FileFormat::Toml).required(true));
+            let contents = std::fs::read_to_string(path)
+                .map_err(|e| ConfigError::File { path: path.clone(), reason: e.to_string() })?;
+            builder = builder.add_source(FileLayer { path: path.clone(), contents });
         }
         let rivulet_env: Map<String, String> =
             env.iter().filter(|(k, _)| k.starts_with("RIVULET__")).map(|(k, v)| (k.clone(), v.clone())).collect();
@@ -480,6 +482,36 @@ impl ConfigLoader {
         let root = config::Source::collect(&built).map_err(|e| ConfigError::Load(e.to_string()))?;
         Tree { root }.into_config(&env)
     }
+}
+
+/// The config file as a layer whose values name the file as given (the
+/// `config` crate's own file source names it relative to the working
+/// directory, which reads badly in errors).
+#[derive(Debug, Clone)]
+struct FileLayer {
+    path: PathBuf,
+    contents: String,
+}
+
+impl config::Source for FileLayer {
+    fn clone_into_box(&self) -> Box<dyn config::Source + Send + Sync> {
+        Box::new(self.clone())
+    }
+
+    fn collect(&self) -> Result<Map<String, Value>, config::ConfigError> {
+        let origin = self.path.display().to_string();
+        let map = config::Source::collect(&File::from_str(&self.contents, FileFormat::Toml))?;
+        Ok(map.into_iter().map(|(k, v)| (k, with_origin(v, &origin))).collect())
+    }
+}
+
+fn with_origin(value: Value, origin: &String) -> Value {
+    let kind = match value.kind {
+        ValueKind::Table(t) => ValueKind::Table(t.into_iter().map(|(k, v)| (k, with_origin(v, origin))).collect()),
+        ValueKind::Array(a) => ValueKind::Array(a.into_iter().map(|v| with_origin(v, origin)).collect()),
+        other => other,
+    };
+    Value::new(Some(origin), kind)
 }
 
 fn check_file(path: &Path) -> Result<(), ConfigError> {

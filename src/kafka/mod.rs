@@ -70,6 +70,11 @@ pub fn client_config(config: &Config, role: ClientRole) -> Result<ClientConfig, 
         }
         ClientRole::Producer => {
             client.set("enable.idempotence", "true").set("acks", "all");
+            if config.processing_guarantee == ProcessingGuarantee::ExactlyOnce {
+                // As Kafka Streams: a crashed instance's open transaction
+                // blocks read_committed readers for at most this long.
+                client.set("transaction.timeout.ms", "10000");
+            }
             apply(&mut client, &config.kafka.producer);
         }
         ClientRole::Admin => {}

@@ -9,6 +9,7 @@
 //! thread, from `poll` and `flush`.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -66,15 +67,42 @@ impl ProducerContext for DeliveryTracker {
 
 pub(crate) type ThreadProducer = BaseProducer<DeliveryTracker>;
 
-/// Sends records through the thread's producer.
+/// Sends records through the thread's producer. Under exactly-once the
+/// producer is transactional and the collector begins a transaction before
+/// the first record of each commit cycle.
 #[derive(Clone)]
 pub(crate) struct RecordCollector {
     producer: Arc<ThreadProducer>,
+    transactional: bool,
+    in_transaction: Arc<AtomicBool>,
 }
 
 impl RecordCollector {
-    pub(crate) fn new(producer: Arc<ThreadProducer>) -> Self {
-        RecordCollector { producer }
+    pub(crate) fn new(producer: Arc<ThreadProducer>, transactional: bool) -> Self {
+        RecordCollector { producer, transactional, in_transaction: Arc::new(AtomicBool::new(false)) }
+    }
+
+    pub(crate) fn producer(&self) -> &ThreadProducer {
+        &self.producer
+    }
+
+    /// Begins a transaction unless one is open (exactly-once only).
+    pub(crate) fn ensure_transaction(&self) -> Result<(), KafkaError> {
+        if self.transactional && !self.in_transaction.load(Ordering::Relaxed) {
+            self.producer.begin_transaction()?;
+            self.in_transaction.store(true, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
+    /// Whether a transaction is open.
+    pub(crate) fn in_transaction(&self) -> bool {
+        self.in_transaction.load(Ordering::Relaxed)
+    }
+
+    /// The open transaction was committed or aborted.
+    pub(crate) fn transaction_ended(&self) {
+        self.in_transaction.store(false, Ordering::Relaxed);
     }
 
     /// Queues one record. A full queue is drained by serving delivery
@@ -90,6 +118,12 @@ impl RecordCollector {
         headers: &Headers,
         _source: Option<&SourceOffset>,
     ) -> Result<(), ProcessError> {
+        self.ensure_transaction().map_err(|e| ProcessError::Produce {
+            topic: topic.to_string(),
+            reason: format!("cannot begin a transaction: {e}"),
+            key: key.map(<[u8]>::to_vec),
+            value: value.map(<[u8]>::to_vec),
+        })?;
         let mut record: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(topic).timestamp(timestamp);
         if let Some(p) = partition {
             record = record.partition(p);

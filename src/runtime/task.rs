@@ -230,6 +230,7 @@ impl Task {
             slot.store.apply(&batch, offset)?;
         }
         self.ctx.buffer.clear();
+        self.consumed.clear();
         Ok(())
     }
 
@@ -238,6 +239,12 @@ impl Task {
     pub(crate) fn abort(&mut self) {
         self.pending.clear();
         self.ctx.buffer.clear();
+        self.consumed.clear();
+    }
+
+    /// The task's source partitions that it consumed from since the last commit.
+    pub(crate) fn consumed_partitions(&self) -> impl Iterator<Item = (&str, i32)> + '_ {
+        self.consumed.keys().map(|t| (t.as_ref(), self.id.partition))
     }
 
     /// Closes processors; the stores are flushed and closed when dropped.

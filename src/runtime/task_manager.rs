@@ -7,10 +7,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
+use rdkafka::error::KafkaError;
 use rdkafka::message::BorrowedMessage;
+use rdkafka::producer::Producer;
 use rdkafka::{Message, Offset, TopicPartitionList};
 
-use crate::config::ErrorPolicy;
+use crate::config::{ErrorPolicy, ProcessingGuarantee};
 use crate::error::{Error, Result};
 use crate::record::{Headers, SourceOffset};
 use crate::runtime::collector::DeliveryFailure;
@@ -23,6 +25,49 @@ use crate::Config;
 
 /// How long a commit waits for outputs to be delivered.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a transaction call may take.
+const TXN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How a transactional step failed.
+enum TxnFailure {
+    /// Abort, rewind, go on.
+    Abort(String),
+    /// Fenced or fatal: drop the tasks and rejoin.
+    Fatal(String),
+    /// Stop with this error.
+    Stop(Error),
+}
+
+fn classify(e: KafkaError, what: &str) -> TxnFailure {
+    if let KafkaError::Transaction(t) = &e {
+        if t.is_fatal() {
+            return TxnFailure::Fatal(format!("{what}: {e}"));
+        }
+        if t.txn_requires_abort() || t.is_retriable() {
+            return TxnFailure::Abort(format!("{what}: {e}"));
+        }
+    }
+    if is_migration(&e) {
+        return TxnFailure::Fatal(format!("{what}: {e}"));
+    }
+    TxnFailure::Abort(format!("{what}: {e}"))
+}
+
+/// Errors that mean another member owns the partitions now.
+fn is_migration(e: &KafkaError) -> bool {
+    use rdkafka::types::RDKafkaErrorCode as C;
+    matches!(
+        e.rdkafka_error_code(),
+        Some(
+            C::ProducerFenced
+                | C::InvalidProducerEpoch
+                | C::FencedInstanceId
+                | C::IllegalGeneration
+                | C::UnknownMemberId
+                | C::RebalanceInProgress
+        )
+    )
+}
 
 /// What every thread of one application shares, read-only.
 pub(crate) struct AppContext {
@@ -329,11 +374,14 @@ impl TaskManager {
     pub(crate) fn maybe_commit<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>) -> Result<()> {
         if self.last_commit.elapsed() >= self.app.config.commit_interval {
             self.commit(consumer)?;
+            // Measured from the end of the commit: a commit slower than the
+            // interval must not leave the next cycle no time to process.
+            self.last_commit = Instant::now();
         }
         Ok(())
     }
 
-    /// The commit cycle (at-least-once):
+    /// The commit cycle. Under at-least-once:
     ///
     /// 1. for every task, the latest value per key in its write buffer goes
     ///    to the store's changelog (one record per key per interval);
@@ -345,8 +393,17 @@ impl TaskManager {
     /// 4. only then each task writes its drained buffer to its local stores
     ///    in one batch, with the changelog offset it corresponds to;
     /// 5. the buffers are cleared.
+    ///
+    /// Under exactly-once, steps 1 and 2 happen inside the thread's open
+    /// transaction, step 3 sends the offsets with the consumer's group
+    /// metadata into the transaction and commits it, and an abortable
+    /// failure aborts it, rewinds the consumer and drops the buffers
+    /// ([`commit_exactly_once`](Self::commit_exactly_once)).
     pub(crate) fn commit<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>) -> Result<()> {
         self.last_commit = Instant::now();
+        if self.app.config.processing_guarantee == ProcessingGuarantee::ExactlyOnce {
+            return self.commit_exactly_once(consumer);
+        }
         // 1.
         for task in self.tasks.values_mut() {
             task.prepare_commit().map_err(|e| Error::record(None, e))?;
@@ -354,6 +411,25 @@ impl TaskManager {
         // 2.
         self.flush_outputs()?;
         // 3.
+        let tpl = self.consumed_offsets()?;
+        if tpl.count() > 0 {
+            consumer.commit(&tpl, CommitMode::Sync).map_err(|e| {
+                if is_migration(&e) {
+                    Error::TaskMigrated(format!("committing offsets: {e}"))
+                } else {
+                    Error::kafka("committing consumed offsets", e)
+                }
+            })?;
+        }
+        // 4. and 5.
+        for task in self.tasks.values_mut() {
+            task.complete_commit()?;
+        }
+        RuntimeStats::add(&self.app.stats.commits, 1);
+        Ok(())
+    }
+
+    fn consumed_offsets(&self) -> Result<TopicPartitionList> {
         let mut tpl = TopicPartitionList::new();
         for task in self.tasks.values() {
             for (topic, partition, offset) in task.consumed_offsets() {
@@ -361,14 +437,119 @@ impl TaskManager {
                     .map_err(|e| Error::kafka("building the offsets to commit", e))?;
             }
         }
-        if tpl.count() > 0 {
-            consumer.commit(&tpl, CommitMode::Sync).map_err(|e| Error::kafka("committing consumed offsets", e))?;
+        Ok(tpl)
+    }
+
+    /// The exactly-once commit cycle, one Kafka transaction:
+    ///
+    /// 1. changelog records of every task's write buffer are sent (inside
+    ///    the transaction the cycle's outputs already went to);
+    /// 2. the producer is flushed; a failed delivery makes the transaction
+    ///    abortable;
+    /// 3. the consumed offsets are sent to the transaction with the
+    ///    consumer's group metadata (so a zombie of an older generation is
+    ///    fenced) and the transaction is committed;
+    /// 4. only then the drained buffers are written to the local stores with
+    ///    their changelog offsets;
+    /// 5. the buffers are cleared.
+    ///
+    /// An abortable error aborts the transaction, drops the buffers and
+    /// rewinds the consumer to the last committed offsets: the records are
+    /// processed again, and the local stores never saw the aborted writes.
+    /// A fatal one (fenced) is `Error::TaskMigrated`.
+    fn commit_exactly_once<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>) -> Result<()> {
+        let result = (|| -> std::result::Result<bool, TxnFailure> {
+            // 1.
+            for task in self.tasks.values_mut() {
+                task.prepare_commit().map_err(|e| TxnFailure::Stop(Error::record(None, e)))?;
+            }
+            let offsets = self.consumed_offsets().map_err(TxnFailure::Stop)?;
+            if !self.collector.in_transaction() && offsets.count() == 0 {
+                return Ok(false);
+            }
+            self.collector.ensure_transaction().map_err(|e| classify(e, "beginning a transaction"))?;
+            // 2.
+            self.collector.flush(FLUSH_TIMEOUT).map_err(|e| classify(e, "delivering outputs"))?;
+            let failures = self.collector.take_failures();
+            if let Some(f) = failures.first() {
+                return Err(TxnFailure::Abort(format!("delivery to {} failed: {}", f.topic, f.reason)));
+            }
+            // 3.
+            let producer = self.collector.producer();
+            if offsets.count() > 0 {
+                let metadata = consumer
+                    .group_metadata()
+                    .ok_or_else(|| TxnFailure::Abort("the consumer has no group metadata yet".into()))?;
+                producer
+                    .send_offsets_to_transaction(&offsets, &metadata, TXN_TIMEOUT)
+                    .map_err(|e| classify(e, "sending offsets to the transaction"))?;
+            }
+            producer.commit_transaction(TXN_TIMEOUT).map_err(|e| classify(e, "committing the transaction"))?;
+            self.collector.transaction_ended();
+            Ok(true)
+        })();
+        match result {
+            Ok(false) => Ok(()),
+            Ok(true) => {
+                // 4. and 5.
+                for task in self.tasks.values_mut() {
+                    task.complete_commit()?;
+                }
+                RuntimeStats::add(&self.app.stats.commits, 1);
+                Ok(())
+            }
+            Err(TxnFailure::Abort(why)) => {
+                tracing::warn!(reason = %why, "aborting the transaction; the tasks rewind to their last committed offsets");
+                self.abort_transaction(consumer)
+            }
+            Err(TxnFailure::Fatal(why)) => Err(Error::TaskMigrated(why)),
+            Err(TxnFailure::Stop(e)) => {
+                let _ = self.abort_transaction(consumer);
+                Err(e)
+            }
         }
-        // 4. and 5.
+    }
+
+    /// Aborts the open transaction, drops every task's uncommitted state and
+    /// rewinds their partitions to the group's committed offsets.
+    fn abort_transaction<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>) -> Result<()> {
+        if self.collector.in_transaction() {
+            match self.collector.producer().abort_transaction(TXN_TIMEOUT) {
+                Ok(()) => {}
+                Err(e) => match classify(e, "aborting the transaction") {
+                    TxnFailure::Fatal(why) => return Err(Error::TaskMigrated(why)),
+                    TxnFailure::Abort(why) | TxnFailure::Stop(Error::Internal(why)) => {
+                        return Err(Error::Internal(format!("the transaction could not be aborted: {why}")))
+                    }
+                    TxnFailure::Stop(e) => return Err(e),
+                },
+            }
+            self.collector.transaction_ended();
+        }
+        let mut tpl = TopicPartitionList::new();
+        for task in self.tasks.values() {
+            for (topic, partition) in task.consumed_partitions() {
+                tpl.add_partition(topic, partition);
+            }
+        }
         for task in self.tasks.values_mut() {
-            task.complete_commit()?;
+            task.abort();
         }
-        RuntimeStats::add(&self.app.stats.commits, 1);
+        if tpl.count() == 0 {
+            return Ok(());
+        }
+        let committed = consumer
+            .committed_offsets(tpl, Duration::from_secs(30))
+            .map_err(|e| Error::kafka("reading committed offsets to rewind", e))?;
+        for e in committed.elements() {
+            let to = match e.offset() {
+                Offset::Offset(o) => Offset::Offset(o),
+                _ => Offset::Beginning,
+            };
+            consumer
+                .seek(e.topic(), e.partition(), to, Duration::from_secs(10))
+                .map_err(|err| Error::kafka(format!("rewinding {}[{}]", e.topic(), e.partition()), err))?;
+        }
         Ok(())
     }
 

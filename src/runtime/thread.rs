@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::KafkaError;
-use rdkafka::producer::BaseProducer;
+use rdkafka::producer::{BaseProducer, Producer};
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::ClientContext;
 
@@ -23,6 +23,7 @@ use crate::kafka::{client_config, ClientRole};
 use crate::runtime::collector::DeliveryTracker;
 use crate::runtime::task_manager::{AppContext, TaskManager};
 use crate::runtime::RecordCollector;
+use crate::ProcessingGuarantee;
 
 thread_local! {
     static MANAGER: RefCell<Option<TaskManager>> = const { RefCell::new(None) };
@@ -110,12 +111,25 @@ fn is_transient(e: &KafkaError) -> bool {
 }
 
 /// Runs processing thread `index` until `shutdown` is set or it fails.
+/// When its tasks migrate (fenced), it drops them and starts over with new
+/// clients, rejoining the group.
 pub(crate) fn run(
     app: Arc<AppContext>,
     index: usize,
     source_topics: Vec<String>,
     shutdown: Arc<AtomicBool>,
 ) -> Result<()> {
+    loop {
+        match run_once(app.clone(), index, &source_topics, &shutdown) {
+            Err(Error::TaskMigrated(why)) if !shutdown.load(Ordering::Relaxed) => {
+                tracing::warn!(thread = index, reason = %why, "tasks migrated: dropped uncommitted work, rejoining the group");
+            }
+            result => return result,
+        }
+    }
+}
+
+fn run_once(app: Arc<AppContext>, index: usize, source_topics: &[String], shutdown: &AtomicBool) -> Result<()> {
     let config = &app.config;
     let client = |role: ClientRole| -> Result<rdkafka::ClientConfig> {
         let mut c = client_config(config, role)?;
@@ -137,21 +151,34 @@ pub(crate) fn run(
     // The Java client's partitioner, so keys land where Kafka Streams and
     // Java producers put them.
     producer_config.set("partitioner", "murmur2_random");
+    let exactly_once = config.processing_guarantee == ProcessingGuarantee::ExactlyOnce;
+    if exactly_once {
+        // Stable across restarts of this instance: a restarted thread fences
+        // its predecessor and aborts its open transaction.
+        producer_config.set("transactional.id", format!("{}-{}-{index}", config.application_id, config.instance_id));
+    }
     let producer: BaseProducer<DeliveryTracker> = producer_config
         .create_with_context(DeliveryTracker::default())
         .map_err(|e| Error::kafka("creating the producer", e))?;
+    if exactly_once {
+        producer.init_transactions(Duration::from_secs(60)).map_err(|e| {
+            Error::kafka("initialising the transactional producer (is the broker's transaction coordinator up?)", e)
+        })?;
+    }
     let mut restore_config = client(ClientRole::Consumer)?;
     restore_config.set("enable.partition.eof", "true").set("group.id", format!("{}-restore", config.application_id));
     let restorer: BaseConsumer<RestoreContext> = restore_config
         .create_with_context(RestoreContext)
         .map_err(|e| Error::kafka("creating the restore consumer", e))?;
 
-    MANAGER.with(|m| *m.borrow_mut() = Some(TaskManager::new(app.clone(), RecordCollector::new(Arc::new(producer)))));
+    MANAGER.with(|m| {
+        *m.borrow_mut() = Some(TaskManager::new(app.clone(), RecordCollector::new(Arc::new(producer), exactly_once)))
+    });
     let topics: Vec<&str> = source_topics.iter().map(String::as_str).collect();
     consumer.subscribe(&topics).map_err(|e| Error::kafka(format!("subscribing to {topics:?}"), e))?;
     tracing::info!(thread = index, topics = ?topics, "processing thread started");
 
-    let result = process_loop(&consumer, &restorer, &shutdown);
+    let result = process_loop(&consumer, &restorer, shutdown);
     // After a failure nothing is committed: the failed record and what
     // followed it are processed again after a restart.
     let closed = match &result {

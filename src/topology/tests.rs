@@ -64,7 +64,7 @@ impl Harness {
             stream_time: i64::MIN,
             stores,
             buffer: WriteBuffer::new(),
-            collector: RecordCollector::new(Arc::new(producer)),
+            collector: RecordCollector::new(Arc::new(producer), false),
             schedules: Vec::new(),
             key_buf: Vec::new(),
             value_buf: Vec::new(),

@@ -1,0 +1,183 @@
+//! Exactly-once on a real broker: an instance killed with SIGKILL in the
+//! middle of its work leaves no duplicate and no gap in what readers see
+//! with `read_committed`, and its restart replays only the changelog tail.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod harness;
+
+use std::collections::BTreeMap;
+use std::process::{Child, Command};
+use std::time::Duration;
+
+use harness::TestRecord;
+use rivulet::prelude::*;
+
+/// Set in a child process: `input|output|application_id|state_dir|instance_id`.
+const CHILD_ENV: &str = "RIVULET_EOS_CHILD";
+const KEYS: usize = 50;
+
+/// Counts per key after a repartition and emits, for every input record,
+/// the running count of its key.
+fn running_counts(input: &str, output: &str) -> Topology {
+    let mut b = Topology::builder();
+    b.stream(input, Serdes::string(), Serdes::string())
+        .group_by(|k: &String, _| k.clone(), Serdes::string())
+        .count("running")
+        .to_stream()
+        .to(output, Serdes::string(), Serdes::i64());
+    b.build().unwrap()
+}
+
+fn eos_config(app_id: &str, state_dir: &std::path::Path, instance: &str) -> Config {
+    harness::app_config(
+        app_id,
+        state_dir,
+        &[
+            ("RIVULET__PROCESSING_GUARANTEE", "exactly_once"),
+            ("RIVULET__INSTANCE_ID", instance),
+            ("RIVULET__COMMIT_INTERVAL_MS", "100"),
+        ],
+    )
+}
+
+/// Not a test of its own: the body of the child processes the crash tests
+/// start and kill. In a normal test run it returns at once.
+#[test]
+fn child_process_entry_point_for_crash_tests() {
+    let Ok(spec) = std::env::var(CHILD_ENV) else { return };
+    let _ = tracing_subscriber::fmt().with_env_filter("warn,rivulet=info").with_writer(std::io::stderr).try_init();
+    let parts: Vec<&str> = spec.split('|').collect();
+    let [input, output, app_id, state_dir, instance] = parts[..] else { panic!("bad {CHILD_ENV}: {spec}") };
+    let app = App::new(eos_config(app_id, std::path::Path::new(state_dir), instance))
+        .unwrap()
+        .start(running_counts(input, output))
+        .unwrap();
+    loop {
+        std::thread::sleep(Duration::from_millis(200));
+        if app.has_stopped() {
+            let err = app.shutdown().err();
+            panic!("the child application stopped: {err:?}");
+        }
+    }
+}
+
+/// A child process, killed with SIGKILL when dropped (also when a test fails).
+struct ChildApp(Child);
+
+impl Drop for ChildApp {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn spawn_child(spec: &str) -> ChildApp {
+    ChildApp(
+        Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", "child_process_entry_point_for_crash_tests", "--nocapture", "--test-threads=1"])
+            .env(CHILD_ENV, spec)
+            .env("RIVULET_TEST_BOOTSTRAP", harness::bootstrap())
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    )
+}
+
+fn records(n: usize, start: usize) -> Vec<TestRecord> {
+    (start..start + n)
+        .map(|i| {
+            let k = i % KEYS;
+            TestRecord { partition: (k % 4) as i32, ..TestRecord::kv(&format!("key-{k}"), &i.to_string()) }
+        })
+        .collect()
+}
+
+/// For every key, the counts emitted must be exactly 1, 2, ..., n.
+fn check_sequences(output: &str, expected: &BTreeMap<String, i64>) -> Result<(), String> {
+    let mut seen: BTreeMap<String, Vec<i64>> = BTreeMap::new();
+    for r in harness::read_committed(output) {
+        let v = i64::from_be_bytes(r.value.as_deref().unwrap().try_into().unwrap());
+        seen.entry(r.key_str().to_string()).or_default().push(v);
+    }
+    let mut problems = Vec::new();
+    for (key, n) in expected {
+        let got = seen.get(key).cloned().unwrap_or_default();
+        let want: Vec<i64> = (1..=*n).collect();
+        if got != want {
+            let first_bad = got.iter().zip(&want).position(|(g, w)| g != w).unwrap_or(got.len().min(want.len()));
+            problems.push(format!(
+                "{key}: {} counts, want {n}; first difference at #{first_bad}: got {:?}",
+                got.len(),
+                got.get(first_bad.saturating_sub(2)..(first_bad + 3).min(got.len()))
+            ));
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems.into_iter().take(5).collect::<Vec<_>>().join("; "))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigkill_mid_processing_leaves_no_duplicate_and_no_gap_under_read_committed() {
+    let input = harness::new_topic("eos-in", 4).await;
+    let output = harness::new_topic("eos-out", 4).await;
+    let app_id = harness::unique("eos");
+    let state = tempfile::tempdir().unwrap();
+    let instance = harness::unique("pod");
+    let spec = format!("{input}|{output}|{app_id}|{}|{instance}", state.path().display());
+    let mut expected: BTreeMap<String, i64> = BTreeMap::new();
+    let mut total = 0;
+    let mut produce = |n: usize| {
+        let batch = records(n, total);
+        total += n;
+        for r in &batch {
+            *expected.entry(r.key_str().to_string()).or_default() += 1;
+        }
+        batch
+    };
+
+    // Two rounds: a child runs while input streams in, and is killed -9
+    // once it has committed some output, in the middle of its work.
+    for round in 0..2 {
+        let before = harness::read_committed(&output).len();
+        let child = spawn_child(&spec);
+        let batch = produce(8_000);
+        let topic = input.clone();
+        let writer = tokio::spawn(async move {
+            for chunk in batch.chunks(250) {
+                harness::produce_many(&topic, chunk).await;
+                tokio::time::sleep(Duration::from_millis(40)).await;
+            }
+        });
+        harness::eventually(&format!("round {round}: the child commits output"), Duration::from_secs(90), || {
+            let now = harness::read_committed(&output).len();
+            if now > before + 1_000 {
+                Ok(())
+            } else {
+                Err(format!("{now} outputs"))
+            }
+        });
+        drop(child); // SIGKILL
+        writer.await.unwrap();
+    }
+
+    // A last instance, with the same identity and state dir, finishes the work.
+    let batch = produce(4_000);
+    harness::produce_many(&input, &batch).await;
+    let app =
+        App::new(eos_config(&app_id, state.path(), &instance)).unwrap().start(running_counts(&input, &output)).unwrap();
+    harness::eventually("every input counted exactly once", Duration::from_secs(120), || {
+        check_sequences(&output, &expected)
+    });
+    let stats = app.stats();
+    let changelog = harness::read_committed(&format!("{app_id}-running-changelog")).len() as u64;
+    assert!(
+        stats.records_restored < changelog,
+        "the restart replayed only a tail of the changelog: {} of {changelog}",
+        stats.records_restored
+    );
+    app.shutdown().unwrap();
+    assert_eq!(total, 20_000);
+}
