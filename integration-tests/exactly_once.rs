@@ -61,26 +61,46 @@ fn child_process_entry_point_for_crash_tests() {
     }
 }
 
-/// A child process, killed with SIGKILL when dropped (also when a test fails).
-struct ChildApp(Child);
+/// A child process, killed with SIGKILL when dropped (also when a test
+/// fails). Its log goes to a file.
+struct ChildApp {
+    child: Child,
+    log: std::path::PathBuf,
+}
+
+impl ChildApp {
+    fn kill(&mut self) {
+        let _ = self.child.kill(); // SIGKILL
+        let _ = self.child.wait();
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
 
 impl Drop for ChildApp {
     fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        self.kill();
+        // Kept for a failing test to show.
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_file(&self.log);
+        }
     }
 }
 
 fn spawn_child(spec: &str) -> ChildApp {
-    ChildApp(
-        Command::new(std::env::current_exe().unwrap())
-            .args(["--exact", "child_process_entry_point_for_crash_tests", "--nocapture", "--test-threads=1"])
-            .env(CHILD_ENV, spec)
-            .env("RIVULET_TEST_BOOTSTRAP", harness::bootstrap())
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .unwrap(),
-    )
+    let log = std::env::temp_dir().join(format!("{}.log", harness::unique("rivulet-child")));
+    let child = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "child_process_entry_point_for_crash_tests", "--nocapture", "--test-threads=1"])
+        .env(CHILD_ENV, spec)
+        .env("RIVULET_TEST_BOOTSTRAP", harness::bootstrap())
+        .env("NO_COLOR", "1")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    ChildApp { child, log }
 }
 
 fn records(n: usize, start: usize) -> Vec<TestRecord> {
@@ -180,4 +200,79 @@ async fn sigkill_mid_processing_leaves_no_duplicate_and_no_gap_under_read_commit
     );
     app.shutdown().unwrap();
     assert_eq!(total, 20_000);
+}
+
+/// Pauses or resumes a child process.
+fn signal(child: &ChildApp, sig: nix::sys::signal::Signal) {
+    let pid = nix::unistd::Pid::from_raw(child.child.id() as i32);
+    nix::sys::signal::kill(pid, sig).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn chaos_three_processes_killed_and_paused_still_count_every_record_exactly_once() {
+    use nix::sys::signal::Signal;
+    const RECORDS: usize = 200_000;
+    let input = harness::new_topic("chaos-in", 6).await;
+    let output = harness::new_topic("chaos-out", 6).await;
+    let app_id = harness::unique("chaos");
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let specs: Vec<String> =
+        (0..3).map(|i| format!("{input}|{output}|{app_id}|{}|{app_id}-pod-{i}", dirs[i].path().display())).collect();
+    let mut children: Vec<ChildApp> = specs.iter().map(|s| spawn_child(s)).collect();
+
+    let mut expected: BTreeMap<String, i64> = BTreeMap::new();
+    let all: Vec<TestRecord> = (0..RECORDS)
+        .map(|i| {
+            let k = (i * 7919) % 997;
+            TestRecord { partition: (k % 6) as i32, ..TestRecord::kv(&format!("key-{k}"), &i.to_string()) }
+        })
+        .collect();
+    for r in &all {
+        *expected.entry(r.key_str().to_string()).or_default() += 1;
+    }
+    let topic = input.clone();
+    // About 40 s of input, so that kills and the pause happen mid-stream.
+    let writer = tokio::spawn(async move {
+        for chunk in all.chunks(2_000) {
+            harness::produce_many(&topic, chunk).await;
+            tokio::time::sleep(Duration::from_millis(400)).await;
+        }
+    });
+
+    // Kill -9 and restart a different instance three times, then pause one
+    // past its session timeout (6 s) and resume it: a zombie that must be
+    // fenced rather than commit.
+    let wait_progress = |min: usize| {
+        harness::eventually("output grows", Duration::from_secs(120), || {
+            let n = harness::read_committed(&output).len();
+            if n >= min {
+                Ok(())
+            } else {
+                Err(format!("{n} outputs"))
+            }
+        })
+    };
+    for (step, victim) in [0usize, 2, 1].into_iter().enumerate() {
+        wait_progress((step + 1) * 20_000);
+        children[victim].kill();
+        std::thread::sleep(Duration::from_secs(1));
+        children[victim] = spawn_child(&specs[victim]);
+    }
+    wait_progress(80_000);
+    signal(&children[0], Signal::SIGSTOP);
+    std::thread::sleep(Duration::from_secs(12)); // session timeout 6 s, transaction timeout 10 s
+    signal(&children[0], Signal::SIGCONT);
+    assert!(!writer.is_finished(), "the pause ended while input was still streaming in");
+
+    writer.await.unwrap();
+    harness::eventually("every record counted exactly once, under read_committed", Duration::from_secs(300), || {
+        check_sequences(&output, &expected)
+    });
+    let zombie = children[0].log();
+    assert!(
+        zombie.contains("tasks migrated"),
+        "the paused instance was fenced and rejoined; its log:\n{}",
+        zombie.lines().rev().take(20).collect::<Vec<_>>().join("\n")
+    );
+    drop(children);
 }
