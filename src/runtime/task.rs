@@ -234,6 +234,14 @@ impl Task {
         Ok(())
     }
 
+    /// Flushes the local stores (see `KeyValueStore::flush`).
+    pub(crate) fn flush_stores(&self) -> Result<()> {
+        for slot in &self.ctx.stores {
+            slot.store.flush()?;
+        }
+        Ok(())
+    }
+
     /// Drops uncommitted state (the local stores keep their last committed
     /// snapshot).
     pub(crate) fn abort(&mut self) {

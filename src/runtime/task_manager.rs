@@ -25,6 +25,10 @@ use crate::Config;
 
 /// How long a commit waits for outputs to be delivered.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(60);
+/// How often the local stores are flushed to disk: the most a `kill -9`
+/// makes a restart replay from the changelogs (RocksDB runs without its
+/// WAL; the changelog is the durable log).
+const STORE_FLUSH_INTERVAL: Duration = Duration::from_secs(10);
 /// How long a transaction call may take.
 const TXN_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -92,6 +96,7 @@ pub(crate) struct TaskManager {
     /// Interned topic names, so records do not allocate them.
     topics: HashMap<String, Arc<str>>,
     last_commit: Instant,
+    last_flush: Instant,
     /// An error raised inside a rebalance callback, surfaced after `poll`.
     pub(crate) failed: Option<Error>,
     /// The restore consumer's assignment must be redone.
@@ -126,6 +131,7 @@ impl TaskManager {
             pending: BTreeSet::new(),
             topics,
             last_commit: Instant::now(),
+            last_flush: Instant::now(),
             failed: None,
             restorer_changed: false,
             changelog_owner,
@@ -377,6 +383,12 @@ impl TaskManager {
             // Measured from the end of the commit: a commit slower than the
             // interval must not leave the next cycle no time to process.
             self.last_commit = Instant::now();
+            if self.last_flush.elapsed() >= STORE_FLUSH_INTERVAL {
+                for task in self.tasks.values() {
+                    task.flush_stores()?;
+                }
+                self.last_flush = Instant::now();
+            }
         }
         Ok(())
     }

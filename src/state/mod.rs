@@ -151,6 +151,14 @@ pub trait KeyValueStore: Send {
     /// RocksDB, which cannot count without a full scan (deletes and
     /// overwrites not yet compacted away skew it). For metrics, not logic.
     fn approximate_len(&self) -> StateResult<u64>;
+
+    /// Makes everything applied so far durable locally. With the WAL off,
+    /// RocksDB keeps recent batches in memtables only; a crash loses them
+    /// (together with their offset) and the restore replays them from the
+    /// changelog, so flushing bounds how much a `kill -9` replays.
+    fn flush(&self) -> StateResult<()> {
+        Ok(())
+    }
 }
 
 /// The directory of one store: `<state_dir>/<application_id>/<task>/<store>`.

@@ -129,6 +129,10 @@ impl RocksDbStore {
 }
 
 impl KeyValueStore for RocksDbStore {
+    fn flush(&self) -> StateResult<()> {
+        RocksDbStore::flush(self)
+    }
+
     fn name(&self) -> &str {
         &self.name
     }
