@@ -142,13 +142,16 @@ async fn restart_with_state_dir_replays_only_the_changelog_tail_and_empty_state_
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn two_instances_split_tasks_and_one_takes_over_when_the_other_stops() {
+async fn two_instances_one_with_two_threads_split_tasks_and_one_takes_over_when_the_other_stops() {
     let input = harness::new_topic("lines", 4).await;
     let output = harness::new_topic("counts", 4).await;
     let app_id = harness::unique("wc-two");
     let (state_a, state_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let a =
-        App::new(harness::app_config(&app_id, state_a.path(), &[])).unwrap().start(wordcount(&input, &output)).unwrap();
+    // Instance a runs two processing threads: three group members in all.
+    let a = App::new(harness::app_config(&app_id, state_a.path(), &[("RIVULET__NUM_THREADS", "2")]))
+        .unwrap()
+        .start(wordcount(&input, &output))
+        .unwrap();
     let b =
         App::new(harness::app_config(&app_id, state_b.path(), &[])).unwrap().start(wordcount(&input, &output)).unwrap();
     harness::eventually("both instances own tasks", Duration::from_secs(60), || {

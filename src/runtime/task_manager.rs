@@ -57,6 +57,15 @@ fn classify(e: KafkaError, what: &str) -> TxnFailure {
     TxnFailure::Abort(format!("{what}: {e}"))
 }
 
+fn adjust(counter: &std::sync::atomic::AtomicU64, before: u64, now: u64) {
+    use std::sync::atomic::Ordering::Relaxed;
+    if now >= before {
+        counter.fetch_add(now - before, Relaxed);
+    } else {
+        counter.fetch_sub(before - now, Relaxed);
+    }
+}
+
 /// Errors that mean another member owns the partitions now.
 fn is_migration(e: &KafkaError) -> bool {
     use rdkafka::types::RDKafkaErrorCode as C;
@@ -97,6 +106,8 @@ pub(crate) struct TaskManager {
     topics: HashMap<String, Arc<str>>,
     last_commit: Instant,
     last_flush: Instant,
+    /// This thread's (running, restoring) tasks as last added to the stats.
+    reported_counts: (u64, u64),
     /// An error raised inside a rebalance callback, surfaced after `poll`.
     pub(crate) failed: Option<Error>,
     /// The restore consumer's assignment must be redone.
@@ -132,6 +143,7 @@ impl TaskManager {
             topics,
             last_commit: Instant::now(),
             last_flush: Instant::now(),
+            reported_counts: (0, 0),
             failed: None,
             restorer_changed: false,
             changelog_owner,
@@ -182,7 +194,7 @@ impl TaskManager {
                 self.restorer_changed = true;
             }
         }
-        self.app.stats.tasks_running.store(self.tasks.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        self.update_task_counts();
     }
 
     /// The source partitions of a task.
@@ -229,10 +241,14 @@ impl TaskManager {
         Ok(())
     }
 
-    fn update_task_counts(&self) {
-        use std::sync::atomic::Ordering::Relaxed;
-        self.app.stats.tasks_running.store(self.tasks.len() as u64, Relaxed);
-        self.app.stats.tasks_restoring.store(self.restoring.len() as u64, Relaxed);
+    /// Adds this thread's change in task counts to the instance's counters,
+    /// which all threads share.
+    fn update_task_counts(&mut self) {
+        let now = (self.tasks.len() as u64, self.restoring.len() as u64);
+        let (before, stats) = (self.reported_counts, &self.app.stats);
+        adjust(&stats.tasks_running, before.0, now.0);
+        adjust(&stats.tasks_restoring, before.1, now.1);
+        self.reported_counts = now;
     }
 
     /// Whether some task is still restoring.
@@ -593,7 +609,7 @@ impl TaskManager {
         for (_, r) in std::mem::take(&mut self.restoring) {
             r.task.close();
         }
-        self.app.stats.tasks_running.store(0, std::sync::atomic::Ordering::Relaxed);
+        self.update_task_counts();
         result
     }
 
@@ -606,7 +622,7 @@ impl TaskManager {
         for (_, r) in std::mem::take(&mut self.restoring) {
             r.task.close();
         }
-        self.app.stats.tasks_running.store(0, std::sync::atomic::Ordering::Relaxed);
+        self.update_task_counts();
     }
 
     pub(crate) fn poll_deliveries(&self) {
