@@ -51,6 +51,18 @@ impl EmbeddedKafka {
             .map_err(|e| Error::kafka(format!("creating topic {name} in the embedded cluster"), e))
     }
 
+    /// Makes the broker answer the next `count` requests of kind `api` with
+    /// `error`, as a struggling broker would: for testing how an
+    /// application rides out a coordinator moving or a request timing out.
+    pub fn fail_requests(
+        &self,
+        api: rdkafka::types::RDKafkaApiKey,
+        error: rdkafka::types::RDKafkaRespErr,
+        count: usize,
+    ) {
+        self.cluster.request_errors(api, &vec![error; count]);
+    }
+
     /// Creates every topic `topology` reads or writes, internal topics and
     /// the dead-letter topic included, with `partitions` partitions each.
     pub fn create_topics_for(&self, topology: &Topology, config: &Config, partitions: i32) -> Result<()> {

@@ -16,6 +16,7 @@ use crate::config::{ErrorPolicy, ProcessingGuarantee};
 use crate::error::{Error, Result};
 use crate::record::{Headers, SourceOffset};
 use crate::runtime::collector::DeliveryFailure;
+use crate::runtime::retry::{abort_is_retriable, retrying, retrying_when, RETRY_FOR};
 use crate::runtime::stats::RuntimeStats;
 use crate::runtime::task::{RestorePartition, Task, RESTORE_BATCH};
 use crate::runtime::{wall_clock_ms, RecordCollector, TaskId};
@@ -23,8 +24,9 @@ use crate::state::StateResources;
 use crate::topology::{changelog_topic, ProcessError, TimeKind, Topology};
 use crate::Config;
 
-/// How long a commit waits for outputs to be delivered.
-const FLUSH_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long one flush waits for outputs to be delivered; a flush that
+/// times out is retried within [`RETRY_FOR`].
+const FLUSH_TIMEOUT: Duration = Duration::from_secs(20);
 /// How often the local stores are flushed to disk: the most a `kill -9`
 /// makes a restart replay from the changelogs (RocksDB runs without its
 /// WAL; the changelog is the durable log).
@@ -441,13 +443,15 @@ impl TaskManager {
         // 3.
         let tpl = self.consumed_offsets()?;
         if tpl.count() > 0 {
-            consumer.commit(&tpl, CommitMode::Sync).map_err(|e| {
-                if is_migration(&e) {
-                    Error::TaskMigrated(format!("committing offsets: {e}"))
-                } else {
-                    Error::kafka("committing consumed offsets", e)
-                }
-            })?;
+            retrying("committing consumed offsets", RETRY_FOR, || consumer.commit(&tpl, CommitMode::Sync)).map_err(
+                |e| {
+                    if is_migration(&e) {
+                        Error::TaskMigrated(format!("committing offsets: {e}"))
+                    } else {
+                        Error::kafka("committing consumed offsets", e)
+                    }
+                },
+            )?;
         }
         // 4. and 5.
         for task in self.tasks.values_mut() {
@@ -497,7 +501,8 @@ impl TaskManager {
             }
             self.collector.ensure_transaction().map_err(|e| classify(e, "beginning a transaction"))?;
             // 2.
-            self.collector.flush(FLUSH_TIMEOUT).map_err(|e| classify(e, "delivering outputs"))?;
+            retrying("delivering outputs", RETRY_FOR, || self.collector.flush(FLUSH_TIMEOUT))
+                .map_err(|e| classify(e, "delivering outputs"))?;
             let failures = self.collector.take_failures();
             if let Some(f) = failures.first() {
                 return Err(TxnFailure::Abort(format!("delivery to {} failed: {}", f.topic, f.reason)));
@@ -508,11 +513,13 @@ impl TaskManager {
                 let metadata = consumer
                     .group_metadata()
                     .ok_or_else(|| TxnFailure::Abort("the consumer has no group metadata yet".into()))?;
-                producer
-                    .send_offsets_to_transaction(&offsets, &metadata, TXN_TIMEOUT)
-                    .map_err(|e| classify(e, "sending offsets to the transaction"))?;
+                retrying("sending offsets to the transaction", RETRY_FOR, || {
+                    producer.send_offsets_to_transaction(&offsets, &metadata, TXN_TIMEOUT)
+                })
+                .map_err(|e| classify(e, "sending offsets to the transaction"))?;
             }
-            producer.commit_transaction(TXN_TIMEOUT).map_err(|e| classify(e, "committing the transaction"))?;
+            retrying("committing the transaction", RETRY_FOR, || producer.commit_transaction(TXN_TIMEOUT))
+                .map_err(|e| classify(e, "committing the transaction"))?;
             self.collector.transaction_ended();
             Ok(true)
         })();
@@ -542,7 +549,9 @@ impl TaskManager {
     /// rewinds their partitions to the group's committed offsets.
     fn abort_transaction<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>) -> Result<()> {
         if self.collector.in_transaction() {
-            match self.collector.producer().abort_transaction(TXN_TIMEOUT) {
+            let producer = self.collector.producer();
+            let abort = || producer.abort_transaction(TXN_TIMEOUT);
+            match retrying_when(abort_is_retriable, "aborting the transaction", RETRY_FOR, abort) {
                 Ok(()) => {}
                 Err(e) => match classify(e, "aborting the transaction") {
                     TxnFailure::Fatal(why) => return Err(Error::TaskMigrated(why)),
@@ -566,9 +575,10 @@ impl TaskManager {
         if tpl.count() == 0 {
             return Ok(());
         }
-        let committed = consumer
-            .committed_offsets(tpl, Duration::from_secs(30))
-            .map_err(|e| Error::kafka("reading committed offsets to rewind", e))?;
+        let committed = retrying("reading committed offsets", RETRY_FOR, || {
+            consumer.committed_offsets(tpl.clone(), Duration::from_secs(30))
+        })
+        .map_err(|e| Error::kafka("reading committed offsets to rewind", e))?;
         for e in committed.elements() {
             let to = match e.offset() {
                 Offset::Offset(o) => Offset::Offset(o),
@@ -583,9 +593,8 @@ impl TaskManager {
 
     fn flush_outputs(&mut self) -> Result<()> {
         loop {
-            self.collector
-                .flush(FLUSH_TIMEOUT)
-                .map_err(|e| Error::kafka(format!("delivering outputs within {}s", FLUSH_TIMEOUT.as_secs()), e))?;
+            retrying("delivering outputs", RETRY_FOR, || self.collector.flush(FLUSH_TIMEOUT))
+                .map_err(|e| Error::kafka(format!("delivering outputs within {}s", RETRY_FOR.as_secs()), e))?;
             let failures = self.collector.take_failures();
             if failures.is_empty() {
                 return Ok(());
