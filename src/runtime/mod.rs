@@ -72,6 +72,9 @@ pub(crate) struct TaskContext {
     pub(crate) buffer: WriteBuffer,
     pub(crate) collector: RecordCollector,
     pub(crate) schedules: Vec<Schedule>,
+    /// Records that arrived for a window or timer already closed, since the
+    /// last [`Task::take_late_records`](task::Task::take_late_records).
+    pub(crate) late_records: u64,
     /// Reused serialization buffers of sinks.
     pub(crate) key_buf: Vec<u8>,
     pub(crate) value_buf: Vec<u8>,

@@ -98,6 +98,7 @@ impl Task {
             buffer: WriteBuffer::new(),
             collector,
             schedules: Vec::new(),
+            late_records: 0,
             key_buf: Vec::new(),
             value_buf: Vec::new(),
         };
@@ -185,6 +186,12 @@ impl Task {
             }
         }
         Ok(())
+    }
+
+    /// Late records counted since the last call (for the metrics).
+    #[allow(dead_code)] // read by the metrics, which are being added
+    pub(crate) fn take_late_records(&mut self) -> u64 {
+        std::mem::take(&mut self.ctx.late_records)
     }
 
     pub(crate) fn source(&self) -> Option<&SourceOffset> {

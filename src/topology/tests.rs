@@ -66,6 +66,7 @@ impl Harness {
             buffer: WriteBuffer::new(),
             collector: RecordCollector::new(Arc::new(producer), false),
             schedules: Vec::new(),
+            late_records: 0,
             key_buf: Vec::new(),
             value_buf: Vec::new(),
         };
