@@ -68,6 +68,8 @@ pub(crate) struct TaskContext {
     pub(crate) task_id: TaskId,
     pub(crate) source: Option<SourceOffset>,
     pub(crate) stream_time: i64,
+    /// Partition times and the watermark.
+    pub(crate) time: crate::topology::time::TaskTime,
     pub(crate) stores: Vec<StoreSlot>,
     pub(crate) buffer: WriteBuffer,
     pub(crate) collector: RecordCollector,

@@ -94,6 +94,7 @@ impl Task {
             task_id: id,
             source: None,
             stream_time: i64::MIN,
+            time: Default::default(),
             stores,
             buffer: WriteBuffer::new(),
             collector,
@@ -157,7 +158,7 @@ impl Task {
             Timestamp::NotAvailable => wall_clock_ms(),
         };
         self.ctx.source = Some(SourceOffset { topic: topic.clone(), partition: msg.partition(), offset: msg.offset() });
-        self.ctx.stream_time = self.ctx.stream_time.max(timestamp);
+        let watermark = self.ctx.time.watermark();
         let headers = headers_of(msg);
         let Some(source) = self.instance.sources.get(topic.as_ref()) else {
             return Err(ProcessError::Topology {
@@ -165,12 +166,35 @@ impl Task {
                 reason: format!("no source reads topic {topic}"),
             });
         };
+        // The source extracts the record's timestamp and advances stream
+        // time and the watermark.
         source.borrow_mut().process_raw(msg.key(), msg.payload(), timestamp, headers, &mut self.ctx)?;
-        self.fire_timers(TimeKind::StreamTime, self.ctx.stream_time)
+        self.fire_timers(TimeKind::StreamTime, self.ctx.stream_time)?;
+        self.watermark_advanced(watermark)
+    }
+
+    /// Tells every node when the watermark has moved past `before`.
+    fn watermark_advanced(&mut self, before: i64) -> Result<(), ProcessError> {
+        let now = self.ctx.time.watermark();
+        if now <= before {
+            return Ok(());
+        }
+        self.ctx.source = None;
+        for (_, node) in &self.instance.lifecycles {
+            node.borrow_mut().on_watermark(now, &mut self.ctx)?;
+        }
+        Ok(())
     }
 
     /// Fires the callbacks of `kind` that are due at `now`.
     pub(crate) fn fire_timers(&mut self, kind: TimeKind, now: i64) -> Result<(), ProcessError> {
+        if kind == TimeKind::WallClock {
+            // Idle partitions may stop holding the watermark back.
+            let before = self.ctx.time.watermark();
+            if self.ctx.time.tick(now) {
+                self.watermark_advanced(before)?;
+            }
+        }
         for i in 0..self.ctx.schedules.len() {
             let s = &mut self.ctx.schedules[i];
             if s.kind != kind || s.next_ms > now {
@@ -206,6 +230,10 @@ impl Task {
     /// Commit step 1 for this task: the latest value per key in the write
     /// buffer goes to the store's changelog (this task's partition).
     pub(crate) fn prepare_commit(&mut self) -> Result<(), ProcessError> {
+        self.ctx.source = None;
+        for (_, node) in &self.instance.lifecycles {
+            node.borrow_mut().on_commit(&mut self.ctx)?;
+        }
         for (i, slot) in self.ctx.stores.iter().enumerate() {
             let batch = self.ctx.buffer.drain(&slot.name);
             if batch.is_empty() {

@@ -15,6 +15,7 @@ use crate::topology::ops::{
 };
 use crate::topology::processor::{Children, Entry, Node, ProcessError, Processor, ProcessorNode, Typed, UserError};
 use crate::topology::store::StoreSpec;
+use crate::topology::time::{Extract, Timestamps};
 use crate::topology::{Topology, TopologyError};
 
 /// Data that flows between operators: cloned when a stream feeds several
@@ -85,7 +86,36 @@ impl TopologyBuilder {
         key_serde: impl Serde<K> + Clone,
         value_serde: impl Serde<V> + Clone,
     ) -> KStream<K, V> {
-        let s = source(&self.graph, TopicName::External(topic.to_string()), key_serde.clone(), value_serde.clone());
+        self.stream_with_time(topic, key_serde, value_serde, Timestamps::record())
+    }
+
+    /// A stream of the records of `topic`, with each record's timestamp
+    /// taken as `time` says (the Kafka timestamp, a value field, or the wall
+    /// clock) and the watermark trailing it by `time`'s out-of-orderness.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use rivulet::prelude::*;
+    /// use rivulet::topology::Timestamps;
+    /// #[derive(Clone, serde::Serialize, serde::Deserialize)]
+    /// struct View { page: String, ts: i64 }
+    /// let mut b = Topology::builder();
+    /// b.stream_with_time(
+    ///     "views",
+    ///     Serdes::unit(),
+    ///     Serdes::json::<View>(),
+    ///     Timestamps::from_value(|v: &View| Some(v.ts)).out_of_orderness(Duration::from_secs(5)),
+    /// );
+    /// ```
+    pub fn stream_with_time<K: Data, V: Data>(
+        &mut self,
+        topic: &str,
+        key_serde: impl Serde<K> + Clone,
+        value_serde: impl Serde<V> + Clone,
+        time: Timestamps<V>,
+    ) -> KStream<K, V> {
+        let s =
+            source(&self.graph, TopicName::External(topic.to_string()), key_serde.clone(), value_serde.clone(), time);
         KStream { key_serde: Some(Arc::new(key_serde)), value_serde: Some(Arc::new(value_serde)), ..s }
     }
 
@@ -103,6 +133,7 @@ impl TopologyBuilder {
             TopicName::External(topic.to_string()),
             key_serde.clone(),
             Serdes::optional(value_serde.clone()),
+            Timestamps::record(),
         );
         self.add_store(StoreSpec::key_value(name, key_serde.clone(), value_serde.clone()));
         let store = name.to_string();
@@ -146,17 +177,25 @@ fn source<K: Data, V: Data>(
     topic: TopicName,
     key_serde: impl Serde<K>,
     value_serde: impl Serde<V>,
+    time: Timestamps<V>,
 ) -> KStream<K, V> {
     let key_serde: Arc<dyn Serde<K>> = Arc::new(key_serde);
     let value_serde: Arc<dyn Serde<V>> = Arc::new(value_serde);
-    let serdes = format!("{} / {}", key_serde.name(), value_serde.name());
+    let mut serdes = format!("{} / {}", key_serde.name(), value_serde.name());
+    if !matches!(time.extract, Extract::Record) || time.out_of_orderness_ms > 0 || time.idle_after_ms.is_some() {
+        serdes = format!("{serdes}; {}", time.describe());
+    }
     let (ks, vs, t) = (key_serde.clone(), value_serde.clone(), topic.clone());
     let build: BuildFn = Arc::new(move |inst: &mut Instantiator<'_>, id| {
         let children = inst.children::<K, V>(id)?;
+        let topic = t.resolve(inst.application_id());
         let entry: SourceEntry = Rc::new(RefCell::new(SourceNode {
-            topic: t.resolve(inst.application_id()),
+            topic_name: Arc::from(topic.as_str()),
+            topic,
             key_serde: ks.clone(),
             value_serde: vs.clone(),
+            time: time.clone(),
+            slot: None,
             children,
         }));
         Ok(Box::new(entry) as Box<dyn Any>)
@@ -170,8 +209,12 @@ fn source<K: Data, V: Data>(
 
 struct SourceNode<K, V> {
     topic: String,
+    topic_name: Arc<str>,
     key_serde: Arc<dyn Serde<K>>,
     value_serde: Arc<dyn Serde<V>>,
+    time: Timestamps<V>,
+    /// This source partition's slot in the task's time, once it has data.
+    slot: Option<usize>,
     children: Children<K, V>,
 }
 
@@ -192,6 +235,19 @@ impl<K: Data, V: Data> RawSource for SourceNode<K, V> {
             .value_serde
             .deserialize(value)
             .map_err(|e| ProcessError::Deserialize { what: format!("value of topic {}", self.topic), source: e })?;
+        let timestamp = match &self.time.extract {
+            Extract::Record => timestamp,
+            Extract::WallClock => crate::runtime::wall_clock_ms(),
+            Extract::Value(f) => f(&value).ok_or_else(|| ProcessError::Rejected {
+                node: format!("the timestamp extractor of topic {}", self.topic),
+                source: "the value has no timestamp; the extractor returned None".into(),
+            })?,
+        };
+        let now = if self.time.idle_after_ms.is_some() { crate::runtime::wall_clock_ms() } else { 0 };
+        let (ooo, idle) = (self.time.out_of_orderness_ms, self.time.idle_after_ms);
+        let slot = *self.slot.get_or_insert_with(|| task.time.slot(&self.topic_name, ooo, idle));
+        task.time.observe(slot, timestamp, now);
+        task.stream_time = task.stream_time.max(timestamp);
         self.children.forward(Record { key, value, timestamp, headers }, task)
     }
 }
@@ -507,7 +563,7 @@ impl<K: Data, V: Data> KStream<K, V> {
         };
         let topic = TopicName::Internal(format!("{name}-repartition"));
         self.sink(SinkTopic::Topic(topic.clone()), ks.clone(), vs.clone());
-        let s = source(&self.graph, topic, ArcSerde(ks.clone()), ArcSerde(vs.clone()));
+        let s = source(&self.graph, topic, ArcSerde(ks.clone()), ArcSerde(vs.clone()), Timestamps::record());
         KStream { key_serde: Some(ks), value_serde: Some(vs), ..s }
     }
 

@@ -17,6 +17,7 @@ pub(crate) mod graph;
 mod ops;
 pub mod processor;
 pub mod store;
+pub mod time;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
@@ -24,6 +25,7 @@ use std::fmt::Write as _;
 pub use builder::{Branches, Data, KGroupedStream, KStream, KTable, Split, TopologyBuilder};
 pub use processor::{ProcessError, Processor, ProcessorContext, TimeKind, UserError};
 pub use store::{KeyValueView, StoreKind, StoreSpec};
+pub use time::Timestamps;
 
 use builder::Graph;
 use graph::{NodeKind, NodeSpec, TopicName};

@@ -147,6 +147,22 @@ pub trait Processor<KIn, VIn, KOut, VOut>: 'static {
         Ok(())
     }
 
+    /// The task's watermark advanced to `watermark` (ms): no record older
+    /// than it is expected any more. Windows close and event-time timers
+    /// fire here.
+    fn on_watermark(&mut self, watermark: i64, ctx: &mut ProcessorContext<'_, KOut, VOut>) -> Result<(), ProcessError> {
+        let _ = (watermark, ctx);
+        Ok(())
+    }
+
+    /// Called at the start of every commit, before the task's state is
+    /// written: emit what the processor holds back until a commit (at most
+    /// one update per key per commit interval).
+    fn on_commit(&mut self, ctx: &mut ProcessorContext<'_, KOut, VOut>) -> Result<(), ProcessError> {
+        let _ = ctx;
+        Ok(())
+    }
+
     /// Called when the task closes (revoked partitions, shutdown).
     fn close(&mut self) {}
 }
@@ -193,6 +209,13 @@ impl<K: Clone + 'static, V: Clone + 'static> ProcessorContext<'_, K, V> {
         self.task.stream_time
     }
 
+    /// The task's watermark (ms; `i64::MIN` before the first record): the
+    /// partition times minus the source's out-of-orderness, minimum over
+    /// the task's partitions, never decreasing.
+    pub fn watermark(&self) -> i64 {
+        self.task.time.watermark()
+    }
+
     /// The task this node runs in, as `<sub-topology>_<partition>`.
     pub fn task_id(&self) -> String {
         self.task.task_id.to_string()
@@ -216,6 +239,8 @@ pub(crate) trait Node<K, V> {
 pub(crate) trait Lifecycle {
     fn init(&mut self, task: &mut TaskContext) -> Result<(), ProcessError>;
     fn on_timer(&mut self, kind: TimeKind, timestamp: i64, task: &mut TaskContext) -> Result<(), ProcessError>;
+    fn on_watermark(&mut self, watermark: i64, task: &mut TaskContext) -> Result<(), ProcessError>;
+    fn on_commit(&mut self, task: &mut TaskContext) -> Result<(), ProcessError>;
     fn close(&mut self);
 }
 
@@ -282,6 +307,20 @@ where
         let node = &mut *node;
         let mut ctx = ProcessorContext { task, children: &node.children, node: &node.info };
         node.processor.on_timer(kind, timestamp, &mut ctx)
+    }
+
+    fn on_watermark(&mut self, watermark: i64, task: &mut TaskContext) -> Result<(), ProcessError> {
+        let mut node = self.node.borrow_mut();
+        let node = &mut *node;
+        let mut ctx = ProcessorContext { task, children: &node.children, node: &node.info };
+        node.processor.on_watermark(watermark, &mut ctx)
+    }
+
+    fn on_commit(&mut self, task: &mut TaskContext) -> Result<(), ProcessError> {
+        let mut node = self.node.borrow_mut();
+        let node = &mut *node;
+        let mut ctx = ProcessorContext { task, children: &node.children, node: &node.info };
+        node.processor.on_commit(&mut ctx)
     }
 
     fn close(&mut self) {

@@ -62,6 +62,7 @@ impl Harness {
             task_id: TaskId { subtopology, partition: 0 },
             source: None,
             stream_time: i64::MIN,
+            time: Default::default(),
             stores,
             buffer: WriteBuffer::new(),
             collector: RecordCollector::new(Arc::new(producer), false),
