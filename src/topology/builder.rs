@@ -62,7 +62,7 @@ impl Graph {
 /// ```
 #[derive(Clone)]
 pub struct TopologyBuilder {
-    graph: Rc<RefCell<Graph>>,
+    pub(crate) graph: Rc<RefCell<Graph>>,
 }
 
 impl Default for TopologyBuilder {
@@ -302,12 +302,12 @@ impl<K: 'static, V: 'static> Node<K, V> for SinkNode<K, V> {
 
 /// A stream of keyed records.
 pub struct KStream<K, V> {
-    graph: Rc<RefCell<Graph>>,
-    node: usize,
-    key_serde: Option<Arc<dyn Serde<K>>>,
-    value_serde: Option<Arc<dyn Serde<V>>>,
-    key_changed: bool,
-    _t: PhantomData<fn(K, V)>,
+    pub(crate) graph: Rc<RefCell<Graph>>,
+    pub(crate) node: usize,
+    pub(crate) key_serde: Option<Arc<dyn Serde<K>>>,
+    pub(crate) value_serde: Option<Arc<dyn Serde<V>>>,
+    pub(crate) key_changed: bool,
+    pub(crate) _t: PhantomData<fn(K, V)>,
 }
 
 impl<K, V> Clone for KStream<K, V> {
@@ -324,11 +324,15 @@ impl<K, V> Clone for KStream<K, V> {
 }
 
 impl<K: Data, V: Data> KStream<K, V> {
-    fn derive<K2, V2>(&self, node: usize, key_changed: bool) -> KStream<K2, V2> {
+    pub(crate) fn node_id(&self) -> usize {
+        self.node
+    }
+
+    pub(crate) fn derive<K2, V2>(&self, node: usize, key_changed: bool) -> KStream<K2, V2> {
         KStream { graph: self.graph.clone(), node, key_serde: None, value_serde: None, key_changed, _t: PhantomData }
     }
 
-    fn add_processor<K2: Data, V2: Data, P: Processor<K, V, K2, V2>>(
+    pub(crate) fn add_processor<K2: Data, V2: Data, P: Processor<K, V, K2, V2>>(
         &self,
         op: &str,
         stores: Vec<String>,
@@ -350,7 +354,7 @@ impl<K: Data, V: Data> KStream<K, V> {
     }
 
     #[allow(clippy::type_complexity)]
-    fn flat<K2: Data, V2: Data>(
+    pub(crate) fn flat<K2: Data, V2: Data>(
         &self,
         op: &str,
         key_changed: bool,
@@ -660,7 +664,7 @@ impl<K: Data, V: Data> Node<K, V> for PassThrough<K, V> {
 }
 
 /// A shared serde used where a serde is taken by value.
-struct ArcSerde<T>(Arc<dyn Serde<T>>);
+pub(crate) struct ArcSerde<T>(pub(crate) Arc<dyn Serde<T>>);
 
 impl<T: 'static> Serde<T> for ArcSerde<T> {
     fn serialize(&self, value: &T, out: &mut Vec<u8>) -> Result<Encoded, crate::serde::SerdeError> {
@@ -758,10 +762,36 @@ impl<K: Data, V: Data> Branches<K, V> {
 
 /// A stream grouped by key, ready to aggregate into a [`KTable`].
 pub struct KGroupedStream<K, V> {
-    stream: KStream<K, V>,
+    pub(crate) stream: KStream<K, V>,
 }
 
 impl<K: Data, V: Data> KGroupedStream<K, V> {
+    /// The stream an aggregation named `name` reads, repartitioned when the
+    /// key changed, with its key serde; `None` after recording a topology
+    /// error.
+    #[allow(clippy::type_complexity)]
+    pub(crate) fn input(&self, name: &str) -> Option<(KStream<K, V>, Arc<dyn Serde<K>>)> {
+        let s = &self.stream;
+        let Some(key_serde) = s.key_serde.clone() else {
+            s.graph.borrow_mut().errors.push(TopologyError::Invalid(format!(
+                "aggregation `{name}` needs a key serde; pass one to group_by or call .with_serdes(..) before group_by_key"
+            )));
+            return None;
+        };
+        if !s.key_changed {
+            return Some((s.clone(), key_serde));
+        }
+        if s.value_serde.is_none() {
+            s.graph.borrow_mut().errors.push(TopologyError::Invalid(format!(
+                "aggregation `{name}` regroups records by a new key, so they are written to a repartition topic, \
+                 which needs a value serde; call .with_serdes(key_serde, value_serde) before grouping"
+            )));
+            return None;
+        }
+        let r = s.repartition(name);
+        Some((KStream { key_serde: Some(key_serde.clone()), ..r }, key_serde))
+    }
+
     fn aggregate_with<A: Data>(&self, name: &str, fold: FoldFn<K, V, A>, agg_serde: Arc<dyn Serde<A>>) -> KTable<K, A> {
         let s = &self.stream;
         let Some(key_serde) = s.key_serde.clone() else {
@@ -868,7 +898,7 @@ impl<K: Data, V: Data> KGroupedStream<K, V> {
 }
 
 /// A serde that fails: stands in after a topology error already recorded.
-struct NoSerde;
+pub(crate) struct NoSerde;
 
 impl<T: 'static> Serde<T> for NoSerde {
     fn serialize(&self, _: &T, _: &mut Vec<u8>) -> Result<Encoded, crate::serde::SerdeError> {

@@ -18,6 +18,7 @@ mod ops;
 pub mod processor;
 pub mod store;
 pub mod time;
+mod windows;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
@@ -26,6 +27,7 @@ pub use builder::{Branches, Data, KGroupedStream, KStream, KTable, Split, Topolo
 pub use processor::{ProcessError, Processor, ProcessorContext, TimeKind, UserError};
 pub use store::{KeyValueView, StoreKind, StoreSpec};
 pub use time::Timestamps;
+pub use windows::{Aggregator, EmitMode, WindowResult, Windowed, WindowedStream, Windows};
 
 use builder::Graph;
 use graph::{NodeKind, NodeSpec, TopicName};
