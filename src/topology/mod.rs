@@ -14,6 +14,7 @@
 
 mod builder;
 pub(crate) mod graph;
+pub mod keyed;
 mod ops;
 pub mod processor;
 pub mod store;

@@ -1,0 +1,397 @@
+//! Keyed state and timers on an in-memory task instance (no Kafka): a
+//! processor driven by commands in the record values, a clock the test
+//! sets, commits that apply the write buffer to the stores, and restarts
+//! that keep the stores and drop everything else.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rdkafka::ClientConfig;
+
+use super::*;
+use crate::record::Headers;
+use crate::runtime::collector::{DeliveryTracker, RecordCollector, ThreadProducer};
+use crate::runtime::{StoreSlot, TaskContext, TaskId};
+use crate::serde::Serdes;
+use crate::state::{InMemoryStore, WriteBuffer};
+use crate::topology::graph::{Instance, Instantiator};
+use crate::topology::{changelog_topic, Data, Topology};
+
+const APP: &str = "app";
+const STORE: &str = "keyed";
+const INPUT: &str = "commands";
+const TTL_MS: i64 = 1_000;
+
+type Outputs = Arc<Mutex<Vec<(String, String)>>>;
+
+/// Runs the command in each record's value against the record key's state:
+/// `set:v`, `get`, `clear`, `add:v`, `list`, `put:k=v`, `map`, `remove:k`,
+/// `clear-map`, `et:t` / `pt:t` (register an event- or processing-time
+/// timer at t), `del-et:t`, `noop`. Emits what it read. A timer emits
+/// `fired:<et|pt>@<t>:<the key's value state or ->`.
+struct Commands {
+    value: ValueState<String>,
+    expiring: ValueState<String>,
+    list: ListState<String>,
+    map: MapState<String, String>,
+}
+
+impl Commands {
+    fn new() -> Self {
+        Commands {
+            value: ValueState::new("value", Serdes::string()),
+            expiring: ValueState::new("expiring", Serdes::string()).with_ttl(Duration::from_millis(TTL_MS as u64)),
+            list: ListState::new("list", Serdes::string()),
+            map: MapState::new("map", Serdes::string(), Serdes::string()),
+        }
+    }
+}
+
+type Ctx<'c, 'a> = KeyedContext<'c, 'a, String, String, String>;
+
+impl KeyedProcessor<String, String, String, String> for Commands {
+    fn process_element(&mut self, r: Record<String, String>, ctx: &mut Ctx<'_, '_>) -> Result<(), ProcessError> {
+        let (cmd, arg) = r.value.split_once(':').unwrap_or((r.value.as_str(), ""));
+        let time = || arg.parse::<i64>().unwrap();
+        let out = match cmd {
+            "set" => return self.value.set(ctx, &arg.to_string()),
+            "get" => self.value.get(ctx)?.unwrap_or_else(|| "none".into()),
+            "clear" => return self.value.clear(ctx),
+            "set-ttl" => return self.expiring.set(ctx, &arg.to_string()),
+            "get-ttl" => self.expiring.get(ctx)?.unwrap_or_else(|| "none".into()),
+            "add" => return self.list.add(ctx, &arg.to_string()),
+            "list" => self.list.get(ctx)?.join(","),
+            "clear-list" => return self.list.clear(ctx),
+            "put" => {
+                let (k, v) = arg.split_once('=').unwrap();
+                return self.map.put(ctx, &k.to_string(), &v.to_string());
+            }
+            "map" => self.map.entries(ctx)?.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(","),
+            "remove" => return self.map.remove(ctx, &arg.to_string()),
+            "clear-map" => return self.map.clear(ctx),
+            "et" => return ctx.register_event_time_timer(time()),
+            "pt" => return ctx.register_processing_time_timer(time()),
+            "del-et" => return ctx.delete_event_time_timer(time()),
+            "noop" => return Ok(()),
+            other => panic!("unknown command {other}"),
+        };
+        ctx.forward(r.with_value(out))
+    }
+
+    fn on_timer(&mut self, timer: Timer, ctx: &mut Ctx<'_, '_>) -> Result<(), ProcessError> {
+        let domain = match timer.domain {
+            TimeDomain::EventTime => "et",
+            TimeDomain::ProcessingTime => "pt",
+        };
+        let state = self.value.get(ctx)?.unwrap_or_else(|| "-".into());
+        let key = ctx.key().clone();
+        ctx.forward(Record::new(key, format!("fired:{domain}@{}:{state}", timer.time), timer.time))
+    }
+}
+
+/// Collects what reaches it.
+struct Collect(Outputs);
+
+impl<K: Data + ToString, V: Data + ToString> Processor<K, V, K, V> for Collect {
+    fn process(&mut self, r: Record<K, V>, _: &mut ProcessorContext<'_, K, V>) -> Result<(), ProcessError> {
+        self.0.lock().unwrap().push((r.key.to_string(), r.value.to_string()));
+        Ok(())
+    }
+}
+
+/// One task of `source -> KeyedProcess(Commands) -> Collect`.
+struct Task {
+    topology: Topology,
+    ctx: TaskContext,
+    instance: Instance,
+    outputs: Outputs,
+    clock: Arc<AtomicI64>,
+}
+
+impl Task {
+    fn start() -> Task {
+        let store = Box::new(InMemoryStore::new(STORE));
+        Task::with_store(store, Arc::new(AtomicI64::new(0)))
+    }
+
+    fn with_store(store: Box<dyn crate::state::KeyValueStore>, clock: Arc<AtomicI64>) -> Task {
+        let outputs: Outputs = Arc::default();
+        let mut b = Topology::builder();
+        b.add_store(StoreSpec::keyed(STORE));
+        let (out, c) = (outputs.clone(), clock.clone());
+        b.stream(INPUT, Serdes::string(), Serdes::string())
+            .process(&[STORE], move || {
+                let c = c.clone();
+                KeyedProcess::new(STORE, Serdes::string(), Commands::new()).with_clock(move || c.load(Ordering::SeqCst))
+            })
+            .process(&[], move || Collect(out.clone()));
+        let topology = b.build().unwrap();
+        let spec = topology.stores.iter().find(|s| s.name == STORE).unwrap();
+        let slot = StoreSlot {
+            name: STORE.into(),
+            store,
+            serdes: spec.serdes.clone(),
+            type_names: spec.type_names.clone(),
+            changelog: changelog_topic(STORE).resolve(APP),
+        };
+        let source_ids: Vec<usize> = topology.subtopologies[0].sources.iter().map(|(n, _)| *n).collect();
+        let instance = Instantiator::instantiate(&topology.nodes, APP, &source_ids).unwrap();
+        let producer: ThreadProducer = ClientConfig::new()
+            .set("bootstrap.servers", "127.0.0.1:1")
+            .set("message.timeout.ms", "10")
+            .create_with_context(DeliveryTracker::default())
+            .unwrap();
+        let ctx = TaskContext {
+            task_id: TaskId { subtopology: 0, partition: 0 },
+            source: None,
+            stream_time: i64::MIN,
+            time: Default::default(),
+            stores: vec![slot],
+            buffer: WriteBuffer::new(),
+            collector: RecordCollector::new(Arc::new(producer), false),
+            schedules: Vec::new(),
+            late_records: 0,
+            key_buf: Vec::new(),
+            value_buf: Vec::new(),
+        };
+        let mut task = Task { topology, ctx, instance, outputs, clock };
+        for (_, node) in &task.instance.lifecycles {
+            node.borrow_mut().init(&mut task.ctx).unwrap();
+        }
+        task
+    }
+
+    /// Runs one record through the task as `Task::process` does: the source
+    /// advances the watermark, then the nodes hear of it.
+    fn push(&mut self, key: &str, value: &str, timestamp: i64) {
+        let before = self.ctx.time.watermark();
+        let source = self.instance.sources[INPUT].clone();
+        source
+            .borrow_mut()
+            .process_raw(Some(key.as_bytes()), Some(value.as_bytes()), timestamp, Headers::new(), &mut self.ctx)
+            .unwrap();
+        let now = self.ctx.time.watermark();
+        if now > before {
+            self.ctx.source = None;
+            for (_, node) in &self.instance.lifecycles {
+                node.borrow_mut().on_watermark(now, &mut self.ctx).unwrap();
+            }
+        }
+    }
+
+    /// Sets the wall clock and fires the wall-clock callbacks.
+    fn tick(&mut self, now: i64) {
+        self.clock.store(now, Ordering::SeqCst);
+        for (_, node) in &self.instance.lifecycles {
+            node.borrow_mut().on_timer(TimeKind::WallClock, now, &mut self.ctx).unwrap();
+        }
+    }
+
+    fn set_clock(&self, now: i64) {
+        self.clock.store(now, Ordering::SeqCst);
+    }
+
+    /// What was emitted since the last call.
+    fn take(&self) -> Vec<(String, String)> {
+        std::mem::take(&mut *self.outputs.lock().unwrap())
+    }
+
+    /// Applies the write buffer to the store, as a successful commit does.
+    fn commit(&mut self) {
+        let batch = self.ctx.buffer.drain(STORE);
+        self.ctx.stores[0].store.apply(&batch, None).unwrap();
+    }
+
+    /// A new task on the same store: what was not committed is lost.
+    fn restart(mut self) -> Task {
+        let _ = &self.topology;
+        let slot = self.ctx.stores.remove(0);
+        Task::with_store(slot.store, self.clock.clone())
+    }
+
+    /// The store's keys with the given first byte (as the runtime sees them).
+    fn raw_keys(&mut self, tag: u8) -> Vec<Vec<u8>> {
+        let view = KeyValueView::<Vec<u8>, Vec<u8>>::new(&mut self.ctx, STORE, "test").unwrap();
+        view.prefix_scan(&vec![tag]).unwrap().into_iter().map(|(k, _)| k).collect()
+    }
+}
+
+fn out(items: &[(&str, &str)]) -> Vec<(String, String)> {
+    items.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+}
+
+#[test]
+fn value_state_is_scoped_to_the_record_key() {
+    let mut t = Task::start();
+    t.push("a", "set:1", 0);
+    t.push("b", "set:2", 0);
+    t.push("a", "get", 0);
+    t.push("b", "get", 0);
+    t.push("c", "get", 0);
+    t.push("a", "clear", 0);
+    t.push("a", "get", 0);
+    t.push("b", "get", 0);
+    assert_eq!(t.take(), out(&[("a", "1"), ("b", "2"), ("c", "none"), ("a", "none"), ("b", "2")]));
+}
+
+#[test]
+fn list_state_appends_in_order_per_key_and_clears() {
+    let mut t = Task::start();
+    for (k, v) in [("a", "x"), ("b", "y"), ("a", "z"), ("a", "x")] {
+        t.push(k, &format!("add:{v}"), 0);
+    }
+    t.push("a", "list", 0);
+    t.push("b", "list", 0);
+    t.push("a", "clear-list", 0);
+    t.push("a", "list", 0);
+    assert_eq!(t.take(), out(&[("a", "x,z,x"), ("b", "y"), ("a", "")]));
+}
+
+#[test]
+fn map_state_iterates_in_key_order_per_key_and_removes_and_clears() {
+    let mut t = Task::start();
+    for (k, kv) in [("a", "m=1"), ("a", "c=2"), ("ab", "q=9"), ("a", "x=3"), ("a", "c=4")] {
+        t.push(k, &format!("put:{kv}"), 0);
+    }
+    t.push("a", "map", 0);
+    // "ab" is not in "a"'s map though "a" is a prefix of it.
+    t.push("ab", "map", 0);
+    t.push("a", "remove:m", 0);
+    t.push("a", "map", 0);
+    t.push("a", "clear-map", 0);
+    t.push("a", "map", 0);
+    t.push("ab", "map", 0);
+    assert_eq!(t.take(), out(&[("a", "c=4,m=1,x=3"), ("ab", "q=9"), ("a", "c=4,x=3"), ("a", ""), ("ab", "q=9")]));
+}
+
+#[test]
+fn state_with_a_ttl_reads_as_absent_once_it_expires_and_a_write_renews_it() {
+    let mut t = Task::start();
+    t.set_clock(10_000);
+    t.push("a", "set-ttl:1", 0);
+    t.push("b", "set-ttl:2", 0);
+    t.set_clock(10_000 + TTL_MS - 1);
+    t.push("a", "get-ttl", 0);
+    t.push("b", "set-ttl:3", 0);
+    t.set_clock(10_000 + TTL_MS);
+    t.push("a", "get-ttl", 0);
+    t.push("b", "get-ttl", 0);
+    // b was renewed at 10_000 + TTL - 1, so it lasts until one TTL later.
+    t.set_clock(10_000 + 2 * TTL_MS - 2);
+    t.push("b", "get-ttl", 0);
+    t.set_clock(10_000 + 2 * TTL_MS - 1);
+    t.push("b", "get-ttl", 0);
+    assert_eq!(t.take(), out(&[("a", "1"), ("a", "none"), ("b", "3"), ("b", "3"), ("b", "none")]));
+    assert!(t.raw_keys(b'S').is_empty(), "expired entries are deleted when read");
+    assert!(t.raw_keys(b'X').is_empty(), "and so are their TTL index entries");
+}
+
+#[test]
+fn expired_state_nobody_reads_is_deleted_by_the_wall_clock_tick() {
+    let mut t = Task::start();
+    t.set_clock(0);
+    t.push("a", "set-ttl:1", 0);
+    t.push("b", "set-ttl:2", 0);
+    t.push("c", "set:no-ttl", 0);
+    t.set_clock(500);
+    t.push("b", "set-ttl:3", 0); // renewed: expires at 1500
+    t.commit();
+    assert_eq!(t.raw_keys(b'X').len(), 2, "one TTL index entry per entry with a TTL, renewals replace theirs");
+    t.tick(TTL_MS);
+    assert_eq!(t.raw_keys(b'S').len(), 2, "a expired: b and c are left");
+    t.tick(TTL_MS + 500);
+    assert_eq!(t.raw_keys(b'S').len(), 1, "b expired: c, without a TTL, is left");
+    assert!(t.raw_keys(b'X').is_empty());
+    t.push("c", "get", 0);
+    assert_eq!(t.take(), out(&[("c", "no-ttl")]));
+}
+
+#[test]
+fn event_time_timers_fire_in_time_then_key_order_once_the_watermark_passes_them() {
+    let mut t = Task::start();
+    t.push("b", "et:200", 0);
+    t.push("a", "et:200", 0);
+    t.push("a", "et:100", 0);
+    t.push("c", "et:300", 0);
+    t.push("b", "set:B", 0);
+    t.push("z", "noop", 99);
+    assert_eq!(t.take(), vec![]);
+    t.push("z", "noop", 250);
+    assert_eq!(t.take(), out(&[("a", "fired:et@100:-"), ("a", "fired:et@200:-"), ("b", "fired:et@200:B")]));
+    // An out-of-order record does not move the watermark.
+    t.push("z", "noop", 120);
+    assert_eq!(t.take(), vec![]);
+    t.push("z", "noop", 300);
+    assert_eq!(t.take(), out(&[("c", "fired:et@300:-")]));
+    t.push("z", "noop", 10_000);
+    assert_eq!(t.take(), vec![], "each timer fired once");
+    assert!(t.raw_keys(b'T').is_empty(), "fired timers are deleted");
+}
+
+#[test]
+fn a_timer_registered_twice_fires_once_and_a_deleted_timer_never() {
+    let mut t = Task::start();
+    t.push("a", "et:100", 0);
+    t.push("a", "et:100", 0);
+    t.push("b", "et:100", 0);
+    t.push("b", "del-et:100", 0);
+    t.push("z", "noop", 1_000);
+    assert_eq!(t.take(), out(&[("a", "fired:et@100:-")]));
+}
+
+#[test]
+fn an_event_time_timer_at_or_below_the_watermark_fires_right_after_it_is_registered() {
+    let mut t = Task::start();
+    t.push("z", "noop", 500);
+    t.push("a", "et:500", 400);
+    t.push("b", "et:100", 400);
+    assert_eq!(t.take(), out(&[("a", "fired:et@500:-"), ("b", "fired:et@100:-")]));
+}
+
+#[test]
+fn processing_time_timers_fire_on_the_wall_clock_tick_without_records() {
+    let mut t = Task::start();
+    t.set_clock(1_000);
+    t.push("a", "pt:1500", 0);
+    t.push("b", "pt:1200", 0);
+    t.push("a", "et:1200", 0);
+    t.tick(1_199);
+    assert_eq!(t.take(), vec![]);
+    t.tick(1_500);
+    assert_eq!(t.take(), out(&[("b", "fired:pt@1200:-"), ("a", "fired:pt@1500:-")]), "event-time timers wait");
+    t.tick(5_000);
+    assert_eq!(t.take(), vec![]);
+}
+
+#[test]
+fn timers_state_and_the_watermark_survive_a_restart_and_a_timer_fires_once() {
+    let mut t = Task::start();
+    t.push("a", "set:A", 0);
+    t.push("a", "et:500", 0);
+    t.push("b", "et:700", 0);
+    t.push("z", "noop", 300);
+    t.commit();
+
+    let mut t = t.restart();
+    assert_eq!(t.ctx.time.watermark(), 300, "the watermark is restored from the store");
+    t.push("z", "noop", 600);
+    assert_eq!(t.take(), out(&[("a", "fired:et@500:A")]), "state and timers came back");
+    // Not committed: after a restart the timer fires again, with the
+    // outputs it fired with (under exactly-once those were aborted).
+    let mut t = t.restart();
+    t.push("z", "noop", 600);
+    assert_eq!(t.take(), out(&[("a", "fired:et@500:A")]));
+    t.commit();
+
+    let mut t = t.restart();
+    assert_eq!(t.ctx.time.watermark(), 600);
+    // Below the restored watermark: no timer fires again, and records do
+    // not move the watermark back.
+    t.push("z", "noop", 100);
+    t.push("z", "noop", 650);
+    assert_eq!(t.take(), vec![], "the committed firing is not repeated");
+    t.push("z", "noop", 700);
+    assert_eq!(t.take(), out(&[("b", "fired:et@700:-")]));
+}
