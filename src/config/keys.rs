@@ -23,6 +23,8 @@ pub(crate) struct KeySpec {
 pub(crate) const MAX_THREADS: u64 = 256;
 /// Longest commit interval accepted: one hour.
 pub(crate) const MAX_COMMIT_INTERVAL_MS: u64 = 3_600_000;
+/// Longest shutdown timeout accepted: one hour.
+pub(crate) const MAX_SHUTDOWN_TIMEOUT_MS: u64 = 3_600_000;
 
 pub(crate) const APPLICATION_ID: KeySpec = KeySpec {
     name: "application_id",
@@ -36,10 +38,12 @@ pub(crate) const INSTANCE_ID: KeySpec = KeySpec {
     name: "instance_id",
     default: "\"\" (the HOSTNAME environment variable)",
     accepted: "empty, or 1 to 200 characters from [A-Za-z0-9._-]",
-    doc: "This instance's stable identity, used for static group membership and \
-          transactional ids. Under the Helm chart's StatefulSet it is the pod name, which \
-          survives restarts. Two running instances must never share one. When it is empty \
-          and HOSTNAME is unset, /etc/hostname is used.",
+    doc: "This instance's stable identity, part of its transactional ids and client ids. \
+          Set explicitly (in a file or as `RIVULET__INSTANCE_ID`; the Helm chart sets the pod \
+          name), it also turns on static group membership: thread `i`'s consumer joins with \
+          `group.instance.id = <instance_id>-<i>`, so a restart within \
+          `session.timeout.ms` gets its partitions back without a rebalance. Taken from HOSTNAME \
+          (or /etc/hostname), it does not. Two running instances must never share one.",
 };
 pub(crate) const PROCESSING_GUARANTEE: KeySpec = KeySpec {
     name: "processing_guarantee",
@@ -69,12 +73,36 @@ pub(crate) const STATE_DIR: KeySpec = KeySpec {
     doc: "Where local state lives: `<state_dir>/<application_id>/<task>/<store>`. Mount \
           a persistent volume here so a restart replays only the changelog tail.",
 };
+pub(crate) const SHUTDOWN_TIMEOUT_MS: KeySpec = KeySpec {
+    name: "shutdown_timeout_ms",
+    default: "30000",
+    accepted: "an integer from 1 to 3600000 (milliseconds)",
+    doc: "How long a graceful shutdown (after SIGTERM or SIGINT) may take: stop polling, finish \
+          the record in flight, commit, close the stores, leave the group. Past it, or at a \
+          second signal, the process exits at once with a non-zero code and commits nothing \
+          more. Keep it below the pod's `terminationGracePeriodSeconds`.",
+};
 pub(crate) const HTTP_LISTEN: KeySpec = KeySpec {
     name: "http.listen",
     default: "\"0.0.0.0:8080\"",
-    accepted: "an IP address and port",
-    doc: "Address of the HTTP server for `/metrics`, `/health/live`, `/health/ready` and \
-          `/topology` (the server itself is not built yet).",
+    accepted: "an IP address and port (port 0: any free port)",
+    doc: "Address of the HTTP server for `/metrics` (Prometheus), `/health/live`, \
+          `/health/ready` and `/topology`; see docs/metrics.md.",
+};
+pub(crate) const LOG_FORMAT: KeySpec = KeySpec {
+    name: "log.format",
+    default: "\"text\"",
+    accepted: "\"text\" or \"json\"",
+    doc: "How `rivulet::init_logging` writes log lines to standard output: `text` for people, \
+          `json` (one object per line) for log collectors.",
+};
+pub(crate) const LOG_LEVEL: KeySpec = KeySpec {
+    name: "log.level",
+    default: "\"info\"",
+    accepted: "a tracing filter: a level (error, warn, info, debug, trace) or directives such as \
+               \"warn,rivulet=debug\"",
+    doc: "Which log lines `rivulet::init_logging` keeps. The `RUST_LOG` environment variable, \
+          when set, takes precedence.",
 };
 pub(crate) const BOOTSTRAP_SERVERS: KeySpec = KeySpec {
     name: "kafka.bootstrap_servers",
@@ -161,6 +189,7 @@ pub(crate) const KEYS: &[KeySpec] = &[
     PROCESSING_GUARANTEE,
     COMMIT_INTERVAL_MS,
     NUM_THREADS,
+    SHUTDOWN_TIMEOUT_MS,
     STATE_DIR,
     STATE_BLOCK_CACHE_BYTES,
     STATE_WRITE_BUFFER_BYTES,
@@ -169,6 +198,8 @@ pub(crate) const KEYS: &[KeySpec] = &[
     ERRORS_PRODUCTION,
     ERRORS_DEAD_LETTER_TOPIC,
     HTTP_LISTEN,
+    LOG_FORMAT,
+    LOG_LEVEL,
     BOOTSTRAP_SERVERS,
     KAFKA_COMMON,
     KAFKA_CONSUMER,

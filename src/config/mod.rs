@@ -184,6 +184,25 @@ pub struct HttpConfig {
     pub listen: SocketAddr,
 }
 
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
+/// The logging settings, used by [`crate::init_logging`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct LogConfig {
+    /// Text or JSON lines.
+    pub format: LogFormat,
+    /// A tracing filter (`info`, `warn,rivulet=debug`); `RUST_LOG` overrides it.
+    pub level: String,
+}
+
 /// A map of librdkafka properties. Its `Debug` output redacts secrets.
 #[derive(Clone, Default, PartialEq, Eq)]
 pub struct KafkaProperties(BTreeMap<String, String>);
@@ -233,12 +252,17 @@ pub struct Config {
     pub application_id: String,
     /// This instance's stable identity.
     pub instance_id: String,
+    /// Whether `instance_id` was set explicitly (not taken from the host
+    /// name): then consumers use static group membership.
+    instance_id_explicit: bool,
     /// At-least-once or exactly-once.
     pub processing_guarantee: ProcessingGuarantee,
     /// Time between commit cycles.
     pub commit_interval: Duration,
     /// Processing threads in this instance.
     pub num_threads: usize,
+    /// How long a graceful shutdown may take before the process exits.
+    pub shutdown_timeout: Duration,
     /// Root folder of local state.
     pub state_dir: PathBuf,
     /// Local state sizing.
@@ -247,6 +271,8 @@ pub struct Config {
     pub errors: ErrorsConfig,
     /// HTTP server settings.
     pub http: HttpConfig,
+    /// Logging settings.
+    pub log: LogConfig,
     /// Kafka settings.
     pub kafka: KafkaConfig,
     app: Map<String, Value>,
@@ -274,6 +300,13 @@ impl Config {
             out.push_str(&format!("| `{}` | {} | {} | {} |\n", k.name, k.default, k.accepted, k.doc));
         }
         out
+    }
+
+    /// The `group.instance.id` of processing thread `thread`'s consumer:
+    /// `<instance_id>-<thread>` when `instance_id` was set explicitly (static
+    /// group membership), `None` when it was taken from the host name.
+    pub fn group_instance_id(&self, thread: usize) -> Option<String> {
+        self.instance_id_explicit.then(|| format!("{}-{thread}", self.instance_id))
     }
 
     /// The dead-letter topic: `errors.dead_letter_topic`, or `<application_id>-dlq`.
@@ -331,6 +364,7 @@ impl fmt::Display for Config {
         writeln!(f, "processing_guarantee = \"{}\"", self.processing_guarantee)?;
         writeln!(f, "commit_interval_ms = {}", self.commit_interval.as_millis())?;
         writeln!(f, "num_threads = {}", self.num_threads)?;
+        writeln!(f, "shutdown_timeout_ms = {}", self.shutdown_timeout.as_millis())?;
         writeln!(f, "state_dir = {:?}", self.state_dir.display().to_string())?;
         writeln!(f, "\n[state]")?;
         writeln!(f, "block_cache_bytes = {}", self.state.block_cache_bytes)?;
@@ -345,6 +379,11 @@ impl fmt::Display for Config {
         }
         writeln!(f, "dead_letter_topic = {:?}", self.errors.dead_letter_topic)?;
         writeln!(f, "\n[http]\nlisten = \"{}\"", self.http.listen)?;
+        let format = match self.log.format {
+            LogFormat::Text => "text",
+            LogFormat::Json => "json",
+        };
+        writeln!(f, "\n[log]\nformat = \"{format}\"\nlevel = {:?}", self.log.level)?;
         writeln!(f, "\n[kafka]\nbootstrap_servers = {:?}", self.kafka.bootstrap_servers)?;
         for (section, props) in
             [("common", &self.kafka.common), ("consumer", &self.kafka.consumer), ("producer", &self.kafka.producer)]
@@ -578,6 +617,7 @@ impl Tree {
             Some(v) => identifier(&INSTANCE_ID, &v, true)?,
             None => String::new(),
         };
+        let instance_id_explicit = !instance_id.is_empty();
         if instance_id.is_empty() {
             instance_id = host_name(env).ok_or_else(|| ConfigError::Missing {
                 key: INSTANCE_ID.name.into(),
@@ -610,6 +650,10 @@ impl Tree {
         let num_threads = match self.take(&NUM_THREADS) {
             Some(v) => integer(&NUM_THREADS, &v, 1, MAX_THREADS)? as usize,
             None => 1,
+        };
+        let shutdown_timeout_ms = match self.take(&SHUTDOWN_TIMEOUT_MS) {
+            Some(v) => integer(&SHUTDOWN_TIMEOUT_MS, &v, 1, MAX_SHUTDOWN_TIMEOUT_MS)?,
+            None => 30_000,
         };
         let state_dir = match self.take(&STATE_DIR) {
             Some(v) => {
@@ -659,6 +703,25 @@ impl Tree {
             }
             None => SocketAddr::from(([0, 0, 0, 0], 8080)),
         };
+        let format = match self.take(&LOG_FORMAT) {
+            Some(v) => one_of(&LOG_FORMAT, &v, &[("text", LogFormat::Text), ("json", LogFormat::Json)])?,
+            None => LogFormat::Text,
+        };
+        let level = match self.take(&LOG_LEVEL) {
+            Some(v) => {
+                let s = text(&LOG_LEVEL, &v)?.trim().to_string();
+                if s.is_empty() || tracing_subscriber::EnvFilter::try_new(&s).is_err() {
+                    return Err(ConfigError::InvalidValue {
+                        key: LOG_LEVEL.name.into(),
+                        value: format!("{s:?}"),
+                        origin: origin_of(LOG_LEVEL.name, &v),
+                        accepted: LOG_LEVEL.accepted.into(),
+                    });
+                }
+                s
+            }
+            None => "info".to_string(),
+        };
         let bootstrap_servers = match self.take(&BOOTSTRAP_SERVERS) {
             Some(v) => text(&BOOTSTRAP_SERVERS, &v)?.trim().to_string(),
             None => String::new(),
@@ -672,13 +735,16 @@ impl Tree {
         Ok(Config {
             application_id,
             instance_id,
+            instance_id_explicit,
             processing_guarantee,
             commit_interval: Duration::from_millis(commit_interval_ms),
             num_threads,
+            shutdown_timeout: Duration::from_millis(shutdown_timeout_ms),
             state_dir,
             state: StateConfig { block_cache_bytes, write_buffer_bytes },
             errors: ErrorsConfig { deserialization, processing, production, dead_letter_topic },
             http: HttpConfig { listen },
+            log: LogConfig { format, level },
             kafka: KafkaConfig { bootstrap_servers, common, consumer, producer },
             app,
         })

@@ -28,6 +28,9 @@ fn defaults_are_those_documented() {
     assert_eq!(c.num_threads, 1);
     assert_eq!(c.state_dir, PathBuf::from("/var/lib/rivulet"));
     assert_eq!(c.http.listen, "0.0.0.0:8080".parse().unwrap());
+    assert_eq!(c.shutdown_timeout, Duration::from_millis(30_000));
+    assert_eq!(c.log.format, LogFormat::Text);
+    assert_eq!(c.log.level, "info");
     assert_eq!(c.kafka.bootstrap_servers, "");
     assert!(c.kafka.common.is_empty() && c.kafka.consumer.is_empty() && c.kafka.producer.is_empty());
 }
@@ -166,6 +169,41 @@ fn instance_id_defaults_to_hostname_and_can_be_set() {
     assert_eq!(c.instance_id, "pod-0");
     let c = load_env(&[("RIVULET__APPLICATION_ID", "a"), ("RIVULET__INSTANCE_ID", "worker-7")]).unwrap();
     assert_eq!(c.instance_id, "worker-7");
+}
+
+#[test]
+fn only_an_explicit_instance_id_turns_on_static_membership() {
+    let from_host = load_env(&[("RIVULET__APPLICATION_ID", "a")]).unwrap();
+    assert_eq!(from_host.group_instance_id(0), None);
+    let explicit = load_env(&[("RIVULET__APPLICATION_ID", "a"), ("RIVULET__INSTANCE_ID", "orders-2")]).unwrap();
+    assert_eq!(explicit.group_instance_id(0).as_deref(), Some("orders-2-0"));
+    assert_eq!(explicit.group_instance_id(3).as_deref(), Some("orders-2-3"));
+    let file = toml_file("application_id = \"a\"\ninstance_id = \"from-file\"\n");
+    let c = Config::loader().env(env(&[])).file(file.path()).load().unwrap();
+    assert_eq!(c.group_instance_id(1).as_deref(), Some("from-file-1"));
+}
+
+#[test]
+fn shutdown_timeout_and_log_settings_are_read_and_checked() {
+    let c = load_env(&[
+        ("RIVULET__APPLICATION_ID", "a"),
+        ("RIVULET__SHUTDOWN_TIMEOUT_MS", "5000"),
+        ("RIVULET__LOG__FORMAT", "json"),
+        ("RIVULET__LOG__LEVEL", "warn,rivulet=debug"),
+    ])
+    .unwrap();
+    assert_eq!(c.shutdown_timeout, Duration::from_secs(5));
+    assert_eq!(c.log.format, LogFormat::Json);
+    assert_eq!(c.log.level, "warn,rivulet=debug");
+    for (key, bad) in [
+        ("RIVULET__SHUTDOWN_TIMEOUT_MS", "0"),
+        ("RIVULET__LOG__FORMAT", "xml"),
+        ("RIVULET__LOG__LEVEL", "rivulet=loud"),
+    ] {
+        let err = load_env(&[("RIVULET__APPLICATION_ID", "a"), (key, bad)]).unwrap_err().to_string();
+        let name = key.trim_start_matches("RIVULET__").replace("__", ".").to_lowercase();
+        assert!(err.contains(&format!("`{name}`")) && err.contains(bad), "{err}");
+    }
 }
 
 #[test]

@@ -152,6 +152,13 @@ pub trait KeyValueStore: Send {
     /// overwrites not yet compacted away skew it). For metrics, not logic.
     fn approximate_len(&self) -> StateResult<u64>;
 
+    /// An estimate of the bytes the store holds, for the
+    /// `rivulet_store_size_bytes` metric, not for logic. The default knows
+    /// nothing and says 0.
+    fn approximate_size_bytes(&self) -> StateResult<u64> {
+        Ok(0)
+    }
+
     /// Makes everything applied so far durable locally. With the WAL off,
     /// RocksDB keeps recent batches in memtables only; a crash loses them
     /// (together with their offset) and the restore replays them from the
