@@ -100,9 +100,6 @@ pub(crate) fn topology(input: &str, output: &str) -> Result<Topology> {
 }
 
 fn main() -> Result<()> {
-    // Logs at `info` unless RUST_LOG says otherwise.
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
-    tracing_subscriber::fmt().with_env_filter(filter).init();
     let config = Config::loader()
         .default_value("application_id", "csv-to-json")
         .default_value("errors.processing", "dead_letter")
@@ -110,6 +107,8 @@ fn main() -> Result<()> {
         .default_value("app.output_topic", "payments-json")
         .args(std::env::args().skip(1))?
         .load()?;
+    // Logs as log.format and log.level say (info unless RUST_LOG says otherwise).
+    rivulet::init_logging(&config)?;
     let settings: Settings = config.app()?;
     let topology = topology(&settings.input_topic, &settings.output_topic)?;
     App::new(config)?.run(topology)

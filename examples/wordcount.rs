@@ -61,19 +61,16 @@ fn topology(settings: &Settings) -> Result<Topology> {
 }
 
 fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn,rivulet=info".into()),
-        )
-        .init();
     let state_dir = std::env::temp_dir().join("rivulet-wordcount");
     let mut config = Config::loader()
         .default_value("application_id", "wordcount")
         .default_value("state_dir", &state_dir.to_string_lossy())
         .default_value("app.input_topic", "lines")
         .default_value("app.output_topic", "word-counts")
+        .default_value("log.level", "warn,rivulet=info")
         .args(std::env::args().skip(1))?
         .load()?;
+    rivulet::init_logging(&config)?;
     let settings: Settings = config.app()?;
     let topology = topology(&settings)?;
     println!("{}", topology.describe());
@@ -86,6 +83,8 @@ fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
     let kafka = EmbeddedKafka::start()?;
     config.kafka.bootstrap_servers = kafka.bootstrap_servers();
     config.commit_interval = Duration::from_millis(200);
+    // Any free local port: the demo must not need 8080.
+    config.http.listen = ([127, 0, 0, 1], 0).into();
     // A fresh state dir: the embedded cluster starts empty every time.
     let _ = std::fs::remove_dir_all(&state_dir);
     kafka.create_topics_for(&topology, &config, 2)?;

@@ -1,24 +1,45 @@
 //! The application: a config and a topology become running processing
-//! threads.
+//! threads and an HTTP server.
 //!
 //! ```text
 //! App::new(config) --start(topology)--> RunningApp --shutdown()--> stopped
 //!                  \--run(topology): start, wait for SIGTERM/SIGINT or a failure, shut down
 //! ```
+//!
+//! # Graceful shutdown
+//!
+//! [`App::run`] stops on the first SIGTERM or SIGINT: `/health/ready`
+//! turns 503, every processing thread stops polling, finishes the record in
+//! flight, commits (under exactly-once: commits its transaction), closes
+//! its tasks (RocksDB flushes its memtables, so a restart replays nothing)
+//! and closes its consumer, which leaves the group unless it is a static
+//! member; then the HTTP server stops and `run` returns `Ok`, so `main`
+//! exits 0. If that takes longer than `shutdown_timeout_ms`, or a second
+//! signal arrives, the process exits at once with a non-zero code (1 after
+//! the timeout, 128 + the signal number after a second signal) without
+//! committing anything more: what was not committed is processed again
+//! after the restart, and under exactly-once the open transaction is
+//! aborted by the next instance with the same `instance_id`.
 
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
+use crate::http::{HttpServer, HttpState};
 use crate::kafka::admin::prepare_topics;
-use crate::runtime::stats::{RuntimeStats, StatsSnapshot};
+use crate::metrics::Metrics;
+use crate::runtime::stats::{RuntimeStats, StatsSnapshot, ThreadPhase};
 use crate::runtime::task_manager::AppContext;
 use crate::runtime::thread;
 use crate::state::StateResources;
 use crate::topology::Topology;
 use crate::Config;
+
+/// Exit code after the shutdown timeout passed.
+const EXIT_SHUTDOWN_TIMEOUT: i32 = 1;
 
 /// A configured rivulet application.
 pub struct App {
@@ -33,76 +54,176 @@ impl App {
         Ok(App { config })
     }
 
-    /// Checks topics, creates internal topics and starts `num_threads`
-    /// processing threads; returns at once.
+    /// Starts the HTTP server on `http.listen`, checks topics, creates
+    /// internal topics and starts `num_threads` processing threads; returns
+    /// at once.
     pub fn start(self, topology: Topology) -> Result<RunningApp> {
         let config = self.config;
+        let metrics = Arc::new(Metrics::new()?);
+        let stats = Arc::new(RuntimeStats::new(config.num_threads));
+        let http = HttpServer::start(
+            config.http.listen,
+            HttpState { metrics: metrics.clone(), stats: stats.clone(), topology: topology.describe() },
+        )?;
+        tracing::info!(
+            application_id = %config.application_id,
+            instance_id = %config.instance_id,
+            static_membership = config.group_instance_id(0).is_some(),
+            processing_guarantee = %config.processing_guarantee,
+            threads = config.num_threads,
+            "starting"
+        );
         let plan = prepare_topics(&config, &topology)?;
-        let stats = Arc::new(RuntimeStats::default());
         let resources = StateResources::new(config.state.block_cache_bytes, config.state.write_buffer_bytes);
         let mut source_topics: Vec<String> = plan.topic_to_subtopology.keys().cloned().collect();
         source_topics.sort();
+        let shutdown_timeout = config.shutdown_timeout;
         let app = Arc::new(AppContext {
             dead_letter_topic: config.dead_letter_topic(),
             config,
             topology: Arc::new(topology),
             stats: stats.clone(),
+            metrics,
             resources,
             topic_to_subtopology: plan.topic_to_subtopology,
         });
         let shutdown = Arc::new(AtomicBool::new(false));
         let mut threads = Vec::new();
         for index in 0..app.config.num_threads {
-            let (app, topics, shutdown) = (app.clone(), source_topics.clone(), shutdown.clone());
-            let handle = std::thread::Builder::new()
-                .name(format!("rivulet-{index}"))
-                .spawn(move || {
-                    let result = thread::run(app, index, topics, shutdown.clone());
-                    if let Err(e) = &result {
-                        tracing::error!(thread = index, error = %e, "processing thread failed; stopping the application");
-                        shutdown.store(true, Ordering::Relaxed);
+            let (app, topics, stop) = (app.clone(), source_topics.clone(), shutdown.clone());
+            let spawned = std::thread::Builder::new().name(format!("rivulet-{index}")).spawn(move || {
+                let result = thread::run(app.clone(), index, topics, stop.clone());
+                app.stats.set_phase(index, ThreadPhase::Stopped);
+                if let Err(e) = &result {
+                    tracing::error!(thread = index, error = %e, "processing thread failed; stopping the application");
+                    stop.store(true, Ordering::Relaxed);
+                }
+                result
+            });
+            match spawned {
+                Ok(handle) => threads.push(handle),
+                Err(e) => {
+                    let running = RunningApp { shutdown, threads, stats, http: Some(http), shutdown_timeout };
+                    if let Err(stopping) = running.shutdown() {
+                        tracing::warn!(error = %stopping, "stopping the threads already started");
                     }
-                    result
-                })
-                .map_err(|e| Error::Internal(format!("spawning a processing thread: {e}")))?;
-            threads.push(handle);
+                    return Err(Error::Internal(format!("spawning a processing thread: {e}")));
+                }
+            }
         }
-        Ok(RunningApp { shutdown, threads, stats })
+        Ok(RunningApp { shutdown, threads, stats, http: Some(http), shutdown_timeout })
     }
 
-    /// Runs until SIGTERM or SIGINT (then commits and exits cleanly) or
-    /// until a processing thread fails (then returns its error).
+    /// Runs until SIGTERM or SIGINT, then shuts down gracefully within
+    /// `shutdown_timeout_ms` (see the module docs), or until a processing
+    /// thread fails (then returns its error).
     pub fn run(self, topology: Topology) -> Result<()> {
         let running = self.start(topology)?;
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .map_err(|e| Error::Internal(format!("starting the signal runtime: {e}")))?;
-        runtime.block_on(async {
-            #[cfg(unix)]
-            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        let waited: Result<()> = runtime.block_on(async {
+            let mut signals = Signals::new()?;
             loop {
-                #[cfg(unix)]
-                let terminated = async {
-                    match term.as_mut() {
-                        Some(t) => {
-                            t.recv().await;
-                        }
-                        None => std::future::pending::<()>().await,
-                    }
-                };
-                #[cfg(not(unix))]
-                let terminated = std::future::pending::<()>();
                 tokio::select! {
-                    _ = tokio::signal::ctrl_c() => { tracing::info!("SIGINT: shutting down"); break; }
-                    _ = terminated => { tracing::info!("SIGTERM: shutting down"); break; }
+                    name = signals.next() => {
+                        tracing::info!(
+                            signal = name,
+                            timeout_ms = running.shutdown_timeout.as_millis() as u64,
+                            "shutting down: committing and closing the tasks"
+                        );
+                        break;
+                    }
                     _ = tokio::time::sleep(Duration::from_millis(200)) => {
-                        if running.has_stopped() { break; }
+                        if running.has_stopped() {
+                            return Ok(());
+                        }
+                    }
+                }
+            }
+            running.begin_shutdown();
+            let deadline = tokio::time::Instant::now() + running.shutdown_timeout;
+            loop {
+                tokio::select! {
+                    name = signals.next() => {
+                        tracing::error!(signal = name, "second signal during the shutdown: exiting now, committing nothing more");
+                        std::process::exit(128 + signals.number(name));
+                    }
+                    _ = tokio::time::sleep_until(deadline) => {
+                        tracing::error!(
+                            timeout_ms = running.shutdown_timeout.as_millis() as u64,
+                            "the shutdown took longer than shutdown_timeout_ms: exiting now, committing nothing more"
+                        );
+                        std::process::exit(EXIT_SHUTDOWN_TIMEOUT);
+                    }
+                    _ = tokio::time::sleep(Duration::from_millis(20)) => {
+                        if running.threads.iter().all(JoinHandle::is_finished) {
+                            return Ok(());
+                        }
                     }
                 }
             }
         });
-        running.shutdown()
+        if let Err(e) = waited {
+            if let Err(stopping) = running.shutdown() {
+                tracing::warn!(error = %stopping, "stopping after the signal handlers could not be installed");
+            }
+            return Err(e);
+        }
+        let started = Instant::now();
+        let result = running.shutdown();
+        tracing::info!(ok = result.is_ok(), elapsed_ms = started.elapsed().as_millis() as u64, "stopped");
+        result
+    }
+}
+
+/// SIGTERM and SIGINT, as a stream of their names.
+struct Signals {
+    #[cfg(unix)]
+    term: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn new() -> Result<Signals> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            let listen = |kind: SignalKind, name: &str| {
+                signal(kind).map_err(|e| Error::Internal(format!("listening for {name}: {e}")))
+            };
+            Ok(Signals {
+                term: listen(SignalKind::terminate(), "SIGTERM")?,
+                int: listen(SignalKind::interrupt(), "SIGINT")?,
+            })
+        }
+        #[cfg(not(unix))]
+        Ok(Signals {})
+    }
+
+    async fn next(&mut self) -> &'static str {
+        #[cfg(unix)]
+        {
+            tokio::select! {
+                _ = self.term.recv() => "SIGTERM",
+                _ = self.int.recv() => "SIGINT",
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+            "SIGINT"
+        }
+    }
+
+    fn number(&self, name: &str) -> i32 {
+        if name == "SIGTERM" {
+            15
+        } else {
+            2
+        }
     }
 }
 
@@ -111,6 +232,8 @@ pub struct RunningApp {
     shutdown: Arc<AtomicBool>,
     threads: Vec<JoinHandle<Result<()>>>,
     stats: Arc<RuntimeStats>,
+    http: Option<HttpServer>,
+    shutdown_timeout: Duration,
 }
 
 impl RunningApp {
@@ -124,20 +247,39 @@ impl RunningApp {
         self.stats.assignment()
     }
 
+    /// The address the HTTP server listens on (`http.listen`, with the
+    /// port it got when `http.listen` asked for port 0).
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.http.as_ref().map(HttpServer::addr)
+    }
+
     /// Whether a thread has stopped (after a failure every thread stops).
     pub fn has_stopped(&self) -> bool {
         self.threads.iter().any(JoinHandle::is_finished)
     }
 
-    /// Stops polling, commits, closes the tasks (keeping their state on
-    /// disk) and waits for the threads; returns the first thread's error.
-    pub fn shutdown(self) -> Result<()> {
+    /// Tells the threads to stop, without waiting: `/health/ready` turns 503.
+    fn begin_shutdown(&self) {
+        self.stats.begin_shutdown();
         self.shutdown.store(true, Ordering::Relaxed);
+    }
+
+    /// Stops polling, commits, closes the tasks (keeping their state on
+    /// disk) and waits for the threads, then stops the HTTP server; returns
+    /// the first thread's error.
+    pub fn shutdown(mut self) -> Result<()> {
+        self.begin_shutdown();
         let mut first = Ok(());
-        for t in self.threads {
+        for t in std::mem::take(&mut self.threads) {
             let result = t.join().unwrap_or_else(|_| Err(Error::Internal("a processing thread panicked".into())));
             if first.is_ok() {
                 first = result;
+            }
+        }
+        if let Some(http) = self.http.take() {
+            let stopped = http.stop();
+            if first.is_ok() {
+                first = stopped;
             }
         }
         first

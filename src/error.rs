@@ -58,6 +58,20 @@ pub enum Error {
     /// is dropped and the processing thread rejoins the group.
     #[error("tasks migrated: {0}")]
     TaskMigrated(String),
+    /// The HTTP server (metrics, health) cannot serve on its address.
+    #[error(
+        "cannot serve HTTP on {listen} (config key http.listen): {reason}; set http.listen (or \
+         RIVULET__HTTP__LISTEN) to a free address, or stop what uses this one"
+    )]
+    Http {
+        /// The address from `http.listen`.
+        listen: std::net::SocketAddr,
+        /// Why (address in use, not available, ...).
+        reason: String,
+    },
+    /// Logging could not be set up (see [`crate::init_logging`]).
+    #[error("setting up logging: {0}")]
+    Logging(String),
     /// A bug in rivulet.
     #[error("internal error (a rivulet bug): {0}")]
     Internal(String),

@@ -25,14 +25,19 @@
 //! - [`serde`]: how keys and values become bytes;
 //! - [`state`]: key-value stores (RocksDB, in-memory) and the write buffer;
 //! - [`runtime`]: processing threads, tasks, the commit cycle;
-//! - [`App`]: a config and a topology become a running instance.
+//! - [`App`]: a config and a topology become a running instance, with an
+//!   HTTP server for `/metrics` and health checks, and a graceful shutdown;
+//! - [`init_logging`]: text or JSON logs as `log.format` and `log.level` say.
 //!
 //! `docs/architecture.md` maps the code and the design it follows.
 
 pub mod app;
 pub mod config;
 pub mod error;
+mod http;
 pub mod kafka;
+mod logging;
+mod metrics;
 pub mod record;
 pub mod runtime;
 pub mod serde;
@@ -40,8 +45,9 @@ pub mod state;
 pub mod topology;
 
 pub use crate::app::{App, RunningApp};
-pub use crate::config::{Config, ConfigError, ConfigLoader, ErrorPolicy, ProcessingGuarantee};
+pub use crate::config::{Config, ConfigError, ConfigLoader, ErrorPolicy, LogFormat, ProcessingGuarantee};
 pub use crate::error::{Error, Result};
+pub use crate::logging::init_logging;
 pub use crate::record::Record;
 pub use crate::runtime::stats::StatsSnapshot;
 

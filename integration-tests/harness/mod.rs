@@ -288,6 +288,8 @@ pub fn app_config(application_id: &str, state_dir: &std::path::Path, extra: &[(&
         ("RIVULET__KAFKA__BOOTSTRAP_SERVERS".to_string(), bootstrap().to_string()),
         ("RIVULET__STATE_DIR".to_string(), state_dir.display().to_string()),
         ("RIVULET__COMMIT_INTERVAL_MS".to_string(), "200".to_string()),
+        // Any free port: tests run many applications at once.
+        ("RIVULET__HTTP__LISTEN".to_string(), "127.0.0.1:0".to_string()),
         ("RIVULET__KAFKA__CONSUMER__SESSION_TIMEOUT_MS".to_string(), "6000".to_string()),
         ("RIVULET__KAFKA__CONSUMER__HEARTBEAT_INTERVAL_MS".to_string(), "500".to_string()),
     ];

@@ -35,8 +35,12 @@ struct Wanted {
 
 /// Checks source topics and creates or checks internal topics.
 pub(crate) fn prepare_topics(config: &Config, topology: &Topology) -> Result<TopicPlan> {
-    let admin: AdminClient<DefaultClientContext> =
-        client_config(config, ClientRole::Admin)?.create().map_err(|e| Error::kafka("creating the admin client", e))?;
+    // No statistics (a user's [kafka.common] interval would have the
+    // default context log them).
+    let admin: AdminClient<DefaultClientContext> = client_config(config, ClientRole::Admin)?
+        .set("statistics.interval.ms", "0")
+        .create()
+        .map_err(|e| Error::kafka("creating the admin client", e))?;
     let metadata = admin.inner().fetch_metadata(None, ADMIN_TIMEOUT).map_err(|e| {
         Error::kafka(
             format!(

@@ -7,18 +7,28 @@
 //! store is brought up to at commit) and every record that failed, for the
 //! production-error policy. Delivery reports are served on the processing
 //! thread, from `poll` and `flush`.
+//!
+//! Metrics: records the broker acknowledged are counted per topic in the
+//! delivery reports (`rivulet_records_produced_total`, handles cached per
+//! topic); an output record's age (wall clock minus its timestamp) is
+//! observed when it is sent (`rivulet_end_to_end_latency_seconds`), for
+//! outputs only: not changelog, repartition or dead-letter records.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use prometheus::IntCounter;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
+use rdkafka::statistics::Statistics;
 use rdkafka::{ClientContext, Message};
 
+use crate::metrics::Metrics;
 use crate::record::{Headers, SourceOffset};
+use crate::runtime::wall_clock_ms;
 use crate::topology::ProcessError;
 
 /// An output record the broker did not accept.
@@ -34,21 +44,49 @@ pub(crate) struct DeliveryFailure {
 struct Deliveries {
     changelog_offsets: HashMap<(String, i32), i64>,
     failures: Vec<DeliveryFailure>,
+    /// `rivulet_records_produced_total` per topic, looked up once.
+    produced: HashMap<String, IntCounter>,
 }
 
-/// The producer's context: collects delivery reports.
+/// The producer's context: collects delivery reports, and feeds the
+/// metrics from them and from librdkafka's statistics.
 #[derive(Default)]
 pub(crate) struct DeliveryTracker {
     deliveries: Mutex<Deliveries>,
+    /// The application's metrics and this producer's thread index.
+    metrics: Option<(Arc<Metrics>, usize)>,
 }
 
-impl ClientContext for DeliveryTracker {}
+impl DeliveryTracker {
+    /// A tracker that feeds the metrics of processing thread `thread`.
+    pub(crate) fn with_metrics(metrics: Arc<Metrics>, thread: usize) -> Self {
+        DeliveryTracker { deliveries: Mutex::default(), metrics: Some((metrics, thread)) }
+    }
+}
+
+impl ClientContext for DeliveryTracker {
+    fn stats(&self, statistics: Statistics) {
+        if let Some((metrics, thread)) = &self.metrics {
+            metrics.producer_stats(*thread, &statistics);
+        }
+    }
+}
 
 impl ProducerContext for DeliveryTracker {
     type DeliveryOpaque = ();
 
     fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
         let Ok(mut d) = self.deliveries.lock() else { return };
+        if let (Ok(m), Some((metrics, _))) = (result, &self.metrics) {
+            match d.produced.get(m.topic()) {
+                Some(counter) => counter.inc(),
+                None => {
+                    let counter = metrics.produced(m.topic());
+                    counter.inc();
+                    d.produced.insert(m.topic().to_string(), counter);
+                }
+            }
+        }
         match result {
             Ok(m) if m.topic().ends_with("-changelog") => {
                 let slot = d.changelog_offsets.entry((m.topic().to_string(), m.partition())).or_insert(-1);
@@ -75,11 +113,36 @@ pub(crate) struct RecordCollector {
     producer: Arc<ThreadProducer>,
     transactional: bool,
     in_transaction: Arc<AtomicBool>,
+    latency: Option<Arc<OutputLatency>>,
+}
+
+/// Observes how old output records are when they are sent.
+struct OutputLatency {
+    metrics: Arc<Metrics>,
+    /// `<application_id>-`: internal topics start with it.
+    internal_prefix: String,
+}
+
+impl OutputLatency {
+    fn observe(&self, topic: &str, timestamp: i64) {
+        let internal = topic.starts_with(&self.internal_prefix)
+            && (topic.ends_with("-changelog") || topic.ends_with("-repartition"));
+        if !internal {
+            let age_ms = wall_clock_ms().saturating_sub(timestamp).max(0);
+            self.metrics.end_to_end_latency.observe(age_ms as f64 / 1000.0);
+        }
+    }
 }
 
 impl RecordCollector {
     pub(crate) fn new(producer: Arc<ThreadProducer>, transactional: bool) -> Self {
-        RecordCollector { producer, transactional, in_transaction: Arc::new(AtomicBool::new(false)) }
+        RecordCollector { producer, transactional, in_transaction: Arc::new(AtomicBool::new(false)), latency: None }
+    }
+
+    /// Observes the end-to-end latency of output records into `metrics`.
+    pub(crate) fn with_metrics(mut self, metrics: Arc<Metrics>, application_id: &str) -> Self {
+        self.latency = Some(Arc::new(OutputLatency { metrics, internal_prefix: format!("{application_id}-") }));
+        self
     }
 
     pub(crate) fn producer(&self) -> &ThreadProducer {
@@ -117,6 +180,33 @@ impl RecordCollector {
         timestamp: i64,
         headers: &Headers,
         _source: Option<&SourceOffset>,
+    ) -> Result<(), ProcessError> {
+        if let Some(latency) = &self.latency {
+            latency.observe(topic, timestamp);
+        }
+        self.produce(topic, partition, key, value, timestamp, headers)
+    }
+
+    /// Queues a record for the dead-letter topic (not an output: its age
+    /// is not observed).
+    pub(crate) fn send_dead_letter(
+        &self,
+        topic: &str,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        headers: &Headers,
+    ) -> Result<(), ProcessError> {
+        self.produce(topic, None, key, value, wall_clock_ms(), headers)
+    }
+
+    fn produce(
+        &self,
+        topic: &str,
+        partition: Option<i32>,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        timestamp: i64,
+        headers: &Headers,
     ) -> Result<(), ProcessError> {
         self.ensure_transaction().map_err(|e| ProcessError::Produce {
             topic: topic.to_string(),

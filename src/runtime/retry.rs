@@ -200,6 +200,7 @@ mod broker_trouble {
             .default_value("commit_interval_ms", "100")
             .default_value("state_dir", &state.path().to_string_lossy())
             .default_value("kafka.bootstrap_servers", &kafka.bootstrap_servers())
+            .default_value("http.listen", "127.0.0.1:0")
             .load()
             .unwrap();
         kafka.create_topics_for(&topology, &config, 1).unwrap();

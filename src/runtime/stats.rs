@@ -1,8 +1,29 @@
-//! Counters of one running application, shared by its threads.
+//! Counters of one running application, shared by its threads, and what
+//! each processing thread is doing (for `/health/ready`).
 
 use std::collections::BTreeSet;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
+
+/// What a processing thread is doing, for readiness.
+///
+/// ```text
+/// Joining --partitions assigned--> Restoring --every task restored--> Running
+///    ^                                 |                                 |
+///    +----- partitions revoked or lost, or tasks migrated ---------------+
+/// any --the thread ends--> Stopped
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ThreadPhase {
+    /// Waiting for a partition assignment (at start, or in a rebalance).
+    Joining,
+    /// Some assigned tasks are not created or not restored yet.
+    Restoring,
+    /// Every assigned task processes records (possibly none are assigned).
+    Running,
+    /// The thread has ended.
+    Stopped,
+}
 
 /// What an application has done so far; read with [`RuntimeStats::snapshot`].
 #[derive(Debug, Default)]
@@ -16,6 +37,10 @@ pub struct RuntimeStats {
     pub(crate) tasks_restoring: AtomicU64,
     /// Source partitions assigned to this instance's threads.
     pub(crate) assignment: Mutex<BTreeSet<(String, i32)>>,
+    /// Each processing thread's phase, by thread index.
+    threads: Mutex<Vec<ThreadPhase>>,
+    /// Set when a shutdown begins: the instance is no longer ready.
+    shutting_down: AtomicBool,
 }
 
 /// A copy of [`RuntimeStats`] at one moment.
@@ -39,6 +64,49 @@ pub struct StatsSnapshot {
 }
 
 impl RuntimeStats {
+    /// Stats of an instance with `threads` processing threads, all joining.
+    pub(crate) fn new(threads: usize) -> Self {
+        RuntimeStats { threads: Mutex::new(vec![ThreadPhase::Joining; threads]), ..Default::default() }
+    }
+
+    pub(crate) fn set_phase(&self, thread: usize, phase: ThreadPhase) {
+        let mut threads = self.threads.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(slot) = threads.get_mut(thread) {
+            // A stopped thread stays stopped.
+            if *slot != ThreadPhase::Stopped {
+                *slot = phase;
+            }
+        }
+    }
+
+    pub(crate) fn begin_shutdown(&self) {
+        self.shutting_down.store(true, Ordering::Relaxed);
+    }
+
+    /// `Ok` when the instance is ready: every processing thread has its
+    /// assignment and every assigned task is restored and processing.
+    /// Otherwise why not, in a few words.
+    pub(crate) fn readiness(&self) -> Result<(), String> {
+        if self.shutting_down.load(Ordering::Relaxed) {
+            return Err("shutting down".into());
+        }
+        let threads = self.threads.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        for (i, phase) in threads.iter().enumerate() {
+            match phase {
+                ThreadPhase::Running => {}
+                ThreadPhase::Joining => {
+                    return Err(format!("processing thread {i} is waiting for its partition assignment"))
+                }
+                ThreadPhase::Restoring => {
+                    let restoring = self.tasks_restoring.load(Ordering::Relaxed);
+                    return Err(format!("processing thread {i} is restoring state ({restoring} tasks restoring)"));
+                }
+                ThreadPhase::Stopped => return Err(format!("processing thread {i} has stopped")),
+            }
+        }
+        Ok(())
+    }
+
     pub(crate) fn add(counter: &AtomicU64, n: u64) {
         counter.fetch_add(n, Ordering::Relaxed);
     }
@@ -71,5 +139,28 @@ impl RuntimeStats {
             tasks_running: get(&self.tasks_running),
             tasks_restoring: get(&self.tasks_restoring),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ready_only_when_every_thread_runs_and_no_shutdown_began() {
+        let stats = RuntimeStats::new(2);
+        assert!(stats.readiness().is_err_and(|why| why.contains("thread 0 is waiting for its partition assignment")));
+        stats.set_phase(0, ThreadPhase::Running);
+        stats.set_phase(1, ThreadPhase::Restoring);
+        assert!(stats.readiness().is_err_and(|why| why.contains("thread 1 is restoring")));
+        stats.set_phase(1, ThreadPhase::Running);
+        assert_eq!(stats.readiness(), Ok(()));
+        stats.set_phase(1, ThreadPhase::Stopped);
+        stats.set_phase(1, ThreadPhase::Running);
+        assert!(stats.readiness().is_err_and(|why| why.contains("thread 1 has stopped")));
+        let stats = RuntimeStats::new(1);
+        stats.set_phase(0, ThreadPhase::Running);
+        stats.begin_shutdown();
+        assert_eq!(stats.readiness(), Err("shutting down".into()));
     }
 }

@@ -213,9 +213,13 @@ impl Task {
     }
 
     /// Late records counted since the last call (for the metrics).
-    #[allow(dead_code)] // read by the metrics, which are being added
     pub(crate) fn take_late_records(&mut self) -> u64 {
         std::mem::take(&mut self.ctx.late_records)
+    }
+
+    /// Each store's name and estimated size in bytes (for the metrics).
+    pub(crate) fn store_sizes(&self) -> impl Iterator<Item = (&str, Result<u64>)> + '_ {
+        self.ctx.stores.iter().map(|s| (s.name.as_str(), s.store.approximate_size_bytes().map_err(Error::from)))
     }
 
     pub(crate) fn source(&self) -> Option<&SourceOffset> {

@@ -1,6 +1,7 @@
 //! The task manager: the tasks of one processing thread, their creation on
 //! assignment and closing on revocation, bad-record policies, and the
-//! commit cycle.
+//! commit cycle. It also feeds most of the metrics (see `crate::metrics`)
+//! and the thread's phase for readiness.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
@@ -14,10 +15,11 @@ use rdkafka::{Message, Offset, TopicPartitionList};
 
 use crate::config::{ErrorPolicy, ProcessingGuarantee};
 use crate::error::{Error, Result};
+use crate::metrics::{CommitResult, Metrics, SubtopologyMetrics};
 use crate::record::{Headers, SourceOffset};
 use crate::runtime::collector::DeliveryFailure;
 use crate::runtime::retry::{abort_is_retriable, retrying, retrying_when, RETRY_FOR};
-use crate::runtime::stats::RuntimeStats;
+use crate::runtime::stats::{RuntimeStats, ThreadPhase};
 use crate::runtime::task::{RestorePartition, Task, RESTORE_BATCH};
 use crate::runtime::{wall_clock_ms, RecordCollector, TaskId};
 use crate::state::StateResources;
@@ -33,6 +35,11 @@ const FLUSH_TIMEOUT: Duration = Duration::from_secs(20);
 const STORE_FLUSH_INTERVAL: Duration = Duration::from_secs(10);
 /// How long a transaction call may take.
 const TXN_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long one attempt to abort waits for the purged records' delivery
+/// reports, which are served between attempts.
+const ABORT_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How often the store sizes are measured for the metrics.
+const STORE_SIZE_INTERVAL: Duration = Duration::from_secs(10);
 
 /// How a transactional step failed.
 enum TxnFailure {
@@ -89,6 +96,7 @@ pub(crate) struct AppContext {
     pub(crate) config: Config,
     pub(crate) topology: Arc<Topology>,
     pub(crate) stats: Arc<RuntimeStats>,
+    pub(crate) metrics: Arc<Metrics>,
     pub(crate) resources: StateResources,
     /// Resolved source topic name -> sub-topology.
     pub(crate) topic_to_subtopology: HashMap<String, usize>,
@@ -97,6 +105,8 @@ pub(crate) struct AppContext {
 
 pub(crate) struct TaskManager {
     app: Arc<AppContext>,
+    /// The processing thread's index.
+    thread: usize,
     collector: RecordCollector,
     tasks: BTreeMap<TaskId, Task>,
     /// Tasks replaying their changelogs; their source partitions are paused.
@@ -104,10 +114,16 @@ pub(crate) struct TaskManager {
     /// Assigned but not yet created (created on the processing thread,
     /// outside the rebalance callback).
     pending: BTreeSet<TaskId>,
-    /// Interned topic names, so records do not allocate them.
-    topics: HashMap<String, Arc<str>>,
+    /// Interned topic names, so records do not allocate them, with their
+    /// consumed-records counters.
+    topics: HashMap<String, (Arc<str>, prometheus::IntCounter)>,
+    /// Counters per sub-topology, indexed by its id.
+    subtopology_metrics: Vec<SubtopologyMetrics>,
     last_commit: Instant,
     last_flush: Instant,
+    last_store_sizes: Instant,
+    /// Whether the thread has its partitions (assigned, not revoked since).
+    assigned: bool,
     /// This thread's (running, restoring) tasks as last added to the stats.
     reported_counts: (u64, u64),
     /// An error raised inside a rebalance callback, surfaced after `poll`.
@@ -116,6 +132,8 @@ pub(crate) struct TaskManager {
     restorer_changed: bool,
     /// Resolved changelog topic -> the sub-topology owning its store.
     changelog_owner: HashMap<String, usize>,
+    /// Resolved changelog topic -> its store's name.
+    changelog_store: HashMap<String, String>,
 }
 
 /// A task replaying its changelogs.
@@ -124,11 +142,17 @@ struct Restoring {
     parts: Vec<RestorePartition>,
     started: Instant,
     restored: u64,
+    /// Records restored per changelog topic (of this task's partition).
+    restored_by_topic: HashMap<String, u64>,
 }
 
 impl TaskManager {
-    pub(crate) fn new(app: Arc<AppContext>, collector: RecordCollector) -> Self {
-        let topics = app.topic_to_subtopology.keys().map(|t| (t.clone(), Arc::<str>::from(t.as_str()))).collect();
+    pub(crate) fn new(app: Arc<AppContext>, thread: usize, collector: RecordCollector) -> Self {
+        let topics = app
+            .topic_to_subtopology
+            .keys()
+            .map(|t| (t.clone(), (Arc::<str>::from(t.as_str()), app.metrics.consumed(t))))
+            .collect();
         let application_id = app.config.application_id.as_str();
         let changelog_owner = app
             .topology
@@ -136,19 +160,32 @@ impl TaskManager {
             .iter()
             .flat_map(|st| st.stores.iter().map(move |s| (changelog_topic(s).resolve(application_id), st.id)))
             .collect();
+        let changelog_store = app
+            .topology
+            .subtopologies
+            .iter()
+            .flat_map(|st| st.stores.iter().map(|s| (changelog_topic(s).resolve(application_id), s.clone())))
+            .collect();
+        let subtopology_metrics = (0..app.topology.subtopologies.len()).map(|id| app.metrics.subtopology(id)).collect();
+        app.stats.set_phase(thread, ThreadPhase::Joining);
         TaskManager {
             app,
+            thread,
             collector,
             tasks: BTreeMap::new(),
             restoring: BTreeMap::new(),
             pending: BTreeSet::new(),
             topics,
+            subtopology_metrics,
             last_commit: Instant::now(),
             last_flush: Instant::now(),
+            last_store_sizes: Instant::now(),
+            assigned: false,
             reported_counts: (0, 0),
             failed: None,
             restorer_changed: false,
             changelog_owner,
+            changelog_store,
         }
     }
 
@@ -169,7 +206,10 @@ impl TaskManager {
         self.app.stats.assign(tpl.elements().iter().map(|e| (e.topic().to_string(), e.partition())));
         let ids = self.task_ids(tpl);
         tracing::info!(tasks = ?ids.iter().map(ToString::to_string).collect::<Vec<_>>(), "partitions assigned");
+        self.app.metrics.rebalances.inc();
         self.pending.extend(ids.into_iter().filter(|id| !self.tasks.contains_key(id)));
+        self.assigned = true;
+        self.update_task_counts();
     }
 
     /// Partitions are being revoked: commit everything, then close the
@@ -192,10 +232,17 @@ impl TaskManager {
             }
             // A partly restored store keeps what it applied, with its offset.
             if let Some(r) = self.restoring.remove(&id) {
+                for p in &r.parts {
+                    if let Some(store) = self.changelog_store.get(&p.topic) {
+                        self.app.metrics.forget_restore(store, p.partition);
+                    }
+                }
                 r.task.close();
                 self.restorer_changed = true;
             }
         }
+        // Eager rebalancing: every revocation is followed by a new assignment.
+        self.assigned = false;
         self.update_task_counts();
     }
 
@@ -228,7 +275,9 @@ impl TaskManager {
                 continue;
             }
             consumer.pause(&self.source_partitions(id)?).map_err(|e| Error::kafka(format!("pausing task {id}"), e))?;
-            self.restoring.insert(id, Restoring { task, parts, started: Instant::now(), restored: 0 });
+            let restoring =
+                Restoring { task, parts, started: Instant::now(), restored: 0, restored_by_topic: HashMap::new() };
+            self.restoring.insert(id, restoring);
             self.restorer_changed = true;
         }
         self.update_task_counts();
@@ -244,13 +293,23 @@ impl TaskManager {
     }
 
     /// Adds this thread's change in task counts to the instance's counters,
-    /// which all threads share.
+    /// which all threads share, and updates the thread's phase.
     fn update_task_counts(&mut self) {
         let now = (self.tasks.len() as u64, self.restoring.len() as u64);
         let (before, stats) = (self.reported_counts, &self.app.stats);
         adjust(&stats.tasks_running, before.0, now.0);
         adjust(&stats.tasks_restoring, before.1, now.1);
+        let delta = |now: u64, before: u64| now as i64 - before as i64;
+        self.app.metrics.add_tasks(delta(now.0, before.0), delta(now.1, before.1));
         self.reported_counts = now;
+        let phase = if !self.assigned {
+            ThreadPhase::Joining
+        } else if self.restoring.is_empty() && self.pending.is_empty() {
+            ThreadPhase::Running
+        } else {
+            ThreadPhase::Restoring
+        };
+        stats.set_phase(self.thread, phase);
     }
 
     /// Whether some task is still restoring.
@@ -301,7 +360,9 @@ impl TaskManager {
                 part.batch.push((k.to_vec(), m.payload().map(<[u8]>::to_vec)));
             }
             if part.batch.len() >= RESTORE_BATCH {
-                r.restored += r.task.apply_restored(part, &stats)?;
+                let n = r.task.apply_restored(part, &stats)?;
+                r.restored += n;
+                *r.restored_by_topic.entry(part.topic.clone()).or_default() += n;
             }
         }
         // Partitions whose position reached the end offset are done (the
@@ -315,7 +376,13 @@ impl TaskManager {
                     p.next = p.next.max(pos);
                 }
                 if p.next >= p.end {
-                    r.restored += r.task.apply_restored(p, &stats)?;
+                    let n = r.task.apply_restored(p, &stats)?;
+                    r.restored += n;
+                    *r.restored_by_topic.entry(p.topic.clone()).or_default() += n;
+                }
+                if let Some(store) = self.changelog_store.get(&p.topic) {
+                    let restored = r.restored_by_topic.get(&p.topic).copied().unwrap_or(0);
+                    self.app.metrics.restore_progress(store, p.partition, p.end - p.next, restored);
                 }
             }
             parts.retain(|p| p.next < p.end);
@@ -353,7 +420,7 @@ impl TaskManager {
         msg: &BorrowedMessage<'_>,
         consumer: &BaseConsumer<C>,
     ) -> Result<()> {
-        let Some(topic) = self.topics.get(msg.topic()).cloned() else {
+        let Some((topic, consumed)) = self.topics.get(msg.topic()) else {
             return Err(Error::Internal(format!("received a record of topic {} that no source reads", msg.topic())));
         };
         let Some(&subtopology) = self.app.topic_to_subtopology.get(msg.topic()) else {
@@ -374,7 +441,18 @@ impl TaskManager {
             return Err(Error::Internal(format!("received a record for task {id}, which this thread does not own")));
         };
         RuntimeStats::add(&self.app.stats.records_processed, 1);
-        match task.process(msg, &topic) {
+        consumed.inc();
+        let started = Instant::now();
+        let result = task.process(msg, topic);
+        self.app.metrics.processing_latency.observe(started.elapsed().as_secs_f64());
+        if let Some(m) = self.subtopology_metrics.get(subtopology) {
+            m.processed.inc();
+            let late = task.take_late_records();
+            if late > 0 {
+                m.late.inc_by(late);
+            }
+        }
+        match result {
             Ok(()) => Ok(()),
             Err(e) if e.is_record_error() => {
                 let source = task.source().cloned();
@@ -408,6 +486,22 @@ impl TaskManager {
                 self.last_flush = Instant::now();
             }
         }
+        if self.last_store_sizes.elapsed() >= STORE_SIZE_INTERVAL {
+            self.report_store_sizes()?;
+            self.last_store_sizes = Instant::now();
+        }
+        Ok(())
+    }
+
+    /// Sets this thread's part of `rivulet_store_size_bytes`.
+    fn report_store_sizes(&self) -> Result<()> {
+        let mut sizes: HashMap<String, u64> = HashMap::new();
+        for task in self.tasks.values() {
+            for (store, size) in task.store_sizes() {
+                *sizes.entry(store.to_string()).or_default() += size?;
+            }
+        }
+        self.app.metrics.set_store_sizes(self.thread, sizes);
         Ok(())
     }
 
@@ -431,9 +525,27 @@ impl TaskManager {
     /// ([`commit_exactly_once`](Self::commit_exactly_once)).
     pub(crate) fn commit<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>) -> Result<()> {
         self.last_commit = Instant::now();
-        if self.app.config.processing_guarantee == ProcessingGuarantee::ExactlyOnce {
-            return self.commit_exactly_once(consumer);
+        let result = if self.app.config.processing_guarantee == ProcessingGuarantee::ExactlyOnce {
+            self.commit_exactly_once(consumer)
+        } else {
+            self.commit_at_least_once(consumer).map(|()| Some(CommitResult::Committed))
+        };
+        let took = self.last_commit.elapsed();
+        match result {
+            Ok(Some(outcome)) => {
+                self.app.metrics.commit(outcome, took);
+                Ok(())
+            }
+            Ok(None) => Ok(()),
+            Err(e) => {
+                self.app.metrics.commit(CommitResult::Failed, took);
+                Err(e)
+            }
         }
+    }
+
+    /// The at-least-once cycle, steps 1 to 5 of [`commit`](Self::commit).
+    fn commit_at_least_once<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>) -> Result<()> {
         // 1.
         for task in self.tasks.values_mut() {
             task.prepare_commit().map_err(|e| Error::record(None, e))?;
@@ -488,8 +600,9 @@ impl TaskManager {
     /// An abortable error aborts the transaction, drops the buffers and
     /// rewinds the consumer to the last committed offsets: the records are
     /// processed again, and the local stores never saw the aborted writes.
-    /// A fatal one (fenced) is `Error::TaskMigrated`.
-    fn commit_exactly_once<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>) -> Result<()> {
+    /// A fatal one (fenced) is `Error::TaskMigrated`. Returns how the cycle
+    /// ended, `None` when there was nothing to commit.
+    fn commit_exactly_once<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>) -> Result<Option<CommitResult>> {
         let result = (|| -> std::result::Result<bool, TxnFailure> {
             // 1.
             for task in self.tasks.values_mut() {
@@ -524,22 +637,24 @@ impl TaskManager {
             Ok(true)
         })();
         match result {
-            Ok(false) => Ok(()),
+            Ok(false) => Ok(None),
             Ok(true) => {
                 // 4. and 5.
                 for task in self.tasks.values_mut() {
                     task.complete_commit()?;
                 }
                 RuntimeStats::add(&self.app.stats.commits, 1);
-                Ok(())
+                Ok(Some(CommitResult::Committed))
             }
             Err(TxnFailure::Abort(why)) => {
                 tracing::warn!(reason = %why, "aborting the transaction; the tasks rewind to their last committed offsets");
-                self.abort_transaction(consumer)
+                self.abort_transaction(consumer).map(|()| Some(CommitResult::Aborted))
             }
             Err(TxnFailure::Fatal(why)) => Err(Error::TaskMigrated(why)),
             Err(TxnFailure::Stop(e)) => {
-                let _ = self.abort_transaction(consumer);
+                if let Err(abort) = self.abort_transaction(consumer) {
+                    tracing::warn!(error = %abort, "aborting the transaction after a failed commit also failed");
+                }
                 Err(e)
             }
         }
@@ -550,9 +665,19 @@ impl TaskManager {
     fn abort_transaction<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>) -> Result<()> {
         if self.collector.in_transaction() {
             let producer = self.collector.producer();
-            let abort = || producer.abort_transaction(TXN_TIMEOUT);
+            // Aborting purges the transaction's queued records and waits
+            // until their delivery reports are served, which only polling
+            // does: serve them before each attempt.
+            let abort = || {
+                producer.poll(Duration::from_millis(100));
+                producer.abort_transaction(ABORT_ATTEMPT_TIMEOUT)
+            };
             match retrying_when(abort_is_retriable, "aborting the transaction", RETRY_FOR, abort) {
-                Ok(()) => {}
+                Ok(()) => {
+                    // Reports of the purged records are not production
+                    // failures: the records are reprocessed.
+                    let _ = self.collector.take_failures();
+                }
                 Err(e) => match classify(e, "aborting the transaction") {
                     TxnFailure::Fatal(why) => return Err(Error::TaskMigrated(why)),
                     TxnFailure::Abort(why) | TxnFailure::Stop(Error::Internal(why)) => {
@@ -562,6 +687,7 @@ impl TaskManager {
                 },
             }
             self.collector.transaction_ended();
+            self.app.metrics.transaction_aborts.inc();
         }
         let mut tpl = TopicPartitionList::new();
         for task in self.tasks.values() {
@@ -612,6 +738,7 @@ impl TaskManager {
     /// Commits and closes every task (shutdown).
     pub(crate) fn close_all<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>) -> Result<()> {
         let result = self.commit(consumer);
+        self.app.metrics.set_store_sizes(self.thread, HashMap::new());
         for (_, task) in std::mem::take(&mut self.tasks) {
             task.close();
         }
@@ -624,6 +751,7 @@ impl TaskManager {
 
     /// Drops uncommitted work and closes every task (after a failure).
     pub(crate) fn abort_all(&mut self) {
+        self.app.metrics.set_store_sizes(self.thread, HashMap::new());
         for (_, mut task) in std::mem::take(&mut self.tasks) {
             task.abort();
             task.close();
@@ -671,8 +799,12 @@ fn handle_bad_record(
     };
     let at = source.map(ToString::to_string).unwrap_or_else(|| "an output record".into());
     match policy {
-        ErrorPolicy::Fail => Err(Error::record(source, error)),
+        ErrorPolicy::Fail => {
+            app.metrics.bad_record(kind, "fail");
+            Err(Error::record(source, error))
+        }
         ErrorPolicy::Skip => {
+            app.metrics.bad_record(kind, "skip");
             tracing::warn!(kind, record = %at, error = %error, "skipping a bad record (errors.{kind} = \"skip\")");
             RuntimeStats::add(&app.stats.records_skipped, 1);
             Ok(())
@@ -694,9 +826,11 @@ fn handle_bad_record(
             }
             tracing::warn!(kind, record = %at, error = %error, topic = %app.dead_letter_topic, "writing a bad record to the dead-letter topic");
             collector
-                .send(&app.dead_letter_topic, None, key, value, wall_clock_ms(), &headers, source)
+                .send_dead_letter(&app.dead_letter_topic, key, value, &headers)
                 .map_err(|e| Error::record(source, e))?;
             RuntimeStats::add(&app.stats.records_dead_lettered, 1);
+            app.metrics.bad_record(kind, "dead_letter");
+            app.metrics.dead_letter_records.inc();
             Ok(())
         }
     }

@@ -6,20 +6,29 @@
 //! `Rc`s and so cannot be shared through the consumer's `Send + Sync`
 //! context. The task manager therefore lives in a thread-local, borrowed by
 //! the loop only between polls and by the callbacks only during a poll.
+//!
+//! With an explicit `instance_id` the consumer is a static group member
+//! (`group.instance.id = <instance_id>-<thread>`): at shutdown it is closed
+//! without unsubscribing, because librdkafka sends no LeaveGroup for a
+//! static member only when the consumer is closed (an `unsubscribe` would
+//! leave the group and move its partitions at once).
 
 use std::cell::RefCell;
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::KafkaError;
 use rdkafka::producer::{BaseProducer, Producer};
+use rdkafka::statistics::Statistics;
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::ClientContext;
 
 use crate::error::{Error, Result};
 use crate::kafka::{client_config, ClientRole};
+use crate::metrics::Metrics;
 use crate::runtime::collector::DeliveryTracker;
 use crate::runtime::task_manager::{AppContext, TaskManager};
 use crate::runtime::RecordCollector;
@@ -44,13 +53,24 @@ fn with_manager<R>(f: impl FnOnce(&mut TaskManager) -> R) -> Result<R, Unavailab
     })
 }
 
-/// The consumer's context: hands rebalances to this thread's task manager.
-pub(crate) struct RebalanceHandler;
+/// The consumer's context: hands rebalances to this thread's task manager,
+/// and librdkafka's statistics to the metrics.
+pub(crate) struct RebalanceHandler {
+    metrics: Arc<Metrics>,
+    /// The partitions whose lag this consumer reported last.
+    lag_reported: Mutex<HashSet<(String, i32)>>,
+}
 
-impl ClientContext for RebalanceHandler {}
+impl ClientContext for RebalanceHandler {
+    fn stats(&self, statistics: Statistics) {
+        let mut reported = self.lag_reported.lock().unwrap_or_else(|e| e.into_inner());
+        self.metrics.consumer_stats(&statistics, &mut reported);
+    }
+}
 
 impl ConsumerContext for RebalanceHandler {
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        let started = Instant::now();
         match rebalance {
             Rebalance::Revoke(tpl) => {
                 if let Err(Unavailable::Busy) = with_manager(|tm| tm.on_revoked(consumer, tpl)) {
@@ -65,15 +85,18 @@ impl ConsumerContext for RebalanceHandler {
                     tracing::error!("a rebalance failed while the thread was stopping");
                 }
             }
-            Rebalance::Assign(_) => {}
+            Rebalance::Assign(_) => return,
         }
+        self.metrics.rebalance_duration.observe(started.elapsed().as_secs_f64());
     }
 
     fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Assign(tpl) = rebalance {
+            let started = Instant::now();
             if with_manager(|tm| tm.on_assigned(tpl)).is_err() {
                 tracing::warn!("partitions assigned while the thread was stopping; they are left to other members");
             }
+            self.metrics.rebalance_duration.observe(started.elapsed().as_secs_f64());
         }
     }
 }
@@ -88,7 +111,16 @@ impl ClientContext for RestoreContext {
             tracing::error!(error = %error, reason, "restore consumer error");
         }
     }
+
+    /// The restore consumer's statistics are not needed (its interval is
+    /// turned off; this only keeps rdkafka from logging them).
+    fn stats(&self, _: Statistics) {}
 }
+
+/// How often librdkafka reports the statistics the metrics read (consumer
+/// lag, broker round-trip times, producer queue), unless the user set
+/// `statistics.interval.ms`.
+const STATISTICS_INTERVAL_MS: &str = "5000";
 
 impl ConsumerContext for RestoreContext {}
 
@@ -139,14 +171,22 @@ fn run_once(app: Arc<AppContext>, index: usize, source_topics: &[String], shutdo
             ClientRole::Admin => "admin",
         };
         c.set("client.id", format!("{}-{}-{index}-{name}", config.application_id, config.instance_id));
+        if c.get("statistics.interval.ms").is_none() {
+            c.set("statistics.interval.ms", STATISTICS_INTERVAL_MS);
+        }
         Ok(c)
     };
     let mut consumer_config = client(ClientRole::Consumer)?;
     // Range assignment gives partition p of every co-partitioned topic to
     // the same member: the tasks' sources always move together.
     consumer_config.set("partition.assignment.strategy", "range");
+    let group_instance_id = config.group_instance_id(index);
+    if let Some(id) = &group_instance_id {
+        consumer_config.set("group.instance.id", id);
+    }
+    let handler = RebalanceHandler { metrics: app.metrics.clone(), lag_reported: Mutex::default() };
     let consumer: BaseConsumer<RebalanceHandler> =
-        consumer_config.create_with_context(RebalanceHandler).map_err(|e| Error::kafka("creating the consumer", e))?;
+        consumer_config.create_with_context(handler).map_err(|e| Error::kafka("creating the consumer", e))?;
     let mut producer_config = client(ClientRole::Producer)?;
     // The Java client's partitioner, so keys land where Kafka Streams and
     // Java producers put them.
@@ -158,7 +198,7 @@ fn run_once(app: Arc<AppContext>, index: usize, source_topics: &[String], shutdo
         producer_config.set("transactional.id", format!("{}-{}-{index}", config.application_id, config.instance_id));
     }
     let producer: BaseProducer<DeliveryTracker> = producer_config
-        .create_with_context(DeliveryTracker::default())
+        .create_with_context(DeliveryTracker::with_metrics(app.metrics.clone(), index))
         .map_err(|e| Error::kafka("creating the producer", e))?;
     if exactly_once {
         producer.init_transactions(Duration::from_secs(60)).map_err(|e| {
@@ -166,17 +206,20 @@ fn run_once(app: Arc<AppContext>, index: usize, source_topics: &[String], shutdo
         })?;
     }
     let mut restore_config = client(ClientRole::Consumer)?;
-    restore_config.set("enable.partition.eof", "true").set("group.id", format!("{}-restore", config.application_id));
+    restore_config
+        .set("enable.partition.eof", "true")
+        .set("group.id", format!("{}-restore", config.application_id))
+        .set("statistics.interval.ms", "0");
     let restorer: BaseConsumer<RestoreContext> = restore_config
         .create_with_context(RestoreContext)
         .map_err(|e| Error::kafka("creating the restore consumer", e))?;
 
-    MANAGER.with(|m| {
-        *m.borrow_mut() = Some(TaskManager::new(app.clone(), RecordCollector::new(Arc::new(producer), exactly_once)))
-    });
+    let collector = RecordCollector::new(Arc::new(producer), exactly_once)
+        .with_metrics(app.metrics.clone(), &config.application_id);
+    MANAGER.with(|m| *m.borrow_mut() = Some(TaskManager::new(app.clone(), index, collector)));
     let topics: Vec<&str> = source_topics.iter().map(String::as_str).collect();
     consumer.subscribe(&topics).map_err(|e| Error::kafka(format!("subscribing to {topics:?}"), e))?;
-    tracing::info!(thread = index, topics = ?topics, "processing thread started");
+    tracing::info!(thread = index, topics = ?topics, group_instance_id = ?group_instance_id, "processing thread started");
 
     let result = process_loop(&consumer, &restorer, shutdown);
     // After a failure nothing is committed: the failed record and what
@@ -188,8 +231,14 @@ fn run_once(app: Arc<AppContext>, index: usize, source_topics: &[String], shutdo
             Ok(())
         }
     };
-    consumer.unsubscribe();
+    // A static member keeps its place in the group until its session times
+    // out: closing the consumer (when it is dropped) sends no LeaveGroup,
+    // unsubscribing would.
+    if group_instance_id.is_none() {
+        consumer.unsubscribe();
+    }
     MANAGER.with(|m| m.borrow_mut().take());
+    app.metrics.forget_producer(index);
     tracing::info!(thread = index, ok = result.is_ok(), "processing thread stopped");
     result.and(closed)
 }
