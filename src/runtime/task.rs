@@ -24,8 +24,10 @@ use crate::record::{Headers, SourceOffset};
 use crate::runtime::stats::RuntimeStats;
 use crate::runtime::{wall_clock_ms, RecordCollector, StoreSlot, TaskContext, TaskId};
 use crate::state::{self, InMemoryStore, KeyValueStore, RocksDbStore, StateResources, WriteBuffer};
+use crate::topology::graph::TopicName;
 use crate::topology::graph::{Instance, Instantiator};
-use crate::topology::{changelog_topic, ProcessError, StoreKind, TimeKind, Topology};
+use crate::topology::time::{encode_marker, WATERMARK_HEADER};
+use crate::topology::{changelog_topic, ProcessError, StoreKind, Subtopology, TimeKind, Topology};
 use crate::Config;
 
 /// Changelog records applied to a store per batch while restoring.
@@ -50,6 +52,15 @@ pub(crate) struct Task {
     instance: Instance,
     /// Source topic -> the offset to commit (last processed + 1).
     consumed: HashMap<Arc<str>, i64>,
+    /// Repartition topics this task writes and their partition counts:
+    /// each gets the task's watermark as a marker in every partition.
+    repartition_targets: Vec<(String, i32)>,
+    /// How many tasks this task's sub-topology has (its source partitions).
+    upstream_tasks: usize,
+    /// The watermark last sent as markers.
+    marked: i64,
+    /// Aborted: the nodes must be initialised again before going on.
+    stale: bool,
     /// Batches drained from the write buffer in step 1 of a commit, applied
     /// in step 4: (store index, entries).
     #[allow(clippy::type_complexity)]
@@ -103,7 +114,18 @@ impl Task {
             key_buf: Vec::new(),
             value_buf: Vec::new(),
         };
-        Ok(Task { id, ctx, instance, consumed: HashMap::new(), pending: Vec::new() })
+        let (repartition_targets, upstream_tasks) = repartition_targets(sub, config, &ctx.collector)?;
+        Ok(Task {
+            id,
+            ctx,
+            instance,
+            consumed: HashMap::new(),
+            pending: Vec::new(),
+            repartition_targets,
+            upstream_tasks,
+            marked: i64::MIN,
+            stale: false,
+        })
     }
 
     /// What each store has to replay: from the changelog offset recorded
@@ -152,6 +174,7 @@ impl Task {
     /// consumed whatever the outcome: a failed record is handled by a
     /// policy before the next commit, or the application stops.
     pub(crate) fn process(&mut self, msg: &BorrowedMessage<'_>, topic: &Arc<str>) -> Result<(), ProcessError> {
+        self.refresh()?;
         self.consumed.insert(topic.clone(), msg.offset() + 1);
         let timestamp = match msg.timestamp() {
             Timestamp::CreateTime(t) | Timestamp::LogAppendTime(t) => t,
@@ -188,6 +211,7 @@ impl Task {
 
     /// Fires the callbacks of `kind` that are due at `now`.
     pub(crate) fn fire_timers(&mut self, kind: TimeKind, now: i64) -> Result<(), ProcessError> {
+        self.refresh()?;
         if kind == TimeKind::WallClock {
             // Idle partitions may stop holding the watermark back.
             let before = self.ctx.time.watermark();
@@ -234,10 +258,12 @@ impl Task {
     /// Commit step 1 for this task: the latest value per key in the write
     /// buffer goes to the store's changelog (this task's partition).
     pub(crate) fn prepare_commit(&mut self) -> Result<(), ProcessError> {
+        self.refresh()?;
         self.ctx.source = None;
         for (_, node) in &self.instance.lifecycles {
             node.borrow_mut().on_commit(&mut self.ctx)?;
         }
+        self.send_watermark_markers()?;
         for (i, slot) in self.ctx.stores.iter().enumerate() {
             let batch = self.ctx.buffer.drain(&slot.name);
             if batch.is_empty() {
@@ -256,6 +282,26 @@ impl Task {
             }
             self.pending.push((i, batch));
         }
+        Ok(())
+    }
+
+    /// Sends the task's watermark, when it moved, to every partition of
+    /// every repartition topic it writes, behind the records it wrote
+    /// there: the downstream tasks take the minimum over their upstream
+    /// tasks (`TaskTime::observe_marker`).
+    fn send_watermark_markers(&mut self) -> Result<(), ProcessError> {
+        let wm = self.ctx.time.watermark();
+        if wm <= self.marked || self.repartition_targets.is_empty() {
+            return Ok(());
+        }
+        let headers: Headers =
+            vec![(WATERMARK_HEADER.to_string(), Some(encode_marker(self.id.partition, self.upstream_tasks, wm)))];
+        for (topic, partitions) in &self.repartition_targets {
+            for p in 0..*partitions {
+                self.ctx.collector.send(topic, Some(p), None, None, wm, &headers, None)?;
+            }
+        }
+        self.marked = wm;
         Ok(())
     }
 
@@ -287,6 +333,22 @@ impl Task {
         self.pending.clear();
         self.ctx.buffer.clear();
         self.consumed.clear();
+        // The nodes' in-memory state (open windows, timers) and the task's
+        // time ran ahead with the dropped work: rebuild them from the
+        // stores before the next record.
+        self.stale = true;
+    }
+
+    /// After an abort: the task's time and its nodes' in-memory state go
+    /// back to what the stores hold (`init` reads them again).
+    fn refresh(&mut self) -> Result<(), ProcessError> {
+        if !std::mem::take(&mut self.stale) {
+            return Ok(());
+        }
+        self.ctx.time.reset();
+        self.ctx.stream_time = i64::MIN;
+        self.marked = i64::MIN;
+        self.init()
     }
 
     /// The task's source partitions that it consumed from since the last commit.
@@ -320,4 +382,39 @@ fn headers_of(msg: &BorrowedMessage<'_>) -> Headers {
         None => Headers::new(),
         Some(hs) => hs.iter().map(|h| (h.key.to_string(), h.value.map(<[u8]>::to_vec))).collect(),
     }
+}
+
+/// The repartition topics a sub-topology writes, with their partition
+/// counts, and how many tasks the sub-topology has.
+fn repartition_targets(
+    sub: &Subtopology,
+    config: &Config,
+    collector: &RecordCollector,
+) -> Result<(Vec<(String, i32)>, usize)> {
+    let internal: Vec<String> = sub
+        .sinks
+        .iter()
+        .filter(|t| matches!(t, TopicName::Internal(_)))
+        .map(|t| t.resolve(&config.application_id))
+        .collect();
+    if internal.is_empty() {
+        return Ok((Vec::new(), 0));
+    }
+    let client = rdkafka::producer::Producer::client(collector.producer());
+    let partitions = |topic: &str| -> Result<i32> {
+        let md = client
+            .fetch_metadata(Some(topic), Duration::from_secs(30))
+            .map_err(|e| Error::kafka(format!("reading the partitions of {topic}"), e))?;
+        let n = md.topics().first().map_or(0, |t| t.partitions().len());
+        if n == 0 {
+            return Err(Error::Internal(format!("topic {topic} has no partitions in the cluster's metadata")));
+        }
+        Ok(n as i32)
+    };
+    let Some((_, source)) = sub.sources.first() else {
+        return Err(Error::Internal(format!("sub-topology {} has no source", sub.id)));
+    };
+    let upstream_tasks = partitions(&source.resolve(&config.application_id))? as usize;
+    let targets = internal.into_iter().map(|t| partitions(&t).map(|n| (t, n))).collect::<Result<_>>()?;
+    Ok((targets, upstream_tasks))
 }

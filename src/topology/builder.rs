@@ -15,7 +15,7 @@ use crate::topology::ops::{
 };
 use crate::topology::processor::{Children, Entry, Node, ProcessError, Processor, ProcessorNode, Typed, UserError};
 use crate::topology::store::StoreSpec;
-use crate::topology::time::{Extract, Timestamps};
+use crate::topology::time::{decode_marker, Extract, Timestamps, WATERMARK_HEADER};
 use crate::topology::{Topology, TopologyError};
 
 /// Data that flows between operators: cloned when a stream feeds several
@@ -186,6 +186,8 @@ fn source<K: Data, V: Data>(
         serdes = format!("{serdes}; {}", time.describe());
     }
     let (ks, vs, t) = (key_serde.clone(), value_serde.clone(), topic.clone());
+    // Repartition topics carry the upstream tasks' watermarks as markers.
+    let markers = matches!(topic, TopicName::Internal(_));
     let build: BuildFn = Arc::new(move |inst: &mut Instantiator<'_>, id| {
         let children = inst.children::<K, V>(id)?;
         let topic = t.resolve(inst.application_id());
@@ -196,6 +198,7 @@ fn source<K: Data, V: Data>(
             value_serde: vs.clone(),
             time: time.clone(),
             slot: None,
+            markers,
             children,
         }));
         Ok(Box::new(entry) as Box<dyn Any>)
@@ -215,6 +218,8 @@ struct SourceNode<K, V> {
     time: Timestamps<V>,
     /// This source partition's slot in the task's time, once it has data.
     slot: Option<usize>,
+    /// A repartition topic: watermark markers move its time.
+    markers: bool,
     children: Children<K, V>,
 }
 
@@ -227,6 +232,20 @@ impl<K: Data, V: Data> RawSource for SourceNode<K, V> {
         headers: crate::record::Headers,
         task: &mut crate::runtime::TaskContext,
     ) -> Result<(), ProcessError> {
+        if self.markers {
+            let slot = *self.slot.get_or_insert_with(|| task.time.marker_slot(&self.topic_name));
+            let marker = headers.iter().find(|(k, _)| k == WATERMARK_HEADER).and_then(|(_, v)| v.as_deref());
+            if let (Some(marker), None) = (marker, value) {
+                let Some((from, upstream_tasks, watermark)) = decode_marker(marker) else {
+                    return Err(ProcessError::Topology {
+                        node: format!("the source of {}", self.topic),
+                        reason: format!("a watermark marker reads {:?}", String::from_utf8_lossy(marker)),
+                    });
+                };
+                task.time.observe_marker(slot, from, upstream_tasks, watermark, crate::runtime::wall_clock_ms());
+                return Ok(());
+            }
+        }
         let key = self
             .key_serde
             .deserialize(key)

@@ -125,6 +125,36 @@ struct PartitionTime {
     idle_after: Option<i64>,
     /// Wall clock of the last record.
     last_seen: i64,
+    /// A repartition topic's partition: its time is the minimum of the
+    /// watermarks the upstream tasks wrote into it, not its records'
+    /// timestamps (the shuffle interleaves the upstream tasks' records).
+    upstream: Option<Upstream>,
+}
+
+/// The watermarks the upstream tasks of a repartition partition sent.
+struct Upstream {
+    /// How many upstream tasks write to it.
+    expected: usize,
+    /// Upstream task partition -> its latest watermark.
+    marks: std::collections::BTreeMap<i32, i64>,
+}
+
+/// The header of a watermark marker: an upstream task's watermark, sent
+/// through a repartition topic to every partition.
+pub(crate) const WATERMARK_HEADER: &str = "rivulet.watermark";
+
+/// A marker's header value: `<upstream partition>/<upstream tasks>/<watermark>`.
+pub(crate) fn encode_marker(from: i32, upstream_tasks: usize, watermark: i64) -> Vec<u8> {
+    format!("{from}/{upstream_tasks}/{watermark}").into_bytes()
+}
+
+pub(crate) fn decode_marker(value: &[u8]) -> Option<(i32, usize, i64)> {
+    let text = std::str::from_utf8(value).ok()?;
+    let mut parts = text.split('/');
+    let from = parts.next()?.parse().ok()?;
+    let tasks = parts.next()?.parse().ok()?;
+    let wm = parts.next()?.parse().ok()?;
+    parts.next().is_none().then_some((from, tasks, wm))
 }
 
 /// A task's stream time and watermark.
@@ -151,13 +181,43 @@ impl TaskTime {
             out_of_orderness,
             idle_after,
             last_seen: i64::MIN,
+            upstream: None,
         });
         self.partitions.len() - 1
+    }
+
+    /// The slot of a repartition partition, whose time comes from markers.
+    pub(crate) fn marker_slot(&mut self, topic: &Arc<str>) -> usize {
+        let i = self.slot(topic, 0, None);
+        if let Some(p) = self.partitions.get_mut(i) {
+            if p.upstream.is_none() {
+                p.upstream = Some(Upstream { expected: usize::MAX, marks: Default::default() });
+            }
+        }
+        i
+    }
+
+    /// Upstream task `from` (one of `expected`) reached `watermark`.
+    /// Returns whether the task's watermark advanced.
+    pub(crate) fn observe_marker(&mut self, slot: usize, from: i32, expected: usize, watermark: i64, now: i64) -> bool {
+        if let Some(p) = self.partitions.get_mut(slot) {
+            if let Some(u) = p.upstream.as_mut() {
+                u.expected = expected;
+                let mark = u.marks.entry(from).or_insert(i64::MIN);
+                *mark = (*mark).max(watermark);
+            }
+            p.last_seen = now;
+        }
+        self.recompute(now)
     }
 
     /// A record with timestamp `ts` arrived on partition `slot` at wall
     /// clock `now`. Returns whether the watermark advanced.
     pub(crate) fn observe(&mut self, slot: usize, ts: i64, now: i64) -> bool {
+        if self.partitions.get(slot).is_some_and(|p| p.upstream.is_some()) {
+            // Markers, not records, move a repartition partition's time.
+            return false;
+        }
         if let Some(p) = self.partitions.get_mut(slot) {
             p.max = p.max.max(ts);
             p.last_seen = now;
@@ -176,11 +236,20 @@ impl TaskTime {
     }
 
     fn recompute(&mut self, now: i64) -> bool {
-        let active = self.partitions.iter().filter(|p| p.max != i64::MIN).filter(|p| match p.idle_after {
-            Some(idle) => now.saturating_sub(p.last_seen) < idle,
-            None => true,
-        });
-        let Some(candidate) = active.map(|p| p.max.saturating_sub(p.out_of_orderness)).min() else {
+        let mut candidate: Option<i64> = None;
+        for p in &self.partitions {
+            let time = match &p.upstream {
+                // Until every upstream task has sent a watermark, this
+                // partition holds the task back.
+                Some(u) if u.marks.len() < u.expected => return false,
+                Some(u) => u.marks.values().copied().min().unwrap_or(i64::MIN),
+                None if p.max == i64::MIN => continue,
+                None if p.idle_after.is_some_and(|idle| now.saturating_sub(p.last_seen) >= idle) => continue,
+                None => p.max.saturating_sub(p.out_of_orderness),
+            };
+            candidate = Some(candidate.map_or(time, |c| c.min(time)));
+        }
+        let Some(candidate) = candidate else {
             return false;
         };
         if candidate > self.watermark {
@@ -191,6 +260,19 @@ impl TaskTime {
         }
     }
 
+    /// Forgets what the partitions have seen (after an abort, the records
+    /// are processed again); the slots stay, as sources keep their index.
+    pub(crate) fn reset(&mut self) {
+        for p in &mut self.partitions {
+            p.max = i64::MIN;
+            p.last_seen = i64::MIN;
+            if let Some(u) = p.upstream.as_mut() {
+                u.marks.clear();
+            }
+        }
+        self.watermark = i64::MIN;
+    }
+
     /// The watermark: `i64::MIN` before any record.
     pub(crate) fn watermark(&self) -> i64 {
         self.watermark
@@ -198,7 +280,6 @@ impl TaskTime {
 
     /// Raises the watermark to one kept in the task's state (after a
     /// restart or a move), so windows closed before are not reopened.
-    #[allow(dead_code)] // used by the window operators, being added
     pub(crate) fn restore(&mut self, watermark: i64) {
         self.watermark = self.watermark.max(watermark);
     }
@@ -247,6 +328,34 @@ mod tests {
         // Every partition idle: the watermark stays.
         assert!(!t.tick(5_000));
         assert_eq!(t.watermark(), 500);
+    }
+
+    #[test]
+    fn a_repartition_partition_follows_the_slowest_upstream_task() {
+        let mut t = TaskTime::default();
+        let r = t.marker_slot(&topic("app-x-repartition"));
+        // Records alone do not move it.
+        assert!(!t.observe(r, 5_000, 0));
+        assert!(!t.observe_marker(r, 0, 2, 1_000, 0));
+        assert_eq!(t.watermark(), i64::MIN);
+        assert!(t.observe_marker(r, 1, 2, 700, 0));
+        assert_eq!(t.watermark(), 700);
+        assert!(t.observe_marker(r, 1, 2, 3_000, 0));
+        assert_eq!(t.watermark(), 1_000);
+        assert_eq!(decode_marker(&encode_marker(3, 4, -5)), Some((3, 4, -5)));
+        assert_eq!(decode_marker(b"3/4"), None);
+    }
+
+    #[test]
+    fn a_reset_forgets_what_was_seen_but_keeps_the_slots() {
+        let mut t = TaskTime::default();
+        let a = t.slot(&topic("a"), 0, None);
+        t.observe(a, 500, 0);
+        t.reset();
+        assert_eq!(t.watermark(), i64::MIN);
+        assert_eq!(t.slot(&topic("a"), 0, None), a);
+        assert!(t.observe(a, 100, 0));
+        assert_eq!(t.watermark(), 100);
     }
 
     #[test]

@@ -418,3 +418,29 @@ fn count_windows_emit_every_n_records_per_key() {
     }
     assert_eq!(finals(&out), expected);
 }
+
+#[test]
+fn a_record_bridging_two_sessions_merges_them_and_sessions_close_a_gap_after_their_last_record() {
+    let mut b = Topology::builder();
+    // A watermark 25 minutes behind: alice's 30, arriving after her 50,
+    // bridges her sessions 0..10 and 50..50.
+    let time = Timestamps::from_value(|v: &Ev| Some(v.ts)).out_of_orderness(Duration::from_secs(25 * 60));
+    let s = b.stream_with_time("in", Serdes::string(), Serdes::json::<Ev>(), time);
+    let out = s.group_by_key().windowed_by(Windows::session(Duration::from_secs(1800))).emit_final().count("sessions");
+    let seen = capture(&out);
+    let topology = b.build().unwrap();
+    let mut task = Task::fresh(&topology);
+    let (t0, min) = (1_700_000_000_000i64, 60_000i64);
+    for (k, t) in [("alice", 0), ("alice", 10), ("bob", 5), ("alice", 50), ("alice", 30), ("bob", 100), ("carol", 200)]
+    {
+        task.push(k, t0 + t * min);
+    }
+    task.commit();
+    let got: Vec<(String, i64, i64, i64)> = seen
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|r| (r.key.key.clone(), (r.key.start - t0) / min, (r.key.end - t0) / min, r.value))
+        .collect();
+    assert_eq!(got, vec![("bob".into(), 5, 5, 1), ("alice".into(), 0, 50, 4), ("bob".into(), 100, 100, 1)]);
+}

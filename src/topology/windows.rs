@@ -580,12 +580,7 @@ impl<K: Data, V: Data, S: Data, O: Data> WindowProcessor<K, V, S, O> {
         ctx.store::<Vec<u8>, Vec<u8>>(&self.store)?.delete(&k)
     }
 
-    fn range(
-        &self,
-        ctx: &mut Ctx<'_, K, V, O>,
-        from: Vec<u8>,
-        to: Vec<u8>,
-    ) -> Result<Entries, ProcessError> {
+    fn range(&self, ctx: &mut Ctx<'_, K, V, O>, from: Vec<u8>, to: Vec<u8>) -> Result<Entries, ProcessError> {
         ctx.store::<Vec<u8>, Vec<u8>>(&self.store)?.range(Some(&from), Some(&to))
     }
 
@@ -850,6 +845,7 @@ impl<K: Data, V: Data, S: Data, O: Data> WindowProcessor<K, V, S, O> {
 
 impl<K: Data, V: Data, S: Data, O: Data> Processor<K, V, (), WinOut<K, V, O>> for WindowProcessor<K, V, S, O> {
     fn init(&mut self, ctx: &mut Ctx<'_, K, V, O>) -> Result<(), ProcessError> {
+        self.persisted_watermark = i64::MIN;
         if let Some(b) = self.get(ctx, WATERMARK)? {
             if b.len() == 8 {
                 let wm = dec(&b);
@@ -859,6 +855,7 @@ impl<K: Data, V: Data, S: Data, O: Data> Processor<K, V, (), WinOut<K, V, O>> fo
         }
         self.dirty.clear();
         self.closes.clear();
+        self.raw_purged = i64::MIN;
         if !matches!(self.windows.kind, Kind::Count { .. }) {
             for (k, _) in self.range(ctx, vec![INDEX], vec![INDEX + 1])? {
                 if k.len() < 9 {
