@@ -202,9 +202,6 @@ pub(crate) fn topology(s: &Settings) -> Result<Topology> {
 }
 
 fn main() -> Result<()> {
-    // Logs at `info` unless RUST_LOG says otherwise.
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
-    tracing_subscriber::fmt().with_env_filter(filter).init();
     let config = Config::loader()
         .default_value("application_id", "fraud-alerts")
         .default_value("app.input_topic", "payments")
@@ -215,6 +212,8 @@ fn main() -> Result<()> {
         .default_value("app.out_of_orderness_ms", "5000")
         .args(std::env::args().skip(1))?
         .load()?;
+    // Logs as log.format and log.level say (info unless RUST_LOG says otherwise).
+    rivulet::init_logging(&config)?;
     let settings: Settings = config.app()?;
     let topology = topology(&settings)?;
     App::new(config)?.run(topology)

@@ -58,5 +58,7 @@ pub mod prelude {
     pub use crate::error::{Error, Result};
     pub use crate::record::Record;
     pub use crate::serde::{Serde, Serdes};
-    pub use crate::topology::{KStream, KTable, Processor, ProcessorContext, StoreSpec, Topology};
+    pub use crate::topology::{
+        KStream, KTable, Processor, ProcessorContext, StoreSpec, Timestamps, Topology, Windowed, Windows,
+    };
 }
