@@ -418,3 +418,9 @@ fn repartition_targets(
     let targets = internal.into_iter().map(|t| partitions(&t).map(|n| (t, n))).collect::<Result<_>>()?;
     Ok((targets, upstream_tasks))
 }
+
+/// Whether a polled record is a watermark marker of a repartition topic
+/// (no value, the marker header), not a record to count as processed.
+pub(crate) fn is_watermark_marker(msg: &BorrowedMessage<'_>) -> bool {
+    msg.payload().is_none() && msg.headers().is_some_and(|hs| hs.iter().any(|h| h.key == WATERMARK_HEADER))
+}

@@ -440,13 +440,22 @@ impl TaskManager {
         let Some(task) = self.tasks.get_mut(&id) else {
             return Err(Error::Internal(format!("received a record for task {id}, which this thread does not own")));
         };
-        RuntimeStats::add(&self.app.stats.records_processed, 1);
         consumed.inc();
+        // Watermark markers in repartition topics are consumed, not
+        // processed records.
+        let marker = crate::runtime::task::is_watermark_marker(msg);
+        if !marker {
+            RuntimeStats::add(&self.app.stats.records_processed, 1);
+        }
         let started = Instant::now();
         let result = task.process(msg, topic);
-        self.app.metrics.processing_latency.observe(started.elapsed().as_secs_f64());
+        if !marker {
+            self.app.metrics.processing_latency.observe(started.elapsed().as_secs_f64());
+        }
         if let Some(m) = self.subtopology_metrics.get(subtopology) {
-            m.processed.inc();
+            if !marker {
+                m.processed.inc();
+            }
             let late = task.take_late_records();
             if late > 0 {
                 m.late.inc_by(late);
