@@ -239,7 +239,12 @@ impl<K: Data, V: Data> RawSource for SourceNode<K, V> {
                 let Some((from, upstream_tasks, watermark)) = decode_marker(marker) else {
                     return Err(ProcessError::Topology {
                         node: format!("the source of {}", self.topic),
-                        reason: format!("a watermark marker reads {:?}", String::from_utf8_lossy(marker)),
+                        reason: format!(
+                            "a watermark marker reads {:?}, not <partition>/<tasks>/<watermark>; only rivulet \
+                             itself may write to its internal topic {}",
+                            String::from_utf8_lossy(marker),
+                            self.topic
+                        ),
                     });
                 };
                 task.time.observe_marker(slot, from, upstream_tasks, watermark, crate::runtime::wall_clock_ms());

@@ -543,7 +543,14 @@ impl<K: Data, V: Data, S: Data, O: Data> WindowProcessor<K, V, S, O> {
     }
 
     fn corrupt(&self, what: &str) -> ProcessError {
-        ProcessError::Topology { node: self.node.clone(), reason: format!("window store `{}`: {what}", self.store) }
+        ProcessError::Topology {
+            node: self.node.clone(),
+            reason: format!(
+                "window store `{}` is damaged: {what}; stop the instance and delete this task's directory of the \
+                 store under state_dir, and it is restored from its changelog",
+                self.store
+            ),
+        }
     }
 
     fn key_bytes(&self, key: &K) -> Result<Vec<u8>, ProcessError> {
