@@ -1,0 +1,246 @@
+package rivulet.bench;
+
+import com.fasterxml.jackson.databind.DeserializationFeature;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.ObjectReader;
+import com.fasterxml.jackson.databind.ObjectWriter;
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.time.Duration;
+import java.util.List;
+import java.util.Properties;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicLong;
+import org.apache.kafka.clients.consumer.ConsumerConfig;
+import org.apache.kafka.common.serialization.Serde;
+import org.apache.kafka.common.serialization.Serdes;
+import org.apache.kafka.common.utils.Bytes;
+import org.apache.kafka.streams.KafkaStreams;
+import org.apache.kafka.streams.StreamsBuilder;
+import org.apache.kafka.streams.StreamsConfig;
+import org.apache.kafka.streams.Topology;
+import org.apache.kafka.streams.TopologyConfig;
+import org.apache.kafka.streams.errors.StreamsUncaughtExceptionHandler.StreamThreadExceptionResponse;
+import org.apache.kafka.streams.kstream.Consumed;
+import org.apache.kafka.streams.kstream.EmitStrategy;
+import org.apache.kafka.streams.kstream.Materialized;
+import org.apache.kafka.streams.kstream.Produced;
+import org.apache.kafka.streams.kstream.TimeWindows;
+import org.apache.kafka.streams.state.KeyValueStore;
+import org.apache.kafka.streams.state.WindowStore;
+
+/**
+ * Kafka Streams side of rivulet's throughput benchmark (issue 7): the same
+ * workloads W1, W2 and W3 as {@code benches/throughput.rs}, written the way a
+ * Kafka Streams user would write them, with Kafka Streams' defaults wherever
+ * the benchmark does not say otherwise.
+ *
+ * <pre>
+ * java -jar rivulet-kstreams-bench.jar &lt;workload&gt; &lt;guarantee&gt; &lt;bootstrap&gt;
+ *     &lt;input-topic&gt; &lt;output-topic&gt; &lt;application-id&gt; &lt;state-dir&gt; &lt;commit-interval-ms&gt;
+ * </pre>
+ *
+ * Prints {@code RUNNING} on stdout when the client first reaches RUNNING.
+ * SIGTERM closes the client (30 s at most) and exits 0; a stream thread that
+ * dies on an exception makes the process exit 1.
+ */
+public final class KStreamsBench {
+
+    static final String USAGE = "usage: java -jar rivulet-kstreams-bench.jar"
+            + " <W1|W2|W3> <at_least_once|exactly_once> <bootstrap> <input-topic> <output-topic>"
+            + " <application-id> <state-dir> <commit-interval-ms>"
+            + "  (env KSTREAMS_THREADS overrides num.stream.threads, default 1)";
+
+    /** Input value of every workload: ~100 bytes of JSON padded with spaces. */
+    public static final class View {
+        public String user;
+        public String page;
+        public double amount;
+        public long ts;
+    }
+
+    /** W1's output value. */
+    public record Out(String user, long cents) {}
+
+    // Unknown fields are ignored, as serde does by default on the Rust side.
+    static final ObjectMapper JSON =
+            new ObjectMapper().configure(DeserializationFeature.FAIL_ON_UNKNOWN_PROPERTIES, false);
+    static final ObjectReader VIEW_READER = JSON.readerFor(View.class);
+    static final ObjectWriter OUT_WRITER = JSON.writerFor(Out.class);
+
+    /** W1 values that were not valid JSON of the input shape (skipped). */
+    static final AtomicLong UNPARSABLE = new AtomicLong();
+
+    private KStreamsBench() {}
+
+    static Serde<Out> outSerde() {
+        return Serdes.serdeFrom(
+                (topic, out) -> {
+                    try {
+                        return OUT_WRITER.writeValueAsBytes(out);
+                    } catch (IOException e) {
+                        throw new UncheckedIOException(e);
+                    }
+                },
+                (topic, bytes) -> {
+                    try {
+                        return JSON.readValue(bytes, Out.class);
+                    } catch (IOException e) {
+                        throw new UncheckedIOException(e);
+                    }
+                });
+    }
+
+    static Topology topology(String workload, String input, String output, Properties config) {
+        // The builder gets the config too (as Kafka Streams recommends), so
+        // that it does not build a default StreamsConfig of its own.
+        StreamsBuilder builder = new StreamsBuilder(new TopologyConfig(new StreamsConfig(config)));
+        switch (workload) {
+            case "W1" -> builder.stream(input, Consumed.with(Serdes.String(), Serdes.ByteArray()))
+                    // Parse, skipping (and counting) a value that is not JSON of the input shape.
+                    .flatMapValues(bytes -> {
+                        try {
+                            return List.of(VIEW_READER.<View>readValue(bytes));
+                        } catch (IOException | RuntimeException e) {
+                            UNPARSABLE.incrementAndGet();
+                            return List.<View>of();
+                        }
+                    })
+                    .filter((user, v) -> v.amount > -5.0)
+                    .mapValues(v -> new Out(v.user, (long) (v.amount * 100.0)))
+                    .to(output, Produced.with(Serdes.String(), outSerde()));
+            case "W2" -> builder.stream(input, Consumed.with(Serdes.String(), Serdes.ByteArray()))
+                    .groupByKey()
+                    .count(Materialized.<String, Long, KeyValueStore<Bytes, byte[]>>as("per-user"))
+                    .toStream()
+                    .to(output, Produced.with(Serdes.String(), Serdes.Long()));
+            case "W3" -> builder.stream(input, Consumed.with(Serdes.String(), Serdes.ByteArray()))
+                    .groupByKey()
+                    // Event time: the record timestamp (CreateTime = the value's ts),
+                    // Kafka Streams' default timestamp extractor.
+                    .windowedBy(TimeWindows.ofSizeAndGrace(Duration.ofMinutes(1), Duration.ofSeconds(5)))
+                    .emitStrategy(EmitStrategy.onWindowClose())
+                    .count(Materialized.<String, Long, WindowStore<Bytes, byte[]>>as("per-user-minute"))
+                    .toStream((windowed, count) -> windowed.key() + "@" + windowed.window().start())
+                    .to(output, Produced.with(Serdes.String(), Serdes.Long()));
+            default -> throw new IllegalArgumentException("unknown workload " + workload);
+        }
+        return builder.build();
+    }
+
+    static Properties config(String guarantee, String bootstrap, String applicationId, String stateDir,
+            long commitIntervalMs, int threads) {
+        Properties p = new Properties();
+        p.put(StreamsConfig.APPLICATION_ID_CONFIG, applicationId);
+        p.put(StreamsConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
+        p.put(StreamsConfig.PROCESSING_GUARANTEE_CONFIG,
+                guarantee.equals("exactly_once") ? StreamsConfig.EXACTLY_ONCE_V2 : StreamsConfig.AT_LEAST_ONCE);
+        p.put(StreamsConfig.COMMIT_INTERVAL_MS_CONFIG, commitIntervalMs);
+        p.put(StreamsConfig.STATE_DIR_CONFIG, stateDir);
+        // One stream thread: the input has 4 partitions (4 tasks) and the
+        // machine 2 cores; the Rust app runs with its defaults too. KSTREAMS_THREADS
+        // overrides it.
+        p.put(StreamsConfig.NUM_STREAM_THREADS_CONFIG, threads);
+        p.put(ConsumerConfig.AUTO_OFFSET_RESET_CONFIG, "earliest");
+        p.put(StreamsConfig.DEFAULT_KEY_SERDE_CLASS_CONFIG, Serdes.StringSerde.class);
+        p.put(StreamsConfig.DEFAULT_VALUE_SERDE_CLASS_CONFIG, Serdes.ByteArraySerde.class);
+        // No global stores here, so this changes nothing but silences a WARN
+        // Kafka Streams 4.3 logs at startup (it becomes the default in 5.0).
+        p.put(StreamsConfig.PROCESSING_EXCEPTION_HANDLER_GLOBAL_ENABLED_CONFIG, true);
+        // Left at Kafka Streams' defaults on purpose: RocksDB stores, record
+        // caching on (statestore.cache.max.bytes = 10 MiB), the classic group
+        // protocol; consumer isolation.level is set by Kafka Streams under EOS.
+        return p;
+    }
+
+    static int usage(String why) {
+        System.err.println("kstreams-bench: " + why);
+        System.err.println(USAGE);
+        return 2;
+    }
+
+    public static void main(String[] args) throws InterruptedException {
+        if (args.length != 8) {
+            System.exit(usage("expected 8 arguments, got " + args.length));
+        }
+        String workload = args[0];
+        String guarantee = args[1];
+        if (!List.of("W1", "W2", "W3").contains(workload)) {
+            System.exit(usage("unknown workload '" + workload + "'"));
+        }
+        if (!List.of("at_least_once", "exactly_once").contains(guarantee)) {
+            System.exit(usage("unknown guarantee '" + guarantee + "'"));
+        }
+        long commitIntervalMs;
+        try {
+            commitIntervalMs = Long.parseLong(args[7]);
+        } catch (NumberFormatException e) {
+            commitIntervalMs = -1;
+        }
+        if (commitIntervalMs < 0) {
+            System.exit(usage("commit-interval-ms must be a non-negative integer, got '" + args[7] + "'"));
+        }
+        int threads = 1;
+        String threadsEnv = System.getenv("KSTREAMS_THREADS");
+        if (threadsEnv != null && !threadsEnv.isBlank()) {
+            try {
+                threads = Integer.parseInt(threadsEnv.trim());
+            } catch (NumberFormatException e) {
+                threads = 0;
+            }
+            if (threads < 1) {
+                System.exit(usage("KSTREAMS_THREADS must be a positive integer, got '" + threadsEnv + "'"));
+            }
+        }
+
+        Properties config = config(guarantee, args[2], args[5], args[6], commitIntervalMs, threads);
+        KafkaStreams streams = new KafkaStreams(topology(workload, args[3], args[4], config), config);
+
+        AtomicBoolean announced = new AtomicBoolean();
+        AtomicBoolean failed = new AtomicBoolean();
+        CountDownLatch stopped = new CountDownLatch(1);
+        streams.setStateListener((now, before) -> {
+            if (now == KafkaStreams.State.RUNNING && announced.compareAndSet(false, true)) {
+                System.out.println("RUNNING");
+                System.out.flush();
+            }
+            if (now == KafkaStreams.State.ERROR) {
+                failed.set(true);
+                stopped.countDown();
+            } else if (now == KafkaStreams.State.NOT_RUNNING) {
+                stopped.countDown();
+            }
+        });
+        // One instance only: stop this client (the state goes to ERROR) and
+        // let main exit 1 so the driver notices.
+        streams.setUncaughtExceptionHandler(e -> {
+            failed.set(true);
+            System.err.println("kstreams-bench: stream thread died: " + e);
+            e.printStackTrace();
+            return StreamThreadExceptionResponse.SHUTDOWN_CLIENT;
+        });
+        // SIGTERM (or System.exit below): close cleanly, then end with our own
+        // status. halt() because the JVM would otherwise exit 143 on SIGTERM.
+        Runtime.getRuntime().addShutdownHook(new Thread(() -> {
+            boolean closed = streams.close(Duration.ofSeconds(30));
+            if (!closed) {
+                System.err.println("kstreams-bench: close did not finish within 30 s");
+            }
+            long unparsable = UNPARSABLE.get();
+            if (unparsable > 0) {
+                System.err.println("kstreams-bench: skipped " + unparsable + " unparsable values");
+            }
+            System.out.flush();
+            System.err.flush();
+            Runtime.getRuntime().halt(failed.get() || !closed ? 1 : 0);
+        }, "kstreams-bench-shutdown"));
+
+        streams.start();
+        stopped.await();
+        // Reached when the client stopped by itself (ERROR) or while the
+        // shutdown hook is closing it; in the latter case exit() waits for the
+        // hook, which halts with its own status.
+        System.exit(failed.get() ? 1 : 0);
+    }
+}
