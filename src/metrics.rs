@@ -112,7 +112,7 @@ impl Metrics {
             )?,
             processing_latency: r.histogram(
                 "rivulet_processing_latency_seconds",
-                "Time to run one source record through its task.",
+                "Time to run one source record through its task (one record in 16 is timed).",
                 RECORD_BUCKETS,
             )?,
             end_to_end_latency: r.histogram(

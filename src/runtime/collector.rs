@@ -42,10 +42,19 @@ pub(crate) struct DeliveryFailure {
 
 #[derive(Default)]
 struct Deliveries {
-    changelog_offsets: HashMap<(String, i32), i64>,
+    /// Changelog topic -> partition -> highest delivered offset.
+    changelog_offsets: HashMap<String, HashMap<i32, i64>>,
     failures: Vec<DeliveryFailure>,
     /// `rivulet_records_produced_total` per topic, looked up once.
     produced: HashMap<String, IntCounter>,
+    /// The topic of the last successful delivery.
+    last: Option<LastTopic>,
+}
+
+struct LastTopic {
+    topic: String,
+    produced: Option<IntCounter>,
+    changelog: bool,
 }
 
 /// The producer's context: collects delivery reports, and feeds the
@@ -76,23 +85,41 @@ impl ProducerContext for DeliveryTracker {
     type DeliveryOpaque = ();
 
     fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
-        let Ok(mut d) = self.deliveries.lock() else { return };
-        if let (Ok(m), Some((metrics, _))) = (result, &self.metrics) {
-            match d.produced.get(m.topic()) {
-                Some(counter) => counter.inc(),
-                None => {
-                    let counter = metrics.produced(m.topic());
+        // A poisoned lock still holds every report gathered so far; losing
+        // one would lose a failed delivery.
+        let mut d = self.deliveries.lock().unwrap_or_else(|e| e.into_inner());
+        match result {
+            Ok(m) => {
+                let topic = m.topic();
+                // Reports come in runs of one topic: look the topic up only
+                // when it changes.
+                if !d.last.as_ref().is_some_and(|l| l.topic == topic) {
+                    let produced = self.metrics.as_ref().map(|(metrics, _)| {
+                        d.produced.entry(topic.to_string()).or_insert_with(|| metrics.produced(topic)).clone()
+                    });
+                    d.last = Some(LastTopic {
+                        topic: topic.to_string(),
+                        produced,
+                        changelog: topic.ends_with("-changelog"),
+                    });
+                }
+                let Some(last) = &d.last else { return };
+                if let Some(counter) = &last.produced {
                     counter.inc();
-                    d.produced.insert(m.topic().to_string(), counter);
+                }
+                if last.changelog {
+                    let (partition, offset) = (m.partition(), m.offset());
+                    match d.changelog_offsets.get_mut(topic) {
+                        Some(parts) => {
+                            let slot = parts.entry(partition).or_insert(-1);
+                            *slot = (*slot).max(offset);
+                        }
+                        None => {
+                            d.changelog_offsets.insert(topic.to_string(), HashMap::from([(partition, offset)]));
+                        }
+                    }
                 }
             }
-        }
-        match result {
-            Ok(m) if m.topic().ends_with("-changelog") => {
-                let slot = d.changelog_offsets.entry((m.topic().to_string(), m.partition())).or_insert(-1);
-                *slot = (*slot).max(m.offset());
-            }
-            Ok(_) => {}
             Err((e, m)) => d.failures.push(DeliveryFailure {
                 topic: m.topic().to_string(),
                 key: m.key().map(<[u8]>::to_vec),
@@ -273,6 +300,6 @@ impl RecordCollector {
             .deliveries
             .lock()
             .ok()
-            .and_then(|mut d| d.changelog_offsets.remove(&(topic.to_string(), partition)))
+            .and_then(|mut d| d.changelog_offsets.get_mut(topic).and_then(|parts| parts.remove(&partition)))
     }
 }

@@ -11,7 +11,6 @@
 //! The stores keep their files when the task closes, so when the task comes
 //! back to this instance it replays only the changelog tail.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,7 +22,7 @@ use crate::error::{Error, Result};
 use crate::record::{Headers, SourceOffset};
 use crate::runtime::stats::RuntimeStats;
 use crate::runtime::{wall_clock_ms, RecordCollector, StoreSlot, TaskContext, TaskId};
-use crate::state::{self, InMemoryStore, KeyValueStore, RocksDbStore, StateResources, WriteBuffer};
+use crate::state::{self, CachedStore, InMemoryStore, KeyValueStore, RocksDbStore, StateResources, WriteBuffer};
 use crate::topology::graph::TopicName;
 use crate::topology::graph::{Instance, Instantiator};
 use crate::topology::time::{encode_marker, WATERMARK_HEADER};
@@ -50,8 +49,9 @@ pub(crate) struct Task {
     pub(crate) id: TaskId,
     ctx: TaskContext,
     instance: Instance,
-    /// Source topic -> the offset to commit (last processed + 1).
-    consumed: HashMap<Arc<str>, i64>,
+    /// Source topic -> the offset to commit (last processed + 1). A task
+    /// has one or a few source topics: a list beats hashing per record.
+    consumed: Vec<(Arc<str>, i64)>,
     /// Repartition topics this task writes and their partition counts:
     /// each gets the task's watermark as a marker in every partition.
     repartition_targets: Vec<(String, i32)>,
@@ -87,7 +87,11 @@ impl Task {
                 StoreKind::InMemory => Box::new(InMemoryStore::new(name.clone())),
                 StoreKind::RocksDb => {
                     let dir = state::store_dir(&config.state_dir, &config.application_id, &id.to_string(), name);
-                    Box::new(open_or_wipe(&dir, name, resources)?)
+                    let store = open_or_wipe(&dir, name, resources)?;
+                    match resources.cache_bytes() {
+                        0 => Box::new(store),
+                        bytes => Box::new(CachedStore::new(store, bytes)),
+                    }
                 }
             };
             stores.push(StoreSlot {
@@ -119,7 +123,7 @@ impl Task {
             id,
             ctx,
             instance,
-            consumed: HashMap::new(),
+            consumed: Vec::new(),
             pending: Vec::new(),
             repartition_targets,
             upstream_tasks,
@@ -175,7 +179,11 @@ impl Task {
     /// policy before the next commit, or the application stops.
     pub(crate) fn process(&mut self, msg: &BorrowedMessage<'_>, topic: &Arc<str>) -> Result<(), ProcessError> {
         self.refresh()?;
-        self.consumed.insert(topic.clone(), msg.offset() + 1);
+        let next = msg.offset() + 1;
+        match self.consumed.iter_mut().find(|(t, _)| Arc::ptr_eq(t, topic) || t == topic) {
+            Some((_, offset)) => *offset = next,
+            None => self.consumed.push((topic.clone(), next)),
+        }
         let timestamp = match msg.timestamp() {
             Timestamp::CreateTime(t) | Timestamp::LogAppendTime(t) => t,
             Timestamp::NotAvailable => wall_clock_ms(),
@@ -353,7 +361,7 @@ impl Task {
 
     /// The task's source partitions that it consumed from since the last commit.
     pub(crate) fn consumed_partitions(&self) -> impl Iterator<Item = (&str, i32)> + '_ {
-        self.consumed.keys().map(|t| (t.as_ref(), self.id.partition))
+        self.consumed.iter().map(|(t, _)| (t.as_ref(), self.id.partition))
     }
 
     /// Closes processors; the stores are flushed and closed when dropped.
