@@ -74,7 +74,8 @@ impl App {
             "starting"
         );
         let plan = prepare_topics(&config, &topology)?;
-        let resources = StateResources::new(config.state.block_cache_bytes, config.state.write_buffer_bytes);
+        let resources = StateResources::new(config.state.block_cache_bytes, config.state.write_buffer_bytes)
+            .with_cache_bytes(config.state.cache_bytes);
         let mut source_topics: Vec<String> = plan.topic_to_subtopology.keys().cloned().collect();
         source_topics.sort();
         let shutdown_timeout = config.shutdown_timeout;

@@ -182,6 +182,15 @@ pub(crate) const STATE_WRITE_BUFFER_BYTES: KeySpec = KeySpec {
           shared write-buffer manager); when it is full, the largest memtables are flushed.",
 };
 
+pub(crate) const STATE_CACHE_BYTES: KeySpec = KeySpec {
+    name: "state.cache_bytes",
+    default: "4194304",
+    accepted: "an integer from 0 to 1099511627776 (0 turns the cache off)",
+    doc: "A read cache of committed values in front of each RocksDB store of each task (as \
+          Kafka Streams' record cache): a key read or written recently is found without a \
+          RocksDB lookup. Bytes per store and task; 4 MiB holds about 50,000 small entries.",
+};
+
 /// Every key, in the order `docs/configuration.md` lists them.
 pub(crate) const KEYS: &[KeySpec] = &[
     APPLICATION_ID,
@@ -193,6 +202,7 @@ pub(crate) const KEYS: &[KeySpec] = &[
     STATE_DIR,
     STATE_BLOCK_CACHE_BYTES,
     STATE_WRITE_BUFFER_BYTES,
+    STATE_CACHE_BYTES,
     ERRORS_DESERIALIZATION,
     ERRORS_PROCESSING,
     ERRORS_PRODUCTION,

@@ -174,6 +174,9 @@ pub struct StateConfig {
     pub block_cache_bytes: usize,
     /// The shared RocksDB memtable budget, bytes.
     pub write_buffer_bytes: usize,
+    /// The read cache in front of each RocksDB store of each task, bytes
+    /// (0: none).
+    pub cache_bytes: usize,
 }
 
 /// The HTTP server's settings.
@@ -369,6 +372,7 @@ impl fmt::Display for Config {
         writeln!(f, "\n[state]")?;
         writeln!(f, "block_cache_bytes = {}", self.state.block_cache_bytes)?;
         writeln!(f, "write_buffer_bytes = {}", self.state.write_buffer_bytes)?;
+        writeln!(f, "cache_bytes = {}", self.state.cache_bytes)?;
         writeln!(f, "\n[errors]")?;
         for (k, p) in [
             ("deserialization", self.errors.deserialization),
@@ -678,6 +682,10 @@ impl Tree {
             Some(v) => integer(&STATE_WRITE_BUFFER_BYTES, &v, 1 << 20, 1 << 40)? as usize,
             None => 32 << 20,
         };
+        let cache_bytes = match self.take(&STATE_CACHE_BYTES) {
+            Some(v) => integer(&STATE_CACHE_BYTES, &v, 0, 1 << 40)? as usize,
+            None => 4 << 20,
+        };
         let mut policy = |spec: &KeySpec| -> Result<ErrorPolicy, ConfigError> {
             match self.take(spec) {
                 Some(v) => one_of(spec, &v, POLICIES),
@@ -741,7 +749,7 @@ impl Tree {
             num_threads,
             shutdown_timeout: Duration::from_millis(shutdown_timeout_ms),
             state_dir,
-            state: StateConfig { block_cache_bytes, write_buffer_bytes },
+            state: StateConfig { block_cache_bytes, write_buffer_bytes, cache_bytes },
             errors: ErrorsConfig { deserialization, processing, production, dead_letter_topic },
             http: HttpConfig { listen },
             log: LogConfig { format, level },

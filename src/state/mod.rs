@@ -32,11 +32,13 @@
 use std::io;
 use std::path::{Path, PathBuf};
 
+mod cache;
 mod memory;
 mod resources;
 mod rocks;
 mod write_buffer;
 
+pub use self::cache::CachedStore;
 pub use self::memory::InMemoryStore;
 pub use self::resources::StateResources;
 pub use self::rocks::RocksDbStore;

@@ -22,6 +22,7 @@ pub struct StateResources {
     pub(crate) write_buffer_manager: WriteBufferManager,
     block_cache_bytes: usize,
     write_buffer_bytes: usize,
+    cache_bytes: usize,
 }
 
 impl StateResources {
@@ -38,7 +39,19 @@ impl StateResources {
         // a commit; an overshoot until the triggered flush finishes is harmless.
         let write_buffer_manager =
             WriteBufferManager::new_write_buffer_manager_with_cache(write_buffer_bytes, false, block_cache.clone());
-        StateResources { block_cache, write_buffer_manager, block_cache_bytes, write_buffer_bytes }
+        StateResources { block_cache, write_buffer_manager, block_cache_bytes, write_buffer_bytes, cache_bytes: 0 }
+    }
+
+    /// A read cache of `bytes` in front of each RocksDB store of each task
+    /// ([`CachedStore`](super::CachedStore)); 0 (the default here) for none.
+    pub fn with_cache_bytes(mut self, bytes: usize) -> Self {
+        self.cache_bytes = bytes;
+        self
+    }
+
+    /// The read cache of each RocksDB store of each task, in bytes.
+    pub fn cache_bytes(&self) -> usize {
+        self.cache_bytes
     }
 
     /// The capacity of the shared block cache, in bytes.
