@@ -1,34 +1,70 @@
-//! Throughput on a real broker, first cut of issue 7: W0 (a bare rdkafka
-//! consume-produce loop, the practical limit), W1 (stateless: parse JSON,
-//! filter, map, write) and W2 (count per key with RocksDB and a changelog),
-//! each under at-least-once and exactly-once, on the same input loaded once.
+//! Issue 7's benchmark: rivulet against a bare rdkafka loop (W0, the
+//! practical limit) and against Kafka Streams 4.3.1, on one input loaded
+//! once into the real broker.
 //!
 //! ```sh
-//! cargo bench --bench throughput                        # 500,000 records
-//! RIVULET_BENCH_RECORDS=2000000 cargo bench --bench throughput
+//! cargo bench --bench throughput                          # 2,000,000 records, 3 runs
+//! RIVULET_BENCH_RECORDS=300000 RIVULET_BENCH_RUNS=1 cargo bench --bench throughput
 //! ```
 //!
-//! Each workload runs in this process, one after the other, and reports
-//! records per second from start to the last output committed and CPU
-//! seconds (user + system of the whole process, librdkafka's threads
-//! included) per million records, with ratios to W0 of the same guarantee
-//! measured in the same run. Not yet here: W3 (windows), Kafka Streams,
-//! peak RSS per workload (needs a process each), latency at a fixed rate.
+//! Workloads, each under `at_least_once` and `exactly_once` with a 100 ms
+//! commit interval: W0 a bare rdkafka consume-produce loop (transactional
+//! under exactly-once); W1 stateless (parse JSON, filter, map, write JSON);
+//! W2 count per key (RocksDB store with its changelog); W3 tumbling
+//! one-minute window count on event time, emitted when windows close. W1-W3
+//! run in rivulet and in Kafka Streams (`benches/kstreams`, built with Maven
+//! on the first run).
+//!
+//! Every workload runs in a process of its own (this binary re-executed, or
+//! the JVM), so its CPU time (user + system, all threads, from
+//! `/proc/<pid>/stat`) and peak RSS (`VmHWM`) are its own. Time runs from
+//! the spawn until the group's committed offsets reach the end of the
+//! input: the last output is committed by then, in the same transaction
+//! under exactly-once, before the offsets under at-least-once. The runs
+//! alternate: each round runs every workload once, rivulet before Kafka
+//! Streams in even rounds and after it in odd ones; the tables give
+//! medians over the rounds and the spread (min-max).
+//!
+//! Latency: a second phase feeds W0, W1 and W2 a fresh topic at a fixed
+//! rate (below every engine's saturation) and reads the output
+//! `read_committed` as it appears: latency is the wall clock at receipt
+//! minus the input record's create time (which the output keeps).
+//!
+//! Settings (environment): `RIVULET_BENCH_RECORDS` (2,000,000),
+//! `RIVULET_BENCH_KEYS` (100,000), `RIVULET_BENCH_SEED`, `RIVULET_BENCH_RUNS`
+//! (3), `RIVULET_BENCH_WORKLOADS` (e.g. `W0,W1`), `RIVULET_BENCH_KSTREAMS`
+//! (`0` to leave Kafka Streams out), `RIVULET_BENCH_JAVA_OPTS`,
+//! `RIVULET_BENCH_RATE` (records/s in the latency phase, 5,000),
+//! `RIVULET_BENCH_LATENCY_SECS` (20; `0` skips the phase),
+//! `RIVULET_BENCH_READER_ISOLATION` (`read_uncommitted` shows when outputs
+//! reach the broker rather than when they become visible to
+//! `read_committed` readers), `RIVULET_BENCH_LOG` (rivulet's log level,
+//! printed). Any `RIVULET__*` variable is passed to the rivulet workloads'
+//! configuration, to try a setting.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 #[path = "../integration-tests/harness/mod.rs"]
 mod harness;
 
-use std::time::{Duration, Instant};
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use harness::TestRecord;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
-use rdkafka::{Message, Offset, TopicPartitionList};
+use rdkafka::{Message, Offset, Timestamp, TopicPartitionList};
 use rivulet::prelude::*;
 
 const PARTITIONS: i32 = 4;
-const KEYS: u64 = 100_000;
+const COMMIT_INTERVAL_MS: &str = "100";
+const KSTREAMS_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/kstreams");
+const KSTREAMS_JAR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/kstreams/target/rivulet-kstreams-bench.jar");
+/// Event time of the first input record; each later one is 1 ms later.
+const EVENT_TIME_START: i64 = 1_700_000_000_000;
 
 #[derive(Clone, serde::Serialize, serde::Deserialize)]
 struct View {
@@ -44,57 +80,122 @@ struct Out {
     cents: i64,
 }
 
-/// CPU seconds (user + system) of this process so far.
-fn cpu_seconds() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
-    // Fields after the command name (which may hold spaces): utime is the
-    // 12th, stime the 13th.
-    let rest = &stat[stat.rfind(')').unwrap() + 2..];
-    let fields: Vec<&str> = rest.split(' ').collect();
-    let ticks: f64 = fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
-    ticks / 100.0
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    match std::env::var(name) {
+        Ok(v) => v.parse().unwrap_or_else(|_| panic!("{name}={v} is not a valid value")),
+        Err(_) => default,
+    }
 }
 
-fn input(n: usize) -> Vec<TestRecord> {
-    let mut x = 0x9E37_79B9_7F4A_7C15u64;
-    (0..n)
-        .map(|i| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            let user = format!("user-{:06}", x % KEYS);
-            let v = View {
-                user: user.clone(),
-                page: format!("/page/{}", x % 97),
-                amount: (x % 10_000) as f64 / 100.0 - 10.0,
-                ts: 1_700_000_000_000 + i as i64,
-            };
-            let mut value = serde_json::to_vec(&v).unwrap();
-            value.resize(100.max(value.len()), b' ');
-            TestRecord {
-                partition: (x % PARTITIONS as u64) as i32,
-                key: Some(user.into_bytes()),
-                value: Some(value),
-                headers: vec![],
-                timestamp: None,
-            }
-        })
-        .collect()
+fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as i64
 }
 
-struct Run {
+/// A deterministic generator (xorshift64).
+struct Gen(u64);
+
+impl Gen {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    /// One input record: a key from the key space, a ~100-byte JSON value.
+    fn record(&mut self, keys: u64, ts: i64) -> TestRecord {
+        let x = self.next();
+        let user = format!("user-{:06}", x % keys);
+        let v = View {
+            user: user.clone(),
+            page: format!("/page/{}", x % 97),
+            amount: (x % 10_000) as f64 / 100.0 - 10.0,
+            ts,
+        };
+        let mut value = serde_json::to_vec(&v).unwrap();
+        value.resize(100.max(value.len()), b' ');
+        TestRecord {
+            partition: (x % PARTITIONS as u64) as i32,
+            key: Some(user.into_bytes()),
+            value: Some(value),
+            headers: vec![],
+            timestamp: Some(ts),
+        }
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
+enum Engine {
+    Raw,
+    Rivulet,
+    KStreams,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
+struct Workload {
     name: &'static str,
-    guarantee: &'static str,
+    engine: Engine,
+}
+
+impl Workload {
+    fn label(&self) -> String {
+        match self.engine {
+            Engine::Raw => "W0 raw rdkafka".into(),
+            Engine::Rivulet => format!("{} rivulet", self.name),
+            Engine::KStreams => format!("{} Kafka Streams", self.name),
+        }
+    }
+}
+
+/// What one run of a workload measured.
+#[derive(Clone, Copy, Debug)]
+struct Measured {
     seconds: f64,
     cpu: f64,
+    rss_mib: f64,
+}
+
+// ---------------------------------------------------------------- children
+
+/// The child side: `RIVULET_BENCH_CHILD=<workload>|<guarantee>|<input>|<output>|<group>|<state dir>`.
+fn child(spec: &str) {
+    let parts: Vec<&str> = spec.split('|').collect();
+    let [workload, guarantee, input, output, group, state] = parts[..] else { panic!("bad child spec {spec}") };
+    if workload == "W0" {
+        w0(input, output, group, guarantee == "exactly_once");
+        return;
+    }
+    let topology = match workload {
+        "W1" => w1(input, output),
+        "W2" => w2(input, output),
+        "W3" => w3(input, output),
+        other => panic!("unknown workload {other}"),
+    };
+    let mut env: Vec<(String, String)> = [
+        ("RIVULET__APPLICATION_ID", group),
+        ("RIVULET__KAFKA__BOOTSTRAP_SERVERS", harness::bootstrap()),
+        ("RIVULET__STATE_DIR", state),
+        ("RIVULET__PROCESSING_GUARANTEE", guarantee),
+        ("RIVULET__COMMIT_INTERVAL_MS", COMMIT_INTERVAL_MS),
+        ("RIVULET__HTTP__LISTEN", "127.0.0.1:0"),
+        ("RIVULET__LOG__LEVEL", &std::env::var("RIVULET_BENCH_LOG").unwrap_or_else(|_| "warn".into())),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    // Other rivulet settings from the environment (to try a setting, e.g.
+    // RIVULET__KAFKA__PRODUCER__LINGER_MS=20), after the bench's own.
+    env.extend(std::env::vars().filter(|(k, _)| k.starts_with("RIVULET__")));
+    let config = rivulet::Config::loader().env(env).load().unwrap();
+    rivulet::init_logging(&config).unwrap();
+    App::new(config).unwrap().run(topology).unwrap();
 }
 
 /// W0: consume every record and produce it unchanged, committing offsets
-/// (in a transaction under exactly-once) every 100 ms.
-fn w0(input: &str, output: &str, n: usize, exactly_once: bool) -> (f64, f64) {
-    let group = harness::unique("w0");
+/// (in a transaction under exactly-once) every 100 ms, until killed.
+fn w0(input: &str, output: &str, group: &str, exactly_once: bool) {
     let consumer: BaseConsumer = harness::client_config()
-        .set("group.id", &group)
+        .set("group.id", group)
         .set("enable.auto.commit", "false")
         .set("auto.offset.reset", "earliest")
         .set("isolation.level", "read_committed")
@@ -102,38 +203,18 @@ fn w0(input: &str, output: &str, n: usize, exactly_once: bool) -> (f64, f64) {
         .unwrap();
     let mut pc = harness::client_config();
     if exactly_once {
-        pc.set("transactional.id", harness::unique("w0-txn"));
+        pc.set("transactional.id", format!("{group}-txn"));
     }
     let producer: BaseProducer = pc.create().unwrap();
     if exactly_once {
         producer.init_transactions(Duration::from_secs(30)).unwrap();
-    }
-    consumer.subscribe(&[input]).unwrap();
-    let (cpu0, t0) = (cpu_seconds(), Instant::now());
-    let mut done = 0usize;
-    let mut last_commit = Instant::now();
-    let mut offsets: std::collections::BTreeMap<i32, i64> = Default::default();
-    if exactly_once {
         producer.begin_transaction().unwrap();
     }
-    let commit = |offsets: &std::collections::BTreeMap<i32, i64>| {
-        let mut tpl = TopicPartitionList::new();
-        for (p, o) in offsets {
-            tpl.add_partition_offset(input, *p, Offset::Offset(*o)).unwrap();
-        }
-        if exactly_once {
-            producer
-                .send_offsets_to_transaction(&tpl, &consumer.group_metadata().unwrap(), Duration::from_secs(30))
-                .unwrap();
-            producer.commit_transaction(Duration::from_secs(30)).unwrap();
-            producer.begin_transaction().unwrap();
-        } else {
-            producer.flush(Duration::from_secs(30)).unwrap();
-            consumer.commit(&tpl, CommitMode::Async).unwrap();
-        }
-    };
-    while done < n {
-        if let Some(m) = consumer.poll(Duration::from_millis(100)) {
+    consumer.subscribe(&[input]).unwrap();
+    let mut last_commit = Instant::now();
+    let mut offsets: BTreeMap<i32, i64> = BTreeMap::new();
+    loop {
+        if let Some(m) = consumer.poll(Duration::from_millis(20)) {
             let m = m.unwrap();
             let mut r = BaseRecord::<[u8], [u8]>::to(output);
             if let Some(k) = m.key() {
@@ -142,25 +223,35 @@ fn w0(input: &str, output: &str, n: usize, exactly_once: bool) -> (f64, f64) {
             if let Some(v) = m.payload() {
                 r = r.payload(v);
             }
+            if let Timestamp::CreateTime(t) = m.timestamp() {
+                r = r.timestamp(t);
+            }
             while let Err((e, back)) = producer.send(r) {
                 assert!(matches!(e, rdkafka::error::KafkaError::MessageProduction(_)), "{e}");
                 producer.poll(Duration::from_millis(10));
                 r = back;
             }
             offsets.insert(m.partition(), m.offset() + 1);
-            done += 1;
         }
         producer.poll(Duration::ZERO);
-        if last_commit.elapsed() >= Duration::from_millis(100) {
-            commit(&offsets);
+        if last_commit.elapsed() >= Duration::from_millis(100) && !offsets.is_empty() {
+            let mut tpl = TopicPartitionList::new();
+            for (p, o) in &offsets {
+                tpl.add_partition_offset(input, *p, Offset::Offset(*o)).unwrap();
+            }
+            if exactly_once {
+                producer
+                    .send_offsets_to_transaction(&tpl, &consumer.group_metadata().unwrap(), Duration::from_secs(30))
+                    .unwrap();
+                producer.commit_transaction(Duration::from_secs(30)).unwrap();
+                producer.begin_transaction().unwrap();
+            } else {
+                producer.flush(Duration::from_secs(30)).unwrap();
+                consumer.commit(&tpl, CommitMode::Async).unwrap();
+            }
             last_commit = Instant::now();
         }
     }
-    commit(&offsets);
-    if exactly_once {
-        producer.abort_transaction(Duration::from_secs(30)).unwrap();
-    }
-    (t0.elapsed().as_secs_f64(), cpu_seconds() - cpu0)
 }
 
 fn w1(input: &str, output: &str) -> Topology {
@@ -182,61 +273,382 @@ fn w2(input: &str, output: &str) -> Topology {
     b.build().unwrap()
 }
 
-/// Runs a rivulet topology until it processed `n` records, then shuts it
-/// down (the final commit included in the time).
-fn rivulet(topology: Topology, n: usize, guarantee: &str) -> (f64, f64) {
-    let state = tempfile::tempdir().unwrap();
-    let config = harness::app_config(
-        &harness::unique("bench"),
-        state.path(),
-        &[("RIVULET__PROCESSING_GUARANTEE", guarantee), ("RIVULET__COMMIT_INTERVAL_MS", "100")],
-    );
-    let (cpu0, t0) = (cpu_seconds(), Instant::now());
-    let app = App::new(config).unwrap().start(topology).unwrap();
-    while app.stats().records_processed < n as u64 {
-        assert!(!app.has_stopped(), "the application stopped");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    app.shutdown().unwrap();
-    (t0.elapsed().as_secs_f64(), cpu_seconds() - cpu0)
+fn w3(input: &str, output: &str) -> Topology {
+    let mut b = Topology::builder();
+    b.stream_with_time(input, Serdes::string(), Serdes::bytes(), Timestamps::record())
+        .group_by_key()
+        .windowed_by(Windows::tumbling(Duration::from_secs(60)).grace(Duration::from_secs(5)))
+        .emit_final()
+        .count("per-user-minute")
+        .map(|w, count| (format!("{}@{}", w.key, w.start), count))
+        .to(output, Serdes::string(), Serdes::i64());
+    b.build().unwrap()
 }
 
-#[tokio::main]
-async fn main() {
-    let n: usize = std::env::var("RIVULET_BENCH_RECORDS").ok().and_then(|v| v.parse().ok()).unwrap_or(500_000);
-    let input_topic = harness::new_topic("bench-in", PARTITIONS).await;
-    let records = input(n);
-    let t = Instant::now();
-    harness::produce_many(&input_topic, &records).await;
-    eprintln!("loaded {n} records of ~100 bytes into {input_topic} in {:.1}s", t.elapsed().as_secs_f64());
-    drop(records);
+// ---------------------------------------------------------------- driver
 
-    let mut runs = Vec::new();
-    for (guarantee, eos) in [("at_least_once", false), ("exactly_once", true)] {
-        let out = harness::new_topic("bench-w0", PARTITIONS).await;
-        let (seconds, cpu) = w0(&input_topic, &out, n, eos);
-        runs.push(Run { name: "W0 raw rdkafka", guarantee, seconds, cpu });
-        let out = harness::new_topic("bench-w1", PARTITIONS).await;
-        let (seconds, cpu) = rivulet(w1(&input_topic, &out), n, guarantee);
-        runs.push(Run { name: "W1 stateless", guarantee, seconds, cpu });
-        let out = harness::new_topic("bench-w2", PARTITIONS).await;
-        let (seconds, cpu) = rivulet(w2(&input_topic, &out), n, guarantee);
-        runs.push(Run { name: "W2 count/key", guarantee, seconds, cpu });
+/// CPU seconds (user + system, all threads) and peak RSS (MiB) of a process.
+fn proc_usage(pid: u32) -> (f64, f64) {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // Fields after the command name (which may hold spaces): utime is the
+    // 12th, stime the 13th.
+    let rest = &stat[stat.rfind(')').unwrap() + 2..];
+    let fields: Vec<&str> = rest.split(' ').collect();
+    let ticks: f64 = fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let hwm_kib: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap();
+    (ticks / 100.0, hwm_kib / 1024.0)
+}
+
+fn spawn(w: Workload, guarantee: &str, input: &str, output: &str, group: &str, state: &Path) -> Child {
+    let mut cmd = match w.engine {
+        Engine::Raw | Engine::Rivulet => {
+            let mut c = Command::new(std::env::current_exe().unwrap());
+            c.env(
+                "RIVULET_BENCH_CHILD",
+                format!("{}|{guarantee}|{input}|{output}|{group}|{}", w.name, state.display()),
+            );
+            c
+        }
+        Engine::KStreams => {
+            let mut c = Command::new("java");
+            if let Ok(opts) = std::env::var("RIVULET_BENCH_JAVA_OPTS") {
+                c.args(opts.split_whitespace());
+            }
+            c.arg("-jar").arg(KSTREAMS_JAR).args([
+                w.name,
+                guarantee,
+                harness::bootstrap(),
+                input,
+                output,
+                group,
+                &state.display().to_string(),
+                COMMIT_INTERVAL_MS,
+            ]);
+            c
+        }
+    };
+    // Kafka Streams prints RUNNING on stdout; rivulet's logs go there too
+    // (at `RIVULET_BENCH_LOG`, default warn): keep them only when asked.
+    let verbose = std::env::var("RIVULET_BENCH_LOG").is_ok();
+    cmd.stdout(if verbose { Stdio::inherit() } else { Stdio::null() }).spawn().unwrap()
+}
+
+fn stop(mut child: Child, engine: Engine) {
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    let signal = if engine == Engine::Raw { nix::sys::signal::SIGKILL } else { nix::sys::signal::SIGTERM };
+    let _ = nix::sys::signal::kill(pid, signal);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+        }
+        std::thread::sleep(Duration::from_millis(50));
     }
-    println!("| workload | guarantee | seconds | records/s | CPU s per 1M | throughput vs W0 | CPU/record vs W0 |");
-    println!("|---|---|---:|---:|---:|---:|---:|");
-    for r in &runs {
-        let w0 = runs.iter().find(|b| b.guarantee == r.guarantee && b.name.starts_with("W0")).unwrap();
-        let rate = n as f64 / r.seconds;
-        println!(
-            "| {} | {} | {:.1} | {:.0} | {:.2} | {:.2} | {:.2} |",
-            r.name,
-            r.guarantee,
-            r.seconds,
-            rate,
-            r.cpu / n as f64 * 1e6,
-            rate / (n as f64 / w0.seconds),
-            r.cpu / w0.cpu
-        );
+}
+
+/// Runs one workload over the whole input: from the spawn until the group's
+/// committed offsets reach `end`.
+async fn run_once(w: Workload, guarantee: &str, input: &str, end: &TopicPartitionList) -> Measured {
+    let output = harness::new_topic(&format!("bench-{}", w.name.to_lowercase()), PARTITIONS).await;
+    let group = harness::unique(&format!("bench-{}", w.name.to_lowercase()));
+    let state = tempfile::tempdir().unwrap();
+    let checker: BaseConsumer = harness::client_config().set("group.id", &group).create().unwrap();
+    let mut wanted = TopicPartitionList::new();
+    for e in end.elements() {
+        wanted.add_partition(e.topic(), e.partition());
+    }
+    let started = Instant::now();
+    let mut child = spawn(w, guarantee, input, &output, &group, state.path());
+    loop {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("{} ({guarantee}) exited early with {status}", w.label());
+        }
+        assert!(started.elapsed() < Duration::from_secs(900), "{} ({guarantee}) took over 15 minutes", w.label());
+        let Ok(committed) = checker.committed_offsets(wanted.clone(), Duration::from_secs(5)) else { continue };
+        let done = end
+            .elements()
+            .iter()
+            .all(|e| committed.find_partition(e.topic(), e.partition()).map(|c| c.offset()) == Some(e.offset()));
+        if done {
+            break;
+        }
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    let (cpu, rss_mib) = proc_usage(child.id());
+    stop(child, w.engine);
+    Measured { seconds, cpu, rss_mib }
+}
+
+/// The latency phase for one workload: a fixed input rate, latency from
+/// each input record's create time to its output's receipt.
+async fn latency(w: Workload, guarantee: &str, keys: u64, rate: u64, secs: u64) -> (f64, f64, usize) {
+    let input = harness::new_topic("lat-in", PARTITIONS).await;
+    let output = harness::new_topic("lat-out", PARTITIONS).await;
+    let group = harness::unique("lat");
+    let state = tempfile::tempdir().unwrap();
+    let child = spawn(w, guarantee, &input, &output, &group, state.path());
+
+    let first_output = Arc::new(AtomicI64::new(0));
+    let stop_reading = Arc::new(AtomicBool::new(false));
+    let reader = {
+        let (output, first_output, stop_reading) = (output.clone(), first_output.clone(), stop_reading.clone());
+        std::thread::spawn(move || {
+            let consumer: BaseConsumer = harness::client_config()
+                .set("group.id", harness::unique("lat-reader"))
+                .set(
+                    "isolation.level",
+                    std::env::var("RIVULET_BENCH_READER_ISOLATION").unwrap_or_else(|_| "read_committed".into()),
+                )
+                .set("fetch.wait.max.ms", "5")
+                .create()
+                .unwrap();
+            let mut tpl = TopicPartitionList::new();
+            for p in 0..PARTITIONS {
+                tpl.add_partition_offset(&output, p, Offset::Beginning).unwrap();
+            }
+            consumer.assign(&tpl).unwrap();
+            let mut seen = Vec::new();
+            while !stop_reading.load(Ordering::Relaxed) {
+                if let Some(Ok(m)) = consumer.poll(Duration::from_millis(20)) {
+                    let received = now_ms();
+                    let _ = first_output.compare_exchange(0, received, Ordering::SeqCst, Ordering::SeqCst);
+                    if let Timestamp::CreateTime(t) = m.timestamp() {
+                        seen.push((t, received - t));
+                    }
+                }
+            }
+            seen
+        })
+    };
+
+    let producer: BaseProducer = harness::client_config().set("linger.ms", "1").create().unwrap();
+    let mut gen = Gen(0x5DEE_CE66_D1CE_4E5B);
+    let started = Instant::now();
+    let mut sent = 0u64;
+    let mut window: Option<(i64, i64)> = None;
+    loop {
+        let first = first_output.load(Ordering::SeqCst);
+        if window.is_none() && first > 0 {
+            // Three seconds to settle after the first output, then measure.
+            window = Some((first + 3_000, first + 3_000 + secs as i64 * 1000));
+        }
+        if let Some((_, to)) = window {
+            if now_ms() >= to {
+                break;
+            }
+        }
+        assert!(started.elapsed() < Duration::from_secs(120 + secs), "{} gave no output", w.label());
+        let due = (started.elapsed().as_secs_f64() * rate as f64) as u64;
+        while sent < due {
+            let r = gen.record(keys, now_ms());
+            let mut br = BaseRecord::<[u8], [u8]>::to(&input)
+                .partition(r.partition)
+                .key(r.key.as_deref().unwrap())
+                .payload(r.value.as_deref().unwrap())
+                .timestamp(r.timestamp.unwrap());
+            while let Err((_, back)) = producer.send(br) {
+                producer.poll(Duration::from_millis(1));
+                br = back;
+            }
+            sent += 1;
+        }
+        producer.poll(Duration::ZERO);
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    producer.flush(Duration::from_secs(30)).unwrap();
+    // Outputs of the last measured inputs arrive within a commit or two.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    stop_reading.store(true, Ordering::Relaxed);
+    let seen = reader.join().unwrap();
+    stop(child, w.engine);
+    let (from, to) = window.unwrap();
+    let mut lat: Vec<i64> = seen.iter().filter(|(t, _)| *t >= from && *t < to).map(|(_, l)| *l).collect();
+    lat.sort_unstable();
+    assert!(!lat.is_empty(), "{}: no output in the measured window", w.label());
+    let pct = |p: f64| lat[((lat.len() - 1) as f64 * p).round() as usize] as f64;
+    (pct(0.5), pct(0.99), lat.len())
+}
+
+fn build_kstreams() {
+    if Path::new(KSTREAMS_JAR).exists() {
+        return;
+    }
+    eprintln!("building the Kafka Streams bench with Maven ({KSTREAMS_DIR})");
+    let status = Command::new("mvn")
+        .args(["-q", "-f", &format!("{KSTREAMS_DIR}/pom.xml"), "package", "-DskipTests"])
+        .status()
+        .expect("run mvn (Maven) to build the Kafka Streams bench; or set RIVULET_BENCH_KSTREAMS=0");
+    assert!(status.success(), "the Maven build of {KSTREAMS_DIR} failed; see above");
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+/// `median (min-max)` of per-round values.
+fn spread(mut v: Vec<f64>, digits: usize) -> String {
+    if v.is_empty() {
+        return "-".into();
+    }
+    let m = median(&mut v);
+    if v.len() == 1 {
+        return format!("{m:.digits$}");
+    }
+    format!("{m:.digits$} ({:.digits$}-{:.digits$})", v[0], v[v.len() - 1])
+}
+
+fn main() {
+    match std::env::var("RIVULET_BENCH_CHILD") {
+        Ok(spec) => child(&spec),
+        Err(_) => tokio::runtime::Runtime::new().unwrap().block_on(driver()),
+    }
+}
+
+async fn driver() {
+    let n: usize = env_or("RIVULET_BENCH_RECORDS", 2_000_000);
+    let keys: u64 = env_or("RIVULET_BENCH_KEYS", 100_000);
+    let seed: u64 = env_or("RIVULET_BENCH_SEED", 0x9E37_79B9_7F4A_7C15);
+    let rounds: usize = env_or("RIVULET_BENCH_RUNS", 3);
+    let rate: u64 = env_or("RIVULET_BENCH_RATE", 5_000);
+    let latency_secs: u64 = env_or("RIVULET_BENCH_LATENCY_SECS", 20);
+    let kstreams = env_or::<String>("RIVULET_BENCH_KSTREAMS", "1".into()) != "0";
+    let only: Option<Vec<String>> =
+        std::env::var("RIVULET_BENCH_WORKLOADS").ok().map(|v| v.split(',').map(|s| s.trim().to_uppercase()).collect());
+    if kstreams {
+        build_kstreams();
+    }
+    let mut workloads = vec![Workload { name: "W0", engine: Engine::Raw }];
+    for name in ["W1", "W2", "W3"] {
+        workloads.push(Workload { name, engine: Engine::Rivulet });
+        if kstreams {
+            workloads.push(Workload { name, engine: Engine::KStreams });
+        }
+    }
+    workloads.retain(|w| only.as_ref().map_or(true, |o| o.iter().any(|x| x == w.name)));
+
+    // The event times are from 2023: without retention.ms=-1 the broker's
+    // time-based retention deletes the input under the running workloads.
+    let input = harness::unique("bench-in");
+    harness::create_topic(&input, PARTITIONS, &[("retention.ms", "-1")]).await;
+    let mut gen = Gen(seed);
+    let records: Vec<TestRecord> = (0..n).map(|i| gen.record(keys, EVENT_TIME_START + i as i64)).collect();
+    let t = Instant::now();
+    harness::produce_many(&input, &records).await;
+    drop(records);
+    let probe: BaseConsumer = harness::client_config().create().unwrap();
+    let mut end = TopicPartitionList::new();
+    for p in 0..PARTITIONS {
+        let (_, high) = probe.fetch_watermarks(&input, p, Duration::from_secs(10)).unwrap();
+        end.add_partition_offset(&input, p, Offset::Offset(high)).unwrap();
+    }
+    eprintln!(
+        "loaded {n} records (~100-byte JSON, {keys} keys, {PARTITIONS} partitions) in {:.1}s",
+        t.elapsed().as_secs_f64()
+    );
+
+    let guarantees = ["at_least_once", "exactly_once"];
+    let mut results: BTreeMap<(&str, Workload), Vec<Measured>> = BTreeMap::new();
+    for round in 0..rounds {
+        for guarantee in guarantees {
+            let mut order = workloads.clone();
+            if round % 2 == 1 {
+                // Kafka Streams before rivulet in odd rounds.
+                order.sort_by_key(|w| (w.name, std::cmp::Reverse(w.engine)));
+            }
+            for w in order {
+                let m = run_once(w, guarantee, &input, &end).await;
+                eprintln!(
+                    "round {} {guarantee} {}: {:.1}s, {:.0} records/s, {:.1} CPU s, peak RSS {:.0} MiB",
+                    round + 1,
+                    w.label(),
+                    m.seconds,
+                    n as f64 / m.seconds,
+                    m.cpu,
+                    m.rss_mib
+                );
+                results.entry((guarantee, w)).or_default().push(m);
+            }
+        }
+    }
+
+    let mut latencies: BTreeMap<(&str, Workload), (f64, f64, usize)> = BTreeMap::new();
+    if latency_secs > 0 {
+        for guarantee in guarantees {
+            for &w in workloads.iter().filter(|w| w.name != "W3") {
+                let l = latency(w, guarantee, keys, rate, latency_secs).await;
+                eprintln!(
+                    "latency {guarantee} {} at {rate}/s: p50 {} ms, p99 {} ms ({} outputs)",
+                    w.label(),
+                    l.0,
+                    l.1,
+                    l.2
+                );
+                latencies.insert((guarantee, w), l);
+            }
+        }
+    }
+
+    // Per-round ratios: to W0 of the same round and guarantee, and to Kafka
+    // Streams' same workload.
+    let per_round = |guarantee: &str, w: Workload, f: &dyn Fn(&Measured, &Measured) -> f64, base: Workload| {
+        let (Some(a), Some(b)) = (results.get(&(guarantee, w)), results.get(&(guarantee, base))) else {
+            return Vec::new();
+        };
+        a.iter().zip(b).map(|(x, y)| f(x, y)).collect::<Vec<f64>>()
+    };
+    let rate_of = |m: &Measured| n as f64 / m.seconds;
+    let cpu_per_m = |m: &Measured| m.cpu / n as f64 * 1e6;
+    let w0 = Workload { name: "W0", engine: Engine::Raw };
+    println!("\n{n} records, {keys} keys, {PARTITIONS} partitions, {rounds} rounds, commit interval {COMMIT_INTERVAL_MS} ms; median (min-max)\n");
+    println!("| workload | guarantee | records/s | vs W0 | CPU s per 1M records | CPU/record vs W0 | peak RSS MiB | records per CPU-s vs KS | peak RSS vs KS | p50 / p99 ms at {rate}/s |");
+    println!("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for guarantee in guarantees {
+        for &w in &workloads {
+            let Some(ms) = results.get(&(guarantee, w)) else { continue };
+            let ks = Workload { name: w.name, engine: Engine::KStreams };
+            let vs_ks = |f: &dyn Fn(&Measured, &Measured) -> f64| {
+                if w.engine == Engine::Rivulet && results.contains_key(&(guarantee, ks)) {
+                    spread(per_round(guarantee, w, f, ks), 2)
+                } else {
+                    "-".into()
+                }
+            };
+            let lat = latencies
+                .get(&(guarantee, w))
+                .map(|(p50, p99, _)| format!("{p50:.0} / {p99:.0}"))
+                .unwrap_or_else(|| "-".into());
+            println!(
+                "| {} | {guarantee} | {} | {} | {} | {} | {} | {} | {} | {lat} |",
+                w.label(),
+                spread(ms.iter().map(rate_of).collect(), 0),
+                spread(per_round(guarantee, w, &|a, b| b.seconds / a.seconds, w0), 2),
+                spread(ms.iter().map(cpu_per_m).collect(), 2),
+                spread(per_round(guarantee, w, &|a, b| a.cpu / b.cpu, w0), 2),
+                spread(ms.iter().map(|m| m.rss_mib).collect(), 0),
+                vs_ks(&|a, b| b.cpu / a.cpu),
+                vs_ks(&|a, b| a.rss_mib / b.rss_mib),
+            );
+        }
+    }
+    println!("\nexactly-once throughput against at-least-once (per round):\n");
+    println!("| workload | EOS / ALOS |");
+    println!("|---|---:|");
+    for &w in &workloads {
+        let (Some(e), Some(a)) = (results.get(&("exactly_once", w)), results.get(&("at_least_once", w))) else {
+            continue;
+        };
+        println!("| {} | {} |", w.label(), spread(e.iter().zip(a).map(|(e, a)| a.seconds / e.seconds).collect(), 2));
     }
 }
