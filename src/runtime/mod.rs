@@ -83,6 +83,38 @@ pub(crate) struct TaskContext {
 }
 
 impl TaskContext {
+    /// The index of the task's store called `name`, for the bytes-level
+    /// access below.
+    pub(crate) fn store_index(&self, name: &str) -> Option<usize> {
+        self.stores.iter().position(|s| s.name == name)
+    }
+
+    /// Bytes-level read of store `store` (an index from
+    /// [`store_index`](Self::store_index)), seeing the task's uncommitted
+    /// writes: for built-in operators whose keys and values are already
+    /// bytes, without the typed view's lookups and copies per call.
+    pub(crate) fn raw_get(&self, store: usize, key: &[u8]) -> Result<Option<Vec<u8>>, crate::topology::ProcessError> {
+        let Some(slot) = self.stores.get(store) else { return Ok(None) };
+        match self.buffer.get(&slot.name, key) {
+            Some(value) => Ok(value.map(<[u8]>::to_vec)),
+            None => Ok(slot.store.get(key)?),
+        }
+    }
+
+    /// Bytes-level write into the write buffer (see [`raw_get`](Self::raw_get)).
+    pub(crate) fn raw_put(&mut self, store: usize, key: Vec<u8>, value: Vec<u8>) {
+        if let Some(slot) = self.stores.get(store) {
+            self.buffer.put(&slot.name, key, value);
+        }
+    }
+
+    /// Bytes-level delete (see [`raw_get`](Self::raw_get)).
+    pub(crate) fn raw_delete(&mut self, store: usize, key: Vec<u8>) {
+        if let Some(slot) = self.stores.get(store) {
+            self.buffer.delete(&slot.name, key);
+        }
+    }
+
     pub(crate) fn schedule(&mut self, node: usize, interval: Duration, kind: TimeKind) {
         let interval_ms = i64::try_from(interval.as_millis()).unwrap_or(i64::MAX).max(1);
         let now = match kind {

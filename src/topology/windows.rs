@@ -422,6 +422,8 @@ impl<K: Data, V: Data> WindowedStream<K, V> {
                 dirty: BTreeSet::new(),
                 closes: BTreeMap::new(),
                 persisted_watermark: i64::MIN,
+                watermark: i64::MIN,
+                store_index: usize::MAX,
                 raw_purged: i64::MIN,
                 _k: std::marker::PhantomData,
             });
@@ -505,6 +507,11 @@ struct WindowProcessor<K, V, S, O> {
     /// from the store when the task starts).
     closes: BTreeMap<i64, usize>,
     persisted_watermark: i64,
+    /// The latest watermark seen, persisted at the next commit.
+    watermark: i64,
+    /// The store's index in the task, resolved in `init` (get and put
+    /// run per record and skip the typed view's lookups).
+    store_index: usize,
     /// Raw values before this time are gone (sliding windows).
     raw_purged: i64,
     _k: std::marker::PhantomData<fn(K)>,
@@ -576,15 +583,17 @@ impl<K: Data, V: Data, S: Data, O: Data> WindowProcessor<K, V, S, O> {
     }
 
     fn get(&self, ctx: &mut Ctx<'_, K, V, O>, k: &[u8]) -> Result<Option<Vec<u8>>, ProcessError> {
-        ctx.store::<Vec<u8>, Vec<u8>>(&self.store)?.get(&k.to_vec())
+        ctx.task.raw_get(self.store_index, k)
     }
 
     fn put(&self, ctx: &mut Ctx<'_, K, V, O>, k: Vec<u8>, v: Vec<u8>) -> Result<(), ProcessError> {
-        ctx.store::<Vec<u8>, Vec<u8>>(&self.store)?.put(&k, &v)
+        ctx.task.raw_put(self.store_index, k, v);
+        Ok(())
     }
 
     fn delete(&self, ctx: &mut Ctx<'_, K, V, O>, k: Vec<u8>) -> Result<(), ProcessError> {
-        ctx.store::<Vec<u8>, Vec<u8>>(&self.store)?.delete(&k)
+        ctx.task.raw_delete(self.store_index, k);
+        Ok(())
     }
 
     fn range(&self, ctx: &mut Ctx<'_, K, V, O>, from: Vec<u8>, to: Vec<u8>) -> Result<Entries, ProcessError> {
@@ -852,7 +861,15 @@ impl<K: Data, V: Data, S: Data, O: Data> WindowProcessor<K, V, S, O> {
 
 impl<K: Data, V: Data, S: Data, O: Data> Processor<K, V, (), WinOut<K, V, O>> for WindowProcessor<K, V, S, O> {
     fn init(&mut self, ctx: &mut Ctx<'_, K, V, O>) -> Result<(), ProcessError> {
+        // The typed view checks that the node declared the store and that
+        // it holds bytes; per record the operator then goes by index.
+        ctx.store::<Vec<u8>, Vec<u8>>(&self.store)?;
+        self.store_index = ctx.task.store_index(&self.store).ok_or_else(|| ProcessError::Topology {
+            node: self.node.clone(),
+            reason: format!("store `{}` is not part of this task", self.store),
+        })?;
         self.persisted_watermark = i64::MIN;
+        self.watermark = i64::MIN;
         if let Some(b) = self.get(ctx, WATERMARK)? {
             if b.len() == 8 {
                 let wm = dec(&b);
@@ -888,10 +905,9 @@ impl<K: Data, V: Data, S: Data, O: Data> Processor<K, V, (), WinOut<K, V, O>> fo
         if matches!(self.windows.kind, Kind::Count { .. }) {
             return Ok(());
         }
-        if wm > self.persisted_watermark {
-            self.put(ctx, WATERMARK.to_vec(), enc(wm).to_vec())?;
-            self.persisted_watermark = wm;
-        }
+        // Persisted at the commit, with the state it belongs to: the
+        // watermark moves with nearly every record.
+        self.watermark = self.watermark.max(wm);
         if self.closes.first_key_value().is_some_and(|(&c, _)| c <= wm) {
             self.close_windows(wm, ctx)?;
         }
@@ -902,6 +918,10 @@ impl<K: Data, V: Data, S: Data, O: Data> Processor<K, V, (), WinOut<K, V, O>> fo
     }
 
     fn on_commit(&mut self, ctx: &mut Ctx<'_, K, V, O>) -> Result<(), ProcessError> {
+        if self.watermark > self.persisted_watermark && !matches!(self.windows.kind, Kind::Count { .. }) {
+            self.put(ctx, WATERMARK.to_vec(), enc(self.watermark).to_vec())?;
+            self.persisted_watermark = self.watermark;
+        }
         for data_key in std::mem::take(&mut self.dirty) {
             if let Some(value) = self.get(ctx, &data_key)? {
                 self.emit_window(ctx, &data_key, &value)?;
