@@ -289,17 +289,16 @@ impl RecordCollector {
 
     /// Failures reported since the last call.
     pub(crate) fn take_failures(&self) -> Vec<DeliveryFailure> {
-        self.producer.context().deliveries.lock().map(|mut d| std::mem::take(&mut d.failures)).unwrap_or_default()
+        // A poisoned lock still holds the failures: dropping them would let
+        // the commit go past an undelivered output.
+        let mut d = self.producer.context().deliveries.lock().unwrap_or_else(|e| e.into_inner());
+        std::mem::take(&mut d.failures)
     }
 
     /// The highest offset delivered to a changelog partition since the last
     /// call, which forgets it.
     pub(crate) fn take_changelog_offset(&self, topic: &str, partition: i32) -> Option<i64> {
-        self.producer
-            .context()
-            .deliveries
-            .lock()
-            .ok()
-            .and_then(|mut d| d.changelog_offsets.get_mut(topic).and_then(|parts| parts.remove(&partition)))
+        let mut d = self.producer.context().deliveries.lock().unwrap_or_else(|e| e.into_inner());
+        d.changelog_offsets.get_mut(topic).and_then(|parts| parts.remove(&partition))
     }
 }

@@ -82,6 +82,15 @@ pub(crate) struct TaskContext {
     pub(crate) value_buf: Vec<u8>,
 }
 
+/// Store `store` of a task; an index that is not one is a bug in the
+/// operator that resolved it, reported rather than read as empty.
+fn store_slot(stores: &[StoreSlot], task: TaskId, store: usize) -> Result<&StoreSlot, crate::topology::ProcessError> {
+    stores.get(store).ok_or_else(|| crate::topology::ProcessError::Topology {
+        node: format!("task {task}"),
+        reason: format!("an operator used store index {store}, but the task has {} stores", stores.len()),
+    })
+}
+
 impl TaskContext {
     /// The index of the task's store called `name`, for the bytes-level
     /// access below.
@@ -94,7 +103,7 @@ impl TaskContext {
     /// writes: for built-in operators whose keys and values are already
     /// bytes, without the typed view's lookups and copies per call.
     pub(crate) fn raw_get(&self, store: usize, key: &[u8]) -> Result<Option<Vec<u8>>, crate::topology::ProcessError> {
-        let Some(slot) = self.stores.get(store) else { return Ok(None) };
+        let slot = store_slot(&self.stores, self.task_id, store)?;
         match self.buffer.get(&slot.name, key) {
             Some(value) => Ok(value.map(<[u8]>::to_vec)),
             None => Ok(slot.store.get(key)?),
@@ -102,17 +111,22 @@ impl TaskContext {
     }
 
     /// Bytes-level write into the write buffer (see [`raw_get`](Self::raw_get)).
-    pub(crate) fn raw_put(&mut self, store: usize, key: Vec<u8>, value: Vec<u8>) {
-        if let Some(slot) = self.stores.get(store) {
-            self.buffer.put(&slot.name, key, value);
-        }
+    pub(crate) fn raw_put(
+        &mut self,
+        store: usize,
+        key: Vec<u8>,
+        value: Vec<u8>,
+    ) -> Result<(), crate::topology::ProcessError> {
+        let name = &store_slot(&self.stores, self.task_id, store)?.name;
+        self.buffer.put(name, key, value);
+        Ok(())
     }
 
     /// Bytes-level delete (see [`raw_get`](Self::raw_get)).
-    pub(crate) fn raw_delete(&mut self, store: usize, key: Vec<u8>) {
-        if let Some(slot) = self.stores.get(store) {
-            self.buffer.delete(&slot.name, key);
-        }
+    pub(crate) fn raw_delete(&mut self, store: usize, key: Vec<u8>) -> Result<(), crate::topology::ProcessError> {
+        let name = &store_slot(&self.stores, self.task_id, store)?.name;
+        self.buffer.delete(name, key);
+        Ok(())
     }
 
     pub(crate) fn schedule(&mut self, node: usize, interval: Duration, kind: TimeKind) {

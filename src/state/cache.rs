@@ -114,6 +114,10 @@ impl<S: KeyValueStore> KeyValueStore for CachedStore<S> {
         let cache = self.cache.get_mut();
         for (key, value) in batch {
             if let Some(slot) = cache.young.get_mut(key.as_slice()) {
+                // Keep the byte count true when a value grows or shrinks.
+                let old_len = slot.as_ref().map_or(0, Vec::len);
+                let new_len = value.as_ref().map_or(0, Vec::len);
+                cache.young_bytes = (cache.young_bytes + new_len).saturating_sub(old_len);
                 slot.clone_from(value);
             } else if cache.old.remove(key.as_slice()).is_some() {
                 cache.insert(key.clone(), value.clone(), self.half_budget);
@@ -160,6 +164,17 @@ mod tests {
         assert_eq!(s.get(b"a").unwrap(), None);
         assert_eq!(s.get(b"b").unwrap(), Some(b"4".to_vec()));
         assert_eq!(s.changelog_offset().unwrap(), Some(2));
+    }
+
+    #[test]
+    fn a_cached_value_that_grows_counts_against_the_budget() {
+        let mut s = CachedStore::new(InMemoryStore::new("s"), 1 << 20);
+        assert_eq!(s.get(b"k").unwrap(), None);
+        let before = s.cache.borrow().young_bytes;
+        s.apply(&[(b"k".to_vec(), Some(vec![b'x'; 1000]))], Some(1)).unwrap();
+        assert_eq!(s.cache.borrow().young_bytes, before + 1000);
+        s.apply(&[(b"k".to_vec(), Some(vec![b'x'; 10]))], Some(2)).unwrap();
+        assert_eq!(s.cache.borrow().young_bytes, before + 10);
     }
 
     #[test]

@@ -587,13 +587,11 @@ impl<K: Data, V: Data, S: Data, O: Data> WindowProcessor<K, V, S, O> {
     }
 
     fn put(&self, ctx: &mut Ctx<'_, K, V, O>, k: Vec<u8>, v: Vec<u8>) -> Result<(), ProcessError> {
-        ctx.task.raw_put(self.store_index, k, v);
-        Ok(())
+        ctx.task.raw_put(self.store_index, k, v)
     }
 
     fn delete(&self, ctx: &mut Ctx<'_, K, V, O>, k: Vec<u8>) -> Result<(), ProcessError> {
-        ctx.task.raw_delete(self.store_index, k);
-        Ok(())
+        ctx.task.raw_delete(self.store_index, k)
     }
 
     fn range(&self, ctx: &mut Ctx<'_, K, V, O>, from: Vec<u8>, to: Vec<u8>) -> Result<Entries, ProcessError> {
