@@ -84,6 +84,7 @@ impl Task {
             late_records: 0,
             key_buf: Vec::new(),
             value_buf: Vec::new(),
+            shuffle: Default::default(),
         };
         let mut task = Task { ctx, instance, offset: 0 };
         for (_, node) in &task.instance.lifecycles {
@@ -112,7 +113,7 @@ impl Task {
         let value = format!("{{\"ts\":{ts}}}");
         source
             .borrow_mut()
-            .process_raw(Some(key.as_bytes()), Some(value.as_bytes()), 0, Headers::new(), &mut self.ctx)
+            .process_raw(Some(key.as_bytes()), Some(value.as_bytes()), 0, Headers::new(), None, &mut self.ctx)
             .unwrap();
         let now = self.ctx.time.watermark();
         if now > before {
