@@ -5,8 +5,18 @@
 //! topics (changelogs, compacted; repartition topics) are created with the
 //! partition count of the sub-topology that owns them, and existing ones
 //! are checked for partition count and cleanup policy.
+//!
+//! Repartition topics keep their records until rivulet deletes them: they
+//! are created with `retention.ms=-1` and `retention.bytes=-1`, as Kafka
+//! Streams' `RepartitionTopicConfig` does (with `cleanup.policy=delete` and
+//! 50 MB segments), and the records below the downstream tasks' committed
+//! offsets are deleted after commits (`crate::runtime::purge`). A time
+//! retention would be judged on the records' timestamps: replaying history
+//! older than the retention would let the broker delete records before the
+//! downstream task read them, silently. So an existing repartition topic
+//! with a finite retention, or compacted, is refused.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, ResourceSpecifier, TopicReplication};
@@ -25,13 +35,24 @@ const ADMIN_TIMEOUT: Duration = Duration::from_secs(30);
 pub(crate) struct TopicPlan {
     /// Resolved source topic -> sub-topology.
     pub(crate) topic_to_subtopology: HashMap<String, usize>,
+    /// Resolved names of the repartition topics.
+    pub(crate) repartition_topics: BTreeSet<String>,
 }
 
 struct Wanted {
     name: String,
     partitions: i32,
     compacted: bool,
+    /// A repartition topic: see [`REPARTITION_TOPIC_CONFIG`].
+    repartition: bool,
 }
+
+/// The configs repartition topics are created with, as Kafka Streams'
+/// `RepartitionTopicConfig`: no retention by time or size (rivulet deletes
+/// consumed records itself), and 50 MB segments so that the broker frees
+/// the space of deleted records soon (it removes whole segments only).
+const REPARTITION_TOPIC_CONFIG: &[(&str, &str)] =
+    &[("cleanup.policy", "delete"), ("retention.ms", "-1"), ("retention.bytes", "-1"), ("segment.bytes", "52428800")];
 
 /// Checks source topics and creates or checks internal topics.
 pub(crate) fn prepare_topics(config: &Config, topology: &Topology) -> Result<TopicPlan> {
@@ -122,7 +143,12 @@ pub(crate) fn prepare_topics(config: &Config, topology: &Topology) -> Result<Top
     for st in subs {
         for (_, t) in &st.sources {
             if let TopicName::Internal(_) = t {
-                wanted.push(Wanted { name: t.resolve(app), partitions: partitions[st.id], compacted: false });
+                wanted.push(Wanted {
+                    name: t.resolve(app),
+                    partitions: partitions[st.id],
+                    compacted: false,
+                    repartition: true,
+                });
             }
         }
         for s in &st.stores {
@@ -130,6 +156,7 @@ pub(crate) fn prepare_topics(config: &Config, topology: &Topology) -> Result<Top
                 name: changelog_topic(s).resolve(app),
                 partitions: partitions[st.id],
                 compacted: true,
+                repartition: false,
             });
         }
     }
@@ -137,7 +164,7 @@ pub(crate) fn prepare_topics(config: &Config, topology: &Topology) -> Result<Top
         let dlq = config.dead_letter_topic();
         if config.errors.dead_letter_topic.is_empty() {
             if !existing.contains_key(&dlq) {
-                wanted.push(Wanted { name: dlq, partitions: 1, compacted: false });
+                wanted.push(Wanted { name: dlq, partitions: 1, compacted: false, repartition: false });
             }
         } else if !existing.contains_key(&dlq) {
             return Err(Error::Topics(format!(
@@ -169,7 +196,8 @@ pub(crate) fn prepare_topics(config: &Config, topology: &Topology) -> Result<Top
             topic_to_subtopology.insert(t.resolve(app), st.id);
         }
     }
-    Ok(TopicPlan { topic_to_subtopology })
+    let repartition_topics = wanted.into_iter().filter(|w| w.repartition).map(|w| w.name).collect();
+    Ok(TopicPlan { topic_to_subtopology, repartition_topics })
 }
 
 async fn ensure_topics(
@@ -205,6 +233,9 @@ async fn ensure_topics(
                     w.name
                 )));
             }
+            if w.repartition {
+                check_repartition_topic(&w.name, &resource)?;
+            }
         }
     }
     // Create the missing ones.
@@ -218,6 +249,8 @@ async fn ensure_topics(
             let t = NewTopic::new(&w.name, w.partitions, TopicReplication::Fixed(-1));
             if w.compacted {
                 t.set("cleanup.policy", "compact")
+            } else if w.repartition {
+                REPARTITION_TOPIC_CONFIG.iter().fold(t, |t, (k, v)| t.set(k, v))
             } else {
                 t
             }
@@ -256,6 +289,33 @@ async fn ensure_topics(
                 return Err(Error::Topics(format!("internal topic {} was created but is not served yet", w.name)));
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    Ok(())
+}
+
+/// An existing repartition topic must keep its records until rivulet
+/// deletes them: no compaction, no retention by time or size (the checks
+/// of Kafka Streams' `InternalTopicManager` for repartition topics).
+fn check_repartition_topic(name: &str, resource: &rdkafka::admin::ConfigResource) -> Result<()> {
+    let value = |key: &str| resource.get(key).and_then(|e| e.value.clone()).unwrap_or_default();
+    let policy = value("cleanup.policy");
+    if policy.contains("compact") {
+        return Err(Error::Topics(format!(
+            "repartition topic {name} has cleanup.policy={policy}; compaction would drop records the downstream \
+             sub-topology has not read. Set cleanup.policy=delete on it (kafka-configs --alter --entity-type topics \
+             --entity-name {name} --add-config cleanup.policy=delete)"
+        )));
+    }
+    for key in ["retention.ms", "retention.bytes"] {
+        let v = value(key);
+        if v != "-1" {
+            return Err(Error::Topics(format!(
+                "repartition topic {name} has {key}={v}; the broker would delete records the downstream \
+                 sub-topology has not read yet (a time retention is judged on the records' timestamps, so \
+                 replaying old data loses it at once). rivulet deletes consumed records itself. Set {key}=-1 on \
+                 it (kafka-configs --alter --entity-type topics --entity-name {name} --add-config {key}=-1)"
+            )));
         }
     }
     Ok(())
