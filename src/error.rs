@@ -110,21 +110,9 @@ impl Error {
     /// briefly unreachable, a timed-out request).
     pub fn is_retriable(&self) -> bool {
         match self {
-            Error::Kafka { source, .. } => source.rdkafka_error_code().is_some_and(|code| {
-                use rdkafka::types::RDKafkaErrorCode as C;
-                matches!(
-                    code,
-                    C::BrokerTransportFailure
-                        | C::AllBrokersDown
-                        | C::OperationTimedOut
-                        | C::RequestTimedOut
-                        | C::NetworkException
-                        | C::LeaderNotAvailable
-                        | C::NotLeaderForPartition
-                        | C::CoordinatorLoadInProgress
-                        | C::CoordinatorNotAvailable
-                )
-            }),
+            Error::Kafka { source, .. } => {
+                crate::kafka::errors::classify(source) == crate::kafka::errors::KafkaErrorKind::Retriable
+            }
             _ => false,
         }
     }

@@ -12,7 +12,10 @@
 //! ([`task_manager::TaskManager::commit`]).
 
 pub(crate) mod collector;
+pub(crate) mod policy;
+pub(crate) mod producer;
 pub(crate) mod purge;
+pub(crate) mod restore;
 pub(crate) mod retry;
 pub(crate) mod stats;
 pub(crate) mod task;

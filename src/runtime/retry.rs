@@ -10,7 +10,8 @@
 use std::time::{Duration, Instant};
 
 use rdkafka::error::{KafkaError, KafkaResult};
-use rdkafka::types::RDKafkaErrorCode as C;
+
+use crate::kafka::errors::{classify, KafkaErrorKind};
 
 /// The first wait before a retry; doubled after each.
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
@@ -22,37 +23,7 @@ pub(crate) const RETRY_FOR: Duration = Duration::from_secs(60);
 
 /// Whether `e` passes on its own, so the same call may be made again.
 pub(crate) fn is_retriable(e: &KafkaError) -> bool {
-    if let KafkaError::Transaction(t) = e {
-        if t.is_fatal() || t.txn_requires_abort() {
-            return false;
-        }
-        if t.is_retriable() {
-            return true;
-        }
-    }
-    is_retriable_code(e)
-}
-
-fn is_retriable_code(e: &KafkaError) -> bool {
-    matches!(
-        e.rdkafka_error_code(),
-        Some(
-            C::RequestTimedOut
-                | C::OperationTimedOut
-                | C::CoordinatorNotAvailable
-                | C::NotCoordinator
-                | C::CoordinatorLoadInProgress
-                | C::NetworkException
-                | C::BrokerTransportFailure
-                | C::AllBrokersDown
-                | C::LeaderNotAvailable
-                | C::NotLeaderForPartition
-                | C::NotEnoughReplicas
-                | C::NotEnoughReplicasAfterAppend
-                | C::KafkaStorageError
-                | C::ConcurrentTransactions
-        )
-    )
+    classify(e) == KafkaErrorKind::Retriable
 }
 
 /// Runs `op` until it succeeds, fails for a reason that does not pass, or
@@ -62,15 +33,10 @@ pub(crate) fn retrying<T>(what: &str, budget: Duration, op: impl FnMut() -> Kafk
     retrying_when(is_retriable, what, budget, op)
 }
 
-/// Whether aborting may be tried again after `e`: any error short of a
-/// fatal one (an abort that failed still "requires an abort").
+/// Whether aborting may be tried again after `e`: any error short of one
+/// that ends the producer (an abort that failed still "requires an abort").
 pub(crate) fn abort_is_retriable(e: &KafkaError) -> bool {
-    match e {
-        KafkaError::Transaction(t) => {
-            !t.is_fatal() && (t.is_retriable() || t.txn_requires_abort() || is_retriable_code(e))
-        }
-        _ => is_retriable(e),
-    }
+    matches!(classify(e), KafkaErrorKind::Retriable | KafkaErrorKind::Abortable)
 }
 
 /// [`retrying`] with its own test of which errors pass.
@@ -109,6 +75,8 @@ pub(crate) fn retrying_when<T>(
 #[cfg(test)]
 mod tests {
     use std::cell::Cell;
+
+    use rdkafka::types::RDKafkaErrorCode as C;
 
     use super::*;
 

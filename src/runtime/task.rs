@@ -482,7 +482,7 @@ fn repartition_targets(
     if internal.is_empty() {
         return Ok((Vec::new(), 0));
     }
-    let client = rdkafka::producer::Producer::client(collector.producer());
+    let client = collector.producer().client();
     let partitions = |topic: &str| -> Result<i32> {
         let md = client
             .fetch_metadata(Some(topic), Duration::from_secs(30))

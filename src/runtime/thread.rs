@@ -27,6 +27,7 @@ use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::ClientContext;
 
 use crate::error::{Error, Result};
+use crate::kafka::errors::{classify, KafkaErrorKind};
 use crate::kafka::{client_config, ClientRole};
 use crate::metrics::Metrics;
 use crate::runtime::collector::DeliveryTracker;
@@ -126,20 +127,7 @@ impl ConsumerContext for RestoreContext {}
 
 /// Consumer errors that pass on their own (a broker restarting).
 fn is_transient(e: &KafkaError) -> bool {
-    matches!(
-        e.rdkafka_error_code(),
-        Some(
-            RDKafkaErrorCode::BrokerTransportFailure
-                | RDKafkaErrorCode::AllBrokersDown
-                | RDKafkaErrorCode::OperationTimedOut
-                | RDKafkaErrorCode::RequestTimedOut
-                | RDKafkaErrorCode::NetworkException
-                | RDKafkaErrorCode::LeaderNotAvailable
-                | RDKafkaErrorCode::NotLeaderForPartition
-                | RDKafkaErrorCode::CoordinatorNotAvailable
-                | RDKafkaErrorCode::NotCoordinator
-        )
-    )
+    classify(e) == KafkaErrorKind::Retriable
 }
 
 /// Runs processing thread `index` until `shutdown` is set or it fails.
@@ -287,7 +275,7 @@ fn process_loop(
         }
         let step = with_manager(|tm| -> Result<()> {
             tm.poll_deliveries();
-            tm.punctuate()?;
+            tm.punctuate(consumer)?;
             tm.maybe_commit(consumer)
         });
         step.unwrap_or_else(|_| Err(Error::Internal("the task manager is gone".into())))?;

@@ -66,6 +66,17 @@ pub enum ProcessError {
         /// The serialized value, for the dead-letter topic.
         value: Option<Vec<u8>>,
     },
+    /// The thread's transaction can no longer commit (exactly-once: its
+    /// records timed out, or the producer needs its epoch bumped), so
+    /// nothing can be sent in it: the runtime aborts it and processes the
+    /// cycle's records again. Not a bad record.
+    #[error("the transaction failed while producing to {topic}: {reason}")]
+    TransactionFailed {
+        /// The topic of the record that could not be sent.
+        topic: String,
+        /// librdkafka's reason.
+        reason: String,
+    },
     /// Local state failed; the task must be closed and restored.
     #[error(transparent)]
     State(#[from] StateError),

@@ -1,0 +1,249 @@
+//! The commit: one sequence for both guarantees, written as its
+//! specification (the Quix Streams checkpoint is the model).
+//!
+//! 1. **Prepare.** Every task runs its nodes' `on_commit` (windows emit,
+//!    watermark markers go out) and sends the latest value per key of its
+//!    write buffer to the stores' changelogs (one record per key per
+//!    cycle), keeping the drained batches for step 4.
+//! 2. **Deliver.** The producer is flushed: outputs, repartition, marker
+//!    and changelog records are all delivered. A failed delivery goes to
+//!    the production-error policy under at-least-once (under `fail` the
+//!    cycle stops here, so no offset passes an undelivered output); under
+//!    exactly-once it makes the transaction abort.
+//! 3. **Commit the offsets.** The one step where the guarantees differ:
+//!    at-least-once commits the consumed offsets with the consumer;
+//!    exactly-once sends them with the consumer's group metadata (so a
+//!    zombie of an older generation is fenced) into the transaction that
+//!    holds every record of the cycle, and commits it
+//!    ([`StreamsProducer::commit`]).
+//! 4. **Apply.** Only then each task writes its drained batches to its local
+//!    stores, one batch per store holding the data and the changelog offset
+//!    it corresponds to.
+//! 5. **Clear** the write buffers and consumed offsets; the committed
+//!    offsets of repartition topics go to the purger.
+//!
+//! If the cycle fails before step 4 the local stores are untouched: a
+//! consistent snapshot at a known changelog offset. Under exactly-once an
+//! abortable failure aborts the transaction, drops every task's buffers and
+//! rewinds the consumer to the committed offsets (the records are processed
+//! again); a `TaskMigrated` one drops the tasks and rejoins.
+//!
+//! [`StreamsProducer::commit`]: crate::runtime::producer::StreamsProducer::commit
+
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
+use rdkafka::error::KafkaError;
+use rdkafka::{Offset, TopicPartitionList};
+
+use super::TaskManager;
+use crate::config::ProcessingGuarantee;
+use crate::error::{Error, Result};
+use crate::kafka::errors::{classify, KafkaErrorKind};
+use crate::metrics::CommitResult;
+use crate::record::Headers;
+use crate::runtime::collector::DeliveryFailure;
+use crate::runtime::policy::{handle_bad_record, Original};
+use crate::runtime::retry::{retrying, RETRY_FOR};
+use crate::runtime::stats::RuntimeStats;
+use crate::runtime::task::Task;
+use crate::topology::ProcessError;
+
+/// How long one flush waits for outputs to be delivered; a flush that
+/// times out is retried within [`RETRY_FOR`].
+const FLUSH_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// How a step of the cycle failed.
+enum CommitFailure {
+    /// Abort the transaction, rewind, go on (exactly-once only).
+    Abort(String),
+    /// Another member owns the tasks: drop them and rejoin.
+    Migrated(String),
+    /// Stop with this error (under exactly-once, after aborting).
+    Stop(Error),
+}
+
+impl CommitFailure {
+    /// A failed transaction call, by what the error means.
+    fn of(e: KafkaError, what: &str) -> Self {
+        match classify(&e) {
+            KafkaErrorKind::TaskMigrated => CommitFailure::Migrated(format!("{what}: {e}")),
+            // Still failing after the retries, or not passing: this
+            // transaction cannot commit.
+            KafkaErrorKind::Retriable | KafkaErrorKind::Abortable | KafkaErrorKind::Fatal => {
+                CommitFailure::Abort(format!("{what}: {e}"))
+            }
+        }
+    }
+}
+
+impl TaskManager {
+    fn exactly_once(&self) -> bool {
+        self.app.config.processing_guarantee == ProcessingGuarantee::ExactlyOnce
+    }
+
+    /// Runs the commit (see the module docs), counts it in the metrics and,
+    /// when it committed, hands the committed repartition offsets to the
+    /// purger.
+    pub(crate) fn commit<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>) -> Result<()> {
+        self.last_commit = Instant::now();
+        // Taken now: a successful cycle clears the tasks' consumed offsets.
+        let purgeable =
+            self.app.purger.as_ref().map(|p| p.purgeable(self.tasks.values().flat_map(Task::consumed_offsets)));
+        let outcome = match self.commit_steps(consumer) {
+            Ok(outcome) => Ok(outcome),
+            Err(CommitFailure::Abort(why)) => {
+                tracing::warn!(reason = %why, "aborting the transaction; the tasks rewind to their last committed offsets");
+                self.abort_transaction(consumer).map(|()| Some(CommitResult::Aborted))
+            }
+            Err(CommitFailure::Migrated(why)) => Err(Error::TaskMigrated(why)),
+            Err(CommitFailure::Stop(e)) => {
+                if self.exactly_once() {
+                    if let Err(abort) = self.abort_transaction(consumer) {
+                        tracing::warn!(error = %abort, "aborting the transaction after a failed commit also failed");
+                    }
+                }
+                Err(e)
+            }
+        };
+        let took = self.last_commit.elapsed();
+        match outcome {
+            Ok(Some(outcome)) => {
+                self.app.metrics.commit(outcome, took);
+                if let (CommitResult::Committed, Some(purger), Some(offsets)) = (outcome, &self.app.purger, purgeable) {
+                    purger.committed(offsets);
+                }
+                Ok(())
+            }
+            Ok(None) => Ok(()),
+            Err(e) => {
+                self.app.metrics.commit(CommitResult::Failed, took);
+                Err(e)
+            }
+        }
+    }
+
+    /// Steps 1 to 5. `None` when there was nothing to commit in a
+    /// transaction.
+    fn commit_steps<C: ConsumerContext>(
+        &mut self,
+        consumer: &BaseConsumer<C>,
+    ) -> std::result::Result<Option<CommitResult>, CommitFailure> {
+        // 1. Prepare.
+        for task in self.tasks.values_mut() {
+            task.prepare_commit().map_err(|e| match e {
+                ProcessError::TransactionFailed { .. } => CommitFailure::Abort(e.to_string()),
+                e => CommitFailure::Stop(Error::record(None, e)),
+            })?;
+        }
+        let offsets = self.consumed_offsets().map_err(CommitFailure::Stop)?;
+        let producer = self.collector.producer().clone();
+        if self.exactly_once() && !producer.in_transaction() && offsets.count() == 0 {
+            return Ok(None);
+        }
+        // 2. Deliver.
+        self.deliver_outputs()?;
+        // 3. Commit the offsets.
+        if self.exactly_once() {
+            let group = consumer
+                .group_metadata()
+                .ok_or_else(|| CommitFailure::Abort("the consumer has no group metadata yet".into()))?;
+            producer.commit(&offsets, &group).map_err(|e| CommitFailure::of(e, "committing the transaction"))?;
+        } else if offsets.count() > 0 {
+            retrying("committing consumed offsets", RETRY_FOR, || consumer.commit(&offsets, CommitMode::Sync))
+                .map_err(|e| match classify(&e) {
+                    KafkaErrorKind::TaskMigrated => CommitFailure::Migrated(format!("committing offsets: {e}")),
+                    _ => CommitFailure::Stop(Error::kafka("committing consumed offsets", e)),
+                })?;
+        }
+        // 4. Apply, and 5. clear.
+        for task in self.tasks.values_mut() {
+            task.complete_commit().map_err(CommitFailure::Stop)?;
+        }
+        RuntimeStats::add(&self.app.stats.commits, 1);
+        Ok(Some(CommitResult::Committed))
+    }
+
+    /// Step 2: flushes the producer until every record is delivered or has
+    /// gone to its policy.
+    fn deliver_outputs(&mut self) -> std::result::Result<(), CommitFailure> {
+        loop {
+            let flushed = retrying("delivering outputs", RETRY_FOR, || self.collector.flush(FLUSH_TIMEOUT));
+            let failures = match flushed {
+                Ok(()) => self.collector.take_failures(),
+                Err(e) if self.exactly_once() => return Err(CommitFailure::of(e, "delivering outputs")),
+                Err(e) => {
+                    let what = format!("delivering outputs within {}s", RETRY_FOR.as_secs());
+                    return Err(CommitFailure::Stop(Error::kafka(what, e)));
+                }
+            };
+            if self.exactly_once() {
+                return match failures.first() {
+                    Some(f) => Err(CommitFailure::Abort(format!("delivery to {} failed: {}", f.topic, f.reason))),
+                    None => Ok(()),
+                };
+            }
+            if failures.is_empty() {
+                return Ok(());
+            }
+            // Dead-lettered failures are new outputs: flush again.
+            for f in failures {
+                let DeliveryFailure { topic, key, value, reason } = f;
+                let error = ProcessError::Produce { topic, reason, key: key.clone(), value: value.clone() };
+                let original = Original { key: key.as_deref(), value: value.as_deref(), headers: Headers::new() };
+                handle_bad_record(&self.app, &self.collector, error, None, Some(original))
+                    .map_err(CommitFailure::Stop)?;
+            }
+        }
+    }
+
+    pub(super) fn consumed_offsets(&self) -> Result<TopicPartitionList> {
+        let mut tpl = TopicPartitionList::new();
+        for task in self.tasks.values() {
+            for (topic, partition, offset) in task.consumed_offsets() {
+                tpl.add_partition_offset(topic, partition, Offset::Offset(offset))
+                    .map_err(|e| Error::kafka("building the offsets to commit", e))?;
+            }
+        }
+        Ok(tpl)
+    }
+
+    /// Aborts the open transaction, drops every task's uncommitted state and
+    /// rewinds their partitions to the group's committed offsets.
+    pub(super) fn abort_transaction<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>) -> Result<()> {
+        match self.collector.producer().abort() {
+            Ok(true) => self.app.metrics.transaction_aborts.inc(),
+            Ok(false) => {}
+            Err(e) if classify(&e) == KafkaErrorKind::TaskMigrated => {
+                return Err(Error::TaskMigrated(format!("aborting the transaction: {e}")))
+            }
+            Err(e) => return Err(Error::Internal(format!("the transaction could not be aborted: {e}"))),
+        }
+        let mut tpl = TopicPartitionList::new();
+        for task in self.tasks.values() {
+            for (topic, partition) in task.consumed_partitions() {
+                tpl.add_partition(topic, partition);
+            }
+        }
+        for task in self.tasks.values_mut() {
+            task.abort();
+        }
+        if tpl.count() == 0 {
+            return Ok(());
+        }
+        let committed = retrying("reading committed offsets", RETRY_FOR, || {
+            consumer.committed_offsets(tpl.clone(), Duration::from_secs(30))
+        })
+        .map_err(|e| Error::kafka("reading committed offsets to rewind", e))?;
+        for e in committed.elements() {
+            let to = match e.offset() {
+                Offset::Offset(o) => Offset::Offset(o),
+                _ => Offset::Beginning,
+            };
+            consumer
+                .seek(e.topic(), e.partition(), to, Duration::from_secs(10))
+                .map_err(|err| Error::kafka(format!("rewinding {}[{}]", e.topic(), e.partition()), err))?;
+        }
+        Ok(())
+    }
+}

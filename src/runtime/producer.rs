@@ -1,0 +1,309 @@
+//! The thread's producer and the one owner of its transaction (Kafka
+//! Streams' `StreamsProducer`).
+//!
+//! Each processing thread has one librdkafka producer, shared by all its
+//! tasks through the [`RecordCollector`](super::RecordCollector). Under
+//! exactly-once it is transactional, and only [`StreamsProducer`] calls its
+//! transaction API. Its state:
+//!
+//! ```text
+//!   NotTransactional                      (at-least-once: sends only)
+//!
+//!   Ready --begin() / the cycle's first send--> InTransaction
+//!     ^                                            |
+//!     +---- commit(offsets, group metadata) -------+   the offsets and every
+//!     +---- abort() -------------------------------+   record since begin, atomically
+//! ```
+//!
+//! A transaction call that keeps failing for a passing reason is retried
+//! (`runtime::retry`); what an error means is decided by
+//! [`crate::kafka::errors::classify`]. A call that fails with a
+//! `TaskMigrated` error leaves the producer unusable: the thread drops it
+//! with its tasks and starts over with a new one.
+//!
+//! librdkafka delivers asynchronously; the producer's context, the
+//! [`DeliveryTracker`], records what it learns in delivery reports: the
+//! highest offset written per changelog partition (the offset the local
+//! store is brought up to at commit) and every record that failed, for the
+//! production-error policy. Delivery reports are served on the processing
+//! thread, from `poll` and `flush`. It also counts the records the broker
+//! acknowledged per topic (`rivulet_records_produced_total`).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use prometheus::IntCounter;
+use rdkafka::consumer::ConsumerGroupMetadata;
+use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
+use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
+use rdkafka::statistics::Statistics;
+use rdkafka::{ClientContext, Message, TopicPartitionList};
+
+use crate::kafka::errors::{classify, KafkaErrorKind};
+use crate::metrics::Metrics;
+use crate::runtime::retry::{abort_is_retriable, retrying, retrying_when, RETRY_FOR};
+
+/// How long one transaction call may take.
+const TXN_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long one attempt to abort waits for the purged records' delivery
+/// reports, which are served between attempts.
+const ABORT_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// An output record the broker did not accept.
+#[derive(Debug, Clone)]
+pub(crate) struct DeliveryFailure {
+    pub(crate) topic: String,
+    pub(crate) key: Option<Vec<u8>>,
+    pub(crate) value: Option<Vec<u8>>,
+    pub(crate) reason: String,
+}
+
+#[derive(Default)]
+struct Deliveries {
+    /// Changelog topic -> partition -> highest delivered offset.
+    changelog_offsets: HashMap<String, HashMap<i32, i64>>,
+    failures: Vec<DeliveryFailure>,
+    /// `rivulet_records_produced_total` per topic, looked up once.
+    produced: HashMap<String, IntCounter>,
+    /// The topic of the last successful delivery.
+    last: Option<LastTopic>,
+}
+
+struct LastTopic {
+    topic: String,
+    produced: Option<IntCounter>,
+    changelog: bool,
+}
+
+/// The producer's context: collects delivery reports, and feeds the
+/// metrics from them and from librdkafka's statistics.
+#[derive(Default)]
+pub(crate) struct DeliveryTracker {
+    deliveries: Mutex<Deliveries>,
+    /// The application's metrics and this producer's thread index.
+    metrics: Option<(Arc<Metrics>, usize)>,
+}
+
+impl DeliveryTracker {
+    /// A tracker that feeds the metrics of processing thread `thread`.
+    pub(crate) fn with_metrics(metrics: Arc<Metrics>, thread: usize) -> Self {
+        DeliveryTracker { deliveries: Mutex::default(), metrics: Some((metrics, thread)) }
+    }
+}
+
+impl ClientContext for DeliveryTracker {
+    fn stats(&self, statistics: Statistics) {
+        if let Some((metrics, thread)) = &self.metrics {
+            metrics.producer_stats(*thread, &statistics);
+        }
+    }
+}
+
+impl ProducerContext for DeliveryTracker {
+    type DeliveryOpaque = ();
+
+    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+        // A poisoned lock still holds every report gathered so far; losing
+        // one would lose a failed delivery.
+        let mut d = self.deliveries.lock().unwrap_or_else(|e| e.into_inner());
+        match result {
+            Ok(m) => {
+                let topic = m.topic();
+                // Reports come in runs of one topic: look the topic up only
+                // when it changes.
+                if !d.last.as_ref().is_some_and(|l| l.topic == topic) {
+                    let produced = self.metrics.as_ref().map(|(metrics, _)| {
+                        d.produced.entry(topic.to_string()).or_insert_with(|| metrics.produced(topic)).clone()
+                    });
+                    d.last = Some(LastTopic {
+                        topic: topic.to_string(),
+                        produced,
+                        changelog: topic.ends_with("-changelog"),
+                    });
+                }
+                let Some(last) = &d.last else { return };
+                if let Some(counter) = &last.produced {
+                    counter.inc();
+                }
+                if last.changelog {
+                    let (partition, offset) = (m.partition(), m.offset());
+                    match d.changelog_offsets.get_mut(topic) {
+                        Some(parts) => {
+                            let slot = parts.entry(partition).or_insert(-1);
+                            *slot = (*slot).max(offset);
+                        }
+                        None => {
+                            d.changelog_offsets.insert(topic.to_string(), HashMap::from([(partition, offset)]));
+                        }
+                    }
+                }
+            }
+            Err((e, m)) => d.failures.push(DeliveryFailure {
+                topic: m.topic().to_string(),
+                key: m.key().map(<[u8]>::to_vec),
+                value: m.payload().map(<[u8]>::to_vec),
+                reason: e.to_string(),
+            }),
+        }
+    }
+}
+
+pub(crate) type ThreadProducer = BaseProducer<DeliveryTracker>;
+
+/// Where the thread's transaction is; see the module docs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub(crate) enum TxnState {
+    /// At-least-once: the producer has no transactions.
+    NotTransactional = 0,
+    /// Exactly-once, no transaction open.
+    Ready = 1,
+    /// Exactly-once, a transaction is open: records sent since it began
+    /// are committed or aborted together.
+    InTransaction = 2,
+}
+
+impl TxnState {
+    fn from_u8(v: u8) -> TxnState {
+        match v {
+            1 => TxnState::Ready,
+            2 => TxnState::InTransaction,
+            _ => TxnState::NotTransactional,
+        }
+    }
+}
+
+/// The thread's producer, and the one owner of its transaction. Cheap to
+/// clone: the clones share the producer and the state.
+#[derive(Clone)]
+pub(crate) struct StreamsProducer {
+    producer: Arc<ThreadProducer>,
+    state: Arc<AtomicU8>,
+}
+
+impl StreamsProducer {
+    /// Wraps the thread's producer; `transactional` when it has a
+    /// `transactional.id` and `init_transactions` succeeded.
+    pub(crate) fn new(producer: Arc<ThreadProducer>, transactional: bool) -> Self {
+        let state = if transactional { TxnState::Ready } else { TxnState::NotTransactional };
+        StreamsProducer { producer, state: Arc::new(AtomicU8::new(state as u8)) }
+    }
+
+    pub(crate) fn state(&self) -> TxnState {
+        TxnState::from_u8(self.state.load(Ordering::Relaxed))
+    }
+
+    fn set(&self, state: TxnState) {
+        self.state.store(state as u8, Ordering::Relaxed);
+    }
+
+    /// Whether a transaction is open.
+    pub(crate) fn in_transaction(&self) -> bool {
+        self.state() == TxnState::InTransaction
+    }
+
+    /// Begins a transaction unless one is open (exactly-once only).
+    pub(crate) fn begin(&self) -> KafkaResult<()> {
+        if self.state() == TxnState::Ready {
+            self.producer.begin_transaction()?;
+            self.set(TxnState::InTransaction);
+        }
+        Ok(())
+    }
+
+    /// Queues one record, inside the open transaction (begun if need be).
+    /// A full queue is drained by serving delivery reports.
+    pub(crate) fn send(&self, mut record: BaseRecord<'_, [u8], [u8]>) -> KafkaResult<()> {
+        self.begin()?;
+        loop {
+            match self.producer.send(record) {
+                Ok(()) => return Ok(()),
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
+                    self.producer.poll(Duration::from_millis(50));
+                    record = r;
+                }
+                Err((e, _)) => return Err(e),
+            }
+        }
+    }
+
+    /// Whether a refused send means the transaction itself failed (rather
+    /// than the record): the producer is transactional and the error is
+    /// abortable or worse, or librdkafka refuses because of the
+    /// transaction's state (`_STATE`, after a failed transaction that
+    /// needs an abort and an epoch bump).
+    pub(crate) fn transaction_failed(&self, e: &KafkaError) -> bool {
+        self.state() != TxnState::NotTransactional
+            && (matches!(classify(e), KafkaErrorKind::Abortable | KafkaErrorKind::TaskMigrated)
+                || e.rdkafka_error_code() == Some(RDKafkaErrorCode::State))
+    }
+
+    /// Serves delivery reports without waiting.
+    pub(crate) fn poll(&self) {
+        self.producer.poll(Duration::ZERO);
+    }
+
+    /// Waits until every queued record is delivered or failed.
+    pub(crate) fn flush(&self, timeout: Duration) -> KafkaResult<()> {
+        self.producer.flush(timeout)
+    }
+
+    /// Failures reported since the last call.
+    pub(crate) fn take_failures(&self) -> Vec<DeliveryFailure> {
+        // A poisoned lock still holds the failures: dropping them would let
+        // the commit go past an undelivered output.
+        let mut d = self.producer.context().deliveries.lock().unwrap_or_else(|e| e.into_inner());
+        std::mem::take(&mut d.failures)
+    }
+
+    /// The highest offset delivered to a changelog partition since the last
+    /// call, which forgets it.
+    pub(crate) fn take_changelog_offset(&self, topic: &str, partition: i32) -> Option<i64> {
+        let mut d = self.producer.context().deliveries.lock().unwrap_or_else(|e| e.into_inner());
+        d.changelog_offsets.get_mut(topic).and_then(|parts| parts.remove(&partition))
+    }
+
+    /// The client, for metadata requests.
+    pub(crate) fn client(&self) -> &rdkafka::client::Client<DeliveryTracker> {
+        self.producer.client()
+    }
+
+    /// Commits the open transaction together with the consumed `offsets`
+    /// and the consumer's group metadata (so a member of an older
+    /// generation is fenced): `InTransaction -> Ready`. Passing errors are
+    /// retried; the error returned is for [`classify`](crate::kafka::errors::classify).
+    pub(crate) fn commit(&self, offsets: &TopicPartitionList, group: &ConsumerGroupMetadata) -> KafkaResult<()> {
+        self.begin()?;
+        if offsets.count() > 0 {
+            retrying("sending offsets to the transaction", RETRY_FOR, || {
+                self.producer.send_offsets_to_transaction(offsets, group, TXN_TIMEOUT)
+            })?;
+        }
+        retrying("committing the transaction", RETRY_FOR, || self.producer.commit_transaction(TXN_TIMEOUT))?;
+        self.set(TxnState::Ready);
+        Ok(())
+    }
+
+    /// Aborts the open transaction, if any: `InTransaction -> Ready`.
+    /// Returns whether one was aborted. The records it purges are not
+    /// production failures (they are processed again), so their reports
+    /// are dropped.
+    pub(crate) fn abort(&self) -> KafkaResult<bool> {
+        if !self.in_transaction() {
+            return Ok(false);
+        }
+        // Aborting purges the transaction's queued records and waits until
+        // their delivery reports are served, which only polling does: serve
+        // them before each attempt.
+        let abort = || {
+            self.producer.poll(Duration::from_millis(100));
+            self.producer.abort_transaction(ABORT_ATTEMPT_TIMEOUT)
+        };
+        retrying_when(abort_is_retriable, "aborting the transaction", RETRY_FOR, abort)?;
+        let _ = self.take_failures();
+        self.set(TxnState::Ready);
+        Ok(true)
+    }
+}
