@@ -5,6 +5,16 @@
 //! topics (changelogs, compacted; repartition topics) are created with the
 //! partition count of the sub-topology that owns them, and existing ones
 //! are checked for partition count and cleanup policy.
+//!
+//! The changelog of a tumbling or hopping window store is *windowed*, as
+//! Kafka Streams' (`WindowedChangelogTopicConfig`): `cleanup.policy =
+//! compact,delete` and `retention.ms` = window size + grace +
+//! `state.window_changelog_additional_retention_ms`, because the store drops
+//! closed windows without tombstones (`topology/windows/segmented.rs`). An
+//! existing one that is compacted only is accepted with a warning (nothing
+//! is lost, but closed windows stay in it forever and every full restore
+//! reads them); one whose `retention.ms` is shorter than size + grace is an
+//! error, since the broker would delete windows still open.
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
@@ -31,6 +41,9 @@ struct Wanted {
     name: String,
     partitions: i32,
     compacted: bool,
+    /// A windowed changelog: (the least `retention.ms` that keeps every
+    /// open window, the `retention.ms` to create it with).
+    windowed: Option<(i64, i64)>,
 }
 
 /// Checks source topics and creates or checks internal topics.
@@ -122,14 +135,26 @@ pub(crate) fn prepare_topics(config: &Config, topology: &Topology) -> Result<Top
     for st in subs {
         for (_, t) in &st.sources {
             if let TopicName::Internal(_) = t {
-                wanted.push(Wanted { name: t.resolve(app), partitions: partitions[st.id], compacted: false });
+                wanted.push(Wanted {
+                    name: t.resolve(app),
+                    partitions: partitions[st.id],
+                    compacted: false,
+                    windowed: None,
+                });
             }
         }
         for s in &st.stores {
+            let windowed = topology
+                .stores
+                .iter()
+                .find(|d| &d.name == s)
+                .and_then(|d| d.windowed_retention_ms)
+                .map(|least| (least, least.saturating_add(config.state.window_changelog_additional_retention_ms)));
             wanted.push(Wanted {
                 name: changelog_topic(s).resolve(app),
                 partitions: partitions[st.id],
                 compacted: true,
+                windowed,
             });
         }
     }
@@ -137,7 +162,7 @@ pub(crate) fn prepare_topics(config: &Config, topology: &Topology) -> Result<Top
         let dlq = config.dead_letter_topic();
         if config.errors.dead_letter_topic.is_empty() {
             if !existing.contains_key(&dlq) {
-                wanted.push(Wanted { name: dlq, partitions: 1, compacted: false });
+                wanted.push(Wanted { name: dlq, partitions: 1, compacted: false, windowed: None });
             }
         } else if !existing.contains_key(&dlq) {
             return Err(Error::Topics(format!(
@@ -205,6 +230,9 @@ async fn ensure_topics(
                     w.name
                 )));
             }
+            if let Some((least, retention)) = w.windowed {
+                check_windowed_changelog(&w.name, &policy, resource.get("retention.ms"), least, retention)?;
+            }
         }
     }
     // Create the missing ones.
@@ -212,14 +240,17 @@ async fn ensure_topics(
     if missing.is_empty() {
         return Ok(());
     }
+    let retentions: Vec<Option<String>> =
+        missing.iter().map(|w| w.windowed.map(|(_, retention)| retention.to_string())).collect();
     let new_topics: Vec<NewTopic<'_>> = missing
         .iter()
-        .map(|w| {
+        .enumerate()
+        .map(|(i, w)| {
             let t = NewTopic::new(&w.name, w.partitions, TopicReplication::Fixed(-1));
-            if w.compacted {
-                t.set("cleanup.policy", "compact")
-            } else {
-                t
+            match (w.compacted, &retentions[i]) {
+                (true, Some(retention)) => t.set("cleanup.policy", "compact,delete").set("retention.ms", retention),
+                (true, None) => t.set("cleanup.policy", "compact"),
+                (false, _) => t,
             }
         })
         .collect();
@@ -259,4 +290,35 @@ async fn ensure_topics(
         }
     }
     Ok(())
+}
+
+/// Checks the cleanup settings of an existing windowed changelog (the
+/// cleanup policy, already known to include `compact`).
+fn check_windowed_changelog(
+    name: &str,
+    policy: &str,
+    retention_entry: Option<&rdkafka::admin::ConfigEntry>,
+    least: i64,
+    retention: i64,
+) -> Result<()> {
+    if !policy.split(',').any(|p| p.trim() == "delete") {
+        tracing::warn!(
+            topic = %name,
+            policy = %policy,
+            "window-store changelog is compacted only: closed windows are never deleted from it, so it grows with every \
+             window and a full restore reads them all; set cleanup.policy=compact,delete and retention.ms={retention} \
+             on it (kafka-configs --alter --add-config 'cleanup.policy=[compact,delete],retention.ms={retention}')"
+        );
+        return Ok(());
+    }
+    let have = retention_entry.and_then(|e| e.value.as_deref()).and_then(|v| v.parse::<i64>().ok());
+    match have {
+        // -1: no time limit.
+        Some(have) if have >= 0 && have < least => Err(Error::Topics(format!(
+            "window-store changelog {name} has cleanup.policy={policy} with retention.ms={have}, shorter than the \
+             window size plus grace ({least} ms): the broker would delete windows that are still open. Set \
+             retention.ms={retention} on it (kafka-configs --alter --add-config retention.ms={retention})"
+        ))),
+        _ => Ok(()),
+    }
 }

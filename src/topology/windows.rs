@@ -406,7 +406,7 @@ impl<K: Data, V: Data> WindowedStream<K, V> {
             )));
         }
         let mut builder = TopologyBuilder { graph: input.graph.clone() };
-        builder.add_store(StoreSpec::key_value(name, Serdes::bytes(), Serdes::bytes()));
+        builder.add_store(segmented::store_spec(name, &windows));
         let store = name.to_string();
         let op = format!("WINDOW({})", windows.describe());
         let (ks, vs) = (key_serde.clone(), value_serde.clone());
@@ -425,6 +425,7 @@ impl<K: Data, V: Data> WindowedStream<K, V> {
                 watermark: i64::MIN,
                 store_index: usize::MAX,
                 raw_purged: i64::MIN,
+                closed_below: i64::MIN,
                 _k: std::marker::PhantomData,
             });
         if let Some(topic) = late_topic {
@@ -514,6 +515,9 @@ struct WindowProcessor<K, V, S, O> {
     store_index: usize,
     /// Raw values before this time are gone (sliding windows).
     raw_purged: i64,
+    /// Tumbling and hopping windows starting before this are closed and
+    /// dropped (see `segmented`).
+    closed_below: i64,
     _k: std::marker::PhantomData<fn(K)>,
 }
 
@@ -671,6 +675,9 @@ impl<K: Data, V: Data, S: Data, O: Data> WindowProcessor<K, V, S, O> {
     }
 
     fn emit_window(&self, ctx: &mut Ctx<'_, K, V, O>, data_key: &[u8], value: &[u8]) -> Result<(), ProcessError> {
+        if data_key.first() == Some(&segmented::TIME_DATA) {
+            return self.emit_time_window(ctx, data_key, value);
+        }
         let (key, start, end) = self.window_of(data_key, value)?;
         let state_bytes = match self.windows.kind {
             Kind::Count { .. } => &value[COUNT_HEADER..],
@@ -708,13 +715,13 @@ impl<K: Data, V: Data, S: Data, O: Data> WindowProcessor<K, V, S, O> {
         while start > ts.saturating_sub(size) {
             let end = start.saturating_add(size);
             if self.close_at(end) > wm {
-                let data_key = key_of(DATA, &[&kb, &enc(start)]);
-                let (state, new) = match self.get(ctx, &data_key)? {
-                    Some(b) => (self.decode_state(&b)?, false),
-                    None => ((self.agg.init)(), true),
+                let data_key = segmented::time_key(&kb, start);
+                let state = match self.get(ctx, &data_key)? {
+                    Some(b) => self.decode_state(&b)?,
+                    None => (self.agg.init)(),
                 };
                 let state = (self.agg.add)(state, &r.value);
-                self.put_window(ctx, data_key, end, &state, new)?;
+                self.put_time_window(ctx, data_key, &state)?;
                 added = true;
             }
             start -= advance;
@@ -878,6 +885,7 @@ impl<K: Data, V: Data, S: Data, O: Data> Processor<K, V, (), WinOut<K, V, O>> fo
         self.dirty.clear();
         self.closes.clear();
         self.raw_purged = i64::MIN;
+        self.init_time_windows(ctx)?;
         if !matches!(self.windows.kind, Kind::Count { .. }) {
             for (k, _) in self.range(ctx, vec![INDEX], vec![INDEX + 1])? {
                 if k.len() < 9 {
@@ -906,6 +914,9 @@ impl<K: Data, V: Data, S: Data, O: Data> Processor<K, V, (), WinOut<K, V, O>> fo
         // Persisted at the commit, with the state it belongs to: the
         // watermark moves with nearly every record.
         self.watermark = self.watermark.max(wm);
+        if let Kind::Time { size, .. } = self.windows.kind {
+            return self.close_time_windows(wm, size, ctx);
+        }
         if self.closes.first_key_value().is_some_and(|(&c, _)| c <= wm) {
             self.close_windows(wm, ctx)?;
         }
@@ -916,6 +927,7 @@ impl<K: Data, V: Data, S: Data, O: Data> Processor<K, V, (), WinOut<K, V, O>> fo
     }
 
     fn on_commit(&mut self, ctx: &mut Ctx<'_, K, V, O>) -> Result<(), ProcessError> {
+        self.rewrite_watermark_with_windows(ctx)?;
         if self.watermark > self.persisted_watermark && !matches!(self.windows.kind, Kind::Count { .. }) {
             self.put(ctx, WATERMARK.to_vec(), enc(self.watermark).to_vec())?;
             self.persisted_watermark = self.watermark;
@@ -976,6 +988,8 @@ impl<K: Data, V: Data, S: Data, O: Data> WindowProcessor<K, V, S, O> {
         Ok(())
     }
 }
+
+mod segmented;
 
 #[cfg(test)]
 #[path = "window_tests.rs"]
