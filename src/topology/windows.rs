@@ -14,13 +14,17 @@
 //! holding, by byte-key prefix:
 //!
 //! - `0x00 | key | ...` the windows' aggregates (the layout after the key
-//!   depends on the kind: window start; session end and start; sliding end);
+//!   depends on the kind: session end and start; sliding end; count);
 //! - `0x01 | close_at | data key` an index by the watermark at which each
 //!   window closes, so closing is a range scan;
 //! - `0x02 | key | ts | offset` and `0x03 | ts | key | offset` the raw values
 //!   sliding windows aggregate over, and their purge index;
 //! - `0x04` the last watermark, restored when the task starts again so
-//!   windows closed before a restart or a move are never reopened.
+//!   windows closed before a restart or a move are never reopened;
+//! - `0x05 | start | key` the aggregates of tumbling and hopping windows:
+//!   the segmented window store (`windows/segmented.rs`), which needs no
+//!   close index and drops closed windows locally, without changelog
+//!   records, its changelog being `compact,delete` with time retention.
 //!
 //! Timestamps are encoded big-endian with the sign bit flipped, so byte
 //! order is time order.
