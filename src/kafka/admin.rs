@@ -231,7 +231,8 @@ async fn ensure_topics(
                 )));
             }
             if let Some((least, retention)) = w.windowed {
-                check_windowed_changelog(&w.name, &policy, resource.get("retention.ms"), least, retention)?;
+                let have = resource.get("retention.ms").and_then(|e| e.value.as_deref());
+                check_windowed_changelog(&w.name, &policy, have, least, retention)?;
             }
         }
     }
@@ -294,13 +295,7 @@ async fn ensure_topics(
 
 /// Checks the cleanup settings of an existing windowed changelog (the
 /// cleanup policy, already known to include `compact`).
-fn check_windowed_changelog(
-    name: &str,
-    policy: &str,
-    retention_entry: Option<&rdkafka::admin::ConfigEntry>,
-    least: i64,
-    retention: i64,
-) -> Result<()> {
+fn check_windowed_changelog(name: &str, policy: &str, have: Option<&str>, least: i64, retention: i64) -> Result<()> {
     if !policy.split(',').any(|p| p.trim() == "delete") {
         tracing::warn!(
             topic = %name,
@@ -311,8 +306,7 @@ fn check_windowed_changelog(
         );
         return Ok(());
     }
-    let have = retention_entry.and_then(|e| e.value.as_deref()).and_then(|v| v.parse::<i64>().ok());
-    match have {
+    match have.and_then(|v| v.trim().parse::<i64>().ok()) {
         // -1: no time limit.
         Some(have) if have >= 0 && have < least => Err(Error::Topics(format!(
             "window-store changelog {name} has cleanup.policy={policy} with retention.ms={have}, shorter than the \
@@ -320,5 +314,24 @@ fn check_windowed_changelog(
              retention.ms={retention} on it (kafka-configs --alter --add-config retention.ms={retention})"
         ))),
         _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use super::*;
+
+    #[test]
+    fn a_windowed_changelog_may_be_compacted_only_but_not_retain_less_than_size_plus_grace() {
+        let check =
+            |policy: &str, have: Option<&str>| check_windowed_changelog("app-w-changelog", policy, have, 70, 100);
+        assert!(check("compact", Some("604800000")).is_ok(), "accepted, with a warning");
+        assert!(check("compact,delete", Some("100")).is_ok());
+        assert!(check("delete,compact", Some("70")).is_ok());
+        assert!(check("compact,delete", Some("-1")).is_ok(), "no time limit keeps everything");
+        let err = check("compact,delete", Some("69")).unwrap_err().to_string();
+        assert!(err.contains("app-w-changelog") && err.contains("retention.ms=100"), "{err}");
     }
 }

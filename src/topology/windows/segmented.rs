@@ -66,6 +66,14 @@
 //! watermark can go while those (open) windows stay, and a later restore
 //! starts them with no watermark: late records for long-closed windows
 //! would be accepted again. No window is lost or emitted twice by it.
+//!
+//! # Stores of the older layout
+//!
+//! Tumbling and hopping windows used to live under `0x00 | key | start`
+//! with a close index. Such entries are not read by this layout: an
+//! application upgraded while windows were open never emits those windows
+//! (their records stay in the changelog). Upgrade with a reset of the
+//! application, or once the input has stopped and every window has closed.
 
 use super::*;
 use crate::state::KeyRange;
