@@ -2,8 +2,10 @@
 //! input that arrives out of order and includes late records, equals an
 //! oracle computed here with plain arithmetic; late records land in the
 //! late topic and nowhere else; a restart mid-stream (state wiped, so it is
-//! restored from the changelog) emits each window exactly once; the
-//! `page_views_per_minute` and `sessions` examples.
+//! restored from the changelog) emits each window exactly once; a late
+//! record inside an open session joins it; a session merged after it was
+//! emitted gets a tombstone; the `page_views_per_minute` and `sessions`
+//! examples.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod harness;
@@ -66,16 +68,21 @@ fn topology(input: &str, topics: &BTreeMap<&str, (String, String)>) -> Topology 
     b.build().unwrap()
 }
 
-/// Records with timestamps mostly rising in 100 ms steps, some out of
-/// order within out-of-orderness plus grace, some far behind (late).
-fn input(seed: u64, n: usize) -> Vec<(String, i64)> {
+/// A xorshift pseudo-random sequence: the same input for the same seed.
+fn xorshift(seed: u64) -> impl FnMut() -> u64 {
     let mut x = seed;
-    let mut next = || {
+    move || {
         x ^= x << 13;
         x ^= x >> 7;
         x ^= x << 17;
         x
-    };
+    }
+}
+
+/// Records with timestamps mostly rising in 100 ms steps, some out of
+/// order within out-of-orderness plus grace, some far behind (late).
+fn input(seed: u64, n: usize) -> Vec<(String, i64)> {
+    let mut next = xorshift(seed);
     let mut t = 1_700_000_000_000i64;
     (0..n)
         .map(|_| {
@@ -106,6 +113,8 @@ struct Oracle {
     late: Vec<usize>,
     wm: Option<i64>,
     accepted: Vec<(String, i64)>,
+    /// Records whose own window was closed that landed in an open one.
+    rescued: usize,
 }
 
 impl Oracle {
@@ -122,6 +131,73 @@ impl Oracle {
         }
     }
 
+    /// Kafka Streams' and Flink's session rule: the record merges with the
+    /// open sessions of its key within the gap, and is late only when the
+    /// merged session is closed (a record with nothing to merge with: when
+    /// its own session is). Closed sessions are gone and merge with nothing.
+    fn session(&mut self, i: usize, k: &str, ts: i64, gap: i64, grace: i64) {
+        let wm = self.wm();
+        let touching: Vec<Win> = self
+            .open
+            .iter()
+            .filter(|((key, s, e), (_, close))| key == k && *e >= ts - gap && *s <= ts + gap && *close > wm)
+            .map(|(w, _)| w.clone())
+            .collect();
+        let end = touching.iter().map(|w| w.2).max().unwrap_or(ts).max(ts);
+        if end + gap + 1 + grace <= wm {
+            self.late.push(i);
+            return;
+        }
+        if ts + gap + 1 + grace <= wm {
+            self.rescued += 1;
+        }
+        let (mut start, mut n) = (ts, 1);
+        for w in touching {
+            let (c, _) = self.open.remove(&w).unwrap();
+            start = start.min(w.1);
+            n += c;
+        }
+        self.open.insert((k.to_string(), start, end), (n, end + gap + 1 + grace));
+    }
+
+    /// Kafka Streams' sliding windows, written out: the windows of a key
+    /// are `[t - size, t]` for each of its records and `[t + 1, t + 1 + size]`
+    /// for each record with a later one within that range; a window holds
+    /// every accepted record of the key between its bounds (inclusive) while
+    /// it is open. A record is late when the last window it could fall in,
+    /// ending at `t + size`, is closed; a window closed when a record would
+    /// create it is not created.
+    fn sliding(&mut self, i: usize, k: &str, ts: i64, size: i64) {
+        let wm = self.wm();
+        if ts + size + 1 + GRACE <= wm {
+            self.late.push(i);
+            return;
+        }
+        if ts + 1 + GRACE <= wm {
+            self.rescued += 1;
+        }
+        self.accepted.push((k.to_string(), ts));
+        let of_key: Vec<i64> = self.accepted.iter().filter(|(key, _)| key == k).map(|(_, t)| *t).collect();
+        let mut candidates = vec![(ts - size, ts)];
+        // Right windows still open (the others cannot change).
+        for &t in of_key.iter().filter(|&&t| t + size + 2 + GRACE > wm) {
+            if of_key.iter().any(|&later| later > t && later <= t + 1 + size) {
+                candidates.push((t + 1, t + 1 + size));
+            }
+        }
+        for (s, e) in candidates {
+            let w = (k.to_string(), s, e);
+            if e + 1 + GRACE > wm && !self.closed.contains_key(&w) {
+                self.open.entry(w).or_insert((0, e + 1 + GRACE));
+            }
+        }
+        for ((key, s, e), (n, close)) in self.open.iter_mut() {
+            if key == k && *close > wm {
+                *n = of_key.iter().filter(|&&t| *s <= t && t <= *e).count() as i64;
+            }
+        }
+    }
+
     fn run(kind: &str, input: &[(String, i64)]) -> Oracle {
         let mut o = Oracle::default();
         let mut counts: BTreeMap<String, Vec<i64>> = BTreeMap::new();
@@ -133,60 +209,24 @@ impl Oracle {
                 "tumbling" | "hopping" => {
                     let (size, advance) = if kind == "tumbling" { (10_000, 10_000) } else { (10_000, 3_000) };
                     let mut start = ts.div_euclid(advance) * advance;
-                    let mut added = false;
+                    let (mut added, mut missed) = (false, false);
                     while start + size > ts {
                         if start + size + GRACE > wm {
                             o.open.entry((k.clone(), start, start + size)).or_insert((0, start + size + GRACE)).0 += 1;
                             added = true;
+                        } else {
+                            missed = true;
                         }
                         start -= advance;
                     }
                     if !added {
                         o.late.push(i);
+                    } else if missed {
+                        o.rescued += 1;
                     }
                 }
-                "session" => {
-                    let gap = 1_500;
-                    if ts + gap + 1 + GRACE <= wm {
-                        o.late.push(i);
-                    } else {
-                        let (mut start, mut end, mut n) = (ts, ts, 1);
-                        let touching: Vec<Win> = o
-                            .open
-                            .keys()
-                            .filter(|(key, s, e)| key == k && *e >= ts - gap && *s <= ts + gap)
-                            .cloned()
-                            .collect();
-                        for w in touching {
-                            let (c, _) = o.open.remove(&w).unwrap();
-                            start = start.min(w.1);
-                            end = end.max(w.2);
-                            n += c;
-                        }
-                        o.open.insert((k.clone(), start, end), (n, end + gap + 1 + GRACE));
-                    }
-                }
-                "sliding" => {
-                    let length = 5_000;
-                    if ts + 1 + GRACE <= wm {
-                        o.late.push(i);
-                    } else {
-                        for ((key, s, e), (n, _)) in o.open.iter_mut() {
-                            if key == k && *s <= ts && ts < *e {
-                                *n += 1;
-                            }
-                        }
-                        let w = (k.clone(), ts - length, ts);
-                        if let Some((n, _)) = o.open.get_mut(&w) {
-                            *n += 1;
-                        } else {
-                            let n =
-                                o.accepted.iter().filter(|(key, t)| key == k && *t >= ts - length && *t <= ts).count();
-                            o.open.insert(w, (n as i64 + 1, ts + 1 + GRACE));
-                        }
-                        o.accepted.push((k.clone(), ts));
-                    }
-                }
+                "session" => o.session(i, k, ts, 1_500, GRACE),
+                "sliding" => o.sliding(i, k, ts, 5_000),
                 "count" => {
                     let c = counts.entry(k.clone()).or_default();
                     c.push(ts);
@@ -265,6 +305,9 @@ async fn every_window_kind_equals_the_oracle_and_late_records_go_only_to_the_lat
         if *kind != "count" {
             assert!(!oracle.late.is_empty(), "{kind}: the input has no late record");
         }
+        if *kind == "hopping" || *kind == "sliding" {
+            assert!(oracle.rescued > 0, "{kind}: no record lands in an open window after one of its windows closed");
+        }
         let (out, late) = &topics[kind];
         harness::eventually(&format!("{kind} windows equal the oracle"), TIMEOUT, || {
             let got = emitted(out)?;
@@ -288,6 +331,161 @@ async fn every_window_kind_equals_the_oracle_and_late_records_go_only_to_the_lat
             }
         });
     }
+    app.shutdown().unwrap();
+}
+
+/// Per-user events a few seconds apart, so sessions (20 s gap) run for tens
+/// of minutes, with a pause of two minutes now and then, and 2% of the
+/// records 10 to 30 minutes behind; a last record an hour on closes every
+/// session. The shape of the report in issue 12.
+fn long_sessions_input(seed: u64, n: usize) -> Vec<(String, i64)> {
+    let mut next = xorshift(seed);
+    let mut t = 1_700_000_000_000i64;
+    let mut paused_until = [i64::MIN; 6];
+    let mut out = Vec::with_capacity(n + 1);
+    while out.len() < n {
+        t += (next() % 1_000) as i64;
+        let user = (next() % 6) as usize;
+        if t < paused_until[user] {
+            continue;
+        }
+        if next() % 1_000 < 2 {
+            paused_until[user] = t + 120_000;
+        }
+        let ts = if next() % 100 < 2 { t - 600_000 - (next() % 1_200_000) as i64 } else { t };
+        out.push((format!("user{user}"), ts));
+    }
+    out.push(("closer".to_string(), t + 3_600_000));
+    out
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_late_record_inside_an_open_session_is_merged_into_it_not_dropped() {
+    let (gap, grace) = (20_000i64, 5_000i64);
+    let records = long_sessions_input(5, 8_000);
+    let mut oracle = Oracle::default();
+    for (i, (k, ts)) in records.iter().enumerate() {
+        oracle.wm = Some(oracle.wm().max(ts - OOO));
+        oracle.session(i, k, *ts, gap, grace);
+        oracle.close_due();
+    }
+    assert!(oracle.rescued > 0, "no late record lands in an open session");
+    assert!(oracle.late.len() > oracle.rescued / 4, "too few records late for good");
+    assert!(oracle.closed.len() > 10, "too few sessions closed: {}", oracle.closed.len());
+    let input_topic = harness::new_topic("long-sessions-in", 1).await;
+    let out = harness::new_topic("long-sessions-out", 1).await;
+    let late = harness::new_topic("long-sessions-late", 1).await;
+    harness::produce_many(&input_topic, &as_records(&records)).await;
+
+    let mut b = Topology::builder();
+    b.stream_with_time(
+        &input_topic,
+        Serdes::string(),
+        Serdes::json::<Ev>(),
+        Timestamps::from_value(|v: &Ev| Some(v.ts)).out_of_orderness(Duration::from_millis(OOO as u64)),
+    )
+    .group_by_key()
+    .windowed_by(Windows::session(Duration::from_millis(gap as u64)).grace(Duration::from_millis(grace as u64)))
+    .emit_final()
+    .late_records_to(&late)
+    .count("long-sessions")
+    .to(&out, Serdes::windowed(Serdes::string()), Serdes::i64());
+    let state = tempfile::tempdir().unwrap();
+    let config = harness::app_config(&harness::unique("long-sessions"), state.path(), &[]);
+    let app = App::new(config).unwrap().start(b.build().unwrap()).unwrap();
+    harness::eventually("every closed session with all its records", TIMEOUT, || {
+        let got = emitted(&out)?;
+        if got == oracle.closed {
+            Ok(())
+        } else {
+            Err(diff(&got, &oracle.closed))
+        }
+    });
+    harness::eventually("only records late for every session in the late topic", TIMEOUT, || {
+        let got = harness::read_committed(&late).len();
+        if got == oracle.late.len() {
+            Ok(())
+        } else {
+            Err(format!("{got} late records, want {}", oracle.late.len()))
+        }
+    });
+    app.shutdown().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_session_merged_after_it_was_emitted_gets_a_tombstone_and_the_table_of_sessions_is_right() {
+    let input_topic = harness::new_topic("merge-tombstone-in", 1).await;
+    let out = harness::new_topic("merge-tombstone-out", 1).await;
+    let mut b = Topology::builder();
+    b.stream_with_time(
+        &input_topic,
+        Serdes::string(),
+        Serdes::json::<Ev>(),
+        // Nothing closes during the test: the bridging record is on time.
+        Timestamps::from_value(|v: &Ev| Some(v.ts)).out_of_orderness(Duration::from_secs(600)),
+    )
+    .group_by_key()
+    .windowed_by(Windows::session(Duration::from_secs(20)))
+    .with_tombstones()
+    .count("merge-tombstone")
+    .to(&out, Serdes::windowed(Serdes::string()), Serdes::optional(Serdes::i64()));
+    let state = tempfile::tempdir().unwrap();
+    let config = harness::app_config(&harness::unique("merge-tombstone"), state.path(), &[]);
+    let app = App::new(config).unwrap().start(b.build().unwrap()).unwrap();
+
+    let t0 = 1_700_000_000_000i64;
+    let s = 1_000i64;
+    let at = |k: &str, secs: i64| (k.to_string(), t0 + secs * s);
+    // alice: sessions 0..5 and 40..45 (35 s apart), bob: 0..0.
+    harness::produce(
+        &input_topic,
+        &as_records(&[at("alice", 0), at("alice", 5), at("alice", 40), at("alice", 45), at("bob", 0)]),
+    )
+    .await;
+    let table = |topic: &str| -> BTreeMap<Win, i64> {
+        let mut m = BTreeMap::new();
+        for r in harness::read_committed(topic) {
+            let key = r.key.unwrap();
+            let (k, w) = key.split_at(key.len() - 16);
+            let win = (
+                String::from_utf8(k.to_vec()).unwrap(),
+                i64::from_be_bytes(w[..8].try_into().unwrap()),
+                i64::from_be_bytes(w[8..].try_into().unwrap()),
+            );
+            match r.value {
+                Some(v) => m.insert(win, i64::from_be_bytes(v.as_slice().try_into().unwrap())),
+                None => m.remove(&win),
+            };
+        }
+        m
+    };
+    let want = |sessions: &[(&str, i64, i64, i64)]| -> BTreeMap<Win, i64> {
+        sessions.iter().map(|(k, a, e, n)| ((k.to_string(), t0 + a * s, t0 + e * s), *n)).collect()
+    };
+    let first = want(&[("alice", 0, 5, 2), ("alice", 40, 45, 2), ("bob", 0, 0, 1)]);
+    harness::eventually("the first sessions are emitted", TIMEOUT, || {
+        let got = table(&out);
+        if got == first {
+            Ok(())
+        } else {
+            Err(format!("got {got:?}"))
+        }
+    });
+    // alice's 22 s is within 20 s of both her sessions: they merge, with
+    // her 2 s (inside) into one session 0..45 of 6 events.
+    harness::produce(&input_topic, &as_records(&[at("alice", 22), at("alice", 2)])).await;
+    let second = want(&[("alice", 0, 45, 6), ("bob", 0, 0, 1)]);
+    harness::eventually("the table of sessions holds only the merged session", TIMEOUT, || {
+        let got = table(&out);
+        if got == second {
+            Ok(())
+        } else {
+            Err(format!("got {got:?}"))
+        }
+    });
+    // One tombstone per absorbed session, none for the session that grew.
+    let tombstones = harness::read_committed(&out).iter().filter(|r| r.value.is_none()).count();
+    assert_eq!(tombstones, 2);
     app.shutdown().unwrap();
 }
 

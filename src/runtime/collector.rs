@@ -27,8 +27,9 @@ use rdkafka::statistics::Statistics;
 use rdkafka::{ClientContext, Message};
 
 use crate::metrics::Metrics;
-use crate::record::{Headers, SourceOffset};
+use crate::record::Headers;
 use crate::runtime::wall_clock_ms;
+use crate::topology::time::{MARKER_HEADER, RECORD_MARK_HEADER};
 use crate::topology::ProcessError;
 
 /// An output record the broker did not accept.
@@ -197,6 +198,8 @@ impl RecordCollector {
 
     /// Queues one record. A full queue is drained by serving delivery
     /// reports; any other refusal is a production error for the policy.
+    /// `mark` (records to a repartition topic) is the writing task's
+    /// watermark, sent as the `rivulet.upstream` header after `headers`.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn send(
         &self,
@@ -206,12 +209,26 @@ impl RecordCollector {
         value: Option<&[u8]>,
         timestamp: i64,
         headers: &Headers,
-        _source: Option<&SourceOffset>,
+        mark: Option<&[u8]>,
     ) -> Result<(), ProcessError> {
         if let Some(latency) = &self.latency {
             latency.observe(topic, timestamp);
         }
-        self.produce(topic, partition, key, value, timestamp, headers)
+        self.produce(topic, partition, key, value, timestamp, headers, mark)
+    }
+
+    /// Queues a watermark marker (no key, no value, the marker header) for
+    /// one partition of a repartition topic. Not an output: its age is not
+    /// observed.
+    pub(crate) fn send_marker(
+        &self,
+        topic: &str,
+        partition: i32,
+        timestamp: i64,
+        mark: &[u8],
+    ) -> Result<(), ProcessError> {
+        let headers: Headers = vec![(MARKER_HEADER.to_string(), Some(mark.to_vec()))];
+        self.produce(topic, Some(partition), None, None, timestamp, &headers, None)
     }
 
     /// Queues a record for the dead-letter topic (not an output: its age
@@ -223,9 +240,10 @@ impl RecordCollector {
         value: Option<&[u8]>,
         headers: &Headers,
     ) -> Result<(), ProcessError> {
-        self.produce(topic, None, key, value, wall_clock_ms(), headers)
+        self.produce(topic, None, key, value, wall_clock_ms(), headers, None)
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn produce(
         &self,
         topic: &str,
@@ -234,6 +252,7 @@ impl RecordCollector {
         value: Option<&[u8]>,
         timestamp: i64,
         headers: &Headers,
+        mark: Option<&[u8]>,
     ) -> Result<(), ProcessError> {
         self.ensure_transaction().map_err(|e| ProcessError::Produce {
             topic: topic.to_string(),
@@ -251,10 +270,13 @@ impl RecordCollector {
         if let Some(v) = value {
             record = record.payload(v);
         }
-        if !headers.is_empty() {
-            let mut hs = OwnedHeaders::new_with_capacity(headers.len());
+        if !headers.is_empty() || mark.is_some() {
+            let mut hs = OwnedHeaders::new_with_capacity(headers.len() + usize::from(mark.is_some()));
             for (k, v) in headers {
                 hs = hs.insert(Header { key: k, value: v.as_deref() });
+            }
+            if let Some(mark) = mark {
+                hs = hs.insert(Header { key: RECORD_MARK_HEADER, value: Some(mark) });
             }
             record = record.headers(hs);
         }

@@ -80,6 +80,19 @@ pub(crate) struct TaskContext {
     /// Reused serialization buffers of sinks.
     pub(crate) key_buf: Vec<u8>,
     pub(crate) value_buf: Vec<u8>,
+    /// The watermark mark the task's records to repartition topics carry.
+    pub(crate) shuffle: ShuffleMark,
+}
+
+/// The `rivulet.upstream` header value of the records a task writes to
+/// repartition topics (`<partition>/<tasks>/<watermark>`), encoded again
+/// only when the watermark moved.
+#[derive(Debug, Default)]
+pub(crate) struct ShuffleMark {
+    /// How many tasks the writing sub-topology has.
+    pub(crate) tasks: usize,
+    encoded: Option<i64>,
+    buf: Vec<u8>,
 }
 
 /// Store `store` of a task; an index that is not one is a bug in the
@@ -127,6 +140,23 @@ impl TaskContext {
         let name = &store_slot(&self.stores, self.task_id, store)?.name;
         self.buffer.delete(name, key);
         Ok(())
+    }
+
+    /// The mark for a record this task writes to a repartition topic now;
+    /// give the buffer back with [`return_mark`](Self::return_mark).
+    pub(crate) fn take_mark(&mut self) -> Vec<u8> {
+        let wm = self.time.watermark();
+        let mut buf = std::mem::take(&mut self.shuffle.buf);
+        if self.shuffle.encoded != Some(wm) || buf.is_empty() {
+            let mark = crate::topology::time::Mark::At(wm);
+            crate::topology::time::encode_mark(self.task_id.partition, self.shuffle.tasks, mark, &mut buf);
+            self.shuffle.encoded = Some(wm);
+        }
+        buf
+    }
+
+    pub(crate) fn return_mark(&mut self, buf: Vec<u8>) {
+        self.shuffle.buf = buf;
     }
 
     pub(crate) fn schedule(&mut self, node: usize, interval: Duration, kind: TimeKind) {

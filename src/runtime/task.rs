@@ -27,9 +27,14 @@ use crate::state::{
 };
 use crate::topology::graph::TopicName;
 use crate::topology::graph::{Instance, Instantiator};
-use crate::topology::time::{encode_marker, WATERMARK_HEADER};
+use crate::topology::time::{encode_mark, is_marker, Mark, RECORD_MARK_HEADER};
 use crate::topology::{changelog_topic, ProcessError, StoreKind, Subtopology, TimeKind, Topology};
 use crate::Config;
+
+/// How often a task repeats an unchanged watermark to its repartition
+/// topics, so a downstream task that restarted, or went back after an
+/// abort, hears of it again without waiting for new data.
+const MARK_REPEAT_MS: i64 = 10_000;
 
 /// Changelog records applied to a store per batch while restoring.
 pub(crate) const RESTORE_BATCH: usize = 10_000;
@@ -57,10 +62,12 @@ pub(crate) struct Task {
     /// Repartition topics this task writes and their partition counts:
     /// each gets the task's watermark as a marker in every partition.
     repartition_targets: Vec<(String, i32)>,
-    /// How many tasks this task's sub-topology has (its source partitions).
-    upstream_tasks: usize,
-    /// The watermark last sent as markers.
+    /// The watermark last sent as markers, and when (wall clock).
     marked: i64,
+    marked_at: i64,
+    /// When the task last told its repartition topics that it is idle
+    /// (`None`: it is not idle).
+    idle_told: Option<i64>,
     /// Aborted: the nodes must be initialised again before going on.
     stale: bool,
     /// Batches drained from the write buffer in step 1 of a commit, applied
@@ -107,7 +114,7 @@ impl Task {
         let source_ids: Vec<usize> = sub.sources.iter().map(|(n, _)| *n).collect();
         let instance = Instantiator::instantiate(&topology.nodes, &config.application_id, &source_ids)
             .map_err(|e| Error::Internal(e.to_string()))?;
-        let ctx = TaskContext {
+        let mut ctx = TaskContext {
             task_id: id,
             source: None,
             stream_time: i64::MIN,
@@ -119,8 +126,10 @@ impl Task {
             late_records: 0,
             key_buf: Vec::new(),
             value_buf: Vec::new(),
+            shuffle: Default::default(),
         };
         let (repartition_targets, upstream_tasks) = repartition_targets(sub, config, &ctx.collector)?;
+        ctx.shuffle.tasks = upstream_tasks;
         Ok(Task {
             id,
             ctx,
@@ -128,8 +137,9 @@ impl Task {
             consumed: Vec::new(),
             pending: Vec::new(),
             repartition_targets,
-            upstream_tasks,
             marked: i64::MIN,
+            marked_at: i64::MIN,
+            idle_told: None,
             stale: false,
         })
     }
@@ -170,6 +180,10 @@ impl Task {
 
     /// Runs the processors' `init`.
     pub(crate) fn init(&mut self) -> Result<(), ProcessError> {
+        let now = wall_clock_ms();
+        for source in self.instance.sources.values() {
+            source.borrow_mut().register_time(&mut self.ctx, now);
+        }
         for (_, node) in &self.instance.lifecycles {
             node.borrow_mut().init(&mut self.ctx)?;
         }
@@ -192,7 +206,7 @@ impl Task {
         };
         self.ctx.source = Some(SourceOffset { topic: topic.clone(), partition: msg.partition(), offset: msg.offset() });
         let watermark = self.ctx.time.watermark();
-        let headers = headers_of(msg);
+        let (headers, mark) = split_headers(msg);
         let Some(source) = self.instance.sources.get(topic.as_ref()) else {
             return Err(ProcessError::Topology {
                 node: format!("task {}", self.id),
@@ -201,7 +215,7 @@ impl Task {
         };
         // The source extracts the record's timestamp and advances stream
         // time and the watermark.
-        source.borrow_mut().process_raw(msg.key(), msg.payload(), timestamp, headers, &mut self.ctx)?;
+        source.borrow_mut().process_raw(msg.key(), msg.payload(), timestamp, headers, mark, &mut self.ctx)?;
         self.fire_timers(TimeKind::StreamTime, self.ctx.stream_time)?;
         self.watermark_advanced(watermark)
     }
@@ -273,7 +287,7 @@ impl Task {
         for (_, node) in &self.instance.lifecycles {
             node.borrow_mut().on_commit(&mut self.ctx)?;
         }
-        self.send_watermark_markers()?;
+        self.send_watermark_markers(wall_clock_ms())?;
         for (i, slot) in self.ctx.stores.iter().enumerate() {
             let batch = self.ctx.buffer.drain(&slot.name);
             // Local drops have no changelog records (the segmented window store).
@@ -297,24 +311,62 @@ impl Task {
         Ok(())
     }
 
-    /// Sends the task's watermark, when it moved, to every partition of
-    /// every repartition topic it writes, behind the records it wrote
-    /// there: the downstream tasks take the minimum over their upstream
-    /// tasks (`TaskTime::observe_marker`).
-    fn send_watermark_markers(&mut self) -> Result<(), ProcessError> {
-        let wm = self.ctx.time.watermark();
-        if wm <= self.marked || self.repartition_targets.is_empty() {
+    /// Tells every partition of every repartition topic the task writes
+    /// how far its time has come, behind the records it wrote there: its
+    /// watermark when it moved, or that it is idle. Runs after every round
+    /// of polled records and at the commit. The records themselves carry
+    /// the watermark too (`rivulet.upstream`); markers reach the partitions
+    /// the task had no record for. The downstream tasks take the minimum
+    /// over their upstream tasks that are not idle
+    /// (`TaskTime::observe_mark`).
+    pub(crate) fn send_watermark_markers(&mut self, now: i64) -> Result<(), ProcessError> {
+        if self.repartition_targets.is_empty() {
             return Ok(());
         }
-        let headers: Headers =
-            vec![(WATERMARK_HEADER.to_string(), Some(encode_marker(self.id.partition, self.upstream_tasks, wm)))];
-        for (topic, partitions) in &self.repartition_targets {
+        self.refresh()?;
+        let time = &self.ctx.time;
+        let mark = if time.is_idle(now) {
+            if self.idle_told.is_some_and(|told| now.saturating_sub(told) < time.idle_repeat_ms()) {
+                return Ok(());
+            }
+            // Said again now and then: a downstream task that restarted
+            // or went back after an abort must learn it again.
+            self.idle_told = Some(now);
+            Mark::Idle
+        } else {
+            if self.idle_told.take().is_some() {
+                // Back from idle: every partition must hear of it, moved
+                // or not.
+                self.marked = i64::MIN;
+            }
+            let wm = time.watermark();
+            // An unchanged watermark is said again now and then too, for
+            // the same reason as idleness.
+            let repeat = now.saturating_sub(self.marked_at) >= MARK_REPEAT_MS;
+            if wm == i64::MIN || (wm <= self.marked && !repeat) {
+                return Ok(());
+            }
+            self.marked = wm;
+            self.marked_at = now;
+            Mark::At(wm)
+        };
+        let mut value = std::mem::take(&mut self.ctx.key_buf);
+        encode_mark(self.id.partition, self.ctx.shuffle.tasks, mark, &mut value);
+        let timestamp = match mark {
+            Mark::At(wm) => wm.max(0),
+            Mark::Idle => now,
+        };
+        let mut result = Ok(());
+        'topics: for (topic, partitions) in &self.repartition_targets {
             for p in 0..*partitions {
-                self.ctx.collector.send(topic, Some(p), None, None, wm, &headers, None)?;
+                result = self.ctx.collector.send_marker(topic, p, timestamp, &value);
+                if result.is_err() {
+                    break 'topics;
+                }
             }
         }
-        self.marked = wm;
-        Ok(())
+        self.ctx.key_buf = value;
+        result
     }
 
     /// Commit step 4 for this task: after the offsets are committed, write
@@ -357,9 +409,11 @@ impl Task {
         if !std::mem::take(&mut self.stale) {
             return Ok(());
         }
-        self.ctx.time.reset();
+        self.ctx.time.reset(wall_clock_ms());
         self.ctx.stream_time = i64::MIN;
         self.marked = i64::MIN;
+        self.marked_at = i64::MIN;
+        self.idle_told = None;
         self.init()
     }
 
@@ -389,11 +443,31 @@ fn open_or_wipe(dir: &std::path::Path, name: &str, resources: &StateResources) -
     }
 }
 
-fn headers_of(msg: &BorrowedMessage<'_>) -> Headers {
+/// A polled record's headers, all of them (a dead letter keeps them).
+pub(crate) fn headers_of(msg: &BorrowedMessage<'_>) -> Headers {
     match msg.headers() {
         None => Headers::new(),
         Some(hs) => hs.iter().map(|h| (h.key.to_string(), h.value.map(<[u8]>::to_vec))).collect(),
     }
+}
+
+/// A polled record's headers for the topology, and apart from them the
+/// upstream task's watermark mark a repartition record carries
+/// (`rivulet.upstream`), which goes no further.
+fn split_headers<'m>(msg: &'m BorrowedMessage<'_>) -> (Headers, Option<&'m [u8]>) {
+    let Some(hs) = msg.headers() else {
+        return (Headers::new(), None);
+    };
+    let mut mark = None;
+    let mut headers = Headers::with_capacity(hs.count());
+    for h in hs.iter() {
+        if h.key == RECORD_MARK_HEADER {
+            mark = Some(h.value.unwrap_or_default());
+        } else {
+            headers.push((h.key.to_string(), h.value.map(<[u8]>::to_vec)));
+        }
+    }
+    (headers, mark)
 }
 
 /// The repartition topics a sub-topology writes, with their partition
@@ -434,5 +508,5 @@ fn repartition_targets(
 /// Whether a polled record is a watermark marker of a repartition topic
 /// (no value, the marker header), not a record to count as processed.
 pub(crate) fn is_watermark_marker(msg: &BorrowedMessage<'_>) -> bool {
-    msg.payload().is_none() && msg.headers().is_some_and(|hs| hs.iter().any(|h| h.key == WATERMARK_HEADER))
+    msg.headers().is_some_and(|hs| is_marker(msg.payload(), hs.iter().map(|h| h.key)))
 }

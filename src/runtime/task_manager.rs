@@ -487,18 +487,23 @@ impl TaskManager {
             Ok(()) => Ok(()),
             Err(e) if e.is_record_error() => {
                 let source = task.source().cloned();
-                let original = Original { key: msg.key(), value: msg.payload(), headers: headers_of(msg) };
+                let original =
+                    Original { key: msg.key(), value: msg.payload(), headers: crate::runtime::task::headers_of(msg) };
                 handle_bad_record(&self.app, &self.collector, e, source.as_ref(), Some(original))
             }
             Err(e) => Err(Error::record(task.source(), e)),
         }
     }
 
-    /// Fires wall-clock callbacks that are due.
+    /// Fires wall-clock callbacks that are due, then lets each task tell
+    /// its repartition topics how far its time has come (after every round
+    /// of polled records, so windows downstream close as soon as the data
+    /// says so, not a commit later).
     pub(crate) fn punctuate(&mut self) -> Result<()> {
         let now = wall_clock_ms();
         for task in self.tasks.values_mut() {
             task.fire_timers(TimeKind::WallClock, now).map_err(Error::from)?;
+            task.send_watermark_markers(now).map_err(Error::from)?;
         }
         Ok(())
     }
@@ -803,14 +808,6 @@ pub(crate) struct Original<'a> {
     key: Option<&'a [u8]>,
     value: Option<&'a [u8]>,
     headers: Headers,
-}
-
-fn headers_of(msg: &BorrowedMessage<'_>) -> Headers {
-    use rdkafka::message::Headers as _;
-    match msg.headers() {
-        None => Headers::new(),
-        Some(hs) => hs.iter().map(|h| (h.key.to_string(), h.value.map(<[u8]>::to_vec))).collect(),
-    }
 }
 
 /// Applies the policy for `error`'s kind: fail, skip (log and count), or

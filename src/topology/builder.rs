@@ -15,7 +15,7 @@ use crate::topology::ops::{
 };
 use crate::topology::processor::{Children, Entry, Node, ProcessError, Processor, ProcessorNode, Typed, UserError};
 use crate::topology::store::StoreSpec;
-use crate::topology::time::{decode_marker, Extract, Timestamps, WATERMARK_HEADER};
+use crate::topology::time::{decode_mark, is_marker, Extract, Timestamps, MARKER_HEADER};
 use crate::topology::{Topology, TopologyError};
 
 /// Data that flows between operators: cloned when a stream feeds several
@@ -223,32 +223,54 @@ struct SourceNode<K, V> {
     children: Children<K, V>,
 }
 
+impl<K: Data, V: Data> SourceNode<K, V> {
+    fn bad_mark(&self, value: &[u8]) -> ProcessError {
+        ProcessError::Topology {
+            node: format!("the source of {}", self.topic),
+            reason: format!(
+                "a watermark mark reads {:?}, not <partition>/<tasks>/<watermark or idle>; only rivulet itself may \
+                 write to its internal topic {}",
+                String::from_utf8_lossy(value),
+                self.topic
+            ),
+        }
+    }
+}
+
 impl<K: Data, V: Data> RawSource for SourceNode<K, V> {
+    fn register_time(&mut self, task: &mut crate::runtime::TaskContext, now: i64) {
+        if !self.markers {
+            let (ooo, idle) = (self.time.out_of_orderness_ms, self.time.idle_after_ms);
+            self.slot = Some(task.time.slot(&self.topic_name, ooo, idle, now));
+        }
+    }
+
     fn process_raw(
         &mut self,
         key: Option<&[u8]>,
         value: Option<&[u8]>,
         timestamp: i64,
         headers: crate::record::Headers,
+        mark: Option<&[u8]>,
         task: &mut crate::runtime::TaskContext,
     ) -> Result<(), ProcessError> {
+        // A repartition topic: the upstream task's watermark comes with
+        // each record (a header) or alone (a marker). A record is judged by
+        // the watermark as of the records before it; its own mark applies
+        // after it, as a Flink watermark that follows the record.
+        let mut upstream = None;
         if self.markers {
             let slot = *self.slot.get_or_insert_with(|| task.time.marker_slot(&self.topic_name));
-            let marker = headers.iter().find(|(k, _)| k == WATERMARK_HEADER).and_then(|(_, v)| v.as_deref());
-            if let (Some(marker), None) = (marker, value) {
-                let Some((from, upstream_tasks, watermark)) = decode_marker(marker) else {
-                    return Err(ProcessError::Topology {
-                        node: format!("the source of {}", self.topic),
-                        reason: format!(
-                            "a watermark marker reads {:?}, not <partition>/<tasks>/<watermark>; only rivulet \
-                             itself may write to its internal topic {}",
-                            String::from_utf8_lossy(marker),
-                            self.topic
-                        ),
-                    });
+            if is_marker(value, headers.iter().map(|(k, _)| k.as_str())) {
+                let raw = headers.iter().find(|(k, _)| k == MARKER_HEADER).and_then(|(_, v)| v.as_deref());
+                let Some((from, tasks, m)) = raw.and_then(decode_mark) else {
+                    return Err(self.bad_mark(raw.unwrap_or_default()));
                 };
-                task.time.observe_marker(slot, from, upstream_tasks, watermark, crate::runtime::wall_clock_ms());
+                task.time.observe_mark(slot, from, tasks, m, crate::runtime::wall_clock_ms());
                 return Ok(());
+            }
+            if let Some(raw) = mark {
+                upstream = Some(decode_mark(raw).ok_or_else(|| self.bad_mark(raw))?);
             }
         }
         let key = self
@@ -269,10 +291,14 @@ impl<K: Data, V: Data> RawSource for SourceNode<K, V> {
         };
         let now = if self.time.idle_after_ms.is_some() { crate::runtime::wall_clock_ms() } else { 0 };
         let (ooo, idle) = (self.time.out_of_orderness_ms, self.time.idle_after_ms);
-        let slot = *self.slot.get_or_insert_with(|| task.time.slot(&self.topic_name, ooo, idle));
+        let slot = *self.slot.get_or_insert_with(|| task.time.slot(&self.topic_name, ooo, idle, now));
         task.time.observe(slot, timestamp, now);
         task.stream_time = task.stream_time.max(timestamp);
-        self.children.forward(Record { key, value, timestamp, headers }, task)
+        self.children.forward(Record { key, value, timestamp, headers }, task)?;
+        if let Some((from, tasks, m)) = upstream {
+            task.time.observe_mark(slot, from, tasks, m, 0);
+        }
+        Ok(())
     }
 }
 
@@ -287,6 +313,8 @@ struct SinkNode<K, V> {
     target: SinkTarget<K, V>,
     key_serde: Arc<dyn Serde<K>>,
     value_serde: Arc<dyn Serde<V>>,
+    /// A repartition topic: each record carries the task's watermark.
+    marks: bool,
 }
 
 impl<K: 'static, V: 'static> Node<K, V> for SinkNode<K, V> {
@@ -299,6 +327,7 @@ impl<K: 'static, V: 'static> Node<K, V> for SinkNode<K, V> {
         let mut value = std::mem::take(&mut task.value_buf);
         key.clear();
         value.clear();
+        let mark = if self.marks { Some(task.take_mark()) } else { None };
         let result = (|| {
             let k = self
                 .key_serde
@@ -315,11 +344,14 @@ impl<K: 'static, V: 'static> Node<K, V> for SinkNode<K, V> {
                 (v == Encoded::Bytes).then_some(value.as_slice()),
                 record.timestamp,
                 &record.headers,
-                task.source.as_ref(),
+                mark.as_deref(),
             )
         })();
         task.key_buf = key;
         task.value_buf = value;
+        if let Some(mark) = mark {
+            task.return_mark(mark);
+        }
         result
     }
 }
@@ -601,6 +633,7 @@ impl<K: Data, V: Data> KStream<K, V> {
             SinkTopic::Topic(t) => (Some(t.clone()), SinkTopic::Topic(t)),
             SinkTopic::PerRecord(f) => (None, SinkTopic::PerRecord(f)),
         };
+        let marks = matches!(topic_name, Some(TopicName::Internal(_)));
         let build: BuildFn = Arc::new(move |inst: &mut Instantiator<'_>, _id| {
             let target = match &target {
                 SinkTopic::Topic(t) => SinkTarget::Fixed(t.resolve(inst.application_id())),
@@ -610,6 +643,7 @@ impl<K: Data, V: Data> KStream<K, V> {
                 target,
                 key_serde: key_serde.clone(),
                 value_serde: value_serde.clone(),
+                marks,
             }));
             Ok(Box::new(entry) as Box<dyn Any>)
         });

@@ -70,8 +70,14 @@ pub(crate) trait RawSource {
         value: Option<&[u8]>,
         timestamp: i64,
         headers: Headers,
+        mark: Option<&[u8]>,
         task: &mut TaskContext,
     ) -> Result<(), ProcessError>;
+
+    /// Registers the source's partition in the task's time when the task
+    /// starts (wall clock `now`), so a partition that never has data can
+    /// still become idle.
+    fn register_time(&mut self, task: &mut TaskContext, now: i64);
 }
 
 pub(crate) type SourceEntry = Rc<RefCell<dyn RawSource>>;

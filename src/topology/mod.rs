@@ -28,7 +28,9 @@ pub use builder::{Branches, Data, KGroupedStream, KStream, KTable, Split, Topolo
 pub use processor::{ProcessError, Processor, ProcessorContext, TimeKind, UserError};
 pub use store::{KeyValueView, StoreKind, StoreSpec};
 pub use time::Timestamps;
-pub use windows::{Aggregator, EmitMode, WindowResult, Windowed, WindowedStream, Windows};
+pub use windows::{
+    Aggregator, EmitMode, Updates, WindowOutput, WindowResult, Windowed, WindowedStream, Windows, WithTombstones,
+};
 
 use builder::Graph;
 use graph::{NodeKind, NodeSpec, TopicName};

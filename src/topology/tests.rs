@@ -70,6 +70,7 @@ impl Harness {
             late_records: 0,
             key_buf: Vec::new(),
             value_buf: Vec::new(),
+            shuffle: Default::default(),
         };
         Harness { ctx, instance }
     }
@@ -96,7 +97,7 @@ impl Harness {
             .get(topic)
             .unwrap_or_else(|| panic!("no source reads {topic}; sources: {:?}", self.instance.sources.keys()))
             .clone();
-        let result = source.borrow_mut().process_raw(key, value, timestamp, headers, &mut self.ctx);
+        let result = source.borrow_mut().process_raw(key, value, timestamp, headers, None, &mut self.ctx);
         result
     }
 

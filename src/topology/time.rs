@@ -123,38 +123,98 @@ struct PartitionTime {
     max: i64,
     out_of_orderness: i64,
     idle_after: Option<i64>,
-    /// Wall clock of the last record.
+    /// Wall clock of the last record (or of the task's start, before any).
     last_seen: i64,
     /// A repartition topic's partition: its time is the minimum of the
-    /// watermarks the upstream tasks wrote into it, not its records'
+    /// watermarks the upstream tasks sent through it, not its records'
     /// timestamps (the shuffle interleaves the upstream tasks' records).
     upstream: Option<Upstream>,
 }
 
-/// The watermarks the upstream tasks of a repartition partition sent.
+/// What the upstream tasks of a repartition partition said of their time.
 struct Upstream {
     /// How many upstream tasks write to it.
     expected: usize,
-    /// Upstream task partition -> its latest watermark.
-    marks: std::collections::BTreeMap<i32, i64>,
+    /// Upstream task partition -> its latest watermark, and whether it said
+    /// it is idle since.
+    marks: std::collections::BTreeMap<i32, UpstreamMark>,
 }
 
-/// The header of a watermark marker: an upstream task's watermark, sent
-/// through a repartition topic to every partition.
-pub(crate) const WATERMARK_HEADER: &str = "rivulet.watermark";
-
-/// A marker's header value: `<upstream partition>/<upstream tasks>/<watermark>`.
-pub(crate) fn encode_marker(from: i32, upstream_tasks: usize, watermark: i64) -> Vec<u8> {
-    format!("{from}/{upstream_tasks}/{watermark}").into_bytes()
+#[derive(Debug, Clone, Copy)]
+struct UpstreamMark {
+    watermark: i64,
+    idle: bool,
 }
 
-pub(crate) fn decode_marker(value: &[u8]) -> Option<(i32, usize, i64)> {
+impl Upstream {
+    /// Every upstream task has been heard from.
+    fn complete(&self) -> bool {
+        self.marks.len() >= self.expected
+    }
+
+    /// The minimum watermark of the upstream tasks that are not idle:
+    /// `None` while one has not been heard from yet (it holds the
+    /// partition back) and `Some(None)` when all of them are idle.
+    fn watermark(&self) -> Option<Option<i64>> {
+        if !self.complete() {
+            return None;
+        }
+        Some(self.marks.values().filter(|m| !m.idle).map(|m| m.watermark).min())
+    }
+}
+
+/// The header of a watermark marker: a record with no value that an
+/// upstream task writes to every partition of a repartition topic it
+/// writes, to say how far its time has come (or that it is idle) when it
+/// has no record to send there.
+pub(crate) const MARKER_HEADER: &str = "rivulet.watermark";
+
+/// The header every record written to a repartition topic carries: the
+/// writing task's watermark as of that record, so the reading task judges
+/// each record by the upstream time it was sent at, whatever the commit
+/// interval. Same value format as a marker's.
+pub(crate) const RECORD_MARK_HEADER: &str = "rivulet.upstream";
+
+/// What an upstream task says of its time in a marker or a record header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Mark {
+    /// Its watermark.
+    At(i64),
+    /// It has had no data for its sources' `idle_after`: leave it out of
+    /// the minimum until it sends again (Flink's idleness, carried across
+    /// the shuffle).
+    Idle,
+}
+
+/// A marker's or record header's value:
+/// `<upstream partition>/<upstream tasks>/<watermark or "idle">`.
+pub(crate) fn encode_mark(from: i32, upstream_tasks: usize, mark: Mark, out: &mut Vec<u8>) {
+    use std::io::Write as _;
+    out.clear();
+    // Writing to a Vec cannot fail.
+    let _ = match mark {
+        Mark::At(wm) => write!(out, "{from}/{upstream_tasks}/{wm}"),
+        Mark::Idle => write!(out, "{from}/{upstream_tasks}/idle"),
+    };
+}
+
+pub(crate) fn decode_mark(value: &[u8]) -> Option<(i32, usize, Mark)> {
     let text = std::str::from_utf8(value).ok()?;
     let mut parts = text.split('/');
     let from = parts.next()?.parse().ok()?;
     let tasks = parts.next()?.parse().ok()?;
-    let wm = parts.next()?.parse().ok()?;
-    parts.next().is_none().then_some((from, tasks, wm))
+    let mark = match parts.next()? {
+        "idle" => Mark::Idle,
+        wm => Mark::At(wm.parse().ok()?),
+    };
+    parts.next().is_none().then_some((from, tasks, mark))
+}
+
+/// Whether a record of a repartition topic is a watermark marker (no value,
+/// the marker header) rather than a record to process. The one place that
+/// decides it: the source node and the task manager's counts both ask here.
+pub(crate) fn is_marker<'a>(value: Option<&[u8]>, mut header_keys: impl Iterator<Item = &'a str>) -> bool {
+    value.is_none() && header_keys.any(|k| k == MARKER_HEADER)
 }
 
 /// A task's stream time and watermark.
@@ -169,9 +229,17 @@ impl Default for TaskTime {
     }
 }
 
+/// How often an idle task repeats that it is idle when its sources set no
+/// `idle_after` of their own (a task fed only by repartition topics whose
+/// upstream tasks are all idle): a downstream task that restarted, or
+/// aborted and went back, learns it again within this time.
+const IDLE_REPEAT_MS: i64 = 10_000;
+
 impl TaskTime {
-    /// The slot of a source partition, registered on its first record.
-    pub(crate) fn slot(&mut self, topic: &Arc<str>, out_of_orderness: i64, idle_after: Option<i64>) -> usize {
+    /// The slot of a source partition, registered when the task starts (so
+    /// a partition that never has data can become idle) or on its first
+    /// record. `now` is the wall clock.
+    pub(crate) fn slot(&mut self, topic: &Arc<str>, out_of_orderness: i64, idle_after: Option<i64>, now: i64) -> usize {
         if let Some(i) = self.partitions.iter().position(|p| p.topic == *topic) {
             return i;
         }
@@ -180,15 +248,16 @@ impl TaskTime {
             max: i64::MIN,
             out_of_orderness,
             idle_after,
-            last_seen: i64::MIN,
+            last_seen: now,
             upstream: None,
         });
         self.partitions.len() - 1
     }
 
-    /// The slot of a repartition partition, whose time comes from markers.
+    /// The slot of a repartition partition, whose time comes from its
+    /// upstream tasks' marks.
     pub(crate) fn marker_slot(&mut self, topic: &Arc<str>) -> usize {
-        let i = self.slot(topic, 0, None);
+        let i = self.slot(topic, 0, None, 0);
         if let Some(p) = self.partitions.get_mut(i) {
             if p.upstream.is_none() {
                 p.upstream = Some(Upstream { expected: usize::MAX, marks: Default::default() });
@@ -197,14 +266,17 @@ impl TaskTime {
         i
     }
 
-    /// Upstream task `from` (one of `expected`) reached `watermark`.
-    /// Returns whether the task's watermark advanced.
-    pub(crate) fn observe_marker(&mut self, slot: usize, from: i32, expected: usize, watermark: i64, now: i64) -> bool {
+    /// Upstream task `from` (one of `expected`) says `mark`. Returns
+    /// whether the task's watermark advanced.
+    pub(crate) fn observe_mark(&mut self, slot: usize, from: i32, expected: usize, mark: Mark, now: i64) -> bool {
         if let Some(p) = self.partitions.get_mut(slot) {
             if let Some(u) = p.upstream.as_mut() {
                 u.expected = expected;
-                let mark = u.marks.entry(from).or_insert(i64::MIN);
-                *mark = (*mark).max(watermark);
+                let m = u.marks.entry(from).or_insert(UpstreamMark { watermark: i64::MIN, idle: false });
+                match mark {
+                    Mark::At(wm) => *m = UpstreamMark { watermark: m.watermark.max(wm), idle: false },
+                    Mark::Idle => m.idle = true,
+                }
             }
             p.last_seen = now;
         }
@@ -215,7 +287,7 @@ impl TaskTime {
     /// clock `now`. Returns whether the watermark advanced.
     pub(crate) fn observe(&mut self, slot: usize, ts: i64, now: i64) -> bool {
         if self.partitions.get(slot).is_some_and(|p| p.upstream.is_some()) {
-            // Markers, not records, move a repartition partition's time.
+            // Marks, not records' timestamps, move a repartition partition's time.
             return false;
         }
         if let Some(p) = self.partitions.get_mut(slot) {
@@ -235,16 +307,42 @@ impl TaskTime {
         }
     }
 
+    fn partition_idle(p: &PartitionTime, now: i64) -> bool {
+        match &p.upstream {
+            Some(u) => matches!(u.watermark(), Some(None)),
+            None => p.idle_after.is_some_and(|idle| now.saturating_sub(p.last_seen) >= idle),
+        }
+    }
+
+    /// Whether every source partition of the task is idle at wall clock
+    /// `now`: each input partition has had no record for its source's
+    /// `idle_after` (or none since the task started), and each repartition
+    /// partition's upstream tasks are all idle. An idle task tells its
+    /// downstream tasks so, and they leave it out of their minimum.
+    pub(crate) fn is_idle(&self, now: i64) -> bool {
+        !self.partitions.is_empty() && self.partitions.iter().all(|p| Self::partition_idle(p, now))
+    }
+
+    /// How often an idle task repeats that it is idle: its shortest
+    /// `idle_after`, at least a second.
+    pub(crate) fn idle_repeat_ms(&self) -> i64 {
+        self.partitions.iter().filter_map(|p| p.idle_after).min().map_or(IDLE_REPEAT_MS, |ms| ms.max(1_000))
+    }
+
     fn recompute(&mut self, now: i64) -> bool {
         let mut candidate: Option<i64> = None;
         for p in &self.partitions {
             let time = match &p.upstream {
-                // Until every upstream task has sent a watermark, this
-                // partition holds the task back.
-                Some(u) if u.marks.len() < u.expected => return false,
-                Some(u) => u.marks.values().copied().min().unwrap_or(i64::MIN),
+                Some(u) => match u.watermark() {
+                    // Until every upstream task has been heard from, this
+                    // partition holds the task back.
+                    None => return false,
+                    // Every upstream task is idle.
+                    Some(None) => continue,
+                    Some(Some(wm)) => wm,
+                },
                 None if p.max == i64::MIN => continue,
-                None if p.idle_after.is_some_and(|idle| now.saturating_sub(p.last_seen) >= idle) => continue,
+                None if Self::partition_idle(p, now) => continue,
                 None => p.max.saturating_sub(p.out_of_orderness),
             };
             candidate = Some(candidate.map_or(time, |c| c.min(time)));
@@ -262,10 +360,11 @@ impl TaskTime {
 
     /// Forgets what the partitions have seen (after an abort, the records
     /// are processed again); the slots stay, as sources keep their index.
-    pub(crate) fn reset(&mut self) {
+    /// Idleness is measured from `now` again.
+    pub(crate) fn reset(&mut self, now: i64) {
         for p in &mut self.partitions {
             p.max = i64::MIN;
-            p.last_seen = i64::MIN;
+            p.last_seen = now;
             if let Some(u) = p.upstream.as_mut() {
                 u.marks.clear();
             }
@@ -296,11 +395,11 @@ mod tests {
     #[test]
     fn the_watermark_is_the_minimum_over_partitions_with_data_minus_out_of_orderness() {
         let mut t = TaskTime::default();
-        let a = t.slot(&topic("a"), 10, None);
+        let a = t.slot(&topic("a"), 10, None, 0);
         assert!(t.observe(a, 100, 0));
         assert_eq!(t.watermark(), 90);
         // A second partition with data holds it back; never decreases.
-        let b = t.slot(&topic("b"), 0, None);
+        let b = t.slot(&topic("b"), 0, None, 0);
         assert!(!t.observe(b, 50, 0));
         assert_eq!(t.watermark(), 90);
         assert!(!t.observe(a, 200, 0));
@@ -314,8 +413,8 @@ mod tests {
     #[test]
     fn an_idle_partition_stops_holding_the_watermark_back() {
         let mut t = TaskTime::default();
-        let a = t.slot(&topic("a"), 0, Some(1_000));
-        let b = t.slot(&topic("b"), 0, Some(1_000));
+        let a = t.slot(&topic("a"), 0, Some(1_000), 0);
+        let b = t.slot(&topic("b"), 0, Some(1_000), 0);
         t.observe(a, 100, 0);
         t.observe(b, 500, 500);
         assert_eq!(t.watermark(), 100);
@@ -336,24 +435,69 @@ mod tests {
         let r = t.marker_slot(&topic("app-x-repartition"));
         // Records alone do not move it.
         assert!(!t.observe(r, 5_000, 0));
-        assert!(!t.observe_marker(r, 0, 2, 1_000, 0));
+        assert!(!t.observe_mark(r, 0, 2, Mark::At(1_000), 0));
         assert_eq!(t.watermark(), i64::MIN);
-        assert!(t.observe_marker(r, 1, 2, 700, 0));
+        assert!(t.observe_mark(r, 1, 2, Mark::At(700), 0));
         assert_eq!(t.watermark(), 700);
-        assert!(t.observe_marker(r, 1, 2, 3_000, 0));
+        assert!(t.observe_mark(r, 1, 2, Mark::At(3_000), 0));
         assert_eq!(t.watermark(), 1_000);
-        assert_eq!(decode_marker(&encode_marker(3, 4, -5)), Some((3, 4, -5)));
-        assert_eq!(decode_marker(b"3/4"), None);
+        let mut buf = Vec::new();
+        encode_mark(3, 4, Mark::At(-5), &mut buf);
+        assert_eq!(decode_mark(&buf), Some((3, 4, Mark::At(-5))));
+        encode_mark(3, 4, Mark::Idle, &mut buf);
+        assert_eq!(decode_mark(&buf), Some((3, 4, Mark::Idle)));
+        assert_eq!(decode_mark(b"3/4"), None);
+        assert_eq!(decode_mark(b"3/4/soon"), None);
+    }
+
+    #[test]
+    fn idle_upstream_tasks_are_left_out_until_they_send_again() {
+        let mut t = TaskTime::default();
+        let r = t.marker_slot(&topic("app-x-repartition"));
+        // Upstream task 1 never had data and says it is idle: task 0 alone
+        // moves the watermark.
+        assert!(!t.observe_mark(r, 1, 2, Mark::Idle, 0));
+        assert!(t.observe_mark(r, 0, 2, Mark::At(1_000), 0));
+        assert_eq!(t.watermark(), 1_000);
+        assert!(!t.is_idle(0));
+        // Task 1 sends again: it counts, from where it is.
+        assert!(!t.observe_mark(r, 1, 2, Mark::At(400), 0));
+        assert!(!t.observe_mark(r, 0, 2, Mark::At(2_000), 0));
+        assert_eq!(t.watermark(), 1_000);
+        assert!(t.observe_mark(r, 1, 2, Mark::At(1_500), 0));
+        assert_eq!(t.watermark(), 1_500);
+        // Both idle: the partition is idle, and so is the task; the
+        // watermark stays.
+        t.observe_mark(r, 0, 2, Mark::Idle, 0);
+        t.observe_mark(r, 1, 2, Mark::Idle, 0);
+        assert!(t.is_idle(0));
+        assert_eq!(t.watermark(), 1_500);
+    }
+
+    #[test]
+    fn a_task_whose_partitions_had_no_data_for_idle_after_is_idle() {
+        let mut t = TaskTime::default();
+        let a = t.slot(&topic("a"), 0, Some(1_000), 100);
+        assert!(!t.is_idle(1_099));
+        assert!(t.is_idle(1_100));
+        t.observe(a, 5, 1_200);
+        assert!(!t.is_idle(2_199));
+        assert!(t.is_idle(2_200));
+        assert_eq!(t.idle_repeat_ms(), 1_000);
+        // A source without idle_after never makes its task idle.
+        let mut t = TaskTime::default();
+        t.slot(&topic("a"), 0, None, 0);
+        assert!(!t.is_idle(i64::MAX));
     }
 
     #[test]
     fn a_reset_forgets_what_was_seen_but_keeps_the_slots() {
         let mut t = TaskTime::default();
-        let a = t.slot(&topic("a"), 0, None);
+        let a = t.slot(&topic("a"), 0, None, 0);
         t.observe(a, 500, 0);
-        t.reset();
+        t.reset(0);
         assert_eq!(t.watermark(), i64::MIN);
-        assert_eq!(t.slot(&topic("a"), 0, None), a);
+        assert_eq!(t.slot(&topic("a"), 0, None, 0), a);
         assert!(t.observe(a, 100, 0));
         assert_eq!(t.watermark(), 100);
     }
@@ -362,7 +506,7 @@ mod tests {
     fn a_restored_watermark_is_a_floor() {
         let mut t = TaskTime::default();
         t.restore(1_000);
-        let a = t.slot(&topic("a"), 0, None);
+        let a = t.slot(&topic("a"), 0, None, 0);
         assert!(!t.observe(a, 10, 0));
         assert_eq!(t.watermark(), 1_000);
         assert!(t.observe(a, 1_001, 0));

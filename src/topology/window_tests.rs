@@ -1,6 +1,8 @@
 //! Window operators driven record by record through an in-memory task
 //! instance (no Kafka), checked against an oracle that computes the same
-//! windows with plain arithmetic from the arrival order.
+//! windows with plain arithmetic from the arrival order, including records
+//! late for some of their windows that land in open ones (hopping and
+//! sliding windows, open sessions) and tombstones for merged sessions.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::BTreeMap;
@@ -84,6 +86,7 @@ impl Task {
             late_records: 0,
             key_buf: Vec::new(),
             value_buf: Vec::new(),
+            shuffle: Default::default(),
         };
         let mut task = Task { ctx, instance, offset: 0 };
         for (_, node) in &task.instance.lifecycles {
@@ -112,7 +115,7 @@ impl Task {
         let value = format!("{{\"ts\":{ts}}}");
         source
             .borrow_mut()
-            .process_raw(Some(key.as_bytes()), Some(value.as_bytes()), 0, Headers::new(), &mut self.ctx)
+            .process_raw(Some(key.as_bytes()), Some(value.as_bytes()), 0, Headers::new(), None, &mut self.ctx)
             .unwrap();
         let now = self.ctx.time.watermark();
         if now > before {
@@ -153,8 +156,9 @@ struct Ev {
 const GRACE: i64 = 2_000;
 const OOO: i64 = 1_000;
 
-/// A topology counting per key in `windows`, event time from the value.
-fn counting(windows: Windows, final_only: bool) -> (Topology, Seen<Windowed<String>, i64>) {
+/// A topology counting per key in `windows`, event time from the value,
+/// with tombstones for merged sessions.
+fn counting(windows: Windows, final_only: bool) -> (Topology, Seen<Windowed<String>, Option<i64>>) {
     let mut b = Topology::builder();
     let s = b.stream_with_time(
         "in",
@@ -164,22 +168,27 @@ fn counting(windows: Windows, final_only: bool) -> (Topology, Seen<Windowed<Stri
     );
     let w = s.group_by_key().windowed_by(windows.grace(Duration::from_millis(GRACE as u64)));
     let w = if final_only { w.emit_final() } else { w };
-    let w = w.late_records_to("late");
+    let w = w.late_records_to("late").with_tombstones();
     let out = w.count("counts");
     let seen = capture(&out);
     (b.build().unwrap(), seen)
 }
 
-/// The input: 12 keys' worth of records with timestamps mostly rising,
-/// some out of order within the out-of-orderness, some far behind (late).
-fn input(seed: u64, n: usize) -> Vec<(String, i64)> {
+/// A xorshift pseudo-random sequence: the same input for the same seed.
+fn xorshift(seed: u64) -> impl FnMut() -> u64 {
     let mut x = seed;
-    let mut next = || {
+    move || {
         x ^= x << 13;
         x ^= x >> 7;
         x ^= x << 17;
         x
-    };
+    }
+}
+
+/// The input: 12 keys' worth of records with timestamps mostly rising,
+/// some out of order within the out-of-orderness, some far behind (late).
+fn input(seed: u64, n: usize) -> Vec<(String, i64)> {
+    let mut next = xorshift(seed);
     let mut t = 1_000_000i64;
     (0..n)
         .map(|_| {
@@ -199,6 +208,29 @@ fn input(seed: u64, n: usize) -> Vec<(String, i64)> {
         .collect()
 }
 
+/// Issue 12's shape: per-key records a few seconds apart, so sessions with
+/// a 20 s gap run for tens of minutes, a two-minute pause now and then, and
+/// 2% of the records 10 to 30 minutes behind.
+fn long_sessions(seed: u64, n: usize) -> Vec<(String, i64)> {
+    let mut next = xorshift(seed);
+    let mut t = 1_000_000_000i64;
+    let mut paused_until = [i64::MIN; 4];
+    let mut out = Vec::with_capacity(n);
+    while out.len() < n {
+        t += (next() % 1_500) as i64;
+        let k = (next() % 4) as usize;
+        if t < paused_until[k] {
+            continue;
+        }
+        if next() % 1_000 < 3 {
+            paused_until[k] = t + 120_000;
+        }
+        let ts = if next() % 100 < 2 { t - 600_000 - (next() % 1_200_000) as i64 } else { t };
+        out.push((format!("k{k}"), ts));
+    }
+    out
+}
+
 /// A window the oracle tracks: key, start, end, count.
 type Win = (String, i64, i64);
 
@@ -212,11 +244,20 @@ struct Oracle {
     wm: i64,
     /// On-time records (sliding windows aggregate over them).
     accepted: Vec<(String, i64)>,
+    /// Records late for some window of theirs that an open one took.
+    rescued: usize,
 }
 
 impl Oracle {
     fn new() -> Self {
-        Oracle { open: BTreeMap::new(), closed: BTreeMap::new(), late: 0, wm: i64::MIN, accepted: Vec::new() }
+        Oracle {
+            open: BTreeMap::new(),
+            closed: BTreeMap::new(),
+            late: 0,
+            wm: i64::MIN,
+            accepted: Vec::new(),
+            rescued: 0,
+        }
     }
 
     fn advance(&mut self, ts: i64) {
@@ -233,81 +274,114 @@ impl Oracle {
         for (k, ts) in input {
             // The watermark moves with the record, before it is placed.
             self.wm = self.wm.max(ts - OOO);
-            let mut added = false;
+            let (mut added, mut missed) = (false, false);
             let mut start = ts.div_euclid(advance) * advance;
             while start + size > *ts {
                 let close = start + size + GRACE;
                 if close > self.wm {
                     self.open.entry((k.clone(), start, start + size)).or_insert((0, close)).0 += 1;
                     added = true;
+                } else {
+                    missed = true;
                 }
                 start -= advance;
             }
             if !added {
                 self.late += 1;
+            } else if missed {
+                self.rescued += 1;
             }
             self.advance(*ts);
         }
     }
 
+    /// Sessions as Kafka Streams and Flink judge them: a record merges
+    /// with the open sessions of its key within the gap and is late only
+    /// when the merged session is closed. Closed sessions merge with
+    /// nothing.
     fn sessions(&mut self, input: &[(String, i64)], gap: i64) {
         for (k, ts) in input {
             self.wm = self.wm.max(ts - OOO);
-            if ts + gap + 1 + GRACE <= self.wm {
+            let wm = self.wm;
+            let touching: Vec<Win> = self
+                .open
+                .iter()
+                .filter(|((key, s, e), (_, close))| key == k && *e >= ts - gap && *s <= ts + gap && *close > wm)
+                .map(|(w, _)| w.clone())
+                .collect();
+            let end = touching.iter().map(|w| w.2).fold(*ts, i64::max);
+            if end + gap + 1 + GRACE <= wm {
                 self.late += 1;
-                self.advance(*ts);
-                continue;
+            } else {
+                if ts + gap + 1 + GRACE <= wm {
+                    self.rescued += 1;
+                }
+                let (mut start, mut n) = (*ts, 1);
+                for w in touching {
+                    let (c, _) = self.open.remove(&w).unwrap();
+                    start = start.min(w.1);
+                    n += c;
+                }
+                self.open.insert((k.clone(), start, end), (n, end + gap + 1 + GRACE));
             }
-            let (mut start, mut end, mut n) = (*ts, *ts, 1);
-            let touching: Vec<Win> =
-                self.open.keys().filter(|(key, s, e)| key == k && *e >= ts - gap && *s <= ts + gap).cloned().collect();
-            for w in touching {
-                let (c, _) = self.open.remove(&w).unwrap();
-                start = start.min(w.1);
-                end = end.max(w.2);
-                n += c;
-            }
-            self.open.insert((k.clone(), start, end), (n, end + gap + 1 + GRACE));
             self.advance(*ts);
         }
     }
 
-    fn sliding(&mut self, input: &[(String, i64)], length: i64) {
+    /// Kafka Streams' sliding windows, written out from their definition
+    /// (`SlidingWindows`): a key's windows are `[t - size, t]` for each of
+    /// its accepted records and `[t + 1, t + 1 + size]` for each one with a
+    /// later record in that range; each counts every accepted record of the
+    /// key between its bounds while it is open. A record is late when the
+    /// last window it could be in (`[t, t + size]`) is closed; a window
+    /// closed when a record would create it is never created.
+    fn sliding(&mut self, input: &[(String, i64)], size: i64) {
         for (k, ts) in input {
-            self.wm = self.wm.max(ts - OOO);
-            if ts + 1 + GRACE <= self.wm {
-                self.late += 1;
-                self.advance(*ts);
-                continue;
-            }
-            // Open windows of the key containing ts take it.
-            for ((key, s, e), (n, _)) in self.open.iter_mut() {
-                if key == k && *s <= *ts && *ts <= *e && *e != *ts {
-                    *n += 1;
-                }
-            }
-            let w = (k.clone(), ts - length, *ts);
-            if let Some((n, _)) = self.open.get_mut(&w) {
-                *n += 1;
-            } else {
-                // Every earlier on-time record of the key within the window.
-                let n = self.accepted.iter().filter(|(key, t)| key == k && *t >= ts - length && *t <= *ts).count()
-                    as i64
-                    + 1;
-                self.open.insert(w, (n, ts + 1 + GRACE));
-            }
-            self.accepted.push((k.clone(), *ts));
+            self.sliding_step(k, *ts, size);
             self.advance(*ts);
         }
     }
+
+    fn sliding_step(&mut self, k: &str, ts: i64, size: i64) {
+        self.wm = self.wm.max(ts - OOO);
+        let wm = self.wm;
+        if ts + size + 1 + GRACE <= wm {
+            self.late += 1;
+            return;
+        }
+        if ts + 1 + GRACE <= wm {
+            self.rescued += 1;
+        }
+        self.accepted.push((k.to_string(), ts));
+        let of_key: Vec<i64> = self.accepted.iter().filter(|(key, _)| key == k).map(|(_, t)| *t).collect();
+        let mut candidates: Vec<(i64, i64)> = of_key.iter().map(|t| (t - size, *t)).collect();
+        for &t in &of_key {
+            if of_key.iter().any(|&later| later > t && later <= t + 1 + size) {
+                candidates.push((t + 1, t + 1 + size));
+            }
+        }
+        for (s, e) in candidates {
+            let w = (k.to_string(), s, e);
+            if e + 1 + GRACE > wm && !self.closed.contains_key(&w) {
+                self.open.entry(w).or_insert((0, e + 1 + GRACE));
+            }
+        }
+        for ((key, s, e), (n, close)) in self.open.iter_mut() {
+            if key == k && *close > wm {
+                *n = of_key.iter().filter(|&&t| *s <= t && t <= *e).count() as i64;
+            }
+        }
+    }
 }
+
+type Out = Record<Windowed<String>, Option<i64>>;
 
 fn run(
     windows: Windows,
     final_only: bool,
     input: &[(String, i64)],
     restart_at: Option<usize>,
-) -> (Vec<Record<Windowed<String>, i64>>, u64, usize) {
+) -> (Vec<Out>, u64, usize) {
     let (topology, seen) = counting(windows, final_only);
     let mut task = Task::fresh(&topology);
     let mut late = 0;
@@ -333,49 +407,87 @@ fn run(
     (out, late, late_sent)
 }
 
-fn finals(out: &[Record<Windowed<String>, i64>]) -> BTreeMap<Win, i64> {
+fn window(r: &Out) -> Win {
+    (r.key.key.clone(), r.key.start, r.key.end)
+}
+
+fn finals(out: &[Out]) -> BTreeMap<Win, i64> {
     assert!(!out.is_empty());
     let mut m = BTreeMap::new();
     for r in out {
-        let w = (r.key.key.clone(), r.key.start, r.key.end);
-        assert!(m.insert(w.clone(), r.value).is_none(), "window {w:?} emitted twice");
+        let w = window(r);
+        let n = r.value.unwrap_or_else(|| panic!("emit_final emitted a tombstone for {w:?}"));
+        assert!(m.insert(w.clone(), n).is_none(), "window {w:?} emitted twice");
     }
     m
 }
 
-fn latest(out: &[Record<Windowed<String>, i64>]) -> BTreeMap<Win, i64> {
-    out.iter().map(|r| ((r.key.key.clone(), r.key.start, r.key.end), r.value)).collect()
+/// The output read as a table: the latest value per window, a tombstone
+/// deleting it. A tombstone must follow a value of its window (only an
+/// emitted session is retracted) and come at most once.
+fn table(out: &[Out]) -> BTreeMap<Win, i64> {
+    let mut m = BTreeMap::new();
+    let mut retracted = std::collections::BTreeSet::new();
+    for r in out {
+        let w = window(r);
+        match r.value {
+            Some(n) => {
+                assert!(!retracted.contains(&w), "window {w:?} updated after its tombstone");
+                m.insert(w, n);
+            }
+            None => {
+                assert!(m.remove(&w).is_some(), "tombstone for {w:?}, which was not emitted");
+                retracted.insert(w);
+            }
+        }
+    }
+    m
 }
 
 fn check(kind: &str, windows: Windows, oracle: impl Fn(&mut Oracle, &[(String, i64)])) {
-    for seed in [1u64, 7, 42] {
-        let input = input(seed, 1_500);
+    let inputs = [1u64, 7, 42].map(|seed| (seed, input(seed, 1_500)));
+    check_on(kind, windows, &inputs, oracle);
+}
+
+fn check_on(
+    kind: &str,
+    windows: Windows,
+    inputs: &[(u64, Vec<(String, i64)>)],
+    oracle: impl Fn(&mut Oracle, &[(String, i64)]),
+) {
+    let mut rescued = 0;
+    for (seed, input) in inputs {
         let mut o = Oracle::new();
-        oracle(&mut o, &input);
+        oracle(&mut o, input);
         assert!(o.late > 0 && !o.closed.is_empty(), "{kind}: the input must have late records and closed windows");
+        rescued += o.rescued;
         // emit_final: exactly the closed windows, each once, with a restart
         // in the middle.
-        let (out, late, late_sent) = run(windows, true, &input, Some(700));
+        let (out, late, late_sent) = run(windows, true, input, Some(input.len() / 2));
         let got = finals(&out);
         let diff: Vec<_> = o.closed.iter().filter(|(w, n)| got.get(*w) != Some(*n)).take(5).collect();
         let extra: Vec<_> = got.iter().filter(|(w, _)| !o.closed.contains_key(*w)).take(5).collect();
         assert!(diff.is_empty() && extra.is_empty(), "{kind} seed {seed}: emit_final differs: {diff:?} {extra:?}");
         assert_eq!(late as usize, o.late, "{kind} seed {seed}: late records counted");
         assert_eq!(late_sent, o.late, "{kind} seed {seed}: late records written to the late topic");
-        // emit_on_update: the latest value of every window, open or closed.
-        let (out, _, _) = run(windows, false, &input, None);
+        // emit_on_update read as a table: the latest value of every window,
+        // open or closed, and no session merged into another.
+        let (out, _, _) = run(windows, false, input, None);
         let mut all = o.closed.clone();
         all.extend(o.open.iter().map(|(w, (n, _))| (w.clone(), *n)));
-        let got = latest(&out);
-        // Sessions emitted before a later record merged them into a bigger
-        // one stay in the output (superseded, not retracted).
-        let merged_away = |w: &Win| kind == "session" && all.keys().any(|o| o.0 == w.0 && o.1 <= w.1 && w.2 <= o.2);
+        let got = table(&out);
         let wrong: Vec<_> = all.iter().filter(|(w, n)| got.get(*w) != Some(*n)).take(5).collect();
-        let extra: Vec<_> = got.keys().filter(|w| !all.contains_key(*w) && !merged_away(w)).take(5).collect();
+        let extra: Vec<_> = got.keys().filter(|w| !all.contains_key(*w)).take(5).collect();
         assert!(
             wrong.is_empty() && extra.is_empty(),
             "{kind} seed {seed}: emit_on_update differs: {wrong:?} {extra:?}"
         );
+        if kind == "session" {
+            assert!(out.iter().any(|r| r.value.is_none()), "{kind} seed {seed}: no session was retracted");
+        }
+    }
+    if kind != "tumbling" {
+        assert!(rescued > 0, "{kind}: no record late for one of its windows lands in an open one");
     }
 }
 
@@ -397,8 +509,63 @@ fn session_windows_equal_the_oracle_including_merges() {
 }
 
 #[test]
-fn sliding_windows_equal_the_oracle() {
+fn long_sessions_take_late_records_that_land_in_them() {
+    let inputs = [3u64, 9].map(|seed| (seed, long_sessions(seed, 6_000)));
+    check_on("session", Windows::session(Duration::from_secs(20)), &inputs, |o, i| o.sessions(i, 20_000));
+}
+
+#[test]
+fn sliding_windows_equal_the_kafka_streams_oracle() {
     check("sliding", Windows::sliding(Duration::from_secs(5)), |o, i| o.sliding(i, 5_000));
+}
+
+/// Under emit_on_update with a commit after every record, each record's
+/// output is exactly the windows it created or changed, as Kafka Streams
+/// forwards them (without its cache), with their counts.
+#[test]
+fn sliding_windows_update_record_for_record_as_the_kafka_streams_oracle() {
+    for seed in [5u64, 13] {
+        let input = input(seed, 800);
+        let (topology, seen) = counting(Windows::sliding(Duration::from_secs(5)), false);
+        let mut task = Task::fresh(&topology);
+        let mut o = Oracle::new();
+        for (i, (k, ts)) in input.iter().enumerate() {
+            let before = o.open.clone();
+            o.sliding_step(k, *ts, 5_000);
+            let mut want: BTreeMap<Win, i64> = BTreeMap::new();
+            for (w, (n, _)) in &o.open {
+                if before.get(w).map(|(b, _)| b) != Some(n) {
+                    want.insert(w.clone(), *n);
+                }
+            }
+            o.advance(*ts);
+            task.push(k, *ts);
+            task.commit();
+            let got: BTreeMap<Win, i64> =
+                seen.lock().unwrap().drain(..).map(|r| (window(&r), r.value.unwrap())).collect();
+            assert_eq!(got, want, "seed {seed}: record {i} ({k} at {ts})");
+        }
+    }
+}
+
+/// The example in Kafka Streams' `SlidingWindows` documentation: a time
+/// difference of 5000 ms and records at 8000, 9200 and 12400 give five
+/// windows.
+#[test]
+fn sliding_windows_give_the_five_windows_of_the_kafka_streams_documentation() {
+    let (topology, seen) = counting(Windows::sliding(Duration::from_millis(5_000)), true);
+    let mut task = Task::fresh(&topology);
+    for (k, ts) in [("A", 8_000), ("A", 9_200), ("A", 12_400), ("B", 100_000)] {
+        task.push(k, ts);
+    }
+    task.commit();
+    let got = finals(&seen.lock().unwrap());
+    let want: BTreeMap<Win, i64> =
+        [(3_000, 8_000, 1), (4_200, 9_200, 2), (7_400, 12_400, 3), (8_001, 13_001, 2), (9_201, 14_201, 1)]
+            .into_iter()
+            .map(|(s, e, n)| (("A".to_string(), s, e), n))
+            .collect();
+    assert_eq!(got, want);
 }
 
 #[test]

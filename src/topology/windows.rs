@@ -8,13 +8,31 @@
 //! watermark advances --> windows with end (+ gap) + grace <= watermark close:
 //!                        emit_final emits each once, then every closed window is purged
 //! commit --> emit_on_update emits each window changed since the last commit
+//!            (and a tombstone for each emitted session merged away since)
 //! ```
+//!
+//! A record is late only when no open window takes it, judged per kind as
+//! Flink and Kafka Streams judge it (the close time itself is rivulet's:
+//! the watermark, not Kafka Streams' stream time):
+//!
+//! - tumbling and hopping: each window of the record is judged on its own;
+//!   late when all are closed;
+//! - sliding (Kafka Streams' definition): late when the last window the
+//!   record can fall in, `[t, t + size]`, is closed; otherwise it joins
+//!   every open window holding it, and a window closed already is not
+//!   created;
+//! - session: the record first merges with the open sessions of its key
+//!   within the gap, then the merged session is judged, so a record inside
+//!   an open session joins it however old it is; closed sessions are
+//!   purged and merge with nothing;
+//! - count: never late.
 //!
 //! A window store is one key-value store (changelogged like any other)
 //! holding, by byte-key prefix:
 //!
 //! - `0x00 | key | ...` the windows' aggregates (the layout after the key
-//!   depends on the kind: session end and start; sliding end; count);
+//!   depends on the kind: session end and start; sliding end, which with
+//!   the size fixes the start; count);
 //! - `0x01 | close_at | data key` an index by the watermark at which each
 //!   window closes, so closing is a range scan;
 //! - `0x02 | key | ts | offset` and `0x03 | ts | key | offset` the raw values
@@ -38,7 +56,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::record::Record;
 use crate::serde::{Encoded, Serde, SerdeError, Serdes};
-use crate::topology::builder::{ArcSerde, Data, KGroupedStream, KStream, NoSerde, TopologyBuilder};
+use crate::topology::builder::{ArcSerde, Data, KGroupedStream, KStream, TopologyBuilder};
 use crate::topology::ops::Emit;
 use crate::topology::processor::{ProcessError, Processor, ProcessorContext};
 use crate::topology::store::StoreSpec;
@@ -48,8 +66,8 @@ use crate::topology::TopologyError;
 /// A key with the window its aggregate belongs to.
 ///
 /// `start` and `end` are ms since the epoch. Tumbling and hopping windows
-/// cover `[start, end)`; a sliding window covers `[start, end]` and ends at
-/// the record that made it; a session runs from its first record's
+/// cover `[start, end)`; a sliding window covers `[start, end]` (`end -
+/// start` is its size); a session runs from its first record's
 /// timestamp (`start`) to its last's (`end`); a count window from its first
 /// record's timestamp to its last's.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -82,7 +100,9 @@ enum Kind {
     /// Fixed windows of `size`, one starting every `advance` (tumbling when
     /// equal), aligned to the epoch.
     Time { size: i64, advance: i64 },
-    /// One window of `length` ending at each record.
+    /// Kafka Streams' sliding windows of `length`: `[t - length, t]` for
+    /// each record and `[t + 1, t + 1 + length]` for each record with a
+    /// later one in it.
     Sliding { length: i64 },
     /// Records of a key closer than `gap` to each other.
     Session { gap: i64 },
@@ -122,8 +142,18 @@ impl Windows {
         Windows { kind: Kind::Time { size, advance: duration_ms(advance).clamp(1, size) }, grace: 0 }
     }
 
-    /// Kafka Streams' sliding windows: for each record at `t`, the window
-    /// `[t - length, t]` over the records of its key.
+    /// Kafka Streams' sliding windows (`SlidingWindows.ofTimeDifference..`):
+    /// windows of `length` (both ends inclusive) over a key's records, one
+    /// for every distinct set of records within `length` of each other.
+    /// For each record at `t` there is the window `[t - length, t]` that it
+    /// ends and, if a later record falls in it, the window
+    /// `[t + 1, t + 1 + length]` that begins just after it. With a length of
+    /// 5 s, records at 8.0, 9.2 and 12.4 s give `[3.0, 8.0]` (one record),
+    /// `[4.2, 9.2]` (two), `[7.4, 12.4]` (three), `[8.001, 13.001]` (two)
+    /// and `[9.201, 14.201]` (one), as in Kafka Streams. Unlike Kafka
+    /// Streams, a window may start before the epoch (Kafka Streams folds a
+    /// record earlier than `length` into one window `[0, length]`, as its
+    /// stores cannot hold negative starts).
     pub fn sliding(length: Duration) -> Windows {
         Windows { kind: Kind::Sliding { length: duration_ms(length) }, grace: 0 }
     }
@@ -196,6 +226,7 @@ pub trait Aggregator<V>: Send + Sync + 'static {
 }
 
 type AddFn<V, S> = Arc<dyn Fn(S, &V) -> S + Send + Sync>;
+type ResultFn<S, O> = Arc<dyn Fn(&S) -> Option<O> + Send + Sync>;
 type Entries = Vec<(Vec<u8>, Vec<u8>)>;
 
 /// An aggregation with state `S` and result `O`, type-erased into closures.
@@ -203,7 +234,8 @@ struct Agg<V, S, O> {
     init: Arc<dyn Fn() -> S + Send + Sync>,
     add: AddFn<V, S>,
     merge: Arc<dyn Fn(S, S) -> S + Send + Sync>,
-    result: Arc<dyn Fn(&S) -> O + Send + Sync>,
+    /// The result of a window's state; `None` emits nothing.
+    result: ResultFn<S, O>,
     codec: Arc<dyn Serde<S>>,
 }
 
@@ -223,12 +255,69 @@ impl<V, S, O> Clone for Agg<V, S, O> {
 /// count windows.
 const COUNT_HEADER: usize = 24;
 
-/// A grouped stream cut into windows, ready to aggregate.
-pub struct WindowedStream<K, V> {
+/// A grouped stream cut into windows, ready to aggregate. `R` says what
+/// the result stream carries: [`Updates`] (the default) or, after
+/// [`with_tombstones`](WindowedStream::with_tombstones), [`WithTombstones`].
+pub struct WindowedStream<K, V, R: WindowOutput = Updates> {
     grouped: KGroupedStream<K, V>,
     windows: Windows,
     emit: EmitMode,
     late_topic: Option<String>,
+    _out: std::marker::PhantomData<R>,
+}
+
+mod sealed {
+    pub trait Sealed {}
+}
+
+/// What the result stream of a windowed aggregation carries: see
+/// [`Updates`] and [`WithTombstones`].
+pub trait WindowOutput: sealed::Sealed + 'static {
+    /// The result stream's value for an aggregate `O`.
+    type Value<O: Data>: Data;
+    /// The stream value for a result; `None` in is a tombstone, `None` out
+    /// is not forwarded.
+    #[doc(hidden)]
+    fn wrap<O: Data>(result: Option<O>) -> Option<Self::Value<O>>;
+    /// The result stream's value serde.
+    #[doc(hidden)]
+    fn serde<O: Data>(serde: Arc<dyn Serde<O>>) -> Arc<dyn Serde<Self::Value<O>>>;
+}
+
+/// Results as plain aggregates (`KStream<Windowed<K>, O>`): tombstones for
+/// merged sessions are left out, as [`KTable::to_stream`](crate::topology::KTable::to_stream)
+/// leaves out deletes.
+#[derive(Debug, Clone, Copy)]
+pub struct Updates;
+
+/// Results as `Some(aggregate)`, and under `emit_on_update` a tombstone
+/// (`None`) for each session absorbed into a bigger one after it was
+/// emitted (`KStream<Windowed<K>, Option<O>>`, value serde
+/// [`Serdes::optional`]: written to a topic, `None` is a Kafka tombstone).
+#[derive(Debug, Clone, Copy)]
+pub struct WithTombstones;
+
+impl sealed::Sealed for Updates {}
+impl sealed::Sealed for WithTombstones {}
+
+impl WindowOutput for Updates {
+    type Value<O: Data> = O;
+    fn wrap<O: Data>(result: Option<O>) -> Option<O> {
+        result
+    }
+    fn serde<O: Data>(serde: Arc<dyn Serde<O>>) -> Arc<dyn Serde<O>> {
+        serde
+    }
+}
+
+impl WindowOutput for WithTombstones {
+    type Value<O: Data> = Option<O>;
+    fn wrap<O: Data>(result: Option<O>) -> Option<Option<O>> {
+        Some(result)
+    }
+    fn serde<O: Data>(serde: Arc<dyn Serde<O>>) -> Arc<dyn Serde<Option<O>>> {
+        Arc::new(Serdes::optional(ArcSerde(serde)))
+    }
 }
 
 impl<K: Data, V: Data> KGroupedStream<K, V> {
@@ -239,11 +328,28 @@ impl<K: Data, V: Data> KGroupedStream<K, V> {
             windows,
             emit: EmitMode::OnUpdate,
             late_topic: None,
+            _out: std::marker::PhantomData,
         }
     }
 }
 
-impl<K: Data, V: Data> WindowedStream<K, V> {
+impl<K: Data, V: Data> WindowedStream<K, V, Updates> {
+    /// Results as `Option<O>`: under `emit_on_update`, a session that a
+    /// later record merges into a bigger one after it was emitted gets a
+    /// tombstone (`None`, keyed by its old window), so a table (compacted
+    /// topic) of sessions holds only the sessions that exist. Kafka
+    /// Streams does the same (`KStreamSessionWindowAggregate` forwards a
+    /// null for each session it merges away; its cache forwards it only
+    /// for a session it had forwarded). Write the stream with
+    /// `Serdes::optional(..)` as the value serde. Other window kinds and
+    /// `emit_final` never retract a result: all their values are `Some`.
+    pub fn with_tombstones(self) -> WindowedStream<K, V, WithTombstones> {
+        let WindowedStream { grouped, windows, emit, late_topic, .. } = self;
+        WindowedStream { grouped, windows, emit, late_topic, _out: std::marker::PhantomData }
+    }
+}
+
+impl<K: Data, V: Data, R: WindowOutput> WindowedStream<K, V, R> {
     /// Emits each window once, when it closes.
     pub fn emit_final(mut self) -> Self {
         self.emit = EmitMode::Final;
@@ -267,36 +373,36 @@ impl<K: Data, V: Data> WindowedStream<K, V> {
     }
 
     /// Records per window.
-    pub fn count(self, name: &str) -> KStream<Windowed<K>, i64> {
+    pub fn count(self, name: &str) -> KStream<Windowed<K>, R::Value<i64>> {
         let agg = Agg {
             init: Arc::new(|| 0i64),
             add: Arc::new(|n: i64, _: &V| n + 1),
             merge: Arc::new(|a: i64, b: i64| a + b),
-            result: Arc::new(|n: &i64| *n),
+            result: Arc::new(|n: &i64| Some(*n)),
             codec: Arc::new(Serdes::i64()),
         };
         self.build(name, agg, Arc::new(Serdes::i64()))
     }
 
     /// The sum of `f(value)` per window.
-    pub fn sum(self, name: &str, f: impl Fn(&V) -> f64 + Send + Sync + 'static) -> KStream<Windowed<K>, f64> {
+    pub fn sum(self, name: &str, f: impl Fn(&V) -> f64 + Send + Sync + 'static) -> KStream<Windowed<K>, R::Value<f64>> {
         let agg = Agg {
             init: Arc::new(|| 0.0f64),
             add: Arc::new(move |s: f64, v: &V| s + f(v)),
             merge: Arc::new(|a: f64, b: f64| a + b),
-            result: Arc::new(|s: &f64| *s),
+            result: Arc::new(|s: &f64| Some(*s)),
             codec: Arc::new(Serdes::json::<f64>()),
         };
         self.build(name, agg, Arc::new(Serdes::json::<f64>()))
     }
 
     /// The smallest `f(value)` per window.
-    pub fn min(self, name: &str, f: impl Fn(&V) -> f64 + Send + Sync + 'static) -> KStream<Windowed<K>, f64> {
+    pub fn min(self, name: &str, f: impl Fn(&V) -> f64 + Send + Sync + 'static) -> KStream<Windowed<K>, R::Value<f64>> {
         self.extreme(name, f, f64::min)
     }
 
     /// The largest `f(value)` per window.
-    pub fn max(self, name: &str, f: impl Fn(&V) -> f64 + Send + Sync + 'static) -> KStream<Windowed<K>, f64> {
+    pub fn max(self, name: &str, f: impl Fn(&V) -> f64 + Send + Sync + 'static) -> KStream<Windowed<K>, R::Value<f64>> {
         self.extreme(name, f, f64::max)
     }
 
@@ -305,7 +411,7 @@ impl<K: Data, V: Data> WindowedStream<K, V> {
         name: &str,
         f: impl Fn(&V) -> f64 + Send + Sync + 'static,
         pick: fn(f64, f64) -> f64,
-    ) -> KStream<Windowed<K>, f64> {
+    ) -> KStream<Windowed<K>, R::Value<f64>> {
         let both = move |a: Option<f64>, b: Option<f64>| match (a, b) {
             (Some(a), Some(b)) => Some(pick(a, b)),
             (a, b) => a.or(b),
@@ -314,19 +420,23 @@ impl<K: Data, V: Data> WindowedStream<K, V> {
             init: Arc::new(|| None::<f64>),
             add: Arc::new(move |s: Option<f64>, v: &V| both(s, Some(f(v)))),
             merge: Arc::new(both),
-            result: Arc::new(|s: &Option<f64>| s.unwrap_or(f64::NAN)),
+            result: Arc::new(|s: &Option<f64>| Some(s.unwrap_or(f64::NAN))),
             codec: Arc::new(Serdes::json::<Option<f64>>()),
         };
         self.build(name, agg, Arc::new(Serdes::json::<f64>()))
     }
 
     /// The mean of `f(value)` per window.
-    pub fn average(self, name: &str, f: impl Fn(&V) -> f64 + Send + Sync + 'static) -> KStream<Windowed<K>, f64> {
+    pub fn average(
+        self,
+        name: &str,
+        f: impl Fn(&V) -> f64 + Send + Sync + 'static,
+    ) -> KStream<Windowed<K>, R::Value<f64>> {
         let agg = Agg {
             init: Arc::new(|| (0.0f64, 0u64)),
             add: Arc::new(move |(s, n): (f64, u64), v: &V| (s + f(v), n + 1)),
             merge: Arc::new(|a: (f64, u64), b: (f64, u64)| (a.0 + b.0, a.1 + b.1)),
-            result: Arc::new(|(s, n): &(f64, u64)| if *n == 0 { f64::NAN } else { s / *n as f64 }),
+            result: Arc::new(|(s, n): &(f64, u64)| Some(if *n == 0 { f64::NAN } else { s / *n as f64 })),
             codec: Arc::new(Serdes::json::<(f64, u64)>()),
         };
         self.build(name, agg, Arc::new(Serdes::json::<f64>()))
@@ -334,7 +444,11 @@ impl<K: Data, V: Data> WindowedStream<K, V> {
 
     /// Combines each window's values with `reduce(old, new)`. Needs the
     /// stream's value serde (the running value is stored with it).
-    pub fn reduce(self, name: &str, reduce: impl Fn(V, V) -> V + Send + Sync + 'static) -> KStream<Windowed<K>, V> {
+    pub fn reduce(
+        self,
+        name: &str,
+        reduce: impl Fn(V, V) -> V + Send + Sync + 'static,
+    ) -> KStream<Windowed<K>, R::Value<V>> {
         let Some(value_serde) = self.grouped.stream.value_serde.clone() else {
             self.grouped.stream.graph.borrow_mut().errors.push(TopologyError::Invalid(format!(
                 "windowed reduce `{name}` needs the value serde; call .with_serdes(..) before grouping"
@@ -358,25 +472,13 @@ impl<K: Data, V: Data> WindowedStream<K, V> {
             result: Arc::new(|s: &Option<V>| s.clone()),
             codec: Arc::new(Serdes::optional(ArcSerde(value_serde.clone()))),
         };
-        // Windows are created by their first value, so the result is never
-        // `None`; the flat map below unwraps it without a panic path.
-        let out: KStream<Windowed<K>, Option<V>> = self.build(name, agg, Arc::new(NoSerde));
-        let s = out.flat(
-            "UNWRAP",
-            false,
-            Arc::new(|r: Record<Windowed<K>, Option<V>>| {
-                let Record { key, value, timestamp, headers } = r;
-                Ok(match value {
-                    Some(value) => Emit::One(Record { key, value, timestamp, headers }),
-                    None => Emit::None,
-                })
-            }),
-        );
-        KStream { key_serde: out.key_serde.clone(), value_serde: Some(value_serde), ..s }
+        // Windows are created by their first value, so the state is never
+        // `None` when a result is emitted.
+        self.build(name, agg, value_serde)
     }
 
     /// Aggregates each window with a user [`Aggregator`].
-    pub fn aggregate<G: Aggregator<V>>(self, name: &str, aggregator: G) -> KStream<Windowed<K>, G::Acc>
+    pub fn aggregate<G: Aggregator<V>>(self, name: &str, aggregator: G) -> KStream<Windowed<K>, R::Value<G::Acc>>
     where
         G::Acc: Send + Sync,
     {
@@ -386,7 +488,7 @@ impl<K: Data, V: Data> WindowedStream<K, V> {
             init: Arc::new(move || g1.init()),
             add: Arc::new(move |s: G::Acc, v: &V| g2.add(s, v)),
             merge: Arc::new(move |a: G::Acc, b: G::Acc| g3.merge(a, b)),
-            result: Arc::new(|s: &G::Acc| s.clone()),
+            result: Arc::new(|s: &G::Acc| Some(s.clone())),
             codec: Arc::new(Serdes::json::<G::Acc>()),
         };
         self.build(name, agg, Arc::new(Serdes::json::<G::Acc>()))
@@ -397,8 +499,8 @@ impl<K: Data, V: Data> WindowedStream<K, V> {
         name: &str,
         agg: Agg<V, S, O>,
         out_serde: Arc<dyn Serde<O>>,
-    ) -> KStream<Windowed<K>, O> {
-        let WindowedStream { grouped, windows, emit, late_topic } = self;
+    ) -> KStream<Windowed<K>, R::Value<O>> {
+        let WindowedStream { grouped, windows, emit, late_topic, .. } = self;
         let Some((input, key_serde)) = grouped.input(name) else {
             return grouped.stream.derive(grouped.stream.node_id(), false);
         };
@@ -424,6 +526,8 @@ impl<K: Data, V: Data> WindowedStream<K, V> {
                 key_serde: ks.clone(),
                 value_serde: vs.clone(),
                 dirty: BTreeSet::new(),
+                unemitted: BTreeSet::new(),
+                retracted: BTreeSet::new(),
                 closes: BTreeMap::new(),
                 persisted_watermark: i64::MIN,
                 watermark: i64::MIN,
@@ -458,16 +562,17 @@ impl<K: Data, V: Data> WindowedStream<K, V> {
             false,
             Arc::new(|r: Record<(), WinOut<K, V, O>>| {
                 Ok(match r.value {
-                    WinOut::Result(key, value) => {
-                        Emit::One(Record { key, value, timestamp: r.timestamp, headers: r.headers })
-                    }
+                    WinOut::Result(key, value) => match R::wrap(value) {
+                        Some(value) => Emit::One(Record { key, value, timestamp: r.timestamp, headers: r.headers }),
+                        None => Emit::None,
+                    },
                     WinOut::Late(..) => Emit::None,
                 })
             }),
         );
         KStream {
             key_serde: Some(Arc::new(Serdes::windowed(ArcSerde(key_serde)))),
-            value_serde: Some(out_serde),
+            value_serde: Some(R::serde(out_serde)),
             ..results
         }
     }
@@ -490,11 +595,12 @@ impl<K: Data, A: Data> KStream<Windowed<K>, A> {
     }
 }
 
-/// What the window node emits: a window result, or a late record for the
-/// late topic.
+/// What the window node emits: a window result (`None`: a tombstone for a
+/// session merged into another after it was emitted), or a late record
+/// for the late topic.
 #[derive(Clone)]
 pub(crate) enum WinOut<K, V, O> {
-    Result(Windowed<K>, O),
+    Result(Windowed<K>, Option<O>),
     Late(K, V),
 }
 
@@ -508,6 +614,12 @@ struct WindowProcessor<K, V, S, O> {
     value_serde: Option<Arc<dyn Serde<V>>>,
     /// Windows changed since the last commit (emit_on_update).
     dirty: BTreeSet<Vec<u8>>,
+    /// Sessions created since the last commit (emit_on_update): never
+    /// emitted, so merging one away needs no tombstone.
+    unemitted: BTreeSet<Vec<u8>>,
+    /// Sessions emitted at an earlier commit and since merged into another
+    /// (emit_on_update): each gets a tombstone at the next commit.
+    retracted: BTreeSet<Vec<u8>>,
     /// Close time -> windows closing then (the index, in memory, rebuilt
     /// from the store when the task starts).
     closes: BTreeMap<i64, usize>,
@@ -692,8 +804,16 @@ impl<K: Data, V: Data, S: Data, O: Data> WindowProcessor<K, V, S, O> {
             Kind::Time { .. } => end - 1,
             _ => end,
         };
-        let out = WinOut::Result(Windowed { key, start, end }, (self.agg.result)(&state));
+        let Some(result) = (self.agg.result)(&state) else { return Ok(()) };
+        let out = WinOut::Result(Windowed { key, start, end }, Some(result));
         ctx.forward(Record::new((), out, timestamp))
+    }
+
+    /// A tombstone for a session merged into another after it was emitted,
+    /// stamped with the session's end as Kafka Streams does.
+    fn emit_tombstone(&self, ctx: &mut Ctx<'_, K, V, O>, data_key: &[u8]) -> Result<(), ProcessError> {
+        let (key, start, end) = self.window_of(data_key, &[])?;
+        ctx.forward(Record::new((), WinOut::Result(Windowed { key, start, end }, None), end))
     }
 
     fn late(&self, ctx: &mut Ctx<'_, K, V, O>, r: Record<K, V>) -> Result<(), ProcessError> {
@@ -736,6 +856,14 @@ impl<K: Data, V: Data, S: Data, O: Data> WindowProcessor<K, V, S, O> {
         Ok(())
     }
 
+    /// Sessions, judged as Kafka Streams (`KStreamSessionWindowAggregate`:
+    /// a record is dropped only when `mergedWindow.end()` is past the close
+    /// time) and Flink (`WindowOperator`: `isWindowLate(actualWindow)`, the
+    /// window after `MergingWindowSet.addWindow`) judge them: the record
+    /// first merges with the open sessions of its key within the gap, and
+    /// only the merged session is judged, so a record inside an open
+    /// session joins it however old it is. With nothing to merge with, it
+    /// is late when its own session would be closed.
     fn process_session(
         &mut self,
         r: Record<K, V>,
@@ -744,52 +872,75 @@ impl<K: Data, V: Data, S: Data, O: Data> WindowProcessor<K, V, S, O> {
         ctx: &mut Ctx<'_, K, V, O>,
     ) -> Result<(), ProcessError> {
         let ts = r.timestamp;
-        if self.close_at(ts) <= ctx.watermark() {
-            return self.late(ctx, r);
-        }
+        let wm = ctx.watermark();
         // Sessions of this key ending at or after ts - gap; those starting
-        // at or before ts + gap overlap the record.
+        // at or before ts + gap touch the record. A session due to close at
+        // this watermark (purged by on_watermark after this record) is
+        // closed and merges with nothing.
         let from = key_of(DATA, &[&kb, &enc(ts.saturating_sub(gap))]);
         let to = key_of(DATA, &[&kb, &enc(i64::MAX)]);
         let mut start = ts;
         let mut end = ts;
-        let mut state = (self.agg.init)();
         let mut merged = Vec::new();
         for (k, v) in self.range(ctx, from, to)? {
             if k.len() != kb.len() + 17 {
                 continue; // another key that extends this one
             }
             let (s_end, s_start) = (dec(&k[k.len() - 16..]), dec(&k[k.len() - 8..]));
-            if s_start > ts.saturating_add(gap) {
+            if s_start > ts.saturating_add(gap) || self.close_at(s_end) <= wm {
                 continue;
             }
             start = start.min(s_start);
             end = end.max(s_end);
-            state = (self.agg.merge)(state, self.decode_state(&v)?);
-            merged.push((k, s_end));
+            merged.push((k, v, s_end));
+        }
+        if self.close_at(end) <= wm {
+            return self.late(ctx, r);
+        }
+        let mut state = (self.agg.init)();
+        for (_, v, _) in &merged {
+            state = (self.agg.merge)(state, self.decode_state(v)?);
         }
         state = (self.agg.add)(state, &r.value);
         let data_key = key_of(DATA, &[&kb, &enc(end), &enc(start)]);
         let mut unchanged = false;
-        for (k, s_end) in merged {
+        for (k, _, s_end) in merged {
             if k == data_key {
                 unchanged = true;
                 continue;
             }
+            if self.emit == EmitMode::OnUpdate && !self.unemitted.remove(&k) {
+                self.retracted.insert(k.clone());
+            }
             self.remove_window(ctx, k, s_end)?;
+        }
+        if self.emit == EmitMode::OnUpdate && !unchanged {
+            self.unemitted.insert(data_key.clone());
         }
         self.put_window(ctx, data_key, end, &state, !unchanged)
     }
 
+    /// Kafka Streams' sliding windows (`SlidingWindows`,
+    /// `KStreamSlidingWindowAggregate`): the windows of a key are
+    /// `[t - size, t]` for each of its records (the left window) and
+    /// `[t + 1, t + 1 + size]` for each record with a later one in that
+    /// range (the right window), both inclusive, each over every record of
+    /// the key between its bounds. A window is identified by its end. A
+    /// record is late only when the last window it can fall in, ending at
+    /// `t + size`, is closed (Kafka Streams drops a record when
+    /// `timestamp + timeDifferenceMs` is past its close time); otherwise it
+    /// joins every open window that contains it, and a window that would be
+    /// created closed is not created (`updateWindowAndForward` skips it).
     fn process_sliding(
         &mut self,
         r: Record<K, V>,
         kb: Vec<u8>,
-        length: i64,
+        size: i64,
         ctx: &mut Ctx<'_, K, V, O>,
     ) -> Result<(), ProcessError> {
         let ts = r.timestamp;
-        if self.close_at(ts) <= ctx.watermark() {
+        let wm = ctx.watermark();
+        if self.close_at(ts.saturating_add(size)) <= wm {
             return self.late(ctx, r);
         }
         let Some(value_serde) = self.value_serde.clone() else {
@@ -800,34 +951,56 @@ impl<K: Data, V: Data, S: Data, O: Data> WindowProcessor<K, V, S, O> {
         value_serde.serialize(&r.value, &mut vb).map_err(|e| self.serde_error("value", e))?;
         self.put(ctx, key_of(RAW, &[&kb, &enc(ts), &offset.to_be_bytes()]), vb)?;
         self.put(ctx, key_of(RAW_INDEX, &[&enc(ts), &kb, &offset.to_be_bytes()]), kb.clone())?;
-        // Windows of this key ending after ts, within length, take the value.
-        let from = key_of(DATA, &[&kb, &enc(ts.saturating_add(1))]);
-        let to = key_of(DATA, &[&kb, &enc(ts.saturating_add(length).saturating_add(1))]);
+        // The windows of this key ending in [ts, ts + 1 + size]: the open
+        // ones ending by ts + size contain the record and take it.
+        let after = ts.saturating_add(1).saturating_add(size);
+        let from = key_of(DATA, &[&kb, &enc(ts)]);
+        let to = key_of(DATA, &[&kb, &enc(after.saturating_add(1))]);
+        let mut exists = BTreeSet::new();
         for (k, v) in self.range(ctx, from, to)? {
             if k.len() != kb.len() + 9 {
-                continue;
+                continue; // another key that extends this one
             }
             let end = dec(&k[k.len() - 8..]);
-            let state = (self.agg.add)(self.decode_state(&v)?, &r.value);
-            self.put_window(ctx, k, end, &state, false)?;
+            exists.insert(end);
+            if end < after && self.close_at(end) > wm {
+                let state = (self.agg.add)(self.decode_state(&v)?, &r.value);
+                self.put_window(ctx, k, end, &state, false)?;
+            }
         }
-        // The window ending at this record.
-        let data_key = key_of(DATA, &[&kb, &enc(ts)]);
-        if let Some(b) = self.get(ctx, &data_key)? {
-            let state = (self.agg.add)(self.decode_state(&b)?, &r.value);
-            return self.put_window(ctx, data_key, ts, &state, false);
+        // The key's values from ts - 1 - size to ts + 1 + size (this one
+        // included) give the windows the record creates: its left window,
+        // its right window when a later value falls in it, and the right
+        // window of the value just before it, which this one makes
+        // non-empty. (Any earlier value's right window holds that value,
+        // so it exists or closed.)
+        let from = key_of(RAW, &[&kb, &enc(ts.saturating_sub(1).saturating_sub(size))]);
+        let to = key_of(RAW, &[&kb, &enc(after.saturating_add(1))]);
+        let raw: Vec<(i64, Vec<u8>)> = self
+            .range(ctx, from, to)?
+            .into_iter()
+            .filter(|(k, _)| k.len() == kb.len() + 17)
+            .map(|(k, v)| (dec(&k[kb.len() + 1..]), v))
+            .collect();
+        let mut ends = vec![ts];
+        if raw.iter().any(|(t, _)| *t > ts) {
+            ends.push(after);
         }
-        let from = key_of(RAW, &[&kb, &enc(ts.saturating_sub(length))]);
-        let to = key_of(RAW, &[&kb, &enc(ts.saturating_add(1))]);
-        let mut state = (self.agg.init)();
-        for (k, v) in self.range(ctx, from, to)? {
-            if k.len() != kb.len() + 17 {
+        if let Some(previous) = raw.iter().map(|(t, _)| *t).filter(|t| *t < ts).max() {
+            ends.push(previous.saturating_add(1).saturating_add(size));
+        }
+        for end in ends {
+            if self.close_at(end) <= wm || !exists.insert(end) {
                 continue;
             }
-            let value = value_serde.deserialize(Some(&v)).map_err(|e| self.serde_error("value", e))?;
-            state = (self.agg.add)(state, &value);
+            let mut state = (self.agg.init)();
+            for (_, v) in raw.iter().filter(|(t, _)| end.saturating_sub(size) <= *t && *t <= end) {
+                let value = value_serde.deserialize(Some(v)).map_err(|e| self.serde_error("value", e))?;
+                state = (self.agg.add)(state, &value);
+            }
+            self.put_window(ctx, key_of(DATA, &[&kb, &enc(end)]), end, &state, true)?;
         }
-        self.put_window(ctx, data_key, ts, &state, true)
+        Ok(())
     }
 
     fn process_count(
@@ -887,6 +1060,8 @@ impl<K: Data, V: Data, S: Data, O: Data> Processor<K, V, (), WinOut<K, V, O>> fo
             }
         }
         self.dirty.clear();
+        self.unemitted.clear();
+        self.retracted.clear();
         self.closes.clear();
         self.raw_purged = i64::MIN;
         self.init_time_windows(ctx)?;
@@ -936,6 +1111,12 @@ impl<K: Data, V: Data, S: Data, O: Data> Processor<K, V, (), WinOut<K, V, O>> fo
             self.put(ctx, WATERMARK.to_vec(), enc(self.watermark).to_vec())?;
             self.persisted_watermark = self.watermark;
         }
+        self.unemitted.clear();
+        for data_key in std::mem::take(&mut self.retracted) {
+            if !self.dirty.contains(&data_key) {
+                self.emit_tombstone(ctx, &data_key)?;
+            }
+        }
         for data_key in std::mem::take(&mut self.dirty) {
             if let Some(value) = self.get(ctx, &data_key)? {
                 self.emit_window(ctx, &data_key, &value)?;
@@ -969,9 +1150,11 @@ impl<K: Data, V: Data, S: Data, O: Data> WindowProcessor<K, V, S, O> {
     }
 
     /// Drops the raw values of sliding windows that no open window can
-    /// still include.
+    /// still include. An open window ends at or after `wm - grace`, so it
+    /// starts at or after `wm - grace - length`; a value one ms before that
+    /// is kept too, as its right window (starting one ms after it) is open.
     fn purge_raw(&mut self, wm: i64, length: i64, ctx: &mut Ctx<'_, K, V, O>) -> Result<(), ProcessError> {
-        let bound = wm.saturating_sub(length).saturating_sub(self.windows.grace);
+        let bound = wm.saturating_sub(length).saturating_sub(self.windows.grace).saturating_sub(1);
         if bound <= self.raw_purged {
             return Ok(());
         }

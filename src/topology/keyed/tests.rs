@@ -155,6 +155,7 @@ impl Task {
             late_records: 0,
             key_buf: Vec::new(),
             value_buf: Vec::new(),
+            shuffle: Default::default(),
         };
         let mut task = Task { topology, ctx, instance, outputs, clock };
         for (_, node) in &task.instance.lifecycles {
@@ -170,7 +171,7 @@ impl Task {
         let source = self.instance.sources[INPUT].clone();
         source
             .borrow_mut()
-            .process_raw(Some(key.as_bytes()), Some(value.as_bytes()), timestamp, Headers::new(), &mut self.ctx)
+            .process_raw(Some(key.as_bytes()), Some(value.as_bytes()), timestamp, Headers::new(), None, &mut self.ctx)
             .unwrap();
         let now = self.ctx.time.watermark();
         if now > before {

@@ -198,7 +198,8 @@ impl<K: Data, V: Data, S: Data, O: Data> WindowProcessor<K, V, S, O> {
         let end = start.saturating_add(size);
         let key = self.key_serde.deserialize(Some(&data_key[9..])).map_err(|e| self.serde_error("key", e))?;
         let state = self.decode_state(value)?;
-        let out = WinOut::Result(Windowed { key, start, end }, (self.agg.result)(&state));
+        let Some(result) = (self.agg.result)(&state) else { return Ok(()) };
+        let out = WinOut::Result(Windowed { key, start, end }, Some(result));
         ctx.forward(Record::new((), out, end.saturating_sub(1)))
     }
 }
