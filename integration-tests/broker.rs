@@ -15,7 +15,7 @@ use rdkafka::Message;
 
 #[tokio::test]
 async fn records_round_trip_with_keys_headers_and_timestamps() {
-    let topic = harness::new_topic("round-trip", 1).await;
+    let topic = harness::new_history_topic("round-trip", 1).await;
     let sent = vec![
         TestRecord {
             partition: 0,

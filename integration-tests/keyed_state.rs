@@ -173,8 +173,8 @@ fn timer_outputs(output: &str) -> BTreeMap<(String, String), usize> {
 #[tokio::test(flavor = "multi_thread")]
 async fn event_time_timers_fire_exactly_once_across_a_sigkill_and_restart() {
     const RECORDS: usize = 3_000;
-    let input = harness::new_topic("keyed-in", 2).await;
-    let output = harness::new_topic("keyed-out", 2).await;
+    let input = harness::new_history_topic("keyed-in", 2).await;
+    let output = harness::new_history_topic("keyed-out", 2).await;
     let app_id = harness::unique("keyed-timers");
     let state = tempfile::tempdir().unwrap();
     let instance = harness::unique("pod");
@@ -283,7 +283,7 @@ async fn state_with_a_time_to_live_expires_and_processing_time_timers_fire_witho
 #[tokio::test(flavor = "multi_thread")]
 async fn fraud_alerts_flags_bursts_and_large_payments() {
     let input = harness::new_topic("payments", 1).await;
-    let output = harness::new_topic("fraud-alerts", 1).await;
+    let output = harness::new_history_topic("fraud-alerts", 1).await;
     let settings = fraud_alerts::Settings {
         input_topic: input.clone(),
         output_topic: output.clone(),

@@ -195,6 +195,11 @@ async fn internal_topics_are_created_with_the_right_partitions_and_policy() {
         let configs = admin.describe_configs(&[rdkafka::admin::ResourceSpecifier::Topic(&topic)], &opts).await.unwrap();
         let resource = configs.into_iter().next().unwrap().unwrap();
         assert_eq!(resource.get("cleanup.policy").and_then(|e| e.value.clone()).as_deref(), Some(policy), "{topic}");
+        if policy == "delete" {
+            // No time retention: the broker must not delete records the
+            // downstream task has not read (rivulet purges them itself).
+            assert_eq!(resource.get("retention.ms").and_then(|e| e.value.clone()).as_deref(), Some("-1"), "{topic}");
+        }
     }
     app.shutdown().unwrap();
 }

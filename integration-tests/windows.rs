@@ -276,8 +276,8 @@ fn diff(got: &BTreeMap<Win, i64>, want: &BTreeMap<Win, i64>) -> String {
 async fn topics(prefix: &str, kinds: &[&'static str]) -> BTreeMap<&'static str, (String, String)> {
     let mut m = BTreeMap::new();
     for kind in kinds {
-        let out = harness::new_topic(&format!("{prefix}-{kind}"), 1).await;
-        let late = harness::new_topic(&format!("{prefix}-{kind}-late"), 1).await;
+        let out = harness::new_history_topic(&format!("{prefix}-{kind}"), 1).await;
+        let late = harness::new_history_topic(&format!("{prefix}-{kind}-late"), 1).await;
         m.insert(*kind, (out, late));
     }
     m
@@ -287,7 +287,7 @@ async fn topics(prefix: &str, kinds: &[&'static str]) -> BTreeMap<&'static str, 
 async fn every_window_kind_equals_the_oracle_and_late_records_go_only_to_the_late_topic() {
     let _ = tracing_subscriber::fmt().with_test_writer().try_init();
     let records = input(11, 3_000);
-    let input_topic = harness::new_topic("win-in", 1).await;
+    let input_topic = harness::new_history_topic("win-in", 1).await;
     let all: Vec<&str> = kinds().iter().map(|(k, _)| *k).collect();
     let topics = topics("win-out", &all).await;
     harness::produce_many(&input_topic, &as_records(&records)).await;
@@ -492,7 +492,7 @@ async fn a_session_merged_after_it_was_emitted_gets_a_tombstone_and_the_table_of
 #[tokio::test(flavor = "multi_thread")]
 async fn emit_final_emits_each_window_once_across_a_restart_that_restores_from_the_changelog() {
     let records = input(23, 2_000);
-    let input_topic = harness::new_topic("win-restart-in", 1).await;
+    let input_topic = harness::new_history_topic("win-restart-in", 1).await;
     let topics = topics("win-restart-out", &["tumbling", "session"]).await;
     let (first, second) = records.split_at(records.len() / 2);
     harness::produce_many(&input_topic, &as_records(first)).await;
@@ -534,10 +534,10 @@ async fn emit_final_emits_each_window_once_across_a_restart_that_restores_from_t
 async fn page_views_per_minute_counts_each_minute_once_overall_and_per_page() {
     use page_views_per_minute::{MinuteCount, PageView, Settings};
     let settings = Settings {
-        input_topic: harness::new_topic("page-views", 2).await,
-        output_topic: harness::new_topic("page-views-per-minute", 1).await,
-        per_page_topic: harness::new_topic("page-views-per-page", 1).await,
-        late_topic: harness::new_topic("page-views-late", 1).await,
+        input_topic: harness::new_history_topic("page-views", 2).await,
+        output_topic: harness::new_history_topic("page-views-per-minute", 1).await,
+        per_page_topic: harness::new_history_topic("page-views-per-page", 1).await,
+        late_topic: harness::new_history_topic("page-views-late", 1).await,
         out_of_orderness_ms: 5_000,
         grace_ms: 10_000,
     };
@@ -619,8 +619,8 @@ async fn page_views_per_minute_counts_each_minute_once_overall_and_per_page() {
 async fn sessions_emit_each_closed_session_with_merges() {
     use sessions::{Event, Session, Settings};
     let settings = Settings {
-        input_topic: harness::new_topic("user-events", 1).await,
-        output_topic: harness::new_topic("user-sessions", 1).await,
+        input_topic: harness::new_history_topic("user-events", 1).await,
+        output_topic: harness::new_history_topic("user-sessions", 1).await,
         gap_ms: 30 * 60_000,
         // alice's 30 arrives after her 50: on time only if the watermark
         // trails by more than 20 minutes (the session 0..10 closes when

@@ -31,6 +31,7 @@ use crate::error::{Error, Result};
 use crate::http::{HttpServer, HttpState};
 use crate::kafka::admin::prepare_topics;
 use crate::metrics::Metrics;
+use crate::runtime::purge::RecordPurger;
 use crate::runtime::stats::{RuntimeStats, StatsSnapshot, ThreadPhase};
 use crate::runtime::task_manager::AppContext;
 use crate::runtime::thread;
@@ -79,6 +80,7 @@ impl App {
         let mut source_topics: Vec<String> = plan.topic_to_subtopology.keys().cloned().collect();
         source_topics.sort();
         let shutdown_timeout = config.shutdown_timeout;
+        let purger = RecordPurger::start(&config, plan.repartition_topics)?;
         let app = Arc::new(AppContext {
             dead_letter_topic: config.dead_letter_topic(),
             config,
@@ -87,6 +89,7 @@ impl App {
             metrics,
             resources,
             topic_to_subtopology: plan.topic_to_subtopology,
+            purger,
         });
         let shutdown = Arc::new(AtomicBool::new(false));
         let mut threads = Vec::new();

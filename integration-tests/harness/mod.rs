@@ -103,6 +103,42 @@ pub async fn new_topic(prefix: &str, partitions: i32) -> String {
     name
 }
 
+/// A random topic name, created with `partitions` partitions and no
+/// retention by time: for records with timestamps from the past (a
+/// replayed history), which a time retention (the broker's default: 7
+/// days) deletes at the broker's next retention check, before the test
+/// reads them. Output topics of such records carry the old timestamps too.
+pub async fn new_history_topic(prefix: &str, partitions: i32) -> String {
+    let name = unique(prefix);
+    create_topic(&name, partitions, &[("retention.ms", "-1")]).await;
+    name
+}
+
+/// The low and high watermarks of every partition of `topic`.
+pub fn watermarks(topic: &str) -> Vec<(i64, i64)> {
+    let consumer: BaseConsumer = client_config().create().unwrap();
+    let md = consumer.fetch_metadata(Some(topic), Duration::from_secs(10)).unwrap();
+    let partitions = md.topics()[0].partitions().len() as i32;
+    (0..partitions).map(|p| consumer.fetch_watermarks(topic, p, Duration::from_secs(10)).unwrap()).collect()
+}
+
+/// The offsets consumer group `group` committed for each partition of
+/// `topic` (`None` where it committed none).
+pub fn committed_offsets(group: &str, topic: &str, partitions: i32) -> Vec<Option<i64>> {
+    let consumer: BaseConsumer = client_config().set("group.id", group).create().unwrap();
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..partitions {
+        tpl.add_partition(topic, p);
+    }
+    let committed = consumer.committed_offsets(tpl, Duration::from_secs(10)).unwrap();
+    (0..partitions)
+        .map(|p| match committed.find_partition(topic, p).map(|e| e.offset()) {
+            Some(Offset::Offset(o)) => Some(o),
+            _ => None,
+        })
+        .collect()
+}
+
 /// An idempotent producer for the test broker.
 pub fn producer() -> FutureProducer {
     client_config().set("enable.idempotence", "true").set("linger.ms", "5").create().unwrap()

@@ -117,6 +117,13 @@ POM
   touch "$DIST_DIR/.complete"
 }
 
+# log.retention.check.interval.ms=5000 (Kafka's default: 5 minutes): tests
+# replay records with timestamps from years ago, which a 7-day time retention
+# deletes at the next check. Checking every 5 s makes a topic that lacks
+# retention.ms=-1 lose them within the test, every run, instead of only when
+# the check happens to fall inside it (never on a broker younger than 5
+# minutes, as CI's fresh one often is). A running broker keeps the settings
+# it started with: stop and start it to apply a change here.
 write_config() {
   mkdir -p "$RUN_DIR"
   cat > "$CONFIG_FILE" <<PROPS
@@ -143,6 +150,7 @@ group.initial.rebalance.delay.ms=0
 auto.create.topics.enable=false
 log.cleaner.enable=true
 log.cleaner.backoff.ms=1000
+log.retention.check.interval.ms=5000
 PROPS
   cat > "$RUN_DIR/log4j2.properties" <<'L4J'
 status = warn

@@ -23,6 +23,8 @@ pub(crate) struct KeySpec {
 pub(crate) const MAX_THREADS: u64 = 256;
 /// Longest commit interval accepted: one hour.
 pub(crate) const MAX_COMMIT_INTERVAL_MS: u64 = 3_600_000;
+/// Longest repartition purge interval accepted: one hour.
+pub(crate) const MAX_PURGE_INTERVAL_MS: u64 = 3_600_000;
 /// Longest shutdown timeout accepted: one hour.
 pub(crate) const MAX_SHUTDOWN_TIMEOUT_MS: u64 = 3_600_000;
 
@@ -59,6 +61,15 @@ pub(crate) const COMMIT_INTERVAL_MS: KeySpec = KeySpec {
     accepted: "an integer from 1 to 3600000 (milliseconds)",
     doc: "How often a processing thread runs its commit cycle: changelogs, outputs, \
           offsets, then local state.",
+};
+pub(crate) const REPARTITION_PURGE_INTERVAL_MS: KeySpec = KeySpec {
+    name: "repartition_purge_interval_ms",
+    default: "30000",
+    accepted: "an integer from 0 to 3600000 (milliseconds)",
+    doc: "How often, at most, the records of repartition topics below the offsets the reading \
+          tasks committed are deleted (one DeleteRecords request, sent off the processing threads \
+          after a commit; Kafka Streams' `repartition.purge.interval.ms`). Repartition topics have \
+          no retention by time or size, so this is what frees their disk space.",
 };
 pub(crate) const NUM_THREADS: KeySpec = KeySpec {
     name: "num_threads",
@@ -208,6 +219,7 @@ pub(crate) const KEYS: &[KeySpec] = &[
     INSTANCE_ID,
     PROCESSING_GUARANTEE,
     COMMIT_INTERVAL_MS,
+    REPARTITION_PURGE_INTERVAL_MS,
     NUM_THREADS,
     SHUTDOWN_TIMEOUT_MS,
     STATE_DIR,

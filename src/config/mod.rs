@@ -265,6 +265,8 @@ pub struct Config {
     pub processing_guarantee: ProcessingGuarantee,
     /// Time between commit cycles.
     pub commit_interval: Duration,
+    /// Least time between two deletions of consumed repartition records.
+    pub repartition_purge_interval: Duration,
     /// Processing threads in this instance.
     pub num_threads: usize,
     /// How long a graceful shutdown may take before the process exits.
@@ -369,6 +371,7 @@ impl fmt::Display for Config {
         writeln!(f, "instance_id = {:?}", self.instance_id)?;
         writeln!(f, "processing_guarantee = \"{}\"", self.processing_guarantee)?;
         writeln!(f, "commit_interval_ms = {}", self.commit_interval.as_millis())?;
+        writeln!(f, "repartition_purge_interval_ms = {}", self.repartition_purge_interval.as_millis())?;
         writeln!(f, "num_threads = {}", self.num_threads)?;
         writeln!(f, "shutdown_timeout_ms = {}", self.shutdown_timeout.as_millis())?;
         writeln!(f, "state_dir = {:?}", self.state_dir.display().to_string())?;
@@ -659,6 +662,10 @@ impl Tree {
                 ProcessingGuarantee::ExactlyOnce => 100,
             },
         };
+        let repartition_purge_interval_ms = match self.take(&REPARTITION_PURGE_INTERVAL_MS) {
+            Some(v) => integer(&REPARTITION_PURGE_INTERVAL_MS, &v, 0, MAX_PURGE_INTERVAL_MS)?,
+            None => 30_000,
+        };
         let num_threads = match self.take(&NUM_THREADS) {
             Some(v) => integer(&NUM_THREADS, &v, 1, MAX_THREADS)? as usize,
             None => 1,
@@ -759,6 +766,7 @@ impl Tree {
             instance_id_explicit,
             processing_guarantee,
             commit_interval: Duration::from_millis(commit_interval_ms),
+            repartition_purge_interval: Duration::from_millis(repartition_purge_interval_ms),
             num_threads,
             shutdown_timeout: Duration::from_millis(shutdown_timeout_ms),
             state_dir,

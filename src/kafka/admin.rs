@@ -6,6 +6,16 @@
 //! partition count of the sub-topology that owns them, and existing ones
 //! are checked for partition count and cleanup policy.
 //!
+//! Repartition topics keep their records until rivulet deletes them: they
+//! are created with `retention.ms=-1` and `retention.bytes=-1`, as Kafka
+//! Streams' `RepartitionTopicConfig` does (with `cleanup.policy=delete` and
+//! 50 MB segments), and the records below the downstream tasks' committed
+//! offsets are deleted after commits (`crate::runtime::purge`). A time
+//! retention would be judged on the records' timestamps: replaying history
+//! older than the retention would let the broker delete records before the
+//! downstream task read them, silently. So an existing repartition topic
+//! with a finite retention, or compacted, is refused.
+//!
 //! The changelog of a tumbling or hopping window store is *windowed*, as
 //! Kafka Streams' (`WindowedChangelogTopicConfig`): `cleanup.policy =
 //! compact,delete` and `retention.ms` = window size + grace +
@@ -16,7 +26,7 @@
 //! reads them); one whose `retention.ms` is shorter than size + grace is an
 //! error, since the broker would delete windows still open.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, ResourceSpecifier, TopicReplication};
@@ -35,6 +45,8 @@ const ADMIN_TIMEOUT: Duration = Duration::from_secs(30);
 pub(crate) struct TopicPlan {
     /// Resolved source topic -> sub-topology.
     pub(crate) topic_to_subtopology: HashMap<String, usize>,
+    /// Resolved names of the repartition topics.
+    pub(crate) repartition_topics: BTreeSet<String>,
 }
 
 struct Wanted {
@@ -44,7 +56,16 @@ struct Wanted {
     /// A windowed changelog: (the least `retention.ms` that keeps every
     /// open window, the `retention.ms` to create it with).
     windowed: Option<(i64, i64)>,
+    /// A repartition topic: see [`REPARTITION_TOPIC_CONFIG`].
+    repartition: bool,
 }
+
+/// The configs repartition topics are created with, as Kafka Streams'
+/// `RepartitionTopicConfig`: no retention by time or size (rivulet deletes
+/// consumed records itself), and 50 MB segments so that the broker frees
+/// the space of deleted records soon (it removes whole segments only).
+const REPARTITION_TOPIC_CONFIG: &[(&str, &str)] =
+    &[("cleanup.policy", "delete"), ("retention.ms", "-1"), ("retention.bytes", "-1"), ("segment.bytes", "52428800")];
 
 /// Checks source topics and creates or checks internal topics.
 pub(crate) fn prepare_topics(config: &Config, topology: &Topology) -> Result<TopicPlan> {
@@ -140,6 +161,7 @@ pub(crate) fn prepare_topics(config: &Config, topology: &Topology) -> Result<Top
                     partitions: partitions[st.id],
                     compacted: false,
                     windowed: None,
+                    repartition: true,
                 });
             }
         }
@@ -155,6 +177,7 @@ pub(crate) fn prepare_topics(config: &Config, topology: &Topology) -> Result<Top
                 partitions: partitions[st.id],
                 compacted: true,
                 windowed,
+                repartition: false,
             });
         }
     }
@@ -162,7 +185,7 @@ pub(crate) fn prepare_topics(config: &Config, topology: &Topology) -> Result<Top
         let dlq = config.dead_letter_topic();
         if config.errors.dead_letter_topic.is_empty() {
             if !existing.contains_key(&dlq) {
-                wanted.push(Wanted { name: dlq, partitions: 1, compacted: false, windowed: None });
+                wanted.push(Wanted { name: dlq, partitions: 1, compacted: false, windowed: None, repartition: false });
             }
         } else if !existing.contains_key(&dlq) {
             return Err(Error::Topics(format!(
@@ -194,7 +217,8 @@ pub(crate) fn prepare_topics(config: &Config, topology: &Topology) -> Result<Top
             topic_to_subtopology.insert(t.resolve(app), st.id);
         }
     }
-    Ok(TopicPlan { topic_to_subtopology })
+    let repartition_topics = wanted.into_iter().filter(|w| w.repartition).map(|w| w.name).collect();
+    Ok(TopicPlan { topic_to_subtopology, repartition_topics })
 }
 
 async fn ensure_topics(
@@ -234,6 +258,9 @@ async fn ensure_topics(
                 let have = resource.get("retention.ms").and_then(|e| e.value.as_deref());
                 check_windowed_changelog(&w.name, &policy, have, least, retention)?;
             }
+            if w.repartition {
+                check_repartition_topic(&w.name, &resource)?;
+            }
         }
     }
     // Create the missing ones.
@@ -251,6 +278,7 @@ async fn ensure_topics(
             match (w.compacted, &retentions[i]) {
                 (true, Some(retention)) => t.set("cleanup.policy", "compact,delete").set("retention.ms", retention),
                 (true, None) => t.set("cleanup.policy", "compact"),
+                (false, _) if w.repartition => REPARTITION_TOPIC_CONFIG.iter().fold(t, |t, (k, v)| t.set(k, v)),
                 (false, _) => t,
             }
         })
@@ -288,6 +316,33 @@ async fn ensure_topics(
                 return Err(Error::Topics(format!("internal topic {} was created but is not served yet", w.name)));
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    Ok(())
+}
+
+/// An existing repartition topic must keep its records until rivulet
+/// deletes them: no compaction, no retention by time or size (the checks
+/// of Kafka Streams' `InternalTopicManager` for repartition topics).
+fn check_repartition_topic(name: &str, resource: &rdkafka::admin::ConfigResource) -> Result<()> {
+    let value = |key: &str| resource.get(key).and_then(|e| e.value.clone()).unwrap_or_default();
+    let policy = value("cleanup.policy");
+    if policy.contains("compact") {
+        return Err(Error::Topics(format!(
+            "repartition topic {name} has cleanup.policy={policy}; compaction would drop records the downstream \
+             sub-topology has not read. Set cleanup.policy=delete on it (kafka-configs --alter --entity-type topics \
+             --entity-name {name} --add-config cleanup.policy=delete)"
+        )));
+    }
+    for key in ["retention.ms", "retention.bytes"] {
+        let v = value(key);
+        if v != "-1" {
+            return Err(Error::Topics(format!(
+                "repartition topic {name} has {key}={v}; the broker would delete records the downstream \
+                 sub-topology has not read yet (a time retention is judged on the records' timestamps, so \
+                 replaying old data loses it at once). rivulet deletes consumed records itself. Set {key}=-1 on \
+                 it (kafka-configs --alter --entity-type topics --entity-name {name} --add-config {key}=-1)"
+            )));
         }
     }
     Ok(())

@@ -12,6 +12,7 @@
 //! ([`task_manager::TaskManager::commit`]).
 
 pub(crate) mod collector;
+pub(crate) mod purge;
 pub(crate) mod retry;
 pub(crate) mod stats;
 pub(crate) mod task;

@@ -18,6 +18,7 @@ use crate::error::{Error, Result};
 use crate::metrics::{CommitResult, Metrics, SubtopologyMetrics};
 use crate::record::{Headers, SourceOffset};
 use crate::runtime::collector::DeliveryFailure;
+use crate::runtime::purge::RecordPurger;
 use crate::runtime::retry::{abort_is_retriable, retrying, retrying_when, RETRY_FOR};
 use crate::runtime::stats::{RuntimeStats, ThreadPhase};
 use crate::runtime::task::{RestorePartition, Task, RESTORE_BATCH};
@@ -101,6 +102,9 @@ pub(crate) struct AppContext {
     /// Resolved source topic name -> sub-topology.
     pub(crate) topic_to_subtopology: HashMap<String, usize>,
     pub(crate) dead_letter_topic: String,
+    /// Deletes repartition records once their reader committed past them;
+    /// `None` without repartition topics (or on the embedded cluster).
+    pub(crate) purger: Option<RecordPurger>,
 }
 
 pub(crate) struct TaskManager {
@@ -559,8 +563,14 @@ impl TaskManager {
     /// metadata into the transaction and commits it, and an abortable
     /// failure aborts it, rewinds the consumer and drops the buffers
     /// ([`commit_exactly_once`](Self::commit_exactly_once)).
+    ///
+    /// After a successful cycle the committed offsets of repartition topics
+    /// go to the [`RecordPurger`], which deletes the records below them.
     pub(crate) fn commit<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>) -> Result<()> {
         self.last_commit = Instant::now();
+        // Taken now: a successful cycle clears the tasks' consumed offsets.
+        let purgeable =
+            self.app.purger.as_ref().map(|p| p.purgeable(self.tasks.values().flat_map(Task::consumed_offsets)));
         let result = if self.app.config.processing_guarantee == ProcessingGuarantee::ExactlyOnce {
             self.commit_exactly_once(consumer)
         } else {
@@ -570,6 +580,9 @@ impl TaskManager {
         match result {
             Ok(Some(outcome)) => {
                 self.app.metrics.commit(outcome, took);
+                if let (CommitResult::Committed, Some(purger), Some(offsets)) = (outcome, &self.app.purger, purgeable) {
+                    purger.committed(offsets);
+                }
                 Ok(())
             }
             Ok(None) => Ok(()),
