@@ -201,6 +201,17 @@ pub(crate) const STATE_CACHE_BYTES: KeySpec = KeySpec {
           Kafka Streams' record cache): a key read or written recently is found without a \
           RocksDB lookup. Bytes per store and task; 4 MiB holds about 50,000 small entries.",
 };
+pub(crate) const STATE_WINDOW_CHANGELOG_ADDITIONAL_RETENTION_MS: KeySpec = KeySpec {
+    name: "state.window_changelog_additional_retention_ms",
+    default: "86400000",
+    accepted: "an integer from 0 to 31536000000 (milliseconds, up to a year)",
+    doc: "How long the changelog of a tumbling or hopping window store keeps a record beyond \
+          the window's size plus grace (Kafka Streams' \
+          `windowstore.changelog.additional.retention.ms`). Such changelogs are created with \
+          `cleanup.policy=compact,delete` and `retention.ms` = size + grace + this; their \
+          records carry the wall-clock time of the commit that wrote them, so this must cover \
+          the out-of-orderness and the longest the watermark may stall while windows are open.",
+};
 
 /// Every key, in the order `docs/configuration.md` lists them.
 pub(crate) const KEYS: &[KeySpec] = &[
@@ -215,6 +226,7 @@ pub(crate) const KEYS: &[KeySpec] = &[
     STATE_BLOCK_CACHE_BYTES,
     STATE_WRITE_BUFFER_BYTES,
     STATE_CACHE_BYTES,
+    STATE_WINDOW_CHANGELOG_ADDITIONAL_RETENTION_MS,
     ERRORS_DESERIALIZATION,
     ERRORS_PROCESSING,
     ERRORS_PRODUCTION,

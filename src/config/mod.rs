@@ -177,6 +177,9 @@ pub struct StateConfig {
     /// The read cache in front of each RocksDB store of each task, bytes
     /// (0: none).
     pub cache_bytes: usize,
+    /// Added to size + grace for the `retention.ms` of window-store
+    /// changelogs, ms.
+    pub window_changelog_additional_retention_ms: i64,
 }
 
 /// The HTTP server's settings.
@@ -376,6 +379,11 @@ impl fmt::Display for Config {
         writeln!(f, "block_cache_bytes = {}", self.state.block_cache_bytes)?;
         writeln!(f, "write_buffer_bytes = {}", self.state.write_buffer_bytes)?;
         writeln!(f, "cache_bytes = {}", self.state.cache_bytes)?;
+        writeln!(
+            f,
+            "window_changelog_additional_retention_ms = {}",
+            self.state.window_changelog_additional_retention_ms
+        )?;
         writeln!(f, "\n[errors]")?;
         for (k, p) in [
             ("deserialization", self.errors.deserialization),
@@ -693,6 +701,11 @@ impl Tree {
             Some(v) => integer(&STATE_CACHE_BYTES, &v, 0, 1 << 40)? as usize,
             None => 4 << 20,
         };
+        let window_changelog_additional_retention_ms = match self.take(&STATE_WINDOW_CHANGELOG_ADDITIONAL_RETENTION_MS)
+        {
+            Some(v) => integer(&STATE_WINDOW_CHANGELOG_ADDITIONAL_RETENTION_MS, &v, 0, 365 * 86_400_000)? as i64,
+            None => 86_400_000,
+        };
         let mut policy = |spec: &KeySpec| -> Result<ErrorPolicy, ConfigError> {
             match self.take(spec) {
                 Some(v) => one_of(spec, &v, POLICIES),
@@ -757,7 +770,12 @@ impl Tree {
             num_threads,
             shutdown_timeout: Duration::from_millis(shutdown_timeout_ms),
             state_dir,
-            state: StateConfig { block_cache_bytes, write_buffer_bytes, cache_bytes },
+            state: StateConfig {
+                block_cache_bytes,
+                write_buffer_bytes,
+                cache_bytes,
+                window_changelog_additional_retention_ms,
+            },
             errors: ErrorsConfig { deserialization, processing, production, dead_letter_topic },
             http: HttpConfig { listen },
             log: LogConfig { format, level },

@@ -15,6 +15,16 @@
 //! older than the retention would let the broker delete records before the
 //! downstream task read them, silently. So an existing repartition topic
 //! with a finite retention, or compacted, is refused.
+//!
+//! The changelog of a tumbling or hopping window store is *windowed*, as
+//! Kafka Streams' (`WindowedChangelogTopicConfig`): `cleanup.policy =
+//! compact,delete` and `retention.ms` = window size + grace +
+//! `state.window_changelog_additional_retention_ms`, because the store drops
+//! closed windows without tombstones (`topology/windows/segmented.rs`). An
+//! existing one that is compacted only is accepted with a warning (nothing
+//! is lost, but closed windows stay in it forever and every full restore
+//! reads them); one whose `retention.ms` is shorter than size + grace is an
+//! error, since the broker would delete windows still open.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
@@ -43,6 +53,9 @@ struct Wanted {
     name: String,
     partitions: i32,
     compacted: bool,
+    /// A windowed changelog: (the least `retention.ms` that keeps every
+    /// open window, the `retention.ms` to create it with).
+    windowed: Option<(i64, i64)>,
     /// A repartition topic: see [`REPARTITION_TOPIC_CONFIG`].
     repartition: bool,
 }
@@ -147,15 +160,23 @@ pub(crate) fn prepare_topics(config: &Config, topology: &Topology) -> Result<Top
                     name: t.resolve(app),
                     partitions: partitions[st.id],
                     compacted: false,
+                    windowed: None,
                     repartition: true,
                 });
             }
         }
         for s in &st.stores {
+            let windowed = topology
+                .stores
+                .iter()
+                .find(|d| &d.name == s)
+                .and_then(|d| d.windowed_retention_ms)
+                .map(|least| (least, least.saturating_add(config.state.window_changelog_additional_retention_ms)));
             wanted.push(Wanted {
                 name: changelog_topic(s).resolve(app),
                 partitions: partitions[st.id],
                 compacted: true,
+                windowed,
                 repartition: false,
             });
         }
@@ -164,7 +185,7 @@ pub(crate) fn prepare_topics(config: &Config, topology: &Topology) -> Result<Top
         let dlq = config.dead_letter_topic();
         if config.errors.dead_letter_topic.is_empty() {
             if !existing.contains_key(&dlq) {
-                wanted.push(Wanted { name: dlq, partitions: 1, compacted: false, repartition: false });
+                wanted.push(Wanted { name: dlq, partitions: 1, compacted: false, windowed: None, repartition: false });
             }
         } else if !existing.contains_key(&dlq) {
             return Err(Error::Topics(format!(
@@ -233,6 +254,10 @@ async fn ensure_topics(
                     w.name
                 )));
             }
+            if let Some((least, retention)) = w.windowed {
+                let have = resource.get("retention.ms").and_then(|e| e.value.as_deref());
+                check_windowed_changelog(&w.name, &policy, have, least, retention)?;
+            }
             if w.repartition {
                 check_repartition_topic(&w.name, &resource)?;
             }
@@ -243,16 +268,18 @@ async fn ensure_topics(
     if missing.is_empty() {
         return Ok(());
     }
+    let retentions: Vec<Option<String>> =
+        missing.iter().map(|w| w.windowed.map(|(_, retention)| retention.to_string())).collect();
     let new_topics: Vec<NewTopic<'_>> = missing
         .iter()
-        .map(|w| {
+        .enumerate()
+        .map(|(i, w)| {
             let t = NewTopic::new(&w.name, w.partitions, TopicReplication::Fixed(-1));
-            if w.compacted {
-                t.set("cleanup.policy", "compact")
-            } else if w.repartition {
-                REPARTITION_TOPIC_CONFIG.iter().fold(t, |t, (k, v)| t.set(k, v))
-            } else {
-                t
+            match (w.compacted, &retentions[i]) {
+                (true, Some(retention)) => t.set("cleanup.policy", "compact,delete").set("retention.ms", retention),
+                (true, None) => t.set("cleanup.policy", "compact"),
+                (false, _) if w.repartition => REPARTITION_TOPIC_CONFIG.iter().fold(t, |t, (k, v)| t.set(k, v)),
+                (false, _) => t,
             }
         })
         .collect();
@@ -319,4 +346,47 @@ fn check_repartition_topic(name: &str, resource: &rdkafka::admin::ConfigResource
         }
     }
     Ok(())
+}
+
+/// Checks the cleanup settings of an existing windowed changelog (the
+/// cleanup policy, already known to include `compact`).
+fn check_windowed_changelog(name: &str, policy: &str, have: Option<&str>, least: i64, retention: i64) -> Result<()> {
+    if !policy.split(',').any(|p| p.trim() == "delete") {
+        tracing::warn!(
+            topic = %name,
+            policy = %policy,
+            "window-store changelog is compacted only: closed windows are never deleted from it, so it grows with every \
+             window and a full restore reads them all; set cleanup.policy=compact,delete and retention.ms={retention} \
+             on it (kafka-configs --alter --add-config 'cleanup.policy=[compact,delete],retention.ms={retention}')"
+        );
+        return Ok(());
+    }
+    match have.and_then(|v| v.trim().parse::<i64>().ok()) {
+        // -1: no time limit.
+        Some(have) if have >= 0 && have < least => Err(Error::Topics(format!(
+            "window-store changelog {name} has cleanup.policy={policy} with retention.ms={have}, shorter than the \
+             window size plus grace ({least} ms): the broker would delete windows that are still open. Set \
+             retention.ms={retention} on it (kafka-configs --alter --add-config retention.ms={retention})"
+        ))),
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use super::*;
+
+    #[test]
+    fn a_windowed_changelog_may_be_compacted_only_but_not_retain_less_than_size_plus_grace() {
+        let check =
+            |policy: &str, have: Option<&str>| check_windowed_changelog("app-w-changelog", policy, have, 70, 100);
+        assert!(check("compact", Some("604800000")).is_ok(), "accepted, with a warning");
+        assert!(check("compact,delete", Some("100")).is_ok());
+        assert!(check("delete,compact", Some("70")).is_ok());
+        assert!(check("compact,delete", Some("-1")).is_ok(), "no time limit keeps everything");
+        let err = check("compact,delete", Some("69")).unwrap_err().to_string();
+        assert!(err.contains("app-w-changelog") && err.contains("retention.ms=100"), "{err}");
+    }
 }

@@ -22,7 +22,9 @@ use crate::error::{Error, Result};
 use crate::record::{Headers, SourceOffset};
 use crate::runtime::stats::RuntimeStats;
 use crate::runtime::{wall_clock_ms, RecordCollector, StoreSlot, TaskContext, TaskId};
-use crate::state::{self, CachedStore, InMemoryStore, KeyValueStore, RocksDbStore, StateResources, WriteBuffer};
+use crate::state::{
+    self, CachedStore, InMemoryStore, KeyRange, KeyValueStore, RocksDbStore, StateResources, WriteBuffer,
+};
 use crate::topology::graph::TopicName;
 use crate::topology::graph::{Instance, Instantiator};
 use crate::topology::time::{encode_mark, is_marker, Mark, RECORD_MARK_HEADER};
@@ -69,9 +71,9 @@ pub(crate) struct Task {
     /// Aborted: the nodes must be initialised again before going on.
     stale: bool,
     /// Batches drained from the write buffer in step 1 of a commit, applied
-    /// in step 4: (store index, entries).
+    /// in step 4: (store index, ranges dropped locally, entries).
     #[allow(clippy::type_complexity)]
-    pending: Vec<(usize, Vec<(Vec<u8>, Option<Vec<u8>>)>)>,
+    pending: Vec<(usize, Vec<KeyRange>, Vec<(Vec<u8>, Option<Vec<u8>>)>)>,
 }
 
 impl Task {
@@ -288,7 +290,9 @@ impl Task {
         self.send_watermark_markers(wall_clock_ms())?;
         for (i, slot) in self.ctx.stores.iter().enumerate() {
             let batch = self.ctx.buffer.drain(&slot.name);
-            if batch.is_empty() {
+            // Local drops have no changelog records (the segmented window store).
+            let dropped = self.ctx.buffer.take_dropped(&slot.name);
+            if batch.is_empty() && dropped.is_empty() {
                 continue;
             }
             for (k, v) in &batch {
@@ -302,7 +306,7 @@ impl Task {
                     None,
                 )?;
             }
-            self.pending.push((i, batch));
+            self.pending.push((i, dropped, batch));
         }
         Ok(())
     }
@@ -369,10 +373,10 @@ impl Task {
     /// each drained batch to its store in one batch, with the changelog
     /// offset it corresponds to.
     pub(crate) fn complete_commit(&mut self) -> Result<(), Error> {
-        for (i, batch) in self.pending.drain(..) {
+        for (i, dropped, batch) in self.pending.drain(..) {
             let slot = &mut self.ctx.stores[i];
             let offset = self.ctx.collector.take_changelog_offset(&slot.changelog, self.id.partition).map(|o| o + 1);
-            slot.store.apply(&batch, offset)?;
+            slot.store.apply_dropping(&dropped, &batch, offset)?;
         }
         self.ctx.buffer.clear();
         self.consumed.clear();

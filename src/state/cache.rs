@@ -17,7 +17,7 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 
-use super::{KeyValueStore, StateResult};
+use super::{in_range, KeyRange, KeyValueStore, StateResult};
 
 /// What an entry is assumed to cost beyond its key and value bytes (the
 /// two vectors, the hash-table slot).
@@ -103,15 +103,37 @@ impl<S: KeyValueStore> KeyValueStore for CachedStore<S> {
     }
 
     fn apply(&mut self, batch: &[(Vec<u8>, Option<Vec<u8>>)], changelog_offset: Option<i64>) -> StateResult<()> {
-        if let Err(e) = self.inner.apply(batch, changelog_offset) {
+        self.apply_dropping(&[], batch, changelog_offset)
+    }
+
+    fn apply_dropping(
+        &mut self,
+        dropped: &[KeyRange],
+        batch: &[(Vec<u8>, Option<Vec<u8>>)],
+        changelog_offset: Option<i64>,
+    ) -> StateResult<()> {
+        if let Err(e) = self.inner.apply_dropping(dropped, batch, changelog_offset) {
             // The store may hold part of the batch or none of it: forget
             // everything rather than guess.
             *self.cache.get_mut() = Generations::default();
             return Err(e);
         }
+        let cache = self.cache.get_mut();
+        if !dropped.is_empty() {
+            // The dropped keys are gone from the store (a hash map cannot
+            // find a range, so look at every entry: once per commit).
+            let kept = |key: &Vec<u8>| !dropped.iter().any(|(from, to)| in_range(key, Some(from), Some(to)));
+            cache.young.retain(|key, value| {
+                let keep = kept(key);
+                if !keep {
+                    cache.young_bytes = cache.young_bytes.saturating_sub(cost(key, value));
+                }
+                keep
+            });
+            cache.old.retain(|key, _| kept(key));
+        }
         // Cached keys take their new values; keys not cached stay out (a
         // restore applies millions of keys, which would only churn it).
-        let cache = self.cache.get_mut();
         for (key, value) in batch {
             if let Some(slot) = cache.young.get_mut(key.as_slice()) {
                 // Keep the byte count true when a value grows or shrinks.
@@ -197,5 +219,18 @@ mod tests {
         }
         let cache = s.cache.borrow();
         assert!(cache.young.len() + cache.old.len() <= 8, "the budget must bound the cache");
+    }
+
+    #[test]
+    fn a_dropped_range_is_forgotten_by_the_cache() {
+        let mut s = CachedStore::new(InMemoryStore::new("s"), 1 << 20);
+        s.apply(&[kv("a", Some("1")), kv("b", Some("1")), kv("c", Some("1"))], Some(1)).unwrap();
+        for k in ["a", "b", "c"] {
+            assert!(s.get(k.as_bytes()).unwrap().is_some());
+        }
+        s.apply_dropping(&[(b"a".to_vec(), b"c".to_vec())], &[kv("b", Some("2"))], Some(2)).unwrap();
+        assert_eq!(s.get(b"a").unwrap(), None);
+        assert_eq!(s.get(b"b").unwrap(), Some(b"2".to_vec()));
+        assert_eq!(s.get(b"c").unwrap(), Some(b"1".to_vec()));
     }
 }

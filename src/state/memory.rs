@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::ops::Bound;
 
-use super::{KeyValueStore, StateResult};
+use super::{KeyRange, KeyValueStore, StateResult};
 
 /// A [`KeyValueStore`] in memory. Nothing survives the process, so after a
 /// restart the store is restored from its changelog from the beginning; use
@@ -64,6 +64,24 @@ impl KeyValueStore for InMemoryStore {
             self.changelog_offset = changelog_offset;
         }
         Ok(())
+    }
+
+    fn apply_dropping(
+        &mut self,
+        dropped: &[KeyRange],
+        batch: &[(Vec<u8>, Option<Vec<u8>>)],
+        changelog_offset: Option<i64>,
+    ) -> StateResult<()> {
+        for (from, to) in dropped {
+            if from >= to {
+                continue;
+            }
+            let mut inside = self.entries.split_off(from.as_slice());
+            let mut after = inside.split_off(to.as_slice());
+            self.entries.append(&mut after);
+            self.bytes -= inside.iter().map(|(key, value)| (key.len() + value.len()) as u64).sum::<u64>();
+        }
+        self.apply(batch, changelog_offset)
     }
 
     fn changelog_offset(&self) -> StateResult<Option<i64>> {
@@ -159,5 +177,16 @@ mod tests {
         assert_eq!(store.changelog_offset().unwrap(), Some(5));
         store.apply(&[], Some(9)).unwrap();
         assert_eq!(store.changelog_offset().unwrap(), Some(9));
+    }
+
+    #[test]
+    fn dropped_ranges_are_deleted_before_the_batch_and_leave_the_size_true() {
+        let mut store = InMemoryStore::new("s");
+        store.apply(&[put("a", "1"), put("b", "22"), put("c", "333")], None).unwrap();
+        store.apply_dropping(&[(b"b".to_vec(), b"z".to_vec())], &[put("c", "4")], Some(1)).unwrap();
+        assert_eq!(keys(store.range(None, None).unwrap()), ["a", "c"]);
+        assert_eq!(store.get(b"c").unwrap(), Some(b"4".to_vec()));
+        assert_eq!(store.approximate_size_bytes().unwrap(), 4);
+        assert_eq!(store.changelog_offset().unwrap(), Some(1));
     }
 }

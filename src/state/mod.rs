@@ -13,7 +13,10 @@
 //! committed, the runtime drains the buffer and hands each store its entries
 //! with [`KeyValueStore::apply`]: the entries and the changelog offset they
 //! bring the store up to are written as ONE atomic batch. On abort the buffer
-//! is dropped and nothing reaches the store.
+//! is dropped and nothing reaches the store. A buffer can also drop a key
+//! range locally, without changelog records (closed windows, which the
+//! changelog's time retention deletes on the broker):
+//! [`KeyValueStore::apply_dropping`] deletes such ranges in the same batch.
 //!
 //! So a local store is always a consistent snapshot at a known changelog
 //! offset ([`KeyValueStore::changelog_offset`]): after a crash a task replays
@@ -117,6 +120,9 @@ impl StateError {
 /// `Result` with [`StateError`].
 pub type StateResult<T> = Result<T, StateError>;
 
+/// A key range `[from, to)`.
+pub type KeyRange = (Vec<u8>, Vec<u8>);
+
 /// A bytes-level key-value store, in key order (bytewise).
 ///
 /// The outermost layers (typed access, caching, change logging) are built on
@@ -144,6 +150,31 @@ pub trait KeyValueStore: Send {
     /// afterwards, or none of it. `None` leaves the recorded offset as it was
     /// (a store without a changelog). Later entries for the same key win.
     fn apply(&mut self, batch: &[(Vec<u8>, Option<Vec<u8>>)], changelog_offset: Option<i64>) -> StateResult<()>;
+
+    /// As [`apply`](Self::apply), deleting the keys in the `dropped` ranges
+    /// first, in the same atomic write: the ranges a task dropped locally
+    /// ([`WriteBuffer::drop_locally`]), whose deletion has no changelog
+    /// records. Entries of `batch` inside a range survive (they were written
+    /// after the drop).
+    ///
+    /// The default reads the keys in the ranges and deletes them one by one;
+    /// RocksDB deletes each range with one range tombstone.
+    fn apply_dropping(
+        &mut self,
+        dropped: &[KeyRange],
+        batch: &[(Vec<u8>, Option<Vec<u8>>)],
+        changelog_offset: Option<i64>,
+    ) -> StateResult<()> {
+        if dropped.is_empty() {
+            return self.apply(batch, changelog_offset);
+        }
+        let mut all = Vec::new();
+        for (from, to) in dropped {
+            all.extend(self.range(Some(from), Some(to))?.into_iter().map(|(key, _)| (key, None)));
+        }
+        all.extend_from_slice(batch);
+        self.apply(&all, changelog_offset)
+    }
 
     /// The changelog offset recorded by the last [`apply`](Self::apply) that
     /// carried one (`None` for a fresh store): restore reads from here.

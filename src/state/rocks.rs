@@ -32,7 +32,7 @@ use rocksdb::{
     IteratorMode, Options, ReadOptions, WriteBatch, WriteOptions, DB, DEFAULT_COLUMN_FAMILY_NAME,
 };
 
-use super::{KeyValueStore, StateError, StateResources, StateResult};
+use super::{KeyRange, KeyValueStore, StateError, StateResources, StateResult};
 
 /// The column family holding the changelog offset.
 const META_COLUMN_FAMILY: &str = "rivulet_meta";
@@ -164,7 +164,23 @@ impl KeyValueStore for RocksDbStore {
     }
 
     fn apply(&mut self, batch: &[(Vec<u8>, Option<Vec<u8>>)], changelog_offset: Option<i64>) -> StateResult<()> {
+        self.apply_dropping(&[], batch, changelog_offset)
+    }
+
+    /// One range tombstone per dropped range, then the entries, then the
+    /// offset, in one `WriteBatch`: reads skip a dropped range at once and
+    /// compaction removes its files whole, as dropping a segment does in
+    /// Kafka Streams' segmented stores.
+    fn apply_dropping(
+        &mut self,
+        dropped: &[KeyRange],
+        batch: &[(Vec<u8>, Option<Vec<u8>>)],
+        changelog_offset: Option<i64>,
+    ) -> StateResult<()> {
         let mut write_batch = WriteBatch::default();
+        for (from, to) in dropped {
+            write_batch.delete_range(from, to);
+        }
         for (key, value) in batch {
             match value {
                 Some(value) => write_batch.put(key, value),
@@ -322,6 +338,24 @@ mod tests {
         assert_eq!(store.get(b"a").unwrap(), None);
         assert_eq!(store.get(b"b").unwrap(), Some(b"2".to_vec()));
         assert_eq!(store.changelog_offset().unwrap(), Some(42), "a batch without an offset keeps the last one");
+    }
+
+    #[test]
+    fn dropped_ranges_go_with_the_batch_and_stay_gone_after_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let resources = small_resources();
+        let mut store = RocksDbStore::open(dir.path(), "s", &resources).unwrap();
+        store.apply(&[put("a", "1"), put("b1", "1"), put("b2", "1"), put("c", "1"), put("d", "1")], Some(3)).unwrap();
+        let dropped = [(b"b".to_vec(), b"d".to_vec())];
+        store.apply_dropping(&dropped, &[put("b2", "2"), put("e", "2")], Some(4)).unwrap();
+        assert_eq!(keys(store.range(None, None).unwrap()), ["a", "b2", "d", "e"], "a write in the batch survives");
+        store.close().unwrap();
+
+        let store = RocksDbStore::open(dir.path(), "s", &resources).unwrap();
+        assert_eq!(keys(store.range(None, None).unwrap()), ["a", "b2", "d", "e"]);
+        assert_eq!(store.get(b"b1").unwrap(), None);
+        assert_eq!(store.get(b"b2").unwrap(), Some(b"2".to_vec()));
+        assert_eq!(store.changelog_offset().unwrap(), Some(4));
     }
 
     #[test]

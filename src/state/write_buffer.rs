@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::ops::Bound;
 
-use super::{in_range, prefix_end, KeyValueStore, StateResult};
+use super::{in_range, prefix_end, KeyRange, KeyValueStore, StateResult};
 
 /// Writes a task has made since its last commit, per store, holding only the
 /// latest value per key (`None` for a delete).
@@ -14,9 +14,40 @@ use super::{in_range, prefix_end, KeyValueStore, StateResult};
 /// commit succeeded, are [`drain`](Self::drain)ed into the stores with
 /// [`KeyValueStore::apply`]. On abort it is [`clear`](Self::clear)ed and the
 /// stores never see its writes.
+///
+/// # Local drops
+///
+/// [`drop_locally`](Self::drop_locally) deletes a key range from the local
+/// store only: nothing of it goes to the changelog. It discards the
+/// buffered writes in the range (they never reach the changelog either),
+/// and from then on reads see nothing there except writes made after the
+/// drop. At commit the ranges are taken with
+/// [`take_dropped`](Self::take_dropped) and deleted in the same batch as
+/// the entries ([`KeyValueStore::apply_dropping`]), before them, so a write
+/// made after the drop survives it. An abort discards them with the rest.
+/// The segmented window store uses it to drop closed windows, which the
+/// changelog's time retention removes on the broker side.
 #[derive(Debug, Default)]
 pub struct WriteBuffer {
-    stores: HashMap<String, BTreeMap<Vec<u8>, Option<Vec<u8>>>>,
+    stores: HashMap<String, StoreWrites>,
+}
+
+/// One store's buffered writes and local drops.
+#[derive(Debug, Default)]
+struct StoreWrites {
+    entries: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    /// Disjoint, sorted, non-adjacent `[from, to)` ranges.
+    dropped: Vec<KeyRange>,
+}
+
+impl StoreWrites {
+    fn is_dropped(&self, key: &[u8]) -> bool {
+        self.dropped.iter().any(|(from, to)| in_range(key, Some(from), Some(to)))
+    }
+
+    fn is_empty(&self) -> bool {
+        self.entries.is_empty() && self.dropped.is_empty()
+    }
 }
 
 impl WriteBuffer {
@@ -27,35 +58,66 @@ impl WriteBuffer {
 
     /// Buffers `value` under `key` in `store`, replacing any buffered write.
     pub fn put(&mut self, store: &str, key: Vec<u8>, value: Vec<u8>) {
-        self.store_mut(store).insert(key, Some(value));
+        self.store_mut(store).entries.insert(key, Some(value));
     }
 
     /// Buffers the deletion of `key` in `store`: reads see no value even if
     /// the store has one.
     pub fn delete(&mut self, store: &str, key: Vec<u8>) {
-        self.store_mut(store).insert(key, None);
+        self.store_mut(store).entries.insert(key, None);
+    }
+
+    /// Drops the keys `from <= key < to` of `store` locally, without
+    /// changelog records (see the type's docs): buffered writes in the range
+    /// are discarded, and reads see nothing there until a later write.
+    pub fn drop_locally(&mut self, store: &str, from: Vec<u8>, to: Vec<u8>) {
+        if from >= to {
+            return;
+        }
+        let writes = self.store_mut(store);
+        let mut inside = writes.entries.split_off(&from);
+        let mut after = inside.split_off(&to);
+        writes.entries.append(&mut after);
+        // Merge with the ranges it overlaps or touches, so that a store
+        // dropping a growing prefix of time keeps one range.
+        let (mut from, mut to) = (from, to);
+        writes.dropped.retain(|(a, b)| {
+            let apart = *b < from || *a > to;
+            if !apart {
+                from = from.clone().min(a.clone());
+                to = to.clone().max(b.clone());
+            }
+            apart
+        });
+        let at = writes.dropped.partition_point(|(a, _)| *a < from);
+        writes.dropped.insert(at, (from, to));
     }
 
     /// The buffered write for `key`: `None` if the buffer knows nothing (read
-    /// the store), `Some(None)` if the key was deleted, `Some(Some(value))` if
-    /// it was written.
+    /// the store), `Some(None)` if the key was deleted or lies in a range
+    /// dropped locally, `Some(Some(value))` if it was written.
     pub fn get(&self, store: &str, key: &[u8]) -> Option<Option<&[u8]>> {
-        self.stores.get(store)?.get(key).map(|value| value.as_deref())
+        let writes = self.stores.get(store)?;
+        match writes.entries.get(key) {
+            Some(value) => Some(value.as_deref()),
+            None if !writes.dropped.is_empty() && writes.is_dropped(key) => Some(None),
+            None => None,
+        }
     }
 
-    /// Whether nothing is buffered for any store.
+    /// Whether nothing is buffered (no write, no local drop) for any store.
     pub fn is_empty(&self) -> bool {
-        self.stores.values().all(BTreeMap::is_empty)
+        self.stores.values().all(StoreWrites::is_empty)
     }
 
     /// The number of buffered keys, over all stores.
     pub fn len(&self) -> usize {
-        self.stores.values().map(BTreeMap::len).sum()
+        self.stores.values().map(|writes| writes.entries.len()).sum()
     }
 
-    /// The stores with buffered writes.
+    /// The stores with buffered writes or local drops.
     pub fn stores(&self) -> impl Iterator<Item = &str> + '_ {
-        self.stores.iter().filter(|(_, entries)| !entries.is_empty()).map(|(store, _)| store.as_str())
+        self.stores.iter().filter(|(_, writes)| !writes.is_empty()).map(|(store, _)| store.as_str())
     }
 
     /// The buffered writes of `store` with `from <= key < to` (`None` =
@@ -74,30 +136,46 @@ impl WriteBuffer {
             .get(store)
             .filter(|_| !inverted)
             .into_iter()
-            .flat_map(move |entries| entries.range::<[u8], _>(bounds))
+            .flat_map(move |writes| writes.entries.range::<[u8], _>(bounds))
             .map(|(key, value)| (key.as_slice(), value.as_deref()))
     }
 
     /// Removes and returns the buffered writes of `store`, one per key (the
-    /// latest), in key order: the batch for [`KeyValueStore::apply`].
+    /// latest), in key order: the batch for [`KeyValueStore::apply`]. Local
+    /// drops stay until [`take_dropped`](Self::take_dropped) or
+    /// [`clear`](Self::clear).
     pub fn drain(&mut self, store: &str) -> Vec<(Vec<u8>, Option<Vec<u8>>)> {
-        self.stores.remove(store).map(|entries| entries.into_iter().collect()).unwrap_or_default()
+        match self.stores.get_mut(store) {
+            Some(writes) => std::mem::take(&mut writes.entries).into_iter().collect(),
+            None => Vec::new(),
+        }
     }
 
-    /// Drops every buffered write, as on abort.
+    /// Removes and returns the ranges of `store` dropped locally, in key
+    /// order: what [`KeyValueStore::apply_dropping`] deletes before the
+    /// drained entries.
+    pub fn take_dropped(&mut self, store: &str) -> Vec<KeyRange> {
+        self.stores.get_mut(store).map(|writes| std::mem::take(&mut writes.dropped)).unwrap_or_default()
+    }
+
+    /// Drops every buffered write and local drop, as on abort.
     pub fn clear(&mut self) {
         self.stores.clear();
     }
 
     /// Entries of `store` with `from <= key < to`, as they read with the
-    /// buffered writes on top.
+    /// buffered writes and local drops on top.
     pub fn scan(
         &self,
         store: &dyn KeyValueStore,
         from: Option<&[u8]>,
         to: Option<&[u8]>,
     ) -> StateResult<Vec<(Vec<u8>, Vec<u8>)>> {
-        scan_merged(store, self.range(store.name(), from, to), from, to)
+        let buffered = self.range(store.name(), from, to);
+        match self.stores.get(store.name()).filter(|writes| !writes.dropped.is_empty()) {
+            None => scan_merged(store, buffered, from, to),
+            Some(writes) => merge(stored_outside(store, &writes.dropped, from, to)?, buffered, from, to),
+        }
     }
 
     /// Entries of `store` whose key starts with `prefix`, as they read with
@@ -107,7 +185,7 @@ impl WriteBuffer {
         self.scan(store, Some(prefix), end.as_deref())
     }
 
-    fn store_mut(&mut self, store: &str) -> &mut BTreeMap<Vec<u8>, Option<Vec<u8>>> {
+    fn store_mut(&mut self, store: &str) -> &mut StoreWrites {
         self.stores.entry(store.to_string()).or_default()
     }
 }
@@ -123,7 +201,44 @@ pub fn scan_merged<'a>(
     from: Option<&[u8]>,
     to: Option<&[u8]>,
 ) -> StateResult<Vec<(Vec<u8>, Vec<u8>)>> {
-    let stored = store.range(from, to)?;
+    merge(store.range(from, to)?, buffered, from, to)
+}
+
+/// The stored entries in `[from, to)` outside the `dropped` ranges (sorted
+/// and disjoint): one store range read per gap between them.
+fn stored_outside(
+    store: &dyn KeyValueStore,
+    dropped: &[KeyRange],
+    from: Option<&[u8]>,
+    to: Option<&[u8]>,
+) -> StateResult<Vec<(Vec<u8>, Vec<u8>)>> {
+    let mut found = Vec::new();
+    let mut gap_from = from.map(<[u8]>::to_vec);
+    for (drop_from, drop_to) in dropped {
+        let gap_to = match to {
+            Some(to) if to <= drop_from.as_slice() => to,
+            _ => drop_from.as_slice(),
+        };
+        found.extend(store.range(gap_from.as_deref(), Some(gap_to))?);
+        if to.is_some_and(|to| to <= drop_to.as_slice()) {
+            return Ok(found);
+        }
+        if gap_from.as_deref().map_or(true, |f| f < drop_to.as_slice()) {
+            gap_from = Some(drop_to.clone());
+        }
+    }
+    found.extend(store.range(gap_from.as_deref(), to)?);
+    Ok(found)
+}
+
+/// `stored` entries (in key order) with `buffered` writes on top, as
+/// [`scan_merged`] describes.
+fn merge<'a>(
+    stored: Vec<(Vec<u8>, Vec<u8>)>,
+    buffered: impl IntoIterator<Item = (&'a [u8], Option<&'a [u8]>)>,
+    from: Option<&[u8]>,
+    to: Option<&[u8]>,
+) -> StateResult<Vec<(Vec<u8>, Vec<u8>)>> {
     let mut buffered = buffered.into_iter().filter(|(key, _)| in_range(key, from, to)).peekable();
     let mut merged = Vec::with_capacity(stored.len());
     for (key, value) in stored {
@@ -150,7 +265,7 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
     use super::*;
-    use crate::state::InMemoryStore;
+    use crate::state::{InMemoryStore, KeyRange};
 
     fn store_with(entries: &[(&str, &str)]) -> InMemoryStore {
         let mut store = InMemoryStore::new("s");
@@ -256,5 +371,75 @@ mod tests {
         buffer.put("s", b"usex".to_vec(), b"no".to_vec());
         let found = pairs(buffer.prefix_scan(&store, b"user:").unwrap());
         assert_eq!(found, owned(&[("user:2", "bob"), ("user:3", "cy")]));
+    }
+
+    fn drop(buffer: &mut WriteBuffer, from: &str, to: &str) {
+        buffer.drop_locally("s", from.as_bytes().to_vec(), to.as_bytes().to_vec());
+    }
+
+    #[test]
+    fn a_local_drop_hides_stored_keys_and_discards_buffered_writes_in_its_range() {
+        let store = store_with(&[("a", "1"), ("b", "1"), ("c", "1"), ("d", "1")]);
+        let mut buffer = WriteBuffer::new();
+        buffer.put("s", b"b".to_vec(), b"2".to_vec());
+        buffer.put("s", b"x".to_vec(), b"2".to_vec());
+        drop(&mut buffer, "b", "d");
+        assert_eq!(buffer.get("s", b"b"), Some(None), "a buffered write in the range is gone");
+        assert_eq!(buffer.get("s", b"c"), Some(None), "a stored key in the range reads as deleted");
+        assert_eq!(buffer.get("s", b"a"), None);
+        assert_eq!(buffer.get("s", b"d"), None, "the end is exclusive");
+        assert_eq!(pairs(buffer.scan(&store, None, None).unwrap()), owned(&[("a", "1"), ("d", "1"), ("x", "2")]));
+        assert_eq!(pairs(buffer.scan(&store, Some(b"c"), Some(b"e")).unwrap()), owned(&[("d", "1")]));
+        // Only the write outside the range reaches the changelog.
+        let drained: Vec<(Vec<u8>, Option<Vec<u8>>)> = vec![(b"x".to_vec(), Some(b"2".to_vec()))];
+        assert_eq!(buffer.drain("s"), drained);
+        assert_eq!(buffer.get("s", b"c"), Some(None), "the drop outlives the drain until it is taken");
+        assert_eq!(buffer.take_dropped("s"), vec![(b"b".to_vec(), b"d".to_vec())]);
+        assert_eq!(buffer.get("s", b"c"), None);
+        assert!(buffer.is_empty());
+    }
+
+    #[test]
+    fn a_write_after_a_local_drop_survives_it_and_touching_drops_merge() {
+        let mut store = store_with(&[("a", "1"), ("b", "1"), ("c", "1"), ("d", "1"), ("e", "1"), ("g", "1")]);
+        let mut buffer = WriteBuffer::new();
+        drop(&mut buffer, "b", "d");
+        buffer.put("s", b"c".to_vec(), b"2".to_vec());
+        drop(&mut buffer, "d", "f");
+        drop(&mut buffer, "g", "h");
+        assert_eq!(buffer.get("s", b"c"), Some(Some(&b"2"[..])));
+        let before = buffer.scan(&store, None, None).unwrap();
+        assert_eq!(pairs(before.clone()), owned(&[("a", "1"), ("c", "2")]));
+        let dropped = buffer.take_dropped("s");
+        let expected: Vec<KeyRange> = vec![(b"b".to_vec(), b"f".to_vec()), (b"g".to_vec(), b"h".to_vec())];
+        assert_eq!(dropped, expected);
+        store.apply_dropping(&dropped, &buffer.drain("s"), Some(1)).unwrap();
+        assert_eq!(store.range(None, None).unwrap(), before, "the store holds what the buffer showed");
+    }
+
+    #[test]
+    fn a_scan_across_several_drops_reads_only_the_gaps() {
+        let store = store_with(&[("a", "1"), ("b", "1"), ("c", "1"), ("d", "1"), ("e", "1"), ("f", "1")]);
+        let mut buffer = WriteBuffer::new();
+        drop(&mut buffer, "b", "c");
+        drop(&mut buffer, "d", "f");
+        assert_eq!(pairs(buffer.scan(&store, None, None).unwrap()), owned(&[("a", "1"), ("c", "1"), ("f", "1")]));
+        assert_eq!(pairs(buffer.scan(&store, Some(b"b"), Some(b"e")).unwrap()), owned(&[("c", "1")]));
+        assert_eq!(pairs(buffer.scan(&store, Some(b"d"), None).unwrap()), owned(&[("f", "1")]));
+        assert!(buffer.scan(&store, Some(b"d"), Some(b"f")).unwrap().is_empty());
+        assert_eq!(pairs(buffer.prefix_scan(&store, b"a").unwrap()), owned(&[("a", "1")]));
+    }
+
+    #[test]
+    fn an_abort_discards_local_drops() {
+        let store = store_with(&[("a", "1")]);
+        let mut buffer = WriteBuffer::new();
+        drop(&mut buffer, "a", "b");
+        assert!(buffer.scan(&store, None, None).unwrap().is_empty());
+        assert!(!buffer.is_empty());
+        buffer.clear();
+        assert_eq!(buffer.get("s", b"a"), None, "reads go to the store again");
+        assert_eq!(pairs(buffer.scan(&store, None, None).unwrap()), owned(&[("a", "1")]));
+        assert!(buffer.take_dropped("s").is_empty(), "nothing is left for a commit to delete");
     }
 }

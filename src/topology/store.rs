@@ -29,6 +29,10 @@ pub enum StoreKind {
 pub struct StoreSpec {
     pub(crate) name: String,
     pub(crate) kind: StoreKind,
+    /// For a windowed changelog (`cleanup.policy=compact,delete`), how long
+    /// in ms a record of it is needed at least: the window size plus grace.
+    /// `None`: compacted only, kept forever.
+    pub(crate) windowed_retention_ms: Option<i64>,
     pub(crate) serdes: Arc<dyn Any + Send + Sync>,
     pub(crate) type_names: (String, String),
 }
@@ -44,6 +48,7 @@ impl StoreSpec {
         StoreSpec {
             name: name.to_string(),
             kind: StoreKind::RocksDb,
+            windowed_retention_ms: None,
             type_names: (std::any::type_name::<K>().to_string(), std::any::type_name::<V>().to_string()),
             serdes: Arc::new(serdes),
         }
@@ -55,6 +60,15 @@ impl StoreSpec {
         self
     }
 
+    /// A changelog whose records are needed for `retention_ms` at most
+    /// (the segmented window store drops its closed windows locally, with
+    /// no tombstones): created `compact,delete` with `retention.ms` =
+    /// `retention_ms` + `state.window_changelog_additional_retention_ms`.
+    pub(crate) fn windowed_changelog(mut self, retention_ms: i64) -> StoreSpec {
+        self.windowed_retention_ms = Some(retention_ms.max(0));
+        self
+    }
+
     /// The store's name.
     pub fn name(&self) -> &str {
         &self.name
@@ -63,7 +77,11 @@ impl StoreSpec {
 
 impl std::fmt::Debug for StoreSpec {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("StoreSpec").field("name", &self.name).field("kind", &self.kind).finish()
+        f.debug_struct("StoreSpec")
+            .field("name", &self.name)
+            .field("kind", &self.kind)
+            .field("windowed_retention_ms", &self.windowed_retention_ms)
+            .finish()
     }
 }
 

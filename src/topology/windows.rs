@@ -31,14 +31,18 @@
 //! holding, by byte-key prefix:
 //!
 //! - `0x00 | key | ...` the windows' aggregates (the layout after the key
-//!   depends on the kind: window start; session end and start; sliding end,
-//!   which with the size fixes the start);
+//!   depends on the kind: session end and start; sliding end, which with
+//!   the size fixes the start; count);
 //! - `0x01 | close_at | data key` an index by the watermark at which each
 //!   window closes, so closing is a range scan;
 //! - `0x02 | key | ts | offset` and `0x03 | ts | key | offset` the raw values
 //!   sliding windows aggregate over, and their purge index;
 //! - `0x04` the last watermark, restored when the task starts again so
-//!   windows closed before a restart or a move are never reopened.
+//!   windows closed before a restart or a move are never reopened;
+//! - `0x05 | start | key` the aggregates of tumbling and hopping windows:
+//!   the segmented window store (`windows/segmented.rs`), which needs no
+//!   close index and drops closed windows locally, without changelog
+//!   records, its changelog being `compact,delete` with time retention.
 //!
 //! Timestamps are encoded big-endian with the sign bit flipped, so byte
 //! order is time order.
@@ -508,7 +512,7 @@ impl<K: Data, V: Data, R: WindowOutput> WindowedStream<K, V, R> {
             )));
         }
         let mut builder = TopologyBuilder { graph: input.graph.clone() };
-        builder.add_store(StoreSpec::key_value(name, Serdes::bytes(), Serdes::bytes()));
+        builder.add_store(segmented::store_spec(name, &windows));
         let store = name.to_string();
         let op = format!("WINDOW({})", windows.describe());
         let (ks, vs) = (key_serde.clone(), value_serde.clone());
@@ -529,6 +533,7 @@ impl<K: Data, V: Data, R: WindowOutput> WindowedStream<K, V, R> {
                 watermark: i64::MIN,
                 store_index: usize::MAX,
                 raw_purged: i64::MIN,
+                closed_below: i64::MIN,
                 _k: std::marker::PhantomData,
             });
         if let Some(topic) = late_topic {
@@ -626,6 +631,9 @@ struct WindowProcessor<K, V, S, O> {
     store_index: usize,
     /// Raw values before this time are gone (sliding windows).
     raw_purged: i64,
+    /// Tumbling and hopping windows starting before this are closed and
+    /// dropped (see `segmented`).
+    closed_below: i64,
     _k: std::marker::PhantomData<fn(K)>,
 }
 
@@ -783,6 +791,9 @@ impl<K: Data, V: Data, S: Data, O: Data> WindowProcessor<K, V, S, O> {
     }
 
     fn emit_window(&self, ctx: &mut Ctx<'_, K, V, O>, data_key: &[u8], value: &[u8]) -> Result<(), ProcessError> {
+        if data_key.first() == Some(&segmented::TIME_DATA) {
+            return self.emit_time_window(ctx, data_key, value);
+        }
         let (key, start, end) = self.window_of(data_key, value)?;
         let state_bytes = match self.windows.kind {
             Kind::Count { .. } => &value[COUNT_HEADER..],
@@ -828,13 +839,13 @@ impl<K: Data, V: Data, S: Data, O: Data> WindowProcessor<K, V, S, O> {
         while start > ts.saturating_sub(size) {
             let end = start.saturating_add(size);
             if self.close_at(end) > wm {
-                let data_key = key_of(DATA, &[&kb, &enc(start)]);
-                let (state, new) = match self.get(ctx, &data_key)? {
-                    Some(b) => (self.decode_state(&b)?, false),
-                    None => ((self.agg.init)(), true),
+                let data_key = segmented::time_key(&kb, start);
+                let state = match self.get(ctx, &data_key)? {
+                    Some(b) => self.decode_state(&b)?,
+                    None => (self.agg.init)(),
                 };
                 let state = (self.agg.add)(state, &r.value);
-                self.put_window(ctx, data_key, end, &state, new)?;
+                self.put_time_window(ctx, data_key, &state)?;
                 added = true;
             }
             start -= advance;
@@ -1053,6 +1064,7 @@ impl<K: Data, V: Data, S: Data, O: Data> Processor<K, V, (), WinOut<K, V, O>> fo
         self.retracted.clear();
         self.closes.clear();
         self.raw_purged = i64::MIN;
+        self.init_time_windows(ctx)?;
         if !matches!(self.windows.kind, Kind::Count { .. }) {
             for (k, _) in self.range(ctx, vec![INDEX], vec![INDEX + 1])? {
                 if k.len() < 9 {
@@ -1081,6 +1093,9 @@ impl<K: Data, V: Data, S: Data, O: Data> Processor<K, V, (), WinOut<K, V, O>> fo
         // Persisted at the commit, with the state it belongs to: the
         // watermark moves with nearly every record.
         self.watermark = self.watermark.max(wm);
+        if let Kind::Time { size, .. } = self.windows.kind {
+            return self.close_time_windows(wm, size, ctx);
+        }
         if self.closes.first_key_value().is_some_and(|(&c, _)| c <= wm) {
             self.close_windows(wm, ctx)?;
         }
@@ -1091,6 +1106,7 @@ impl<K: Data, V: Data, S: Data, O: Data> Processor<K, V, (), WinOut<K, V, O>> fo
     }
 
     fn on_commit(&mut self, ctx: &mut Ctx<'_, K, V, O>) -> Result<(), ProcessError> {
+        self.rewrite_watermark_with_windows(ctx)?;
         if self.watermark > self.persisted_watermark && !matches!(self.windows.kind, Kind::Count { .. }) {
             self.put(ctx, WATERMARK.to_vec(), enc(self.watermark).to_vec())?;
             self.persisted_watermark = self.watermark;
@@ -1159,6 +1175,8 @@ impl<K: Data, V: Data, S: Data, O: Data> WindowProcessor<K, V, S, O> {
         Ok(())
     }
 }
+
+mod segmented;
 
 #[cfg(test)]
 #[path = "window_tests.rs"]
