@@ -13,17 +13,43 @@
 //! W2 count per key (RocksDB store with its changelog); W3 tumbling
 //! one-minute window count on event time, emitted when windows close. W1-W3
 //! run in rivulet and in Kafka Streams (`benches/kstreams`, built with Maven
-//! on the first run).
+//! on the first run). Kafka Streams runs with its record cache on (its
+//! default), so its W2 writes at most one count per key per commit; rivulet
+//! writes every count unless `RIVULET_BENCH_CACHING=1`, which adds
+//! `with_caching()` to its W2 table.
 //!
 //! Every workload runs in a process of its own (this binary re-executed, or
 //! the JVM), so its CPU time (user + system, all threads, from
 //! `/proc/<pid>/stat`) and peak RSS (`VmHWM`) are its own. Time runs from
 //! the spawn until the group's committed offsets reach the end of the
 //! input: the last output is committed by then, in the same transaction
-//! under exactly-once, before the offsets under at-least-once. The runs
+//! under exactly-once, before the offsets under at-least-once. That holds
+//! for W3 as well in rivulet, which closes windows as the watermark moves;
+//! Kafka Streams' `onWindowClose` emits closed windows at most once a second
+//! per task, when a record arrives, so at the end of the input it may never
+//! emit the windows the last records closed: the driver counts the windows
+//! the input closes (end + grace <= the partition's last timestamp) and
+//! prints how many of them each engine wrote. The runs
 //! alternate: each round runs every workload once, rivulet before Kafka
 //! Streams in even rounds and after it in odd ones; the tables give
 //! medians over the rounds and the spread (min-max).
+//!
+//! Written per input record, after each run (the process stopped): output
+//! records, and changelog + repartition records (the application's topics
+//! named `<application id>-*-changelog` / `-repartition`; Kafka Streams
+//! names W2's and W3's `<id>-per-user-changelog` and
+//! `<id>-per-user-minute-changelog`, as rivulet does, and neither engine
+//! repartitions W2 or W3), counted by reading them `read_committed` (so
+//! transaction markers and aborted records are left out); and broker bytes:
+//! the sizes of the `.log` segment files of the output and internal topics'
+//! partitions in the test broker's data dir
+//! (`$RIVULET_CACHE_DIR`/`~/.cache/rivulet` + `broker-<port>/data`, see
+//! `integration-tests/kafka/broker.sh`; rdkafka has no DescribeLogDirs), so
+//! batch headers, transaction markers and aborted records count. Output
+//! topics, and Kafka Streams' W3 changelog (which it would make
+//! `compact,delete` with a one-day retention), are created with
+//! `retention.ms=-1`: the input's timestamps are from 2023. A count marked
+//! `>=` had records deleted by the broker's retention all the same.
 //!
 //! Latency: a second phase feeds W0, W1 and W2 a fresh topic at a fixed
 //! rate (below every engine's saturation) and reads the output
@@ -34,6 +60,7 @@
 //! `RIVULET_BENCH_KEYS` (100,000), `RIVULET_BENCH_SEED`, `RIVULET_BENCH_RUNS`
 //! (3), `RIVULET_BENCH_WORKLOADS` (e.g. `W0,W1`), `RIVULET_BENCH_KSTREAMS`
 //! (`0` to leave Kafka Streams out), `RIVULET_BENCH_JAVA_OPTS`,
+//! `RIVULET_BENCH_CACHING` (`1`: rivulet's W2 table `with_caching()`),
 //! `RIVULET_BENCH_RATE` (records/s in the latency phase, 5,000),
 //! `RIVULET_BENCH_LATENCY_SECS` (20; `0` skips the phase),
 //! `RIVULET_BENCH_READER_ISOLATION` (`read_uncommitted` shows when outputs
@@ -46,8 +73,8 @@
 #[path = "../integration-tests/harness/mod.rs"]
 mod harness;
 
-use std::collections::BTreeMap;
-use std::path::Path;
+use std::collections::{BTreeMap, HashSet};
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
@@ -153,6 +180,20 @@ struct Measured {
     seconds: f64,
     cpu: f64,
     rss_mib: f64,
+    written: Written,
+}
+
+/// What one run wrote to the broker (see the module docs).
+#[derive(Clone, Copy, Debug, Default)]
+struct Written {
+    /// Output records, committed (`None` for W0, killed mid-transaction).
+    outputs: Option<u64>,
+    /// Changelog and repartition records, committed.
+    internal: u64,
+    /// Bytes of the output and internal topics' log segments.
+    bytes: Option<u64>,
+    /// The broker's retention deleted some of the records counted.
+    truncated: bool,
 }
 
 // ---------------------------------------------------------------- children
@@ -265,12 +306,14 @@ fn w1(input: &str, output: &str) -> Topology {
 
 fn w2(input: &str, output: &str) -> Topology {
     let mut b = Topology::builder();
-    b.stream(input, Serdes::string(), Serdes::bytes()).group_by_key().count("per-user").to_stream().to(
-        output,
-        Serdes::string(),
-        Serdes::i64(),
-    );
+    let counts = b.stream(input, Serdes::string(), Serdes::bytes()).group_by_key().count("per-user");
+    let counts = if caching() { counts.with_caching() } else { counts };
+    counts.to_stream().to(output, Serdes::string(), Serdes::i64());
     b.build().unwrap()
+}
+
+fn caching() -> bool {
+    env_or::<String>("RIVULET_BENCH_CACHING", "0".into()) == "1"
 }
 
 fn w3(input: &str, output: &str) -> Topology {
@@ -354,9 +397,22 @@ fn stop(mut child: Child, engine: Engine) {
 /// Runs one workload over the whole input: from the spawn until the group's
 /// committed offsets reach `end`.
 async fn run_once(w: Workload, guarantee: &str, input: &str, end: &TopicPartitionList) -> Measured {
-    let output = harness::new_topic(&format!("bench-{}", w.name.to_lowercase()), PARTITIONS).await;
+    // The outputs keep the input's 2023 timestamps: keep them from the
+    // broker's time-based retention until they are counted.
+    let output = harness::unique(&format!("bench-{}", w.name.to_lowercase()));
+    harness::create_topic(&output, PARTITIONS, &[("retention.ms", "-1")]).await;
     let group = harness::unique(&format!("bench-{}", w.name.to_lowercase()));
     let state = tempfile::tempdir().unwrap();
+    if w == (Workload { name: "W3", engine: Engine::KStreams }) {
+        // Kafka Streams makes its window changelog `compact,delete` with a
+        // one-day retention, which the broker's cleaner applies within
+        // seconds to records from 2023. Created here as Kafka Streams would,
+        // but kept, so that it can be counted; Kafka Streams checks only
+        // the partition count of an existing internal topic.
+        let changelog = format!("{group}-per-user-minute-changelog");
+        harness::create_topic(&changelog, PARTITIONS, &[("cleanup.policy", "compact,delete"), ("retention.ms", "-1")])
+            .await;
+    }
     let checker: BaseConsumer = harness::client_config().set("group.id", &group).create().unwrap();
     let mut wanted = TopicPartitionList::new();
     for e in end.elements() {
@@ -382,7 +438,136 @@ async fn run_once(w: Workload, guarantee: &str, input: &str, end: &TopicPartitio
     let seconds = started.elapsed().as_secs_f64();
     let (cpu, rss_mib) = proc_usage(child.id());
     stop(child, w.engine);
-    Measured { seconds, cpu, rss_mib }
+    let written = written(w, &output, &group);
+    Measured { seconds, cpu, rss_mib, written }
+}
+
+/// What a stopped run left on the broker: its output topic and its
+/// internal topics (`<group>-*-changelog`, `<group>-*-repartition`).
+fn written(w: Workload, output: &str, group: &str) -> Written {
+    let probe: BaseConsumer = harness::client_config().create().unwrap();
+    let md = probe.fetch_metadata(None, Duration::from_secs(30)).unwrap();
+    let prefix = format!("{group}-");
+    let internal: Vec<(String, i32)> = md
+        .topics()
+        .iter()
+        .filter(|t| {
+            t.name().starts_with(&prefix) && (t.name().ends_with("-changelog") || t.name().ends_with("-repartition"))
+        })
+        .map(|t| (t.name().to_string(), t.partitions().len() as i32))
+        .collect();
+    eprintln!("  internal topics of {}: {:?}", w.label(), internal.iter().map(|(t, _)| t.as_str()).collect::<Vec<_>>());
+    let mut written = Written::default();
+    for (topic, partitions) in &internal {
+        let (n, truncated) = count_committed(topic, *partitions);
+        written.internal += n;
+        written.truncated |= truncated;
+    }
+    if w.engine != Engine::Raw {
+        let (n, truncated) = count_committed(output, PARTITIONS);
+        written.outputs = Some(n);
+        written.truncated |= truncated;
+    }
+    written.bytes = broker_data_dir().map(|dir| {
+        let mut topics = internal.clone();
+        topics.push((output.to_string(), PARTITIONS));
+        topics.iter().map(|(t, partitions)| log_bytes(&dir, t, *partitions)).sum()
+    });
+    written
+}
+
+/// Committed records of `topic`, and whether retention deleted some
+/// (a log start offset above 0).
+fn count_committed(topic: &str, partitions: i32) -> (u64, bool) {
+    let consumer: BaseConsumer = harness::client_config()
+        .set("group.id", harness::unique("bench-count"))
+        .set("enable.auto.commit", "false")
+        .set("isolation.level", "read_committed")
+        .create()
+        .unwrap();
+    let mut tpl = TopicPartitionList::new();
+    let mut ends = Vec::new();
+    let mut truncated = false;
+    for p in 0..partitions {
+        let (low, high) = consumer.fetch_watermarks(topic, p, Duration::from_secs(10)).unwrap();
+        truncated |= low > 0;
+        if high > low {
+            tpl.add_partition_offset(topic, p, Offset::Beginning).unwrap();
+            ends.push((p, high));
+        }
+    }
+    if ends.is_empty() {
+        return (0, truncated);
+    }
+    consumer.assign(&tpl).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(300);
+    let mut n = 0u64;
+    loop {
+        let idle = match consumer.poll(Duration::from_millis(100)) {
+            Some(m) => {
+                m.unwrap();
+                n += 1;
+                false
+            }
+            None => true,
+        };
+        if idle || n % 10_000 == 0 {
+            // Positions pass transaction markers and aborted records too.
+            let positions = consumer.position().unwrap();
+            let done = ends.iter().all(|(p, high)| {
+                matches!(positions.find_partition(topic, *p).map(|e| e.offset()), Some(Offset::Offset(o)) if o >= *high)
+            });
+            if done {
+                return (n, truncated);
+            }
+        }
+        assert!(Instant::now() < deadline, "counting {topic} took over 5 minutes");
+    }
+}
+
+/// The test broker's log dir, when it runs on this machine.
+fn broker_data_dir() -> Option<PathBuf> {
+    let port = harness::bootstrap().rsplit(':').next()?;
+    let cache = match std::env::var("RIVULET_CACHE_DIR") {
+        Ok(dir) => PathBuf::from(dir),
+        Err(_) => PathBuf::from(std::env::var("HOME").ok()?).join(".cache/rivulet"),
+    };
+    let dir = cache.join(format!("broker-{port}")).join("data");
+    dir.is_dir().then_some(dir)
+}
+
+/// Bytes of the `.log` segment files of `topic`'s partitions in `dir`.
+fn log_bytes(dir: &Path, topic: &str, partitions: i32) -> u64 {
+    (0..partitions)
+        .filter_map(|p| std::fs::read_dir(dir.join(format!("{topic}-{p}"))).ok())
+        .flatten()
+        .filter_map(Result::ok)
+        .filter(|e| e.path().extension().is_some_and(|x| x == "log"))
+        .filter_map(|e| e.metadata().ok())
+        .map(|m| m.len())
+        .sum()
+}
+
+/// The W3 windows the input closes: per partition (one task each), the
+/// (key, window) pairs whose end + grace is at or below the partition's
+/// last timestamp.
+fn closable_windows(records: &[TestRecord]) -> usize {
+    const SIZE: i64 = 60_000;
+    const GRACE: i64 = 5_000;
+    let mut last = [i64::MIN; PARTITIONS as usize];
+    for r in records {
+        let p = r.partition as usize;
+        last[p] = last[p].max(r.timestamp.unwrap());
+    }
+    let mut windows = HashSet::new();
+    for r in records {
+        let ts = r.timestamp.unwrap();
+        let start = ts - ts.rem_euclid(SIZE);
+        if start + SIZE + GRACE <= last[r.partition as usize] {
+            windows.insert((r.key.as_deref().unwrap(), start));
+        }
+    }
+    windows.len()
 }
 
 /// The latency phase for one workload: a fixed input rate, latency from
@@ -546,6 +731,7 @@ async fn driver() {
     let records: Vec<TestRecord> = (0..n).map(|i| gen.record(keys, EVENT_TIME_START + i as i64)).collect();
     let t = Instant::now();
     harness::produce_many(&input, &records).await;
+    let w3_windows = closable_windows(&records);
     drop(records);
     let probe: BaseConsumer = harness::client_config().create().unwrap();
     let mut end = TopicPartitionList::new();
@@ -570,13 +756,14 @@ async fn driver() {
             for w in order {
                 let m = run_once(w, guarantee, &input, &end).await;
                 eprintln!(
-                    "round {} {guarantee} {}: {:.1}s, {:.0} records/s, {:.1} CPU s, peak RSS {:.0} MiB",
+                    "round {} {guarantee} {}: {:.1}s, {:.0} records/s, {:.1} CPU s, peak RSS {:.0} MiB, {:?}",
                     round + 1,
                     w.label(),
                     m.seconds,
                     n as f64 / m.seconds,
                     m.cpu,
-                    m.rss_mib
+                    m.rss_mib,
+                    m.written
                 );
                 results.entry((guarantee, w)).or_default().push(m);
             }
@@ -612,8 +799,9 @@ async fn driver() {
     let cpu_per_m = |m: &Measured| m.cpu / n as f64 * 1e6;
     let w0 = Workload { name: "W0", engine: Engine::Raw };
     println!("\n{n} records, {keys} keys, {PARTITIONS} partitions, {rounds} rounds, commit interval {COMMIT_INTERVAL_MS} ms; median (min-max)\n");
-    println!("| workload | guarantee | records/s | vs W0 | CPU s per 1M records | CPU/record vs W0 | peak RSS MiB | records per CPU-s vs KS | peak RSS vs KS | p50 / p99 ms at {rate}/s |");
-    println!("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let caching = if caching() { " (rivulet W2 with_caching)" } else { "" };
+    println!("| workload{caching} | guarantee | records/s | vs W0 | CPU s per 1M records | CPU/record vs W0 | peak RSS MiB | records per CPU-s vs KS | peak RSS vs KS | p50 / p99 ms at {rate}/s | outputs per input | changelog + repartition records per input | broker bytes per input |");
+    println!("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for guarantee in guarantees {
         for &w in &workloads {
             let Some(ms) = results.get(&(guarantee, w)) else { continue };
@@ -629,8 +817,14 @@ async fn driver() {
                 .get(&(guarantee, w))
                 .map(|(p50, p99, _)| format!("{p50:.0} / {p99:.0}"))
                 .unwrap_or_else(|| "-".into());
+            // Lower bounds when retention deleted records in a round.
+            let at_least = if ms.iter().any(|m| m.written.truncated) { ">= " } else { "" };
+            let per_input = |f: &dyn Fn(&Written) -> Option<u64>, digits: usize| {
+                let v: Option<Vec<f64>> = ms.iter().map(|m| f(&m.written).map(|x| x as f64 / n as f64)).collect();
+                v.map_or_else(|| "-".into(), |v| format!("{at_least}{}", spread(v, digits)))
+            };
             println!(
-                "| {} | {guarantee} | {} | {} | {} | {} | {} | {} | {} | {lat} |",
+                "| {} | {guarantee} | {} | {} | {} | {} | {} | {} | {} | {lat} | {} | {} | {} |",
                 w.label(),
                 spread(ms.iter().map(rate_of).collect(), 0),
                 spread(per_round(guarantee, w, &|a, b| b.seconds / a.seconds, w0), 2),
@@ -639,7 +833,26 @@ async fn driver() {
                 spread(ms.iter().map(|m| m.rss_mib).collect(), 0),
                 vs_ks(&|a, b| b.cpu / a.cpu),
                 vs_ks(&|a, b| a.rss_mib / b.rss_mib),
+                per_input(&|w| w.outputs, 3),
+                per_input(&|w| Some(w.internal), 3),
+                per_input(&|w| w.bytes, 0),
             );
+        }
+    }
+    if workloads.iter().any(|w| w.name == "W3") {
+        println!("\nW3: the input closes {w3_windows} windows; windows written (median over rounds):\n");
+        println!("| workload | guarantee | windows written | of those the input closes |");
+        println!("|---|---|---:|---:|");
+        for guarantee in guarantees {
+            for w in workloads.iter().filter(|w| w.name == "W3") {
+                let Some(ms) = results.get(&(guarantee, *w)) else { continue };
+                let mut v: Vec<f64> = ms.iter().filter_map(|m| m.written.outputs).map(|o| o as f64).collect();
+                if v.is_empty() {
+                    continue;
+                }
+                let m = median(&mut v);
+                println!("| {} | {guarantee} | {m:.0} | {:.4} |", w.label(), m / w3_windows as f64);
+            }
         }
     }
     println!("\nexactly-once throughput against at-least-once (per round):\n");

@@ -36,14 +36,19 @@ fn count_words(lines: &[String], into: &mut BTreeMap<String, i64>) {
 }
 
 fn wordcount(input: &str, output: &str) -> Topology {
+    wordcount_with(input, output, false)
+}
+
+/// Word count, its table's updates held until each commit if `caching`.
+fn wordcount_with(input: &str, output: &str, caching: bool) -> Topology {
     let mut b = Topology::builder();
-    b.stream(input, Serdes::unit(), Serdes::string())
+    let counts = b
+        .stream(input, Serdes::unit(), Serdes::string())
         .flat_map_values(|line: String| line.split_whitespace().map(str::to_lowercase).collect::<Vec<_>>())
         .group_by(|_, word: &String| word.clone(), Serdes::string())
-        .count("counts")
-        .to_stream()
-        .map_values(|n: i64| n.to_string())
-        .to(output, Serdes::string(), Serdes::string());
+        .count("counts");
+    let counts = if caching { counts.with_caching() } else { counts };
+    counts.to_stream().map_values(|n: i64| n.to_string()).to(output, Serdes::string(), Serdes::string());
     b.build().unwrap()
 }
 
@@ -94,6 +99,39 @@ async fn word_count_over_100k_lines_matches_a_count_made_in_the_test() {
         "every line and every repartitioned word was processed once"
     );
     app.shutdown().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn with_caching_a_count_writes_at_most_one_update_per_key_per_commit_and_the_same_final_counts() {
+    let input = harness::new_topic("lines", 4).await;
+    let text = lines(20_000, 5);
+    write_lines(&input, &text).await;
+    let mut expected = BTreeMap::new();
+    count_words(&text, &mut expected);
+    let words: usize = text.iter().map(|l| l.split_whitespace().count()).sum();
+
+    // The same backlog, exactly-once with the default commit interval.
+    let mut written = Vec::new();
+    for caching in [false, true] {
+        let output = harness::new_topic("counts", 4).await;
+        let state = tempfile::tempdir().unwrap();
+        let settings = [("RIVULET__PROCESSING_GUARANTEE", "exactly_once"), ("RIVULET__COMMIT_INTERVAL_MS", "")];
+        let config = harness::app_config(&harness::unique("wc-cache"), state.path(), &settings);
+        let app = App::new(config).unwrap().start(wordcount_with(&input, &output, caching)).unwrap();
+        expect_counts(&output, &expected, Duration::from_secs(120));
+        // The shutdown's commit is one more.
+        let commits = app.stats().commits as usize + 1;
+        app.shutdown().unwrap();
+        written.push((harness::read_committed(&output).len(), commits));
+    }
+    let ((uncached, _), (cached, commits)) = (written[0], written[1]);
+    assert_eq!(uncached, words, "without caching every update of every word is written");
+    assert!(
+        cached <= expected.len() * commits,
+        "with caching {cached} updates were written for {} words in {commits} commits",
+        expected.len()
+    );
+    assert!(cached < uncached / 10, "with caching {cached} of {uncached} updates were written");
 }
 
 #[tokio::test(flavor = "multi_thread")]

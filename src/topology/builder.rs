@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use crate::record::Record;
 use crate::serde::{Encoded, Serde, Serdes};
+use crate::topology::cache::{CacheProcessor, CACHE_MAX_KEYS};
 use crate::topology::graph::{BuildFn, Instantiator, NodeKind, NodeSpec, RawSource, SourceEntry, TopicName};
 use crate::topology::ops::{
     AggregateProcessor, Emit, Fallible, FlatMapProcessor, FoldFn, SplitProcessor, TableProcessor,
@@ -979,6 +980,41 @@ pub struct KTable<K, V> {
 }
 
 impl<K: Data, V: Data> KTable<K, V> {
+    /// The same table with its updates held back until the commit: at most
+    /// one update per key per commit interval goes downstream (the key's
+    /// latest value, with the timestamp and headers of the record that
+    /// wrote it), as with Kafka Streams' record cache
+    /// (`statestore.cache.max.bytes`, `Materialized.withCachingEnabled()`).
+    /// Off by default: without it every update is forwarded at once.
+    ///
+    /// The held updates are forwarded in the first step of the commit, in
+    /// the same transaction as the changelog records and input offsets, or
+    /// earlier when 10,000 keys of one task are held (the cache is full).
+    /// An aborted transaction drops them with the rest of its work. How many
+    /// updates are merged depends on `commit_interval_ms` and on how fast
+    /// records arrive; the last value per key does not. A window downstream
+    /// in the same task sees the updates at the commit, so it judges their
+    /// lateness against the watermark then.
+    ///
+    /// ```
+    /// use rivulet::prelude::*;
+    /// let mut b = Topology::builder();
+    /// b.stream("clicks", Serdes::string(), Serdes::string())
+    ///     .group_by_key()
+    ///     .count("clicks-per-user")
+    ///     .with_caching()
+    ///     .to_stream()
+    ///     .to("clicks-per-user", Serdes::string(), Serdes::i64());
+    /// assert!(b.build().unwrap().describe().contains("CACHE"));
+    /// ```
+    pub fn with_caching(&self) -> KTable<K, V> {
+        let key_serde = self.key_serde.clone();
+        let stream = self.stream.add_processor("CACHE", Vec::new(), move |name| {
+            CacheProcessor::new(name, key_serde.clone(), CACHE_MAX_KEYS)
+        });
+        KTable { stream, key_serde: self.key_serde.clone(), value_serde: self.value_serde.clone() }
+    }
+
     /// The table's updates as a stream of the new values (deletes are left out).
     pub fn to_stream(&self) -> KStream<K, V> {
         let s = self.stream.flat(

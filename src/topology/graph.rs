@@ -86,7 +86,8 @@ pub(crate) type SourceEntry = Rc<RefCell<dyn RawSource>>;
 pub(crate) struct Instance {
     /// Resolved topic name -> source.
     pub(crate) sources: HashMap<String, SourceEntry>,
-    /// Node id -> lifecycle, for init, timers and close.
+    /// Node id -> lifecycle, for init, timers and close; upstream nodes
+    /// before downstream ones.
     pub(crate) lifecycles: Vec<(usize, Rc<RefCell<dyn Lifecycle>>)>,
 }
 
@@ -113,7 +114,14 @@ impl<'t> Instantiator<'t> {
             let entry: SourceEntry = inst.entry_as::<SourceEntry>(id)?;
             sources.insert(topic.resolve(application_id), entry);
         }
-        Ok(Instance { sources, lifecycles: inst.lifecycles })
+        // Nodes are built leaves-first, but hooks that forward (a cache or
+        // a window flushing at commit, windows closing on a watermark) must
+        // run upstream first, so that what they forward reaches downstream
+        // nodes before those run their own hook. A node's parents exist
+        // before it, so ascending ids are a topological order.
+        let mut lifecycles = inst.lifecycles;
+        lifecycles.sort_by_key(|(id, _)| *id);
+        Ok(Instance { sources, lifecycles })
     }
 
     pub(crate) fn application_id(&self) -> &str {

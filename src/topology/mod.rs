@@ -13,6 +13,7 @@
 //! (`MAP-0003`) are for `describe()` and errors only.
 
 mod builder;
+mod cache;
 pub(crate) mod graph;
 pub mod keyed;
 mod ops;
@@ -293,5 +294,7 @@ fn split_subtopologies(nodes: &[NodeSpec]) -> Result<Vec<Subtopology>, TopologyE
     Ok(subtopologies)
 }
 
+#[cfg(test)]
+mod cache_tests;
 #[cfg(test)]
 mod tests;

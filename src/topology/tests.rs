@@ -28,13 +28,13 @@ struct Sent {
 /// One sub-topology instantiated for partition 0, with in-memory stores
 /// and a producer that has no broker: what the sinks send is queued, and
 /// comes back as delivery failures once `message.timeout.ms` passes.
-struct Harness {
-    ctx: TaskContext,
-    instance: Instance,
+pub(super) struct Harness {
+    pub(super) ctx: TaskContext,
+    pub(super) instance: Instance,
 }
 
 impl Harness {
-    fn new(topology: &Topology, subtopology: usize) -> Harness {
+    pub(super) fn new(topology: &Topology, subtopology: usize) -> Harness {
         let sub = &topology.subtopologies[subtopology];
         let stores = sub
             .stores
@@ -76,14 +76,14 @@ impl Harness {
     }
 
     /// Runs every processor's `init`, as a task does before processing.
-    fn init(&mut self) -> Result<(), ProcessError> {
+    pub(super) fn init(&mut self) -> Result<(), ProcessError> {
         for (_, node) in &self.instance.lifecycles {
             node.borrow_mut().init(&mut self.ctx)?;
         }
         Ok(())
     }
 
-    fn push_raw(
+    pub(super) fn push_raw(
         &mut self,
         topic: &str,
         key: Option<&[u8]>,
@@ -138,7 +138,7 @@ fn sent(topic: &str, key: Option<&str>, value: Option<&str>) -> Sent {
 // ---------------------------------------------------------------------------
 
 /// The records a [`Capture`] node saw.
-type Seen<K, V> = Arc<Mutex<Vec<Record<K, V>>>>;
+pub(super) type Seen<K, V> = Arc<Mutex<Vec<Record<K, V>>>>;
 
 /// Records every record it sees and passes it on.
 struct Capture<K, V>(Seen<K, V>);
@@ -151,7 +151,7 @@ impl<K: Data, V: Data> Processor<K, V, K, V> for Capture<K, V> {
 }
 
 /// Hangs a [`Capture`] node below `s`.
-fn capture<K: Data + Send, V: Data + Send>(s: &KStream<K, V>) -> Seen<K, V> {
+pub(super) fn capture<K: Data + Send, V: Data + Send>(s: &KStream<K, V>) -> Seen<K, V> {
     let seen: Seen<K, V> = Arc::new(Mutex::new(Vec::new()));
     let c = seen.clone();
     let _: KStream<K, V> = s.process(&[], move || Capture(c.clone()));
