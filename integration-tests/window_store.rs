@@ -100,8 +100,8 @@ fn run_until_processed(config: &rivulet::Config, input: &str, output: &str, n: u
 #[tokio::test(flavor = "multi_thread")]
 async fn a_tumbling_count_writes_one_changelog_record_per_window_and_restores_from_the_changelog_alone() {
     let _ = tracing_subscriber::fmt().with_test_writer().try_init();
-    let input = harness::new_topic("segstore-in", 2).await;
-    let output = harness::new_topic("segstore-out", 1).await;
+    let input = harness::new_history_topic("segstore-in", 2).await;
+    let output = harness::new_history_topic("segstore-out", 1).await;
     let app_id = harness::unique("segstore");
     let state = tempfile::tempdir().unwrap();
     // The default commit interval of at_least_once (the harness shortens it).

@@ -372,9 +372,9 @@ async fn a_late_record_inside_an_open_session_is_merged_into_it_not_dropped() {
     assert!(oracle.rescued > 0, "no late record lands in an open session");
     assert!(oracle.late.len() > oracle.rescued / 4, "too few records late for good");
     assert!(oracle.closed.len() > 10, "too few sessions closed: {}", oracle.closed.len());
-    let input_topic = harness::new_topic("long-sessions-in", 1).await;
-    let out = harness::new_topic("long-sessions-out", 1).await;
-    let late = harness::new_topic("long-sessions-late", 1).await;
+    let input_topic = harness::new_history_topic("long-sessions-in", 1).await;
+    let out = harness::new_history_topic("long-sessions-out", 1).await;
+    let late = harness::new_history_topic("long-sessions-late", 1).await;
     harness::produce_many(&input_topic, &as_records(&records)).await;
 
     let mut b = Topology::builder();
@@ -414,8 +414,8 @@ async fn a_late_record_inside_an_open_session_is_merged_into_it_not_dropped() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_session_merged_after_it_was_emitted_gets_a_tombstone_and_the_table_of_sessions_is_right() {
-    let input_topic = harness::new_topic("merge-tombstone-in", 1).await;
-    let out = harness::new_topic("merge-tombstone-out", 1).await;
+    let input_topic = harness::new_history_topic("merge-tombstone-in", 1).await;
+    let out = harness::new_history_topic("merge-tombstone-out", 1).await;
     let mut b = Topology::builder();
     b.stream_with_time(
         &input_topic,

@@ -227,6 +227,22 @@ pub fn wipe(path: &Path) -> StateResult<()> {
 /// The smallest key greater than every key starting with `prefix`, i.e. the
 /// exclusive upper bound of a prefix scan; `None` when there is none (an
 /// empty prefix, or one made only of `0xff` bytes).
+/// `t` as 8 bytes that sort like the signed number (big-endian with the
+/// sign bit flipped): the time part of store keys scanned in time order
+/// (window stores, timers, TTL indexes).
+pub(crate) fn sortable_time(t: i64) -> [u8; 8] {
+    ((t as u64) ^ (1 << 63)).to_be_bytes()
+}
+
+/// The time [`sortable_time`] wrote into the first 8 bytes of `b` (missing
+/// bytes read as zero; callers check lengths first).
+pub(crate) fn time_from_sortable(b: &[u8]) -> i64 {
+    let mut a = [0u8; 8];
+    let n = b.len().min(8);
+    a[..n].copy_from_slice(&b[..n]);
+    (u64::from_be_bytes(a) ^ (1 << 63)) as i64
+}
+
 pub(crate) fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
     let last = prefix.iter().rposition(|&byte| byte != 0xff)?;
     let mut end = prefix[..=last].to_vec();

@@ -567,13 +567,10 @@ fn raw<'v, KOut: Clone + 'static, VOut: Clone + 'static>(
     ctx.store::<Vec<u8>, Vec<u8>>(store)
 }
 
-/// `t` as 8 bytes that sort like the signed number.
-fn sortable(t: i64) -> [u8; 8] {
-    ((t as u64) ^ (1 << 63)).to_be_bytes()
-}
+use crate::state::{sortable_time as sortable, time_from_sortable};
 
 fn from_sortable(bytes: [u8; 8]) -> i64 {
-    (u64::from_be_bytes(bytes) ^ (1 << 63)) as i64
+    time_from_sortable(&bytes)
 }
 
 fn timer_prefix(domain: TimeDomain, time: i64) -> Vec<u8> {

@@ -643,15 +643,7 @@ const RAW: u8 = 2;
 const RAW_INDEX: u8 = 3;
 const WATERMARK: &[u8] = &[4];
 
-fn enc(t: i64) -> [u8; 8] {
-    ((t as u64) ^ (1 << 63)).to_be_bytes()
-}
-
-fn dec(b: &[u8]) -> i64 {
-    let mut a = [0u8; 8];
-    a.copy_from_slice(&b[..8]);
-    (u64::from_be_bytes(a) ^ (1 << 63)) as i64
-}
+use crate::state::{sortable_time as enc, time_from_sortable as dec};
 
 fn key_of(prefix: u8, parts: &[&[u8]]) -> Vec<u8> {
     let mut k = Vec::with_capacity(1 + parts.iter().map(|p| p.len()).sum::<usize>());
