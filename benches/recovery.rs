@@ -15,14 +15,12 @@
 mod harness;
 
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use harness::TestRecord;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rivulet::prelude::*;
 
-const CHILD_ENV: &str = "RIVULET_BENCH_CHILD";
 const PARTITIONS: i32 = 4;
 
 fn topology(input: &str, output: &str) -> Topology {
@@ -47,10 +45,8 @@ fn config(app_id: &str, state: &Path) -> Config {
 fn child(spec: &str) -> ! {
     let parts: Vec<&str> = spec.split('|').collect();
     let [input, output, app_id, state] = parts[..] else { panic!("bad spec {spec}") };
-    let _app = App::new(config(app_id, Path::new(state))).unwrap().start(topology(input, output)).unwrap();
-    loop {
-        std::thread::sleep(Duration::from_secs(1));
-    }
+    let app = App::new(config(app_id, Path::new(state))).unwrap().start(topology(input, output)).unwrap();
+    harness::child::run_until_stopped(app)
 }
 
 /// Whether the group has committed offsets up to the end of `input`.
@@ -84,7 +80,7 @@ fn restart(app_id: &str, input: &str, output: &str, state: &Path) -> (Duration, 
 }
 
 fn main() {
-    if let Ok(spec) = std::env::var(CHILD_ENV) {
+    if let Some(spec) = harness::child::spec() {
         child(&spec);
     }
     let keys: usize = std::env::var("RIVULET_BENCH_KEYS").ok().and_then(|v| v.parse().ok()).unwrap_or(1_000_000);
@@ -110,16 +106,14 @@ fn main() {
     eprintln!("wrote {keys} keys in {:.1?}", started.elapsed());
 
     let spec = format!("{input}|{output}|{app_id}|{}", state.path().display());
-    let exe = std::env::current_exe().unwrap();
-    let mut child = Command::new(exe).env(CHILD_ENV, &spec).stdout(Stdio::null()).spawn().unwrap();
+    let mut child = harness::child::ChildApp::spawn(&[], &spec);
     let started = Instant::now();
     while !caught_up(&app_id, &input) {
         assert!(started.elapsed() < Duration::from_secs(1200), "the child did not process the input");
         std::thread::sleep(Duration::from_secs(1));
     }
     eprintln!("processed {keys} keys in {:.1?}", started.elapsed());
-    child.kill().unwrap(); // SIGKILL
-    child.wait().unwrap();
+    child.kill(); // SIGKILL
     let killed = Instant::now();
 
     let (tail_time, tail_replayed) = restart(&app_id, &input, &output, state.path());

@@ -6,14 +6,12 @@
 mod harness;
 
 use std::collections::BTreeMap;
-use std::process::{Child, Command};
 use std::time::Duration;
 
+use harness::child::{self, ChildApp};
 use harness::TestRecord;
 use rivulet::prelude::*;
 
-/// Set in a child process: `input|output|application_id|state_dir|instance_id`.
-const CHILD_ENV: &str = "RIVULET_EOS_CHILD";
 const KEYS: usize = 50;
 
 /// Counts per key after a repartition and emits, for every input record,
@@ -44,63 +42,19 @@ fn eos_config(app_id: &str, state_dir: &std::path::Path, instance: &str) -> Conf
 /// start and kill. In a normal test run it returns at once.
 #[test]
 fn child_process_entry_point_for_crash_tests() {
-    let Ok(spec) = std::env::var(CHILD_ENV) else { return };
+    let Some(spec) = child::spec() else { return };
     let _ = tracing_subscriber::fmt().with_env_filter("warn,rivulet=info").with_writer(std::io::stderr).try_init();
     let parts: Vec<&str> = spec.split('|').collect();
-    let [input, output, app_id, state_dir, instance] = parts[..] else { panic!("bad {CHILD_ENV}: {spec}") };
+    let [input, output, app_id, state_dir, instance] = parts[..] else { panic!("bad child spec: {spec}") };
     let app = App::new(eos_config(app_id, std::path::Path::new(state_dir), instance))
         .unwrap()
         .start(running_counts(input, output))
         .unwrap();
-    loop {
-        std::thread::sleep(Duration::from_millis(200));
-        if app.has_stopped() {
-            let err = app.shutdown().err();
-            panic!("the child application stopped: {err:?}");
-        }
-    }
-}
-
-/// A child process, killed with SIGKILL when dropped (also when a test
-/// fails). Its log goes to a file.
-struct ChildApp {
-    child: Child,
-    log: std::path::PathBuf,
-}
-
-impl ChildApp {
-    fn kill(&mut self) {
-        let _ = self.child.kill(); // SIGKILL
-        let _ = self.child.wait();
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for ChildApp {
-    fn drop(&mut self) {
-        self.kill();
-        // Kept for a failing test to show.
-        if !std::thread::panicking() {
-            let _ = std::fs::remove_file(&self.log);
-        }
-    }
+    child::run_until_stopped(app)
 }
 
 fn spawn_child(spec: &str) -> ChildApp {
-    let log = std::env::temp_dir().join(format!("{}.log", harness::unique("rivulet-child")));
-    let child = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "child_process_entry_point_for_crash_tests", "--nocapture", "--test-threads=1"])
-        .env(CHILD_ENV, spec)
-        .env("RIVULET_TEST_BOOTSTRAP", harness::bootstrap())
-        .env("NO_COLOR", "1")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
-    ChildApp { child, log }
+    ChildApp::spawn_test("child_process_entry_point_for_crash_tests", spec)
 }
 
 fn records(n: usize, start: usize) -> Vec<TestRecord> {
@@ -110,33 +64,6 @@ fn records(n: usize, start: usize) -> Vec<TestRecord> {
             TestRecord { partition: (k % 4) as i32, ..TestRecord::kv(&format!("key-{k}"), &i.to_string()) }
         })
         .collect()
-}
-
-/// For every key, the counts emitted must be exactly 1, 2, ..., n.
-fn check_sequences(output: &str, expected: &BTreeMap<String, i64>) -> Result<(), String> {
-    let mut seen: BTreeMap<String, Vec<i64>> = BTreeMap::new();
-    for r in harness::read_committed(output) {
-        let v = i64::from_be_bytes(r.value.as_deref().unwrap().try_into().unwrap());
-        seen.entry(r.key_str().to_string()).or_default().push(v);
-    }
-    let mut problems = Vec::new();
-    for (key, n) in expected {
-        let got = seen.get(key).cloned().unwrap_or_default();
-        let want: Vec<i64> = (1..=*n).collect();
-        if got != want {
-            let first_bad = got.iter().zip(&want).position(|(g, w)| g != w).unwrap_or(got.len().min(want.len()));
-            problems.push(format!(
-                "{key}: {} counts, want {n}; first difference at #{first_bad}: got {:?}",
-                got.len(),
-                got.get(first_bad.saturating_sub(2)..(first_bad + 3).min(got.len()))
-            ));
-        }
-    }
-    if problems.is_empty() {
-        Ok(())
-    } else {
-        Err(problems.into_iter().take(5).collect::<Vec<_>>().join("; "))
-    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -189,7 +116,7 @@ async fn sigkill_mid_processing_leaves_no_duplicate_and_no_gap_under_read_commit
     let app =
         App::new(eos_config(&app_id, state.path(), &instance)).unwrap().start(running_counts(&input, &output)).unwrap();
     harness::eventually("every input counted exactly once", Duration::from_secs(120), || {
-        check_sequences(&output, &expected)
+        harness::check_running_counts(&output, &expected)
     });
     let stats = app.stats();
     let changelog = harness::read_committed(&format!("{app_id}-running-changelog")).len() as u64;
@@ -200,12 +127,6 @@ async fn sigkill_mid_processing_leaves_no_duplicate_and_no_gap_under_read_commit
     );
     app.shutdown().unwrap();
     assert_eq!(total, 20_000);
-}
-
-/// Pauses or resumes a child process.
-fn signal(child: &ChildApp, sig: nix::sys::signal::Signal) {
-    let pid = nix::unistd::Pid::from_raw(child.child.id() as i32);
-    nix::sys::signal::kill(pid, sig).unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -259,15 +180,15 @@ async fn chaos_three_processes_killed_and_paused_still_count_every_record_exactl
         children[victim] = spawn_child(&specs[victim]);
     }
     wait_progress(80_000);
-    signal(&children[0], Signal::SIGSTOP);
+    children[0].signal(Signal::SIGSTOP);
     std::thread::sleep(Duration::from_secs(12)); // session timeout 6 s, transaction timeout 10 s
-    signal(&children[0], Signal::SIGCONT);
+    children[0].signal(Signal::SIGCONT);
     let log_at_resume = children[0].log().len();
     assert!(!writer.is_finished(), "the pause ended while input was still streaming in");
 
     writer.await.unwrap();
     harness::eventually("every record counted exactly once, under read_committed", Duration::from_secs(300), || {
-        check_sequences(&output, &expected)
+        harness::check_running_counts(&output, &expected)
     });
     // Woken past its session, the paused instance either had its
     // transaction fenced ("tasks migrated") or found its partitions gone;

@@ -14,9 +14,9 @@ mod harness;
 mod fraud_alerts;
 
 use std::collections::BTreeMap;
-use std::process::{Child, Command};
 use std::time::Duration;
 
+use harness::child::{self, ChildApp};
 use harness::TestRecord;
 use rivulet::prelude::*;
 use rivulet::topology::keyed::{KeyedContext, KeyedProcess, KeyedProcessor, MapState, Timer, ValueState};
@@ -27,9 +27,6 @@ const TIMEOUT: Duration = Duration::from_secs(90);
 const STORE: &str = "timers";
 /// An event-time timer fires this long after its record's timestamp.
 const DELAY_MS: i64 = 1_000;
-
-/// Set in a child process: `input|output|application_id|state_dir|instance_id`.
-const CHILD_ENV: &str = "RIVULET_KEYED_CHILD";
 
 /// For each record (value `v`, timestamp `ts`) registers an event-time
 /// timer at `ts + DELAY_MS` and remembers `v` for it; the timer emits
@@ -107,44 +104,19 @@ fn eos_config(app_id: &str, state_dir: &std::path::Path, instance: &str) -> Conf
 /// starts and kills. In a normal test run it returns at once.
 #[test]
 fn child_process_entry_point_for_the_restart_test() {
-    let Ok(spec) = std::env::var(CHILD_ENV) else { return };
+    let Some(spec) = child::spec() else { return };
     let _ = tracing_subscriber::fmt().with_env_filter("warn,rivulet=info").with_writer(std::io::stderr).try_init();
     let parts: Vec<&str> = spec.split('|').collect();
-    let [input, output, app_id, state_dir, instance] = parts[..] else { panic!("bad {CHILD_ENV}: {spec}") };
+    let [input, output, app_id, state_dir, instance] = parts[..] else { panic!("bad child spec: {spec}") };
     let app = App::new(eos_config(app_id, std::path::Path::new(state_dir), instance))
         .unwrap()
         .start(timers_topology(input, output))
         .unwrap();
-    loop {
-        std::thread::sleep(Duration::from_millis(200));
-        if app.has_stopped() {
-            let err = app.shutdown().err();
-            panic!("the child application stopped: {err:?}");
-        }
-    }
-}
-
-/// A child process, killed with SIGKILL when dropped.
-struct ChildApp(Child);
-
-impl Drop for ChildApp {
-    fn drop(&mut self) {
-        let _ = self.0.kill(); // SIGKILL
-        let _ = self.0.wait();
-    }
+    child::run_until_stopped(app)
 }
 
 fn spawn_child(spec: &str) -> ChildApp {
-    let child = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "child_process_entry_point_for_the_restart_test", "--nocapture", "--test-threads=1"])
-        .env(CHILD_ENV, spec)
-        .env("RIVULET_TEST_BOOTSTRAP", harness::bootstrap())
-        .env("NO_COLOR", "1")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    ChildApp(child)
+    ChildApp::spawn_test("child_process_entry_point_for_the_restart_test", spec)
 }
 
 const BASE_TS: i64 = 1_700_000_000_000;

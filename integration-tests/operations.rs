@@ -9,17 +9,14 @@ mod harness;
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::process::{Child, Command, ExitStatus};
 use std::time::{Duration, Instant};
 
+use harness::child::{self, ChildApp};
 use harness::TestRecord;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{Offset, TopicPartitionList};
 use rivulet::prelude::*;
 use rivulet::RunningApp;
-
-/// Set in a child process: `input|output|application_id|state_dir|instance_id`.
-const CHILD_ENV: &str = "RIVULET_OPS_CHILD";
 
 /// A response: status code and body.
 fn get(addr: SocketAddr, path: &str) -> (u16, String) {
@@ -222,11 +219,13 @@ const SECRET: &str = "hunter2-never-logged";
 /// tests start. It runs `App::run`, which handles SIGTERM and SIGINT, and
 /// returns (exit 0) after a graceful shutdown. In a normal test run it
 /// returns at once.
+const SIGNAL_ENTRY: &str = "child_process_entry_point_for_signal_tests";
+
 #[test]
 fn child_process_entry_point_for_signal_tests() {
-    let Ok(spec) = std::env::var(CHILD_ENV) else { return };
+    let Some(spec) = child::spec() else { return };
     let parts: Vec<&str> = spec.split('|').collect();
-    let [input, output, app_id, state_dir, instance] = parts[..] else { panic!("bad {CHILD_ENV}: {spec}") };
+    let [input, output, app_id, state_dir, instance] = parts[..] else { panic!("bad child spec: {spec}") };
     let logging = [
         ("RIVULET__LOG__FORMAT", "json"),
         ("RIVULET__LOG__LEVEL", "warn,rivulet=info"),
@@ -235,77 +234,6 @@ fn child_process_entry_point_for_signal_tests() {
     let config = eos_config(app_id, std::path::Path::new(state_dir), instance, &logging);
     rivulet::init_logging(&config).unwrap();
     App::new(config).unwrap().run(running_counts(input, output)).unwrap();
-}
-
-/// A child process, killed with SIGKILL when dropped. Its output (the log
-/// on stdout, panics on stderr) goes to a file.
-struct ChildApp {
-    child: Child,
-    log: std::path::PathBuf,
-}
-
-impl ChildApp {
-    fn spawn(spec: &str) -> ChildApp {
-        let log = std::env::temp_dir().join(format!("{}.log", harness::unique("rivulet-ops-child")));
-        let out = std::fs::File::create(&log).unwrap();
-        let child = Command::new(std::env::current_exe().unwrap())
-            .args(["--exact", "child_process_entry_point_for_signal_tests", "--nocapture", "--test-threads=1"])
-            .env(CHILD_ENV, spec)
-            .env("RIVULET_TEST_BOOTSTRAP", harness::bootstrap())
-            .env("NO_COLOR", "1")
-            .env_remove("RUST_LOG")
-            .stdout(out.try_clone().unwrap())
-            .stderr(out)
-            .spawn()
-            .unwrap();
-        ChildApp { child, log }
-    }
-
-    fn signal(&self, sig: nix::sys::signal::Signal) {
-        nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.child.id() as i32), sig).unwrap();
-    }
-
-    /// Waits for the exit, failing after `timeout`.
-    fn wait(&mut self, timeout: Duration) -> ExitStatus {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            assert!(Instant::now() < deadline, "the child did not exit within {timeout:?}; log:\n{}", self.log());
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for ChildApp {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if !std::thread::panicking() {
-            let _ = std::fs::remove_file(&self.log);
-        }
-    }
-}
-
-/// For every key, the counts emitted must be exactly 1, 2, ..., n.
-fn check_sequences(output: &str, expected: &BTreeMap<String, i64>) -> Result<(), String> {
-    let mut seen: BTreeMap<String, Vec<i64>> = BTreeMap::new();
-    for r in harness::read_committed(output) {
-        let v = i64::from_be_bytes(r.value.as_deref().unwrap().try_into().unwrap());
-        seen.entry(r.key_str().to_string()).or_default().push(v);
-    }
-    for (key, n) in expected {
-        let got = seen.get(key).cloned().unwrap_or_default();
-        if got != (1..=*n).collect::<Vec<_>>() {
-            return Err(format!("{key}: got {} counts, want 1..={n}: {:?}", got.len(), &got[..got.len().min(10)]));
-        }
-    }
-    Ok(())
 }
 
 /// The offsets the group has committed on `topic`, summed over partitions.
@@ -345,7 +273,8 @@ async fn sigterm_mid_stream_exits_0_within_the_timeout_and_the_restart_reprocess
         *expected.entry(r.key_str().to_string()).or_default() += 1;
     }
 
-    let mut child = ChildApp::spawn(&format!("{input}|{output}|{app_id}|{}|{instance}", state.path().display()));
+    let mut child =
+        ChildApp::spawn_test(SIGNAL_ENTRY, &format!("{input}|{output}|{app_id}|{}|{instance}", state.path().display()));
     let (first, rest) = all.split_at(8_000);
     let topic = input.clone();
     let streamed = first.to_vec();
@@ -384,7 +313,7 @@ async fn sigterm_mid_stream_exits_0_within_the_timeout_and_the_restart_reprocess
         .start(running_counts(&input, &output))
         .unwrap();
     harness::eventually("every input counted exactly once", Duration::from_secs(120), || {
-        check_sequences(&output, &expected)
+        harness::check_running_counts(&output, &expected)
     });
     let m = scrape(&app);
     let consumed = sample(&m, "rivulet_records_consumed_total", &[("topic", &input)]).unwrap();
@@ -402,8 +331,10 @@ async fn a_second_signal_during_the_shutdown_exits_at_once_with_a_non_zero_code(
     harness::produce_many(&input, &records(500, 2, 0)).await;
     let state = tempfile::tempdir().unwrap();
     let app_id = harness::unique("ops-twice");
-    let mut child =
-        ChildApp::spawn(&format!("{input}|{output}|{app_id}|{}|{}", state.path().display(), harness::unique("pod")));
+    let mut child = ChildApp::spawn_test(
+        SIGNAL_ENTRY,
+        &format!("{input}|{output}|{app_id}|{}|{}", state.path().display(), harness::unique("pod")),
+    );
     harness::eventually("the child processes", Duration::from_secs(60), || {
         let n = harness::read_committed(&output).len();
         if n == 500 {

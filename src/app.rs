@@ -89,6 +89,7 @@ impl App {
             metrics,
             resources,
             topic_to_subtopology: plan.topic_to_subtopology,
+            partitions: plan.partitions,
             purger,
         });
         let shutdown = Arc::new(AtomicBool::new(false));

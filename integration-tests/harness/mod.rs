@@ -9,7 +9,9 @@
 //! cluster; otherwise they use `127.0.0.1:$RIVULET_KAFKA_PORT` (default 9092).
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::collections::HashSet;
+pub mod child;
+
+use std::collections::{BTreeMap, HashSet};
 use std::process::Command;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -345,5 +347,33 @@ pub fn eventually(what: &str, timeout: Duration, mut check: impl FnMut() -> Resu
             Err(why) if Instant::now() > deadline => panic!("{what}: not true within {timeout:?}: {why}"),
             Err(_) => std::thread::sleep(Duration::from_millis(200)),
         }
+    }
+}
+
+/// For every key, the running counts emitted to `output` (i64, big-endian,
+/// read `read_committed`) must be exactly 1, 2, ..., n: no duplicate, no gap.
+pub fn check_running_counts(output: &str, expected: &BTreeMap<String, i64>) -> Result<(), String> {
+    let mut seen: BTreeMap<String, Vec<i64>> = BTreeMap::new();
+    for r in read_committed(output) {
+        let v = i64::from_be_bytes(r.value.as_deref().unwrap().try_into().unwrap());
+        seen.entry(r.key_str().to_string()).or_default().push(v);
+    }
+    let mut problems = Vec::new();
+    for (key, n) in expected {
+        let got = seen.get(key).cloned().unwrap_or_default();
+        let want: Vec<i64> = (1..=*n).collect();
+        if got != want {
+            let first_bad = got.iter().zip(&want).position(|(g, w)| g != w).unwrap_or(got.len().min(want.len()));
+            problems.push(format!(
+                "{key}: {} counts, want {n}; first difference at #{first_bad}: got {:?}",
+                got.len(),
+                got.get(first_bad.saturating_sub(2)..(first_bad + 3).min(got.len()))
+            ));
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems.into_iter().take(5).collect::<Vec<_>>().join("; "))
     }
 }

@@ -47,6 +47,8 @@ pub(crate) struct TopicPlan {
     pub(crate) topic_to_subtopology: HashMap<String, usize>,
     /// Resolved names of the repartition topics.
     pub(crate) repartition_topics: BTreeSet<String>,
+    /// The partition count of each sub-topology (its number of tasks), by id.
+    pub(crate) partitions: Vec<i32>,
 }
 
 struct Wanted {
@@ -218,7 +220,7 @@ pub(crate) fn prepare_topics(config: &Config, topology: &Topology) -> Result<Top
         }
     }
     let repartition_topics = wanted.into_iter().filter(|w| w.repartition).map(|w| w.name).collect();
-    Ok(TopicPlan { topic_to_subtopology, repartition_topics })
+    Ok(TopicPlan { topic_to_subtopology, repartition_topics, partitions })
 }
 
 async fn ensure_topics(

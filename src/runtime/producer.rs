@@ -265,11 +265,6 @@ impl StreamsProducer {
         d.changelog_offsets.get_mut(topic).and_then(|parts| parts.remove(&partition))
     }
 
-    /// The client, for metadata requests.
-    pub(crate) fn client(&self) -> &rdkafka::client::Client<DeliveryTracker> {
-        self.producer.client()
-    }
-
     /// Commits the open transaction together with the consumed `offsets`
     /// and the consumer's group metadata (so a member of an older
     /// generation is fenced): `InTransaction -> Ready`. Passing errors are

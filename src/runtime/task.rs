@@ -21,6 +21,7 @@ use rdkafka::{Message, Timestamp};
 use crate::error::{Error, Result};
 use crate::record::{Headers, SourceOffset};
 use crate::runtime::stats::RuntimeStats;
+use crate::runtime::task_manager::AppContext;
 use crate::runtime::{wall_clock_ms, RecordCollector, StoreSlot, TaskContext, TaskId};
 use crate::state::{
     self, CachedStore, InMemoryStore, KeyRange, KeyValueStore, RocksDbStore, StateResources, WriteBuffer,
@@ -29,7 +30,6 @@ use crate::topology::graph::TopicName;
 use crate::topology::graph::{Instance, Instantiator};
 use crate::topology::time::{encode_mark, is_marker, Mark, RECORD_MARK_HEADER};
 use crate::topology::{changelog_topic, ProcessError, StoreKind, Subtopology, TimeKind, Topology};
-use crate::Config;
 
 /// How often a task repeats an unchanged watermark to its repartition
 /// topics, so a downstream task that restarted, or went back after an
@@ -79,13 +79,8 @@ pub(crate) struct Task {
 impl Task {
     /// Opens the task's stores (wiping any that are corrupt) and
     /// instantiates its sub-topology.
-    pub(crate) fn new(
-        id: TaskId,
-        topology: &Topology,
-        config: &Config,
-        resources: &StateResources,
-        collector: RecordCollector,
-    ) -> Result<Task> {
+    pub(crate) fn new(id: TaskId, app: &AppContext, collector: RecordCollector) -> Result<Task> {
+        let (topology, config, resources) = (&*app.topology, &app.config, &app.resources);
         let sub = &topology.subtopologies[id.subtopology];
         let mut stores = Vec::new();
         for name in &sub.stores {
@@ -128,7 +123,8 @@ impl Task {
             value_buf: Vec::new(),
             shuffle: Default::default(),
         };
-        let (repartition_targets, upstream_tasks) = repartition_targets(sub, config, &ctx.collector)?;
+        let (repartition_targets, upstream_tasks) =
+            repartition_targets(sub, topology, &config.application_id, &app.partitions)?;
         ctx.shuffle.tasks = upstream_tasks;
         Ok(Task {
             id,
@@ -474,35 +470,26 @@ fn split_headers<'m>(msg: &'m BorrowedMessage<'_>) -> (Headers, Option<&'m [u8]>
 /// counts, and how many tasks the sub-topology has.
 fn repartition_targets(
     sub: &Subtopology,
-    config: &Config,
-    collector: &RecordCollector,
+    topology: &Topology,
+    application_id: &str,
+    partitions: &[i32],
 ) -> Result<(Vec<(String, i32)>, usize)> {
-    let internal: Vec<String> = sub
-        .sinks
-        .iter()
-        .filter(|t| matches!(t, TopicName::Internal(_)))
-        .map(|t| t.resolve(&config.application_id))
-        .collect();
-    if internal.is_empty() {
-        return Ok((Vec::new(), 0));
+    let tasks_of = |id: usize| -> Result<i32> {
+        partitions.get(id).copied().ok_or_else(|| Error::Internal(format!("sub-topology {id} has no partition count")))
+    };
+    let mut targets = Vec::new();
+    for t in sub.sinks.iter().filter(|t| matches!(t, TopicName::Internal(_))) {
+        // A repartition topic has as many partitions as the sub-topology
+        // reading it has tasks.
+        let Some(reader) = topology.subtopologies.iter().find(|st| st.sources.iter().any(|(_, s)| s == t)) else {
+            return Err(Error::Internal(format!("repartition topic {} has no reader", t.resolve(application_id))));
+        };
+        targets.push((t.resolve(application_id), tasks_of(reader.id)?));
     }
-    let client = collector.producer().client();
-    let partitions = |topic: &str| -> Result<i32> {
-        let md = client
-            .fetch_metadata(Some(topic), Duration::from_secs(30))
-            .map_err(|e| Error::kafka(format!("reading the partitions of {topic}"), e))?;
-        let n = md.topics().first().map_or(0, |t| t.partitions().len());
-        if n == 0 {
-            return Err(Error::Internal(format!("topic {topic} has no partitions in the cluster's metadata")));
-        }
-        Ok(n as i32)
-    };
-    let Some((_, source)) = sub.sources.first() else {
-        return Err(Error::Internal(format!("sub-topology {} has no source", sub.id)));
-    };
-    let upstream_tasks = partitions(&source.resolve(&config.application_id))? as usize;
-    let targets = internal.into_iter().map(|t| partitions(&t).map(|n| (t, n))).collect::<Result<_>>()?;
-    Ok((targets, upstream_tasks))
+    if targets.is_empty() {
+        return Ok((targets, 0));
+    }
+    Ok((targets, tasks_of(sub.id)? as usize))
 }
 
 /// Whether a polled record is a watermark marker of a repartition topic

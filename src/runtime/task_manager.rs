@@ -54,6 +54,9 @@ pub(crate) struct AppContext {
     pub(crate) resources: StateResources,
     /// Resolved source topic name -> sub-topology.
     pub(crate) topic_to_subtopology: HashMap<String, usize>,
+    /// The partition count (tasks) of each sub-topology, by id, as the
+    /// topic checks at start found them.
+    pub(crate) partitions: Vec<i32>,
     pub(crate) dead_letter_topic: String,
     /// Deletes repartition records once their reader committed past them;
     /// `None` without repartition topics (or on the embedded cluster).
@@ -198,8 +201,7 @@ impl TaskManager {
         restorer: &BaseConsumer<R>,
     ) -> Result<()> {
         while let Some(id) = self.pending.pop_first() {
-            let task =
-                Task::new(id, &self.app.topology, &self.app.config, &self.app.resources, self.collector.clone())?;
+            let task = Task::new(id, &self.app, self.collector.clone())?;
             let parts = task.restore_plan(restorer)?;
             if parts.is_empty() {
                 self.start_task(task, 0, Instant::now())?;

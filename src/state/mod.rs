@@ -28,9 +28,14 @@
 //! survived). A store that cannot be read at all is [`StateError::Corrupt`]:
 //! [`wipe`] it and restore it from the changelog.
 //!
-//! Layers: this module is the bytes level ([`KeyValueStore`],
-//! [`InMemoryStore`], [`RocksDbStore`]); change logging, caching, metrics and
-//! the typed (serde) layer wrap it.
+//! Layers, innermost first: the bytes level ([`KeyValueStore`]:
+//! [`InMemoryStore`], [`RocksDbStore`]); a read cache of committed values
+//! ([`CachedStore`]); the write buffer, whose drained entries are both the
+//! changelog records and the batch applied (so change logging is not a
+//! layer of its own but steps 1 and 4 of the commit, in
+//! `runtime::commit`); and outermost the typed (serde) view processors use
+//! (`topology::store::KeyValueView`). There is no metrics layer: store
+//! sizes are read for `rivulet_store_size_bytes` by the task manager.
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -125,9 +130,11 @@ pub type KeyRange = (Vec<u8>, Vec<u8>);
 
 /// A bytes-level key-value store, in key order (bytewise).
 ///
-/// The outermost layers (typed access, caching, change logging) are built on
-/// this trait; implementations only store bytes and the changelog offset.
-/// `Send` because a task, with its stores, may move between threads.
+/// The outer layers (the read cache, the typed view) are built on this
+/// trait; implementations only store bytes and the changelog offset.
+/// `Send` so that a store can be opened on one thread and used on another;
+/// a task itself never moves between processing threads (its nodes hold
+/// `Rc`s), it is closed and created anew where it is assigned.
 pub trait KeyValueStore: Send {
     /// The store's name, as the user gave it in the topology.
     fn name(&self) -> &str;
