@@ -1,0 +1,279 @@
+//! The windowed-aggregation DSL: `windowed_by`, the emit modes, the
+//! aggregations, and moving the window into the value.
+
+use super::*;
+
+impl<K: Data, V: Data> KGroupedStream<K, V> {
+    /// Cuts each key's records into `windows` for aggregation.
+    pub fn windowed_by(&self, windows: Windows) -> WindowedStream<K, V> {
+        WindowedStream {
+            grouped: KGroupedStream { stream: self.stream.clone() },
+            windows,
+            emit: EmitMode::OnUpdate,
+            late_topic: None,
+            _out: std::marker::PhantomData,
+        }
+    }
+}
+
+impl<K: Data, V: Data> WindowedStream<K, V, Updates> {
+    /// Results as `Option<O>`: under `emit_on_update`, a session that a
+    /// later record merges into a bigger one after it was emitted gets a
+    /// tombstone (`None`, keyed by its old window), so a table (compacted
+    /// topic) of sessions holds only the sessions that exist. Kafka
+    /// Streams does the same (`KStreamSessionWindowAggregate` forwards a
+    /// null for each session it merges away; its cache forwards it only
+    /// for a session it had forwarded). Write the stream with
+    /// `Serdes::optional(..)` as the value serde. Other window kinds and
+    /// `emit_final` never retract a result: all their values are `Some`.
+    pub fn with_tombstones(self) -> WindowedStream<K, V, WithTombstones> {
+        let WindowedStream { grouped, windows, emit, late_topic, .. } = self;
+        WindowedStream { grouped, windows, emit, late_topic, _out: std::marker::PhantomData }
+    }
+}
+
+impl<K: Data, V: Data, R: WindowOutput> WindowedStream<K, V, R> {
+    /// Emits each window once, when it closes.
+    pub fn emit_final(mut self) -> Self {
+        self.emit = EmitMode::Final;
+        self
+    }
+
+    /// Emits each change, at most once per key and window per commit (the
+    /// default).
+    pub fn emit_on_update(mut self) -> Self {
+        self.emit = EmitMode::OnUpdate;
+        self
+    }
+
+    /// Writes records that arrive after all their windows closed to
+    /// `topic`, unchanged (key, value and timestamp), instead of dropping
+    /// them. Either way they are counted in `rivulet_late_records_total`.
+    /// Needs the stream's key and value serdes.
+    pub fn late_records_to(mut self, topic: &str) -> Self {
+        self.late_topic = Some(topic.to_string());
+        self
+    }
+
+    /// Records per window.
+    pub fn count(self, name: &str) -> KStream<Windowed<K>, R::Value<i64>> {
+        let agg = Agg {
+            init: Arc::new(|| 0i64),
+            add: Arc::new(|n: i64, _: &V| n + 1),
+            merge: Arc::new(|a: i64, b: i64| a + b),
+            result: Arc::new(|n: &i64| Some(*n)),
+            codec: Arc::new(Serdes::i64()),
+        };
+        self.build(name, agg, Arc::new(Serdes::i64()))
+    }
+
+    /// The sum of `f(value)` per window.
+    pub fn sum(self, name: &str, f: impl Fn(&V) -> f64 + Send + Sync + 'static) -> KStream<Windowed<K>, R::Value<f64>> {
+        let agg = Agg {
+            init: Arc::new(|| 0.0f64),
+            add: Arc::new(move |s: f64, v: &V| s + f(v)),
+            merge: Arc::new(|a: f64, b: f64| a + b),
+            result: Arc::new(|s: &f64| Some(*s)),
+            codec: Arc::new(Serdes::json::<f64>()),
+        };
+        self.build(name, agg, Arc::new(Serdes::json::<f64>()))
+    }
+
+    /// The smallest `f(value)` per window.
+    pub fn min(self, name: &str, f: impl Fn(&V) -> f64 + Send + Sync + 'static) -> KStream<Windowed<K>, R::Value<f64>> {
+        self.extreme(name, f, f64::min)
+    }
+
+    /// The largest `f(value)` per window.
+    pub fn max(self, name: &str, f: impl Fn(&V) -> f64 + Send + Sync + 'static) -> KStream<Windowed<K>, R::Value<f64>> {
+        self.extreme(name, f, f64::max)
+    }
+
+    fn extreme(
+        self,
+        name: &str,
+        f: impl Fn(&V) -> f64 + Send + Sync + 'static,
+        pick: fn(f64, f64) -> f64,
+    ) -> KStream<Windowed<K>, R::Value<f64>> {
+        let both = move |a: Option<f64>, b: Option<f64>| match (a, b) {
+            (Some(a), Some(b)) => Some(pick(a, b)),
+            (a, b) => a.or(b),
+        };
+        let agg = Agg {
+            init: Arc::new(|| None::<f64>),
+            add: Arc::new(move |s: Option<f64>, v: &V| both(s, Some(f(v)))),
+            merge: Arc::new(both),
+            result: Arc::new(|s: &Option<f64>| Some(s.unwrap_or(f64::NAN))),
+            codec: Arc::new(Serdes::json::<Option<f64>>()),
+        };
+        self.build(name, agg, Arc::new(Serdes::json::<f64>()))
+    }
+
+    /// The mean of `f(value)` per window.
+    pub fn average(
+        self,
+        name: &str,
+        f: impl Fn(&V) -> f64 + Send + Sync + 'static,
+    ) -> KStream<Windowed<K>, R::Value<f64>> {
+        let agg = Agg {
+            init: Arc::new(|| (0.0f64, 0u64)),
+            add: Arc::new(move |(s, n): (f64, u64), v: &V| (s + f(v), n + 1)),
+            merge: Arc::new(|a: (f64, u64), b: (f64, u64)| (a.0 + b.0, a.1 + b.1)),
+            result: Arc::new(|(s, n): &(f64, u64)| Some(if *n == 0 { f64::NAN } else { s / *n as f64 })),
+            codec: Arc::new(Serdes::json::<(f64, u64)>()),
+        };
+        self.build(name, agg, Arc::new(Serdes::json::<f64>()))
+    }
+
+    /// Combines each window's values with `reduce(old, new)`. Needs the
+    /// stream's value serde (the running value is stored with it).
+    pub fn reduce(
+        self,
+        name: &str,
+        reduce: impl Fn(V, V) -> V + Send + Sync + 'static,
+    ) -> KStream<Windowed<K>, R::Value<V>> {
+        let Some(value_serde) = self.grouped.stream.value_serde.clone() else {
+            self.grouped.stream.graph.borrow_mut().errors.push(TopologyError::Invalid(format!(
+                "windowed reduce `{name}` needs the value serde; call .with_serdes(..) before grouping"
+            )));
+            return self.grouped.stream.derive(self.grouped.stream.node_id(), false);
+        };
+        let reduce = Arc::new(reduce);
+        let r2 = reduce.clone();
+        let agg = Agg {
+            init: Arc::new(|| None::<V>),
+            add: Arc::new(move |s: Option<V>, v: &V| {
+                Some(match s {
+                    Some(old) => reduce(old, v.clone()),
+                    None => v.clone(),
+                })
+            }),
+            merge: Arc::new(move |a: Option<V>, b: Option<V>| match (a, b) {
+                (Some(a), Some(b)) => Some(r2(a, b)),
+                (a, b) => a.or(b),
+            }),
+            result: Arc::new(|s: &Option<V>| s.clone()),
+            codec: Arc::new(Serdes::optional(ArcSerde(value_serde.clone()))),
+        };
+        // Windows are created by their first value, so the state is never
+        // `None` when a result is emitted.
+        self.build(name, agg, value_serde)
+    }
+
+    /// Aggregates each window with a user [`Aggregator`].
+    pub fn aggregate<G: Aggregator<V>>(self, name: &str, aggregator: G) -> KStream<Windowed<K>, R::Value<G::Acc>>
+    where
+        G::Acc: Send + Sync,
+    {
+        let g = Arc::new(aggregator);
+        let (g1, g2, g3) = (g.clone(), g.clone(), g.clone());
+        let agg = Agg {
+            init: Arc::new(move || g1.init()),
+            add: Arc::new(move |s: G::Acc, v: &V| g2.add(s, v)),
+            merge: Arc::new(move |a: G::Acc, b: G::Acc| g3.merge(a, b)),
+            result: Arc::new(|s: &G::Acc| Some(s.clone())),
+            codec: Arc::new(Serdes::json::<G::Acc>()),
+        };
+        self.build(name, agg, Arc::new(Serdes::json::<G::Acc>()))
+    }
+
+    fn build<S: Data, O: Data>(
+        self,
+        name: &str,
+        agg: Agg<V, S, O>,
+        out_serde: Arc<dyn Serde<O>>,
+    ) -> KStream<Windowed<K>, R::Value<O>> {
+        let WindowedStream { grouped, windows, emit, late_topic, .. } = self;
+        let Some((input, key_serde)) = grouped.input(name) else {
+            return grouped.stream.derive(grouped.stream.node_id(), false);
+        };
+        let value_serde = input.value_serde.clone();
+        if matches!(windows.kind, Kind::Sliding { .. }) && value_serde.is_none() {
+            input.graph.borrow_mut().errors.push(TopologyError::Invalid(format!(
+                "sliding-window aggregation `{name}` keeps each window's values, so it needs the value serde; \
+                 call .with_serdes(..) before grouping"
+            )));
+        }
+        let mut builder = TopologyBuilder { graph: input.graph.clone() };
+        builder.add_store(segmented::store_spec(name, &windows));
+        let store = name.to_string();
+        let op = format!("WINDOW({})", windows.describe());
+        let (ks, vs) = (key_serde.clone(), value_serde.clone());
+        let node: KStream<(), WinOut<K, V, O>> =
+            input.add_processor(&op, vec![store.clone()], move |node| WindowProcessor {
+                node: node.to_string(),
+                store: store.clone(),
+                windows,
+                emit,
+                agg: agg.clone(),
+                key_serde: ks.clone(),
+                value_serde: vs.clone(),
+                dirty: BTreeSet::new(),
+                unemitted: BTreeSet::new(),
+                retracted: BTreeSet::new(),
+                closes: BTreeMap::new(),
+                persisted_watermark: i64::MIN,
+                watermark: i64::MIN,
+                store_index: usize::MAX,
+                raw_purged: i64::MIN,
+                closed_below: i64::MIN,
+                _k: std::marker::PhantomData,
+            });
+        if let Some(topic) = late_topic {
+            let late = node.flat(
+                "LATE",
+                false,
+                Arc::new(|r: Record<(), WinOut<K, V, O>>| {
+                    Ok(match r.value {
+                        WinOut::Late(key, value) => {
+                            Emit::One(Record { key, value, timestamp: r.timestamp, headers: r.headers })
+                        }
+                        WinOut::Result(..) => Emit::None,
+                    })
+                }),
+            );
+            match value_serde {
+                Some(vs) => late.to(&topic, ArcSerde(key_serde.clone()), ArcSerde(vs)),
+                None => node.graph.borrow_mut().errors.push(TopologyError::Invalid(format!(
+                    "late records of `{name}` go to topic {topic} unchanged, which needs the value serde; \
+                     call .with_serdes(..) before grouping"
+                ))),
+            }
+        }
+        let results = node.flat(
+            "WINDOW_RESULTS",
+            false,
+            Arc::new(|r: Record<(), WinOut<K, V, O>>| {
+                Ok(match r.value {
+                    WinOut::Result(key, value) => match R::wrap(value) {
+                        Some(value) => Emit::One(Record { key, value, timestamp: r.timestamp, headers: r.headers }),
+                        None => Emit::None,
+                    },
+                    WinOut::Late(..) => Emit::None,
+                })
+            }),
+        );
+        KStream {
+            key_serde: Some(Arc::new(Serdes::windowed(ArcSerde(key_serde)))),
+            value_serde: Some(R::serde(out_serde)),
+            ..results
+        }
+    }
+}
+
+impl<K: Data, A: Data> KStream<Windowed<K>, A> {
+    /// Moves the window into the value, as
+    /// `{"key":..,"window_start":..,"window_end":..,"value":..}` with
+    /// [`Serdes::json`]; the key stays the grouping key.
+    pub fn with_window_in_value(&self) -> KStream<K, WindowResult<K, A>>
+    where
+        K: Serialize + DeserializeOwned + Send + Sync,
+        A: Serialize + DeserializeOwned + Send + Sync,
+    {
+        let s = self.map(|w: Windowed<K>, value: A| {
+            let result = WindowResult { key: w.key.clone(), window_start: w.start, window_end: w.end, value };
+            (w.key, result)
+        });
+        KStream { value_serde: Some(Arc::new(Serdes::json::<WindowResult<K, A>>())), ..s }
+    }
+}
