@@ -1,0 +1,200 @@
+//! `KGroupedStream` (aggregations per key) and `KTable` (changelog streams).
+
+use super::*;
+
+impl<K: Data, V: Data> KGroupedStream<K, V> {
+    /// The stream an aggregation named `name` reads, repartitioned when the
+    /// key changed, with its key serde; `None` after recording a topology
+    /// error.
+    #[allow(clippy::type_complexity)]
+    pub(crate) fn input(&self, name: &str) -> Option<(KStream<K, V>, Arc<dyn Serde<K>>)> {
+        let s = &self.stream;
+        let Some(key_serde) = s.key_serde.clone() else {
+            s.graph.borrow_mut().errors.push(TopologyError::Invalid(format!(
+                "aggregation `{name}` needs a key serde; pass one to group_by or call .with_serdes(..) before group_by_key"
+            )));
+            return None;
+        };
+        if !s.key_changed {
+            return Some((s.clone(), key_serde));
+        }
+        if s.value_serde.is_none() {
+            s.graph.borrow_mut().errors.push(TopologyError::Invalid(format!(
+                "aggregation `{name}` regroups records by a new key, so they are written to a repartition topic, \
+                 which needs a value serde; call .with_serdes(key_serde, value_serde) before grouping"
+            )));
+            return None;
+        }
+        let r = s.repartition(name);
+        Some((KStream { key_serde: Some(key_serde.clone()), ..r }, key_serde))
+    }
+
+    pub(super) fn aggregate_with<A: Data>(
+        &self,
+        name: &str,
+        fold: FoldFn<K, V, A>,
+        agg_serde: Arc<dyn Serde<A>>,
+    ) -> KTable<K, A> {
+        let s = &self.stream;
+        let Some(key_serde) = s.key_serde.clone() else {
+            s.graph.borrow_mut().errors.push(TopologyError::Invalid(format!(
+                "aggregation `{name}` needs a key serde; pass one to group_by or call .with_serdes(..) before group_by_key"
+            )));
+            return KTable { stream: s.derive(s.node, false), key_serde: Arc::new(NoSerde), value_serde: agg_serde };
+        };
+        let input = if s.key_changed {
+            if s.value_serde.is_none() {
+                s.graph.borrow_mut().errors.push(TopologyError::Invalid(format!(
+                    "aggregation `{name}` regroups records by a new key, so they are written to a repartition topic, \
+                     which needs a value serde; call .with_serdes(key_serde, value_serde) before grouping"
+                )));
+                return KTable { stream: s.derive(s.node, false), key_serde, value_serde: agg_serde };
+            }
+            s.repartition(name)
+        } else {
+            s.clone()
+        };
+        let mut builder = TopologyBuilder { graph: s.graph.clone() };
+        builder.add_store(StoreSpec::key_value(name, ArcSerde(key_serde.clone()), ArcSerde(agg_serde.clone())));
+        let store = name.to_string();
+        let table = input.add_processor("AGGREGATE", vec![store.clone()], move |node| AggregateProcessor {
+            name: node.to_string(),
+            store: store.clone(),
+            fold: fold.clone(),
+        });
+        KTable { stream: table, key_serde, value_serde: agg_serde }
+    }
+
+    /// Counts records per key into the store `name`.
+    pub fn count(&self, name: &str) -> KTable<K, i64> {
+        if self.stream.key_changed && self.stream.value_serde.is_none() {
+            // Counting needs no values: repartition keys alone.
+            let s = &self.stream;
+            let keys = s.flat("DROP_VALUES", false, Arc::new(|r: Record<K, V>| Ok(Emit::One(r.with_value(())))));
+            let keys: KStream<K, ()> =
+                KStream { key_serde: s.key_serde.clone(), value_serde: Some(Arc::new(Serdes::unit())), ..keys };
+            return KGroupedStream { stream: keys }.aggregate_with(
+                name,
+                Arc::new(|_, _, n: Option<i64>| Ok(n.unwrap_or(0) + 1)),
+                Arc::new(Serdes::i64()),
+            );
+        }
+        self.aggregate_with(name, Arc::new(|_, _, n: Option<i64>| Ok(n.unwrap_or(0) + 1)), Arc::new(Serdes::i64()))
+    }
+
+    /// Folds records per key into an aggregate kept in the store `name`.
+    pub fn aggregate<A: Data>(
+        &self,
+        name: &str,
+        initial: impl Fn() -> A + Send + Sync + 'static,
+        fold: impl Fn(&K, V, A) -> A + Send + Sync + 'static,
+        agg_serde: impl Serde<A>,
+    ) -> KTable<K, A> {
+        self.aggregate_with(
+            name,
+            Arc::new(move |k, v, a: Option<A>| Ok(fold(k, v, a.unwrap_or_else(&initial)))),
+            Arc::new(agg_serde),
+        )
+    }
+
+    /// Fallible [`aggregate`](Self::aggregate): an error leaves the
+    /// aggregate unchanged and sends the record to the processing-error policy.
+    pub fn try_aggregate<A: Data, E: Into<UserError>>(
+        &self,
+        name: &str,
+        initial: impl Fn() -> A + Send + Sync + 'static,
+        fold: impl Fn(&K, V, A) -> Result<A, E> + Send + Sync + 'static,
+        agg_serde: impl Serde<A>,
+    ) -> KTable<K, A> {
+        self.aggregate_with(
+            name,
+            Arc::new(move |k, v, a: Option<A>| fold(k, v, a.unwrap_or_else(&initial)).map_err(Into::into)),
+            Arc::new(agg_serde),
+        )
+    }
+
+    /// Combines the values of each key with `reduce(old, new)`, kept in the
+    /// store `name`. Needs the stream's value serde.
+    pub fn reduce(&self, name: &str, reduce: impl Fn(V, V) -> V + Send + Sync + 'static) -> KTable<K, V> {
+        let Some(value_serde) = self.stream.value_serde.clone() else {
+            self.stream.graph.borrow_mut().errors.push(TopologyError::Invalid(format!(
+                "reduce `{name}` needs the value serde; call .with_serdes(..) before grouping"
+            )));
+            return KTable {
+                stream: self.stream.derive(self.stream.node, false),
+                key_serde: Arc::new(NoSerde),
+                value_serde: Arc::new(NoSerde),
+            };
+        };
+        self.aggregate_with(
+            name,
+            Arc::new(move |_, v, acc: Option<V>| {
+                Ok(match acc {
+                    Some(old) => reduce(old, v),
+                    None => v,
+                })
+            }),
+            value_serde,
+        )
+    }
+}
+
+impl<K: Data, V: Data> KTable<K, V> {
+    /// The same table with its updates held back until the commit: at most
+    /// one update per key per commit interval goes downstream (the key's
+    /// latest value, with the timestamp and headers of the record that
+    /// wrote it), as with Kafka Streams' record cache
+    /// (`statestore.cache.max.bytes`, `Materialized.withCachingEnabled()`).
+    /// Off by default: without it every update is forwarded at once.
+    ///
+    /// The held updates are forwarded in the first step of the commit, in
+    /// the same transaction as the changelog records and input offsets, or
+    /// earlier when 10,000 keys of one task are held (the cache is full).
+    /// An aborted transaction drops them with the rest of its work. How many
+    /// updates are merged depends on `commit_interval_ms` and on how fast
+    /// records arrive; the last value per key does not. A window downstream
+    /// in the same task sees the updates at the commit, so it judges their
+    /// lateness against the watermark then.
+    ///
+    /// ```
+    /// use rivulet::prelude::*;
+    /// let mut b = Topology::builder();
+    /// b.stream("clicks", Serdes::string(), Serdes::string())
+    ///     .group_by_key()
+    ///     .count("clicks-per-user")
+    ///     .with_caching()
+    ///     .to_stream()
+    ///     .to("clicks-per-user", Serdes::string(), Serdes::i64());
+    /// assert!(b.build().unwrap().describe().contains("CACHE"));
+    /// ```
+    pub fn with_caching(&self) -> KTable<K, V> {
+        let key_serde = self.key_serde.clone();
+        let stream = self.stream.add_processor("CACHE", Vec::new(), move |name| {
+            CacheProcessor::new(name, key_serde.clone(), CACHE_MAX_KEYS)
+        });
+        KTable { stream, key_serde: self.key_serde.clone(), value_serde: self.value_serde.clone() }
+    }
+
+    /// The table's updates as a stream of the new values (deletes are left out).
+    pub fn to_stream(&self) -> KStream<K, V> {
+        let s = self.stream.flat(
+            "TO_STREAM",
+            false,
+            Arc::new(|r: Record<K, Option<V>>| {
+                let Record { key, value, timestamp, headers } = r;
+                Ok(match value {
+                    Some(value) => Emit::One(Record { key, value, timestamp, headers }),
+                    None => Emit::None,
+                })
+            }),
+        );
+        KStream { key_serde: Some(self.key_serde.clone()), value_serde: Some(self.value_serde.clone()), ..s }
+    }
+
+    /// The table's updates and deletes (`None`) as a stream; written to a
+    /// topic, deletes become tombstones.
+    pub fn to_change_stream(&self) -> KStream<K, Option<V>> {
+        let value_serde: Arc<dyn Serde<Option<V>>> = Arc::new(Serdes::optional(ArcSerde(self.value_serde.clone())));
+        KStream { key_serde: Some(self.key_serde.clone()), value_serde: Some(value_serde), ..self.stream.clone() }
+    }
+}
