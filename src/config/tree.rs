@@ -1,0 +1,292 @@
+//! Taking each known key out of the merged layers and validating it against
+//! its entry in `keys.rs`; whatever is left over is an unknown key.
+
+use super::*;
+
+/// The merged layers, from which keys are taken one by one; whatever is
+/// left over at the end is unknown.
+pub(super) struct Tree {
+    pub(super) root: Map<String, Value>,
+}
+
+impl Tree {
+    pub(super) fn take(&mut self, spec: &KeySpec) -> Option<Value> {
+        let mut parts: Vec<&str> = spec.name.split('.').collect();
+        let last = parts.pop()?;
+        let mut table = &mut self.root;
+        for part in parts {
+            table = match table.get_mut(part).map(|v| &mut v.kind) {
+                Some(ValueKind::Table(inner)) => inner,
+                _ => return None,
+            };
+        }
+        table.remove(last)
+    }
+
+    pub(super) fn take_table(&mut self, spec: &KeySpec) -> Result<Map<String, Value>, ConfigError> {
+        match self.take(spec) {
+            None => Ok(Map::new()),
+            Some(Value { kind: ValueKind::Table(t), .. }) => Ok(t),
+            Some(other) => Err(ConfigError::InvalidValue {
+                key: spec.name.to_string(),
+                value: keys::shown(&other),
+                origin: keys::origin_of(spec.name, &other),
+                accepted: spec.accepted.to_string(),
+            }),
+        }
+    }
+
+    pub(super) fn into_config(mut self, env: &BTreeMap<String, String>) -> Result<Config, ConfigError> {
+        use keys::*;
+        let application_id = match self.take(&APPLICATION_ID) {
+            Some(v) => identifier(&APPLICATION_ID, &v, true)?,
+            None => String::new(),
+        };
+        if application_id.is_empty() {
+            return Err(ConfigError::Missing {
+                key: APPLICATION_ID.name.into(),
+                hint: format!(
+                    "give every application a name, in the config file (application_id = \"my-app\") \
+                     or as {}",
+                    env_var_name(APPLICATION_ID.name)
+                ),
+            });
+        }
+        let mut instance_id = match self.take(&INSTANCE_ID) {
+            Some(v) => identifier(&INSTANCE_ID, &v, true)?,
+            None => String::new(),
+        };
+        let instance_id_explicit = !instance_id.is_empty();
+        if instance_id.is_empty() {
+            instance_id = host_name(env).ok_or_else(|| ConfigError::Missing {
+                key: INSTANCE_ID.name.into(),
+                hint: format!(
+                    "no HOSTNAME to take it from; set a stable name per instance as {}",
+                    env_var_name(INSTANCE_ID.name)
+                ),
+            })?;
+        }
+        let processing_guarantee = match self.take(&PROCESSING_GUARANTEE) {
+            Some(v) => one_of(
+                &PROCESSING_GUARANTEE,
+                &v,
+                &[
+                    ("at_least_once", ProcessingGuarantee::AtLeastOnce),
+                    ("exactly_once", ProcessingGuarantee::ExactlyOnce),
+                ],
+            )?,
+            None => ProcessingGuarantee::AtLeastOnce,
+        };
+        let commit_interval_ms = match self.take(&COMMIT_INTERVAL_MS) {
+            Some(v) if !matches!(&v.kind, ValueKind::String(s) if s.is_empty()) => {
+                integer(&COMMIT_INTERVAL_MS, &v, 1, MAX_COMMIT_INTERVAL_MS)?
+            }
+            _ => match processing_guarantee {
+                ProcessingGuarantee::AtLeastOnce => 30_000,
+                ProcessingGuarantee::ExactlyOnce => 100,
+            },
+        };
+        let repartition_purge_interval_ms = match self.take(&REPARTITION_PURGE_INTERVAL_MS) {
+            Some(v) => integer(&REPARTITION_PURGE_INTERVAL_MS, &v, 0, MAX_PURGE_INTERVAL_MS)?,
+            None => 30_000,
+        };
+        let num_threads = match self.take(&NUM_THREADS) {
+            Some(v) => integer(&NUM_THREADS, &v, 1, MAX_THREADS)? as usize,
+            None => 1,
+        };
+        let shutdown_timeout_ms = match self.take(&SHUTDOWN_TIMEOUT_MS) {
+            Some(v) => integer(&SHUTDOWN_TIMEOUT_MS, &v, 1, MAX_SHUTDOWN_TIMEOUT_MS)?,
+            None => 30_000,
+        };
+        let state_dir = match self.take(&STATE_DIR) {
+            Some(v) => {
+                let s = text(&STATE_DIR, &v)?;
+                if s.trim().is_empty() {
+                    return Err(ConfigError::InvalidValue {
+                        key: STATE_DIR.name.into(),
+                        value: format!("{s:?}"),
+                        origin: origin_of(STATE_DIR.name, &v),
+                        accepted: STATE_DIR.accepted.into(),
+                    });
+                }
+                PathBuf::from(s)
+            }
+            None => PathBuf::from("/var/lib/rivulet"),
+        };
+        let block_cache_bytes = match self.take(&STATE_BLOCK_CACHE_BYTES) {
+            Some(v) => integer(&STATE_BLOCK_CACHE_BYTES, &v, 1 << 20, 1 << 40)? as usize,
+            None => 64 << 20,
+        };
+        let write_buffer_bytes = match self.take(&STATE_WRITE_BUFFER_BYTES) {
+            Some(v) => integer(&STATE_WRITE_BUFFER_BYTES, &v, 1 << 20, 1 << 40)? as usize,
+            None => 32 << 20,
+        };
+        let cache_bytes = match self.take(&STATE_CACHE_BYTES) {
+            Some(v) => integer(&STATE_CACHE_BYTES, &v, 0, 1 << 40)? as usize,
+            None => 4 << 20,
+        };
+        let window_changelog_additional_retention_ms = match self.take(&STATE_WINDOW_CHANGELOG_ADDITIONAL_RETENTION_MS)
+        {
+            Some(v) => integer(&STATE_WINDOW_CHANGELOG_ADDITIONAL_RETENTION_MS, &v, 0, 365 * 86_400_000)? as i64,
+            None => 86_400_000,
+        };
+        let mut policy = |spec: &KeySpec| -> Result<ErrorPolicy, ConfigError> {
+            match self.take(spec) {
+                Some(v) => one_of(spec, &v, POLICIES),
+                None => Ok(ErrorPolicy::Fail),
+            }
+        };
+        let deserialization = policy(&ERRORS_DESERIALIZATION)?;
+        let processing = policy(&ERRORS_PROCESSING)?;
+        let production = policy(&ERRORS_PRODUCTION)?;
+        let dead_letter_topic = match self.take(&ERRORS_DEAD_LETTER_TOPIC) {
+            Some(v) => identifier(&ERRORS_DEAD_LETTER_TOPIC, &v, true)?,
+            None => String::new(),
+        };
+        let listen = match self.take(&HTTP_LISTEN) {
+            Some(v) => {
+                let s = text(&HTTP_LISTEN, &v)?;
+                s.parse::<SocketAddr>().map_err(|_| ConfigError::InvalidValue {
+                    key: HTTP_LISTEN.name.into(),
+                    value: format!("{s:?}"),
+                    origin: origin_of(HTTP_LISTEN.name, &v),
+                    accepted: HTTP_LISTEN.accepted.into(),
+                })?
+            }
+            None => SocketAddr::from(([0, 0, 0, 0], 8080)),
+        };
+        let format = match self.take(&LOG_FORMAT) {
+            Some(v) => one_of(&LOG_FORMAT, &v, &[("text", LogFormat::Text), ("json", LogFormat::Json)])?,
+            None => LogFormat::Text,
+        };
+        let level = match self.take(&LOG_LEVEL) {
+            Some(v) => {
+                let s = text(&LOG_LEVEL, &v)?.trim().to_string();
+                if s.is_empty() || tracing_subscriber::EnvFilter::try_new(&s).is_err() {
+                    return Err(ConfigError::InvalidValue {
+                        key: LOG_LEVEL.name.into(),
+                        value: format!("{s:?}"),
+                        origin: origin_of(LOG_LEVEL.name, &v),
+                        accepted: LOG_LEVEL.accepted.into(),
+                    });
+                }
+                s
+            }
+            None => "info".to_string(),
+        };
+        let bootstrap_servers = match self.take(&BOOTSTRAP_SERVERS) {
+            Some(v) => text(&BOOTSTRAP_SERVERS, &v)?.trim().to_string(),
+            None => String::new(),
+        };
+        let common = passthrough(&KAFKA_COMMON, self.take_table(&KAFKA_COMMON)?)?;
+        let consumer = passthrough(&KAFKA_CONSUMER, self.take_table(&KAFKA_CONSUMER)?)?;
+        let producer = passthrough(&KAFKA_PRODUCER, self.take_table(&KAFKA_PRODUCER)?)?;
+        let app = self.take_table(&APP)?;
+
+        self.reject_leftovers()?;
+        Ok(Config {
+            application_id,
+            instance_id,
+            instance_id_explicit,
+            processing_guarantee,
+            commit_interval: Duration::from_millis(commit_interval_ms),
+            repartition_purge_interval: Duration::from_millis(repartition_purge_interval_ms),
+            num_threads,
+            shutdown_timeout: Duration::from_millis(shutdown_timeout_ms),
+            state_dir,
+            state: StateConfig {
+                block_cache_bytes,
+                write_buffer_bytes,
+                cache_bytes,
+                window_changelog_additional_retention_ms,
+            },
+            errors: ErrorsConfig { deserialization, processing, production, dead_letter_topic },
+            http: HttpConfig { listen },
+            log: LogConfig { format, level },
+            kafka: KafkaConfig { bootstrap_servers, common, consumer, producer },
+            app,
+        })
+    }
+
+    pub(super) fn reject_leftovers(&self) -> Result<(), ConfigError> {
+        let mut leftovers = Vec::new();
+        collect_leaves("", &self.root, &mut leftovers);
+        let Some((key, value)) = leftovers.into_iter().next() else {
+            return Ok(());
+        };
+        let known = keys::KEYS.iter().map(|k| k.name);
+        let hint = match keys::closest(&key, known) {
+            Some(near) => format!("; did you mean `{near}`?"),
+            None => format!(
+                "; rivulet's keys are {} (see docs/configuration.md), and the application's own \
+                 settings go under [app]",
+                keys::KEYS.iter().map(|k| format!("`{}`", k.name)).collect::<Vec<_>>().join(", ")
+            ),
+        };
+        Err(ConfigError::UnknownKey { origin: keys::origin_of(&key, &value), key, hint })
+    }
+}
+
+pub(super) fn collect_leaves(prefix: &str, table: &Map<String, Value>, out: &mut Vec<(String, Value)>) {
+    for (k, v) in table {
+        let path = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+        match &v.kind {
+            ValueKind::Table(inner) => collect_leaves(&path, inner, out),
+            _ => out.push((path, v.clone())),
+        }
+    }
+}
+
+pub(super) fn host_name(env: &BTreeMap<String, String>) -> Option<String> {
+    let from_env = env.get("HOSTNAME").map(|h| h.trim().to_string()).filter(|h| !h.is_empty());
+    let name = from_env.or_else(|| {
+        std::fs::read_to_string("/etc/hostname").ok().map(|h| h.trim().to_string()).filter(|h| !h.is_empty())
+    })?;
+    Some(
+        name.chars().map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') { c } else { '-' }).collect(),
+    )
+}
+
+/// Turns a `[kafka.*]` table into librdkafka properties and lets librdkafka
+/// check every name and value now rather than when the first client starts.
+pub(super) fn passthrough(spec: &KeySpec, table: Map<String, Value>) -> Result<KafkaProperties, ConfigError> {
+    let section = spec.name.trim_start_matches("kafka.");
+    let mut props = BTreeMap::new();
+    for (raw_key, value) in table {
+        let from_env = value.origin() == Some("the environment");
+        // Environment variable names cannot hold dots: RIVULET__KAFKA__CONSUMER__SESSION_TIMEOUT_MS
+        // sets session.timeout.ms.
+        let key = if from_env { raw_key.replace('_', ".") } else { raw_key.clone() };
+        let origin = keys::origin_of(&format!("{}.{raw_key}", spec.name), &value);
+        let text = keys::scalar_text(&value).ok_or_else(|| ConfigError::KafkaProperty {
+            section: section.into(),
+            key: key.clone(),
+            value: keys::shown(&value),
+            origin: origin.clone(),
+            reason: "librdkafka properties take a string, integer or boolean".into(),
+        })?;
+        let shown = format!("{:?}", redact(&key, &text));
+        if let Some((_, why)) = keys::RESERVED_KAFKA_PROPERTIES.iter().find(|(name, _)| *name == key) {
+            return Err(ConfigError::KafkaProperty {
+                section: section.into(),
+                key,
+                value: shown,
+                origin,
+                reason: format!("rivulet sets this property itself: {why}"),
+            });
+        }
+        let mut check = rdkafka::ClientConfig::new();
+        check.set(key.as_str(), text.as_str());
+        if let Err(e) = check.create_native_config() {
+            return Err(ConfigError::KafkaProperty {
+                section: section.into(),
+                key,
+                value: shown,
+                origin,
+                reason: e.to_string(),
+            });
+        }
+        props.insert(key, text);
+    }
+    Ok(KafkaProperties(props))
+}
