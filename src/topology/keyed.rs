@@ -91,6 +91,8 @@
 //! time rather than event time, because an entry must expire also for keys
 //! whose records stopped coming, when event time no longer moves for them.
 
+mod layout;
+use layout::*;
 mod state;
 #[cfg(test)]
 mod tests;
@@ -565,40 +567,6 @@ fn raw<'v, KOut: Clone + 'static, VOut: Clone + 'static>(
     store: &str,
 ) -> Result<KeyValueView<'v, Vec<u8>, Vec<u8>>, ProcessError> {
     ctx.store::<Vec<u8>, Vec<u8>>(store)
-}
-
-use crate::state::{sortable_time as sortable, time_from_sortable};
-
-fn from_sortable(bytes: [u8; 8]) -> i64 {
-    time_from_sortable(&bytes)
-}
-
-fn timer_prefix(domain: TimeDomain, time: i64) -> Vec<u8> {
-    let mut key = Vec::with_capacity(10);
-    key.push(TIMER);
-    key.push(domain.tag());
-    key.extend_from_slice(&sortable(time));
-    key
-}
-
-/// A timer key's time and record key.
-fn parse_timer(key: &[u8]) -> Option<(i64, &[u8])> {
-    let time: [u8; 8] = key.get(2..10)?.try_into().ok()?;
-    Some((from_sortable(time), key.get(10..)?))
-}
-
-fn ttl_index_key(expires: i64, entry: &[u8]) -> Vec<u8> {
-    let mut key = Vec::with_capacity(9 + entry.len());
-    key.push(TTL_INDEX);
-    key.extend_from_slice(&sortable(expires));
-    key.extend_from_slice(entry);
-    key
-}
-
-/// A state value's expiry and payload.
-fn split_value(value: &[u8]) -> Option<(i64, &[u8])> {
-    let expires: [u8; 8] = value.get(..8)?.try_into().ok()?;
-    Some((from_sortable(expires), &value[8..]))
 }
 
 fn corrupt(store: &str, reason: &str) -> ProcessError {
