@@ -39,7 +39,7 @@ pub mod kafka;
 mod logging;
 mod metrics;
 pub mod record;
-pub mod runtime;
+pub(crate) mod runtime;
 pub mod serde;
 pub mod state;
 pub mod topology;

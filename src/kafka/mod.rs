@@ -17,7 +17,7 @@ use crate::config::{Config, ConfigError, KafkaProperties, ProcessingGuarantee};
 
 /// What a client is for; part of its `client.id`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ClientRole {
+pub(crate) enum ClientRole {
     /// Reads source, repartition and changelog topics.
     Consumer,
     /// Writes outputs, repartition and changelog records.
@@ -45,7 +45,7 @@ fn apply(client: &mut ClientConfig, props: &KafkaProperties) {
 /// The librdkafka configuration for one client of this instance.
 ///
 /// Fails when `kafka.bootstrap_servers` is not set.
-pub fn client_config(config: &Config, role: ClientRole) -> Result<ClientConfig, ConfigError> {
+pub(crate) fn client_config(config: &Config, role: ClientRole) -> Result<ClientConfig, ConfigError> {
     if config.kafka.bootstrap_servers.is_empty() {
         return Err(ConfigError::Missing {
             key: "kafka.bootstrap_servers".into(),

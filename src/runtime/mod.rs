@@ -31,15 +31,14 @@ use crate::state::{KeyValueStore, WriteBuffer};
 use crate::topology::TimeKind;
 
 pub(crate) use collector::RecordCollector;
-pub use stats::RuntimeStats;
 
 /// A task: one sub-topology for one partition number.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct TaskId {
+pub(crate) struct TaskId {
     /// The sub-topology.
-    pub subtopology: usize,
+    pub(crate) subtopology: usize,
     /// The partition number of its source topics.
-    pub partition: i32,
+    pub(crate) partition: i32,
 }
 
 impl std::fmt::Display for TaskId {

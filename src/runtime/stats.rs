@@ -27,7 +27,7 @@ pub(crate) enum ThreadPhase {
 
 /// What an application has done so far; read with [`RuntimeStats::snapshot`].
 #[derive(Debug, Default)]
-pub struct RuntimeStats {
+pub(crate) struct RuntimeStats {
     pub(crate) records_processed: AtomicU64,
     pub(crate) records_skipped: AtomicU64,
     pub(crate) records_dead_lettered: AtomicU64,
@@ -123,12 +123,12 @@ impl RuntimeStats {
     }
 
     /// The source partitions (topic, partition) assigned to this instance now.
-    pub fn assignment(&self) -> BTreeSet<(String, i32)> {
+    pub(crate) fn assignment(&self) -> BTreeSet<(String, i32)> {
         self.assignment.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// The current values.
-    pub fn snapshot(&self) -> StatsSnapshot {
+    pub(crate) fn snapshot(&self) -> StatsSnapshot {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         StatsSnapshot {
             records_processed: get(&self.records_processed),
