@@ -62,7 +62,7 @@ impl Generations {
 }
 
 /// A store with a bounded read cache of `budget` bytes in front of it.
-pub struct CachedStore<S> {
+pub(crate) struct CachedStore<S> {
     inner: S,
     cache: RefCell<Generations>,
     half_budget: usize,
@@ -70,13 +70,8 @@ pub struct CachedStore<S> {
 
 impl<S: KeyValueStore> CachedStore<S> {
     /// `inner` behind a cache of about `budget_bytes`.
-    pub fn new(inner: S, budget_bytes: usize) -> Self {
+    pub(crate) fn new(inner: S, budget_bytes: usize) -> Self {
         CachedStore { inner, cache: RefCell::default(), half_budget: budget_bytes / 2 }
-    }
-
-    /// The store under the cache.
-    pub fn inner(&self) -> &S {
-        &self.inner
     }
 }
 
@@ -98,6 +93,7 @@ impl<S: KeyValueStore> KeyValueStore for CachedStore<S> {
         self.inner.range(from, to)
     }
 
+    #[cfg(test)]
     fn prefix_scan(&self, prefix: &[u8]) -> StateResult<Vec<(Vec<u8>, Vec<u8>)>> {
         self.inner.prefix_scan(prefix)
     }
@@ -152,6 +148,7 @@ impl<S: KeyValueStore> KeyValueStore for CachedStore<S> {
         self.inner.changelog_offset()
     }
 
+    #[cfg(test)]
     fn approximate_len(&self) -> StateResult<u64> {
         self.inner.approximate_len()
     }

@@ -9,7 +9,7 @@ use super::{KeyRange, KeyValueStore, StateResult};
 /// restart the store is restored from its changelog from the beginning; use
 /// it for tests and for state small enough that this is cheap.
 #[derive(Debug, Clone, Default)]
-pub struct InMemoryStore {
+pub(crate) struct InMemoryStore {
     name: String,
     entries: BTreeMap<Vec<u8>, Vec<u8>>,
     changelog_offset: Option<i64>,
@@ -19,7 +19,7 @@ pub struct InMemoryStore {
 
 impl InMemoryStore {
     /// An empty store called `name`.
-    pub fn new(name: impl Into<String>) -> Self {
+    pub(crate) fn new(name: impl Into<String>) -> Self {
         InMemoryStore { name: name.into(), entries: BTreeMap::new(), changelog_offset: None, bytes: 0 }
     }
 }
@@ -88,6 +88,7 @@ impl KeyValueStore for InMemoryStore {
         Ok(self.changelog_offset)
     }
 
+    #[cfg(test)]
     fn approximate_len(&self) -> StateResult<u64> {
         Ok(self.entries.len() as u64)
     }

@@ -46,11 +46,11 @@ mod resources;
 mod rocks;
 mod write_buffer;
 
-pub use self::cache::CachedStore;
-pub use self::memory::InMemoryStore;
-pub use self::resources::StateResources;
-pub use self::rocks::RocksDbStore;
-pub use self::write_buffer::{scan_merged, WriteBuffer};
+pub(crate) use self::cache::CachedStore;
+pub(crate) use self::memory::InMemoryStore;
+pub(crate) use self::resources::StateResources;
+pub(crate) use self::rocks::RocksDbStore;
+pub(crate) use self::write_buffer::WriteBuffer;
 
 /// Something went wrong in a local state store. Each variant says what to do.
 #[derive(Debug, thiserror::Error)]
@@ -126,7 +126,7 @@ impl StateError {
 pub type StateResult<T> = Result<T, StateError>;
 
 /// A key range `[from, to)`.
-pub type KeyRange = (Vec<u8>, Vec<u8>);
+pub(crate) type KeyRange = (Vec<u8>, Vec<u8>);
 
 /// A bytes-level key-value store, in key order (bytewise).
 ///
@@ -135,7 +135,7 @@ pub type KeyRange = (Vec<u8>, Vec<u8>);
 /// `Send` so that a store can be opened on one thread and used on another;
 /// a task itself never moves between processing threads (its nodes hold
 /// `Rc`s), it is closed and created anew where it is assigned.
-pub trait KeyValueStore: Send {
+pub(crate) trait KeyValueStore: Send {
     /// The store's name, as the user gave it in the topology.
     fn name(&self) -> &str;
 
@@ -147,6 +147,7 @@ pub trait KeyValueStore: Send {
     fn range(&self, from: Option<&[u8]>, to: Option<&[u8]>) -> StateResult<Vec<(Vec<u8>, Vec<u8>)>>;
 
     /// Entries whose key starts with `prefix`, in key order.
+    #[cfg(test)]
     fn prefix_scan(&self, prefix: &[u8]) -> StateResult<Vec<(Vec<u8>, Vec<u8>)>> {
         self.range(Some(prefix), prefix_end(prefix).as_deref())
     }
@@ -190,6 +191,7 @@ pub trait KeyValueStore: Send {
     /// The number of entries. Exact for in-memory stores; an estimate for
     /// RocksDB, which cannot count without a full scan (deletes and
     /// overwrites not yet compacted away skew it). For metrics, not logic.
+    #[cfg(test)]
     fn approximate_len(&self) -> StateResult<u64>;
 
     /// An estimate of the bytes the store holds, for the
@@ -209,14 +211,14 @@ pub trait KeyValueStore: Send {
 }
 
 /// The directory of one store: `<state_dir>/<application_id>/<task>/<store>`.
-pub fn store_dir(state_dir: &Path, application_id: &str, task: &str, store: &str) -> PathBuf {
+pub(crate) fn store_dir(state_dir: &Path, application_id: &str, task: &str, store: &str) -> PathBuf {
     state_dir.join(application_id).join(task).join(store)
 }
 
 /// Deletes a store's directory (or a stray file at its path) and everything
 /// in it, so that the store is recreated empty and restored from its
 /// changelog. Succeeds if nothing is there. The store must be closed first.
-pub fn wipe(path: &Path) -> StateResult<()> {
+pub(crate) fn wipe(path: &Path) -> StateResult<()> {
     let io_error = |source| StateError::Io { path: path.to_path_buf(), source };
     let metadata = match std::fs::symlink_metadata(path) {
         Ok(metadata) => metadata,

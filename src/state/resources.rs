@@ -17,7 +17,7 @@ use rocksdb::{Cache, WriteBufferManager};
 ///
 /// Cheap to clone: clones share the same cache and manager.
 #[derive(Clone)]
-pub struct StateResources {
+pub(crate) struct StateResources {
     pub(crate) block_cache: Cache,
     pub(crate) write_buffer_manager: WriteBufferManager,
     block_cache_bytes: usize,
@@ -27,13 +27,13 @@ pub struct StateResources {
 
 impl StateResources {
     /// The default total for RocksDB: 64 MiB.
-    pub const DEFAULT_BLOCK_CACHE_BYTES: usize = 64 << 20;
+    pub(crate) const DEFAULT_BLOCK_CACHE_BYTES: usize = 64 << 20;
     /// The default share of it for memtables: 32 MiB.
-    pub const DEFAULT_WRITE_BUFFER_BYTES: usize = 32 << 20;
+    pub(crate) const DEFAULT_WRITE_BUFFER_BYTES: usize = 32 << 20;
 
     /// A shared LRU block cache of `block_cache_bytes` and a write-buffer
     /// manager letting memtables use up to `write_buffer_bytes` of it.
-    pub fn new(block_cache_bytes: usize, write_buffer_bytes: usize) -> Self {
+    pub(crate) fn new(block_cache_bytes: usize, write_buffer_bytes: usize) -> Self {
         let block_cache = Cache::new_lru_cache(block_cache_bytes);
         // No stall: a stalled write would block the processing thread inside
         // a commit; an overshoot until the triggered flush finishes is harmless.
@@ -44,33 +44,25 @@ impl StateResources {
 
     /// A read cache of `bytes` in front of each RocksDB store of each task
     /// ([`CachedStore`](super::CachedStore)); 0 (the default here) for none.
-    pub fn with_cache_bytes(mut self, bytes: usize) -> Self {
+    pub(crate) fn with_cache_bytes(mut self, bytes: usize) -> Self {
         self.cache_bytes = bytes;
         self
     }
 
     /// The read cache of each RocksDB store of each task, in bytes.
-    pub fn cache_bytes(&self) -> usize {
+    pub(crate) fn cache_bytes(&self) -> usize {
         self.cache_bytes
     }
 
-    /// The capacity of the shared block cache, in bytes.
-    pub fn block_cache_bytes(&self) -> usize {
-        self.block_cache_bytes
-    }
-
-    /// The memtable budget of the write-buffer manager, in bytes.
-    pub fn write_buffer_bytes(&self) -> usize {
-        self.write_buffer_bytes
-    }
-
     /// Memory the block cache holds now (blocks and memtable reservations).
-    pub fn block_cache_usage(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn block_cache_usage(&self) -> usize {
         self.block_cache.get_usage()
     }
 
     /// Memory all memtables of the process use now.
-    pub fn write_buffer_usage(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn write_buffer_usage(&self) -> usize {
         self.write_buffer_manager.get_usage()
     }
 }

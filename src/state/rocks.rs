@@ -42,7 +42,7 @@ const CHANGELOG_OFFSET_KEY: &[u8] = b"changelog_offset";
 /// A [`KeyValueStore`] in a RocksDB instance of its own, using the process's
 /// shared [`StateResources`]. See the module docs for its layout and why its
 /// changelog offset always matches its data after a crash.
-pub struct RocksDbStore {
+pub(crate) struct RocksDbStore {
     name: String,
     path: PathBuf,
     db: DB,
@@ -57,7 +57,7 @@ impl RocksDbStore {
     /// not a readable rivulet store (wipe it and restore from the changelog),
     /// and with [`StateError::Open`] for anything that does not call for a
     /// wipe (a lock held elsewhere, permissions).
-    pub fn open(path: &Path, name: &str, resources: &StateResources) -> StateResult<Self> {
+    pub(crate) fn open(path: &Path, name: &str, resources: &StateResources) -> StateResult<Self> {
         check_is_store_or_empty(path, name)?;
         std::fs::create_dir_all(path).map_err(|source| StateError::Io { path: path.to_path_buf(), source })?;
 
@@ -88,14 +88,9 @@ impl RocksDbStore {
         Ok(store)
     }
 
-    /// The store's directory.
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     /// Writes the memtables of both column families to disk, atomically, so
     /// that every batch applied so far survives a crash.
-    pub fn flush(&self) -> StateResult<()> {
+    pub(crate) fn flush(&self) -> StateResult<()> {
         let data = self.column_family(DEFAULT_COLUMN_FAMILY_NAME)?;
         let meta = self.column_family(META_COLUMN_FAMILY)?;
         // DB::flush would flush the default column family only.
@@ -104,7 +99,8 @@ impl RocksDbStore {
 
     /// Flushes and closes the store: a clean shutdown, after which reopening
     /// needs no changelog replay.
-    pub fn close(self) -> StateResult<()> {
+    #[cfg(test)]
+    pub(crate) fn close(self) -> StateResult<()> {
         self.flush()
     }
 
@@ -210,6 +206,7 @@ impl KeyValueStore for RocksDbStore {
 
     /// RocksDB's `estimate-num-keys`: it counts overwrites and deletes not yet
     /// compacted away, so it can be well off after many updates.
+    #[cfg(test)]
     fn approximate_len(&self) -> StateResult<u64> {
         let estimate = self
             .db

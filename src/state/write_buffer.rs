@@ -28,7 +28,7 @@ use super::{in_range, prefix_end, KeyRange, KeyValueStore, StateResult};
 /// The segmented window store uses it to drop closed windows, which the
 /// changelog's time retention removes on the broker side.
 #[derive(Debug, Default)]
-pub struct WriteBuffer {
+pub(crate) struct WriteBuffer {
     stores: HashMap<String, StoreWrites>,
 }
 
@@ -45,6 +45,7 @@ impl StoreWrites {
         self.dropped.iter().any(|(from, to)| in_range(key, Some(from), Some(to)))
     }
 
+    #[cfg(test)]
     fn is_empty(&self) -> bool {
         self.entries.is_empty() && self.dropped.is_empty()
     }
@@ -52,25 +53,25 @@ impl StoreWrites {
 
 impl WriteBuffer {
     /// An empty buffer.
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self::default()
     }
 
     /// Buffers `value` under `key` in `store`, replacing any buffered write.
-    pub fn put(&mut self, store: &str, key: Vec<u8>, value: Vec<u8>) {
+    pub(crate) fn put(&mut self, store: &str, key: Vec<u8>, value: Vec<u8>) {
         self.store_mut(store).entries.insert(key, Some(value));
     }
 
     /// Buffers the deletion of `key` in `store`: reads see no value even if
     /// the store has one.
-    pub fn delete(&mut self, store: &str, key: Vec<u8>) {
+    pub(crate) fn delete(&mut self, store: &str, key: Vec<u8>) {
         self.store_mut(store).entries.insert(key, None);
     }
 
     /// Drops the keys `from <= key < to` of `store` locally, without
     /// changelog records (see the type's docs): buffered writes in the range
     /// are discarded, and reads see nothing there until a later write.
-    pub fn drop_locally(&mut self, store: &str, from: Vec<u8>, to: Vec<u8>) {
+    pub(crate) fn drop_locally(&mut self, store: &str, from: Vec<u8>, to: Vec<u8>) {
         if from >= to {
             return;
         }
@@ -96,7 +97,7 @@ impl WriteBuffer {
     /// The buffered write for `key`: `None` if the buffer knows nothing (read
     /// the store), `Some(None)` if the key was deleted or lies in a range
     /// dropped locally, `Some(Some(value))` if it was written.
-    pub fn get(&self, store: &str, key: &[u8]) -> Option<Option<&[u8]>> {
+    pub(crate) fn get(&self, store: &str, key: &[u8]) -> Option<Option<&[u8]>> {
         let writes = self.stores.get(store)?;
         match writes.entries.get(key) {
             Some(value) => Some(value.as_deref()),
@@ -106,24 +107,27 @@ impl WriteBuffer {
     }
 
     /// Whether nothing is buffered (no write, no local drop) for any store.
-    pub fn is_empty(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn is_empty(&self) -> bool {
         self.stores.values().all(StoreWrites::is_empty)
     }
 
     /// The number of buffered keys, over all stores.
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
         self.stores.values().map(|writes| writes.entries.len()).sum()
     }
 
     /// The stores with buffered writes or local drops.
-    pub fn stores(&self) -> impl Iterator<Item = &str> + '_ {
+    #[cfg(test)]
+    pub(crate) fn stores(&self) -> impl Iterator<Item = &str> + '_ {
         self.stores.iter().filter(|(_, writes)| !writes.is_empty()).map(|(store, _)| store.as_str())
     }
 
     /// The buffered writes of `store` with `from <= key < to` (`None` =
     /// unbounded), in key order, without removing them: what commit sends to
     /// the changelog.
-    pub fn range<'a>(
+    pub(crate) fn range<'a>(
         &'a self,
         store: &str,
         from: Option<&'a [u8]>,
@@ -144,7 +148,7 @@ impl WriteBuffer {
     /// latest), in key order: the batch for [`KeyValueStore::apply`]. Local
     /// drops stay until [`take_dropped`](Self::take_dropped) or
     /// [`clear`](Self::clear).
-    pub fn drain(&mut self, store: &str) -> Vec<(Vec<u8>, Option<Vec<u8>>)> {
+    pub(crate) fn drain(&mut self, store: &str) -> Vec<(Vec<u8>, Option<Vec<u8>>)> {
         match self.stores.get_mut(store) {
             Some(writes) => std::mem::take(&mut writes.entries).into_iter().collect(),
             None => Vec::new(),
@@ -154,18 +158,18 @@ impl WriteBuffer {
     /// Removes and returns the ranges of `store` dropped locally, in key
     /// order: what [`KeyValueStore::apply_dropping`] deletes before the
     /// drained entries.
-    pub fn take_dropped(&mut self, store: &str) -> Vec<KeyRange> {
+    pub(crate) fn take_dropped(&mut self, store: &str) -> Vec<KeyRange> {
         self.stores.get_mut(store).map(|writes| std::mem::take(&mut writes.dropped)).unwrap_or_default()
     }
 
     /// Drops every buffered write and local drop, as on abort.
-    pub fn clear(&mut self) {
+    pub(crate) fn clear(&mut self) {
         self.stores.clear();
     }
 
     /// Entries of `store` with `from <= key < to`, as they read with the
     /// buffered writes and local drops on top.
-    pub fn scan(
+    pub(crate) fn scan(
         &self,
         store: &dyn KeyValueStore,
         from: Option<&[u8]>,
@@ -180,7 +184,7 @@ impl WriteBuffer {
 
     /// Entries of `store` whose key starts with `prefix`, as they read with
     /// the buffered writes on top.
-    pub fn prefix_scan(&self, store: &dyn KeyValueStore, prefix: &[u8]) -> StateResult<Vec<(Vec<u8>, Vec<u8>)>> {
+    pub(crate) fn prefix_scan(&self, store: &dyn KeyValueStore, prefix: &[u8]) -> StateResult<Vec<(Vec<u8>, Vec<u8>)>> {
         let end = prefix_end(prefix);
         self.scan(store, Some(prefix), end.as_deref())
     }
@@ -195,7 +199,7 @@ impl WriteBuffer {
 /// one, a buffered delete (`None`) hides it. `buffered` must be in key order
 /// with one write per key, as [`WriteBuffer::range`] gives them; writes
 /// outside the bounds are ignored.
-pub fn scan_merged<'a>(
+pub(crate) fn scan_merged<'a>(
     store: &dyn KeyValueStore,
     buffered: impl IntoIterator<Item = (&'a [u8], Option<&'a [u8]>)>,
     from: Option<&[u8]>,
