@@ -24,7 +24,7 @@
 //! - [`topology`]: the DSL and the Processor API;
 //! - [`serde`]: how keys and values become bytes;
 //! - [`state`]: key-value stores (RocksDB, in-memory) and the write buffer;
-//! - [`runtime`]: processing threads, tasks, the commit cycle;
+//! - the runtime (internal): processing threads, tasks, the commit cycle;
 //! - [`App`]: a config and a topology become a running instance, with an
 //!   HTTP server for `/metrics` and health checks, and a graceful shutdown;
 //! - [`init_logging`]: text or JSON logs as `log.format` and `log.level` say.

@@ -25,7 +25,7 @@ pub(crate) enum ThreadPhase {
     Stopped,
 }
 
-/// What an application has done so far; read with [`RuntimeStats::snapshot`].
+/// What an application has done so far; read with `RuntimeStats::snapshot`.
 #[derive(Debug, Default)]
 pub(crate) struct RuntimeStats {
     pub(crate) records_processed: AtomicU64,
@@ -43,7 +43,7 @@ pub(crate) struct RuntimeStats {
     shutting_down: AtomicBool,
 }
 
-/// A copy of [`RuntimeStats`] at one moment.
+/// The application's counters at one moment, from [`RunningApp::stats`](crate::RunningApp::stats).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct StatsSnapshot {

@@ -4,33 +4,33 @@
 //!
 //! Each stateful processor names its stores. A task owns one store per name,
 //! on disk under `<state.dir>/<application.id>/<task>/<store>` (see
-//! [`store_dir`]), and every store is backed by a compacted changelog topic.
+//! `store_dir`), and every store is backed by a compacted changelog topic.
 //!
 //! Processors never write to a store directly. Their writes go to the task's
-//! [`WriteBuffer`], which also serves their reads (a buffered delete hides the
-//! store's value; [`scan_merged`] merges buffer and store for range scans).
+//! `WriteBuffer`, which also serves their reads (a buffered delete hides the
+//! store's value; `scan_merged` merges buffer and store for range scans).
 //! At commit, after the changelog records, outputs and consumed offsets are
 //! committed, the runtime drains the buffer and hands each store its entries
-//! with [`KeyValueStore::apply`]: the entries and the changelog offset they
+//! with `KeyValueStore::apply`: the entries and the changelog offset they
 //! bring the store up to are written as ONE atomic batch. On abort the buffer
 //! is dropped and nothing reaches the store. A buffer can also drop a key
 //! range locally, without changelog records (closed windows, which the
 //! changelog's time retention deletes on the broker):
-//! [`KeyValueStore::apply_dropping`] deletes such ranges in the same batch.
+//! `KeyValueStore::apply_dropping` deletes such ranges in the same batch.
 //!
 //! So a local store is always a consistent snapshot at a known changelog
-//! offset ([`KeyValueStore::changelog_offset`]): after a crash a task replays
+//! offset (`KeyValueStore::changelog_offset`): after a crash a task replays
 //! only the changelog tail past that offset instead of restoring everything.
 //!
 //! RocksDB's write-ahead log is off: the changelog is the durable log, and
 //! losing the last unflushed batches only means replaying a longer tail (see
-//! [`RocksDbStore`] for why the recorded offset always matches the data that
-//! survived). A store that cannot be read at all is [`StateError::Corrupt`]:
-//! [`wipe`] it and restore it from the changelog.
+//! `RocksDbStore` for why the recorded offset always matches the data that
+//! survived). A store that cannot be read at all is `StateError::Corrupt`:
+//! `wipe` it and restore it from the changelog.
 //!
-//! Layers, innermost first: the bytes level ([`KeyValueStore`]:
-//! [`InMemoryStore`], [`RocksDbStore`]); a read cache of committed values
-//! ([`CachedStore`]); the write buffer, whose drained entries are both the
+//! Layers, innermost first: the bytes level (`KeyValueStore`:
+//! `InMemoryStore`, `RocksDbStore`); a read cache of committed values
+//! (`CachedStore`); the write buffer, whose drained entries are both the
 //! changelog records and the batch applied (so change logging is not a
 //! layer of its own but steps 1 and 4 of the commit, in
 //! `runtime::commit`); and outermost the typed (serde) view processors use
@@ -74,7 +74,7 @@ pub enum StateError {
         reason: String,
     },
     /// The store is damaged, or its directory holds something that is not a
-    /// rivulet store. Its contents cannot be trusted: [`wipe`] the directory and
+    /// rivulet store. Its contents cannot be trusted: `wipe` the directory and
     /// restore the store from its changelog.
     #[error(
         "state store `{store}` at {} is corrupt: {reason}; wipe it and restore it from the changelog",
@@ -161,7 +161,7 @@ pub(crate) trait KeyValueStore: Send {
 
     /// As [`apply`](Self::apply), deleting the keys in the `dropped` ranges
     /// first, in the same atomic write: the ranges a task dropped locally
-    /// ([`WriteBuffer::drop_locally`]), whose deletion has no changelog
+    /// (`WriteBuffer::drop_locally`), whose deletion has no changelog
     /// records. Entries of `batch` inside a range survive (they were written
     /// after the drop).
     ///
