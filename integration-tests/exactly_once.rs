@@ -26,31 +26,12 @@ fn running_counts(input: &str, output: &str) -> Topology {
     b.build().unwrap()
 }
 
-fn eos_config(app_id: &str, state_dir: &std::path::Path, instance: &str) -> Config {
-    harness::app_config(
-        app_id,
-        state_dir,
-        &[
-            ("RIVULET__PROCESSING_GUARANTEE", "exactly_once"),
-            ("RIVULET__INSTANCE_ID", instance),
-            ("RIVULET__COMMIT_INTERVAL_MS", "100"),
-        ],
-    )
-}
-
 /// Not a test of its own: the body of the child processes the crash tests
 /// start and kill. In a normal test run it returns at once.
 #[test]
 fn child_process_entry_point_for_crash_tests() {
     let Some(spec) = child::spec() else { return };
-    let _ = tracing_subscriber::fmt().with_env_filter("warn,rivulet=info").with_writer(std::io::stderr).try_init();
-    let parts: Vec<&str> = spec.split('|').collect();
-    let [input, output, app_id, state_dir, instance] = parts[..] else { panic!("bad child spec: {spec}") };
-    let app = App::new(eos_config(app_id, std::path::Path::new(state_dir), instance))
-        .unwrap()
-        .start(running_counts(input, output))
-        .unwrap();
-    child::run_until_stopped(app)
+    child::run_exactly_once(&spec, running_counts)
 }
 
 fn spawn_child(spec: &str) -> ChildApp {
@@ -113,8 +94,10 @@ async fn sigkill_mid_processing_leaves_no_duplicate_and_no_gap_under_read_commit
     // A last instance, with the same identity and state dir, finishes the work.
     let batch = produce(4_000);
     harness::produce_many(&input, &batch).await;
-    let app =
-        App::new(eos_config(&app_id, state.path(), &instance)).unwrap().start(running_counts(&input, &output)).unwrap();
+    let app = App::new(harness::eos_config(&app_id, state.path(), &instance, &[]))
+        .unwrap()
+        .start(running_counts(&input, &output))
+        .unwrap();
     harness::eventually("every input counted exactly once", Duration::from_secs(120), || {
         harness::check_running_counts(&output, &expected)
     });

@@ -88,31 +88,12 @@ fn timers_topology(input: &str, output: &str) -> Topology {
     b.build().unwrap()
 }
 
-fn eos_config(app_id: &str, state_dir: &std::path::Path, instance: &str) -> Config {
-    harness::app_config(
-        app_id,
-        state_dir,
-        &[
-            ("RIVULET__PROCESSING_GUARANTEE", "exactly_once"),
-            ("RIVULET__INSTANCE_ID", instance),
-            ("RIVULET__COMMIT_INTERVAL_MS", "100"),
-        ],
-    )
-}
-
 /// Not a test of its own: the body of the child process the restart test
 /// starts and kills. In a normal test run it returns at once.
 #[test]
 fn child_process_entry_point_for_the_restart_test() {
     let Some(spec) = child::spec() else { return };
-    let _ = tracing_subscriber::fmt().with_env_filter("warn,rivulet=info").with_writer(std::io::stderr).try_init();
-    let parts: Vec<&str> = spec.split('|').collect();
-    let [input, output, app_id, state_dir, instance] = parts[..] else { panic!("bad child spec: {spec}") };
-    let app = App::new(eos_config(app_id, std::path::Path::new(state_dir), instance))
-        .unwrap()
-        .start(timers_topology(input, output))
-        .unwrap();
-    child::run_until_stopped(app)
+    child::run_exactly_once(&spec, timers_topology)
 }
 
 fn spawn_child(spec: &str) -> ChildApp {

@@ -202,14 +202,9 @@ fn running_counts(input: &str, output: &str) -> Topology {
 }
 
 fn eos_config(app_id: &str, state_dir: &std::path::Path, instance: &str, extra: &[(&str, &str)]) -> Config {
-    let mut env = vec![
-        ("RIVULET__PROCESSING_GUARANTEE", "exactly_once"),
-        ("RIVULET__INSTANCE_ID", instance),
-        ("RIVULET__COMMIT_INTERVAL_MS", "100"),
-        ("RIVULET__SHUTDOWN_TIMEOUT_MS", "20000"),
-    ];
+    let mut env = vec![("RIVULET__SHUTDOWN_TIMEOUT_MS", "20000")];
     env.extend_from_slice(extra);
-    harness::app_config(app_id, state_dir, &env)
+    harness::eos_config(app_id, state_dir, instance, &env)
 }
 
 /// A secret the child is configured with, which its log must not show.

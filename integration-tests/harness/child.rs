@@ -34,6 +34,19 @@ pub fn run_until_stopped(app: RunningApp) -> ! {
     }
 }
 
+/// The body of a child whose spec is
+/// `input|output|application_id|state_dir|instance_id`: logs to stderr,
+/// runs `topology(input, output)` under exactly-once ([`super::eos_config`])
+/// and never returns.
+pub fn run_exactly_once(spec: &str, topology: impl Fn(&str, &str) -> rivulet::topology::Topology) -> ! {
+    let _ = tracing_subscriber::fmt().with_env_filter("warn,rivulet=info").with_writer(std::io::stderr).try_init();
+    let parts: Vec<&str> = spec.split('|').collect();
+    let [input, output, app_id, state_dir, instance] = parts[..] else { panic!("bad child spec: {spec}") };
+    let config = super::eos_config(app_id, std::path::Path::new(state_dir), instance, &[]);
+    let app = rivulet::App::new(config).unwrap().start(topology(input, output)).unwrap();
+    run_until_stopped(app)
+}
+
 /// A child process, killed with SIGKILL when dropped (also when a test
 /// fails). Its stdout and stderr go to a log file, kept when the test
 /// fails.

@@ -338,6 +338,24 @@ pub fn app_config(application_id: &str, state_dir: &std::path::Path, extra: &[(&
     rivulet::Config::loader().env(env).load().unwrap()
 }
 
+/// [`app_config`] under exactly-once with a 100 ms commit interval and the
+/// given instance id (so the instance is a static member and a restart of
+/// it fences its predecessor), plus `extra` settings.
+pub fn eos_config(
+    application_id: &str,
+    state_dir: &std::path::Path,
+    instance: &str,
+    extra: &[(&str, &str)],
+) -> rivulet::Config {
+    let mut env = vec![
+        ("RIVULET__PROCESSING_GUARANTEE", "exactly_once"),
+        ("RIVULET__INSTANCE_ID", instance),
+        ("RIVULET__COMMIT_INTERVAL_MS", "100"),
+    ];
+    env.extend_from_slice(extra);
+    app_config(application_id, state_dir, &env)
+}
+
 /// Polls `check` every 200 ms until it holds, failing after `timeout`.
 pub fn eventually(what: &str, timeout: Duration, mut check: impl FnMut() -> Result<(), String>) {
     let deadline = Instant::now() + timeout;
