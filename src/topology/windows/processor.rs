@@ -448,8 +448,8 @@ impl<K: Data, V: Data, S: Data, O: Data> Processor<K, V, (), WinOut<K, V, O>> fo
         // Persisted at the commit, with the state it belongs to: the
         // watermark moves with nearly every record.
         self.watermark = self.watermark.max(wm);
-        if let Kind::Time { size, .. } = self.windows.kind {
-            return self.close_time_windows(wm, size, ctx);
+        if let Kind::Time { size, advance } = self.windows.kind {
+            return self.close_time_windows(wm, size, advance, ctx);
         }
         if self.closes.first_key_value().is_some_and(|(&c, _)| c <= wm) {
             self.close_windows(wm, ctx)?;

@@ -126,15 +126,27 @@ impl<K: Data, V: Data, S: Data, O: Data> WindowProcessor<K, V, S, O> {
     /// Closes the time windows the watermark `wm` has passed: one range
     /// read from where the last close stopped, each emitted (`emit_final`,
     /// or a change not emitted yet), then the whole range dropped locally.
+    /// Window starts are multiples of `advance`: while no start lies between
+    /// the last close and the new one (the watermark moves with nearly every
+    /// record), there is nothing to read or drop.
     pub(super) fn close_time_windows(
         &mut self,
         wm: i64,
         size: i64,
+        advance: i64,
         ctx: &mut Ctx<'_, K, V, O>,
     ) -> Result<(), ProcessError> {
         let below = self.first_open_start(wm, size);
         if below <= self.closed_below {
             return Ok(());
+        }
+        if self.closed_below != i64::MIN {
+            let floor = self.closed_below.div_euclid(advance).saturating_mul(advance);
+            let next_start = if floor < self.closed_below { floor.saturating_add(advance) } else { floor };
+            if next_start >= below {
+                self.closed_below = below;
+                return Ok(());
+            }
         }
         let from = time_key(&[], self.closed_below);
         let (start, to) = starting_before(below);
