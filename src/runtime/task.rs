@@ -455,7 +455,9 @@ fn split_headers<'m>(msg: &'m BorrowedMessage<'_>) -> (Headers, Option<&'m [u8]>
         return (Headers::new(), None);
     };
     let mut mark = None;
-    let mut headers = Headers::with_capacity(hs.count());
+    // Allocated only for a header that goes on: most repartition records
+    // carry the mark alone.
+    let mut headers = Headers::new();
     for h in hs.iter() {
         if h.key == RECORD_MARK_HEADER {
             mark = Some(h.value.unwrap_or_default());

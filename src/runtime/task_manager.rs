@@ -334,7 +334,15 @@ impl TaskManager {
                 let source = task.source().cloned();
                 let original =
                     Original { key: msg.key(), value: msg.payload(), headers: crate::runtime::task::headers_of(msg) };
-                handle_bad_record(&self.app, &self.collector, e, source.as_ref(), Some(original))
+                match handle_bad_record(&self.app, &self.collector, e, source.as_ref(), Some(original)) {
+                    // The dead letter could not be sent because the
+                    // transaction failed: abort and process again, as for
+                    // any other record.
+                    Err(Error::Record { error, .. }) if matches!(*error, ProcessError::TransactionFailed { .. }) => {
+                        self.abort_failed_transaction(consumer, *error)
+                    }
+                    result => result,
+                }
             }
             Err(e) => Err(Error::record(task.source(), e)),
         }
