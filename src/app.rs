@@ -31,6 +31,7 @@ use crate::error::{Error, Result};
 use crate::http::{HttpServer, HttpState};
 use crate::kafka::admin::prepare_topics;
 use crate::metrics::Metrics;
+use crate::processor::Clock;
 use crate::runtime::purge::RecordPurger;
 use crate::runtime::stats::{RuntimeStats, StatsSnapshot, ThreadPhase};
 use crate::runtime::task_manager::AppContext;
@@ -91,6 +92,7 @@ impl App {
             topic_to_subtopology: plan.topic_to_subtopology,
             partitions: plan.partitions,
             purger,
+            clock: Clock::System,
         });
         let shutdown = Arc::new(AtomicBool::new(false));
         let mut threads = Vec::new();

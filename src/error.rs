@@ -8,8 +8,10 @@ use rdkafka::error::KafkaError;
 
 use crate::config::ConfigError;
 use crate::record::SourceOffset;
+
+pub(crate) mod kafka;
+use crate::processor::{ProcessError, TopologyError};
 use crate::state::StateError;
-use crate::topology::{ProcessError, TopologyError};
 
 /// Anything that can stop rivulet.
 ///
@@ -72,6 +74,10 @@ pub enum Error {
     /// Logging could not be set up (see [`crate::init_logging`]).
     #[error("setting up logging: {0}")]
     Logging(String),
+    /// The test driver was used wrongly (an unknown store, a value its
+    /// topic's serde cannot encode).
+    #[error("test driver: {0}")]
+    TestDriver(String),
     /// A bug in rivulet.
     #[error("internal error (a rivulet bug): {0}")]
     Internal(String),
@@ -111,7 +117,7 @@ impl Error {
     pub fn is_retriable(&self) -> bool {
         match self {
             Error::Kafka { source, .. } => {
-                crate::kafka::errors::classify(source) == crate::kafka::errors::KafkaErrorKind::Retriable
+                crate::error::kafka::classify(source) == crate::error::kafka::KafkaErrorKind::Retriable
             }
             _ => false,
         }

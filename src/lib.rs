@@ -38,10 +38,12 @@ mod http;
 pub mod kafka;
 mod logging;
 mod metrics;
+pub mod processor;
 pub mod record;
 pub(crate) mod runtime;
 pub mod serde;
 pub mod state;
+pub mod testing;
 pub mod topology;
 
 pub use crate::app::{App, RunningApp};

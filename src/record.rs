@@ -2,6 +2,8 @@
 
 use std::sync::Arc;
 
+use serde::{Deserialize, Serialize};
+
 /// Kafka record headers: names with optional values, in order.
 pub type Headers = Vec<(String, Option<Vec<u8>>)>;
 
@@ -55,4 +57,21 @@ impl std::fmt::Display for SourceOffset {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "topic {} partition {} offset {}", self.topic, self.partition, self.offset)
     }
+}
+
+/// A key with the window its aggregate belongs to.
+///
+/// `start` and `end` are ms since the epoch. Tumbling and hopping windows
+/// cover `[start, end)`; a sliding window covers `[start, end]` (`end -
+/// start` is its size); a session runs from its first record's
+/// timestamp (`start`) to its last's (`end`); a count window from its first
+/// record's timestamp to its last's.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Windowed<K> {
+    /// The grouping key.
+    pub key: K,
+    /// Window start, ms.
+    pub start: i64,
+    /// Window end, ms.
+    pub end: i64,
 }

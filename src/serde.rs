@@ -112,7 +112,7 @@ impl Serdes {
     pub fn optional<T, S: Serde<T>>(inner: S) -> OptionalSerde<T, S> {
         OptionalSerde { inner, _t: PhantomData }
     }
-    /// A windowed key ([`Windowed`](crate::topology::Windowed)): the key
+    /// A windowed key ([`Windowed`](crate::record::Windowed)): the key
     /// as `inner` writes it, then the window start and end as 8-byte
     /// big-endian integers.
     pub fn windowed<K, S: Serde<K>>(inner: S) -> WindowedSerde<K, S> {
@@ -132,14 +132,14 @@ impl<K, S: Clone> Clone for WindowedSerde<K, S> {
     }
 }
 
-impl<K: 'static, S: Serde<K>> Serde<crate::topology::Windowed<K>> for WindowedSerde<K, S> {
-    fn serialize(&self, value: &crate::topology::Windowed<K>, out: &mut Vec<u8>) -> Result<Encoded, SerdeError> {
+impl<K: 'static, S: Serde<K>> Serde<crate::record::Windowed<K>> for WindowedSerde<K, S> {
+    fn serialize(&self, value: &crate::record::Windowed<K>, out: &mut Vec<u8>) -> Result<Encoded, SerdeError> {
         self.inner.serialize(&value.key, out)?;
         out.extend_from_slice(&value.start.to_be_bytes());
         out.extend_from_slice(&value.end.to_be_bytes());
         Ok(Encoded::Bytes)
     }
-    fn deserialize(&self, bytes: Option<&[u8]>) -> Result<crate::topology::Windowed<K>, SerdeError> {
+    fn deserialize(&self, bytes: Option<&[u8]>) -> Result<crate::record::Windowed<K>, SerdeError> {
         let bytes = bytes.ok_or_else(|| SerdeError::null(&self.name()))?;
         let Some(split) = bytes.len().checked_sub(16) else {
             return Err(SerdeError::new(
@@ -153,7 +153,7 @@ impl<K: 'static, S: Serde<K>> Serde<crate::topology::Windowed<K>> for WindowedSe
         start.copy_from_slice(&window[..8]);
         end.copy_from_slice(&window[8..]);
         let key = self.inner.deserialize(Some(key))?;
-        Ok(crate::topology::Windowed { key, start: i64::from_be_bytes(start), end: i64::from_be_bytes(end) })
+        Ok(crate::record::Windowed { key, start: i64::from_be_bytes(start), end: i64::from_be_bytes(end) })
     }
     fn name(&self) -> String {
         format!("windowed<{}>", self.inner.name())

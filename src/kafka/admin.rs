@@ -35,7 +35,7 @@ use rdkafka::types::RDKafkaErrorCode;
 
 use crate::error::{Error, Result};
 use crate::kafka::{client_config, ClientRole};
-use crate::topology::graph::TopicName;
+use crate::processor::graph::TopicName;
 use crate::topology::{changelog_topic, Topology};
 use crate::Config;
 

@@ -14,7 +14,7 @@ use rdkafka::mocking::MockCluster;
 use rdkafka::producer::DefaultProducerContext;
 
 use crate::error::{Error, Result};
-use crate::topology::graph::TopicName;
+use crate::processor::graph::TopicName;
 use crate::topology::Topology;
 use crate::Config;
 

@@ -9,7 +9,6 @@
 
 pub(crate) mod admin;
 pub mod embedded;
-pub(crate) mod errors;
 
 use rdkafka::ClientConfig;
 

@@ -16,12 +16,13 @@ use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::BaseRecord;
 
 use crate::metrics::Metrics;
+use crate::processor::collector::Collector;
+use crate::processor::time::{MARKER_HEADER, RECORD_MARK_HEADER};
+use crate::processor::wall_clock_ms;
+use crate::processor::ProcessError;
 use crate::record::Headers;
 use crate::runtime::producer::StreamsProducer;
 pub(crate) use crate::runtime::producer::{DeliveryFailure, DeliveryTracker, ThreadProducer};
-use crate::runtime::wall_clock_ms;
-use crate::topology::time::{MARKER_HEADER, RECORD_MARK_HEADER};
-use crate::topology::ProcessError;
 
 /// Sends records through the thread's producer; under exactly-once the
 /// first record of a commit cycle begins its transaction.
@@ -63,53 +64,6 @@ impl RecordCollector {
     /// The thread's producer, owner of the transaction.
     pub(crate) fn producer(&self) -> &StreamsProducer {
         &self.producer
-    }
-
-    /// Queues one record. A full queue is drained by serving delivery
-    /// reports; any other refusal is a production error for the policy.
-    /// `mark` (records to a repartition topic) is the writing task's
-    /// watermark, sent as the `rivulet.upstream` header after `headers`.
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn send(
-        &self,
-        topic: &str,
-        partition: Option<i32>,
-        key: Option<&[u8]>,
-        value: Option<&[u8]>,
-        timestamp: i64,
-        headers: &Headers,
-        mark: Option<&[u8]>,
-    ) -> Result<(), ProcessError> {
-        if let Some(latency) = &self.latency {
-            latency.observe(topic, timestamp);
-        }
-        self.produce(topic, partition, key, value, timestamp, headers, mark)
-    }
-
-    /// Queues a watermark marker (no key, no value, the marker header) for
-    /// one partition of a repartition topic. Not an output: its age is not
-    /// observed.
-    pub(crate) fn send_marker(
-        &self,
-        topic: &str,
-        partition: i32,
-        timestamp: i64,
-        mark: &[u8],
-    ) -> Result<(), ProcessError> {
-        let headers: Headers = vec![(MARKER_HEADER.to_string(), Some(mark.to_vec()))];
-        self.produce(topic, Some(partition), None, None, timestamp, &headers, None)
-    }
-
-    /// Queues a record for the dead-letter topic (not an output: its age
-    /// is not observed).
-    pub(crate) fn send_dead_letter(
-        &self,
-        topic: &str,
-        key: Option<&[u8]>,
-        value: Option<&[u8]>,
-        headers: &Headers,
-    ) -> Result<(), ProcessError> {
-        self.produce(topic, None, key, value, wall_clock_ms(), headers, None)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -175,10 +129,53 @@ impl RecordCollector {
     pub(crate) fn take_failures(&self) -> Vec<DeliveryFailure> {
         self.producer.take_failures()
     }
+}
+
+impl Collector for RecordCollector {
+    /// Queues one record. A full queue is drained by serving delivery
+    /// reports; any other refusal is a production error for the policy.
+    /// `mark` (records to a repartition topic) is the writing task's
+    /// watermark, sent as the `rivulet.upstream` header after `headers`.
+    #[allow(clippy::too_many_arguments)]
+    fn send(
+        &self,
+        topic: &str,
+        partition: Option<i32>,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        timestamp: i64,
+        headers: &Headers,
+        mark: Option<&[u8]>,
+    ) -> Result<(), ProcessError> {
+        if let Some(latency) = &self.latency {
+            latency.observe(topic, timestamp);
+        }
+        self.produce(topic, partition, key, value, timestamp, headers, mark)
+    }
+
+    /// Queues a watermark marker (no key, no value, the marker header) for
+    /// one partition of a repartition topic. Not an output: its age is not
+    /// observed.
+    fn send_marker(&self, topic: &str, partition: i32, timestamp: i64, mark: &[u8]) -> Result<(), ProcessError> {
+        let headers: Headers = vec![(MARKER_HEADER.to_string(), Some(mark.to_vec()))];
+        self.produce(topic, Some(partition), None, None, timestamp, &headers, None)
+    }
+
+    /// Queues a record for the dead-letter topic (not an output: its age
+    /// is not observed).
+    fn send_dead_letter(
+        &self,
+        topic: &str,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        headers: &Headers,
+    ) -> Result<(), ProcessError> {
+        self.produce(topic, None, key, value, wall_clock_ms(), headers, None)
+    }
 
     /// The highest offset delivered to a changelog partition since the last
     /// call, which forgets it.
-    pub(crate) fn take_changelog_offset(&self, topic: &str, partition: i32) -> Option<i64> {
+    fn take_changelog_offset(&self, topic: &str, partition: i32) -> Option<i64> {
         self.producer.take_changelog_offset(topic, partition)
     }
 }

@@ -38,8 +38,8 @@ use rdkafka::{Offset, TopicPartitionList};
 
 use super::TaskManager;
 use crate::config::ProcessingGuarantee;
+use crate::error::kafka::{classify, KafkaErrorKind};
 use crate::error::{Error, Result};
-use crate::kafka::errors::{classify, KafkaErrorKind};
 use crate::metrics::CommitResult;
 use crate::record::Headers;
 use crate::runtime::collector::DeliveryFailure;

@@ -5,10 +5,10 @@
 
 use crate::config::ErrorPolicy;
 use crate::error::{Error, Result};
+use crate::processor::collector::Collector;
 use crate::record::{Headers, SourceOffset};
 use crate::runtime::stats::RuntimeStats;
 use crate::runtime::task_manager::AppContext;
-use crate::runtime::RecordCollector;
 use crate::topology::ProcessError;
 
 /// The bytes of the record that failed, for the dead-letter topic.
@@ -22,7 +22,7 @@ pub(crate) struct Original<'a> {
 /// dead-letter (the original bytes plus headers describing the error).
 pub(crate) fn handle_bad_record(
     app: &AppContext,
-    collector: &RecordCollector,
+    collector: &dyn Collector,
     error: ProcessError,
     source: Option<&SourceOffset>,
     original: Option<Original<'_>>,

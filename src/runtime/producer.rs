@@ -17,7 +17,7 @@
 //!
 //! A transaction call that keeps failing for a passing reason is retried
 //! (`runtime::retry`); what an error means is decided by
-//! [`crate::kafka::errors::classify`]. A call that fails with a
+//! [`crate::error::kafka::classify`]. A call that fails with a
 //! `TaskMigrated` error leaves the producer unusable: the thread drops it
 //! with its tasks and starts over with a new one.
 //!
@@ -41,7 +41,7 @@ use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, Prod
 use rdkafka::statistics::Statistics;
 use rdkafka::{ClientContext, Message, TopicPartitionList};
 
-use crate::kafka::errors::{classify, KafkaErrorKind};
+use crate::error::kafka::{classify, KafkaErrorKind};
 use crate::metrics::Metrics;
 use crate::runtime::retry::{abort_is_retriable, retrying, retrying_when, RETRY_FOR};
 
@@ -268,7 +268,7 @@ impl StreamsProducer {
     /// Commits the open transaction together with the consumed `offsets`
     /// and the consumer's group metadata (so a member of an older
     /// generation is fenced): `InTransaction -> Ready`. Passing errors are
-    /// retried; the error returned is for [`classify`](crate::kafka::errors::classify).
+    /// retried; the error returned is for [`classify`](crate::error::kafka::classify).
     pub(crate) fn commit(&self, offsets: &TopicPartitionList, group: &ConsumerGroupMetadata) -> KafkaResult<()> {
         self.begin()?;
         if offsets.count() > 0 {

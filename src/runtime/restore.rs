@@ -27,9 +27,9 @@ use rdkafka::{Message, Offset, TopicPartitionList};
 
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
+use crate::processor::TaskId;
 use crate::runtime::stats::RuntimeStats;
 use crate::runtime::task::{RestorePartition, Task, RESTORE_BATCH};
-use crate::runtime::TaskId;
 use crate::topology::{changelog_topic, Topology};
 
 /// How long one restore step reads before the loop polls again.

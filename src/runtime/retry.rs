@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use rdkafka::error::{KafkaError, KafkaResult};
 
-use crate::kafka::errors::{classify, KafkaErrorKind};
+use crate::error::kafka::{classify, KafkaErrorKind};
 
 /// The first wait before a retry; doubled after each.
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);

@@ -19,16 +19,17 @@ use rdkafka::message::{BorrowedMessage, Headers as _};
 use rdkafka::{Message, Timestamp};
 
 use crate::error::{Error, Result};
+use crate::processor::collector::Collector;
+use crate::processor::graph::TopicName;
+use crate::processor::graph::{Instance, Instantiator};
+use crate::processor::time::{encode_mark, is_marker, Mark, RECORD_MARK_HEADER};
+use crate::processor::{StoreSlot, TaskContext, TaskId};
 use crate::record::{Headers, SourceOffset};
 use crate::runtime::stats::RuntimeStats;
 use crate::runtime::task_manager::AppContext;
-use crate::runtime::{wall_clock_ms, RecordCollector, StoreSlot, TaskContext, TaskId};
 use crate::state::{
     self, CachedStore, InMemoryStore, KeyRange, KeyValueStore, RocksDbStore, StateResources, WriteBuffer,
 };
-use crate::topology::graph::TopicName;
-use crate::topology::graph::{Instance, Instantiator};
-use crate::topology::time::{encode_mark, is_marker, Mark, RECORD_MARK_HEADER};
 use crate::topology::{changelog_topic, ProcessError, StoreKind, Subtopology, TimeKind, Topology};
 
 /// How often a task repeats an unchanged watermark to its repartition
@@ -50,6 +51,17 @@ pub(crate) struct RestorePartition {
     pub(crate) end: i64,
     #[allow(clippy::type_complexity)]
     pub(crate) batch: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+}
+
+/// A source record taken apart, without its key and value.
+pub(crate) struct Input<'a> {
+    pub(crate) topic: &'a Arc<str>,
+    pub(crate) partition: i32,
+    pub(crate) offset: i64,
+    pub(crate) timestamp: i64,
+    pub(crate) headers: Headers,
+    /// The `rivulet.upstream` watermark mark (repartition topics).
+    pub(crate) mark: Option<&'a [u8]>,
 }
 
 pub(crate) struct Task {
@@ -79,7 +91,7 @@ pub(crate) struct Task {
 impl Task {
     /// Opens the task's stores (wiping any that are corrupt) and
     /// instantiates its sub-topology.
-    pub(crate) fn new(id: TaskId, app: &AppContext, collector: RecordCollector) -> Result<Task> {
+    pub(crate) fn new(id: TaskId, app: &AppContext, collector: Box<dyn Collector>) -> Result<Task> {
         let (topology, config, resources) = (&*app.topology, &app.config, &app.resources);
         let sub = &topology.subtopologies[id.subtopology];
         let mut stores = Vec::new();
@@ -122,6 +134,7 @@ impl Task {
             key_buf: Vec::new(),
             value_buf: Vec::new(),
             shuffle: Default::default(),
+            clock: app.clock.clone(),
         };
         let (repartition_targets, upstream_tasks) =
             repartition_targets(sub, topology, &config.application_id, &app.partitions)?;
@@ -149,19 +162,33 @@ impl Task {
     ) -> Result<Vec<RestorePartition>> {
         let mut plan = Vec::new();
         let partition = self.id.partition;
-        for (store, slot) in self.ctx.stores.iter().enumerate() {
-            let topic = slot.changelog.clone();
+        for (store, topic, local) in self.changelog_offsets()? {
             let (low, high) = restorer
                 .fetch_watermarks(&topic, partition, Duration::from_secs(30))
                 .map_err(|e| Error::kafka(format!("reading the end offsets of changelog {topic}[{partition}]"), e))?;
-            let local = slot.store.changelog_offset()?;
             let start = local.unwrap_or(low).max(low);
             if start < high {
-                tracing::info!(task = %self.id, store = %slot.name, from = start, to = high, local = ?local, "restoring store from its changelog");
+                let name = &self.ctx.stores[store].name;
+                tracing::info!(task = %self.id, store = %name, from = start, to = high, local = ?local, "restoring store from its changelog");
                 plan.push(RestorePartition { store, topic, partition, next: start, end: high, batch: Vec::new() });
             }
         }
         Ok(plan)
+    }
+
+    /// Each store's index, changelog topic, and the changelog offset its
+    /// local state has reached (`None`: nothing restored or committed yet).
+    pub(crate) fn changelog_offsets(&self) -> Result<Vec<(usize, String, Option<i64>)>> {
+        let mut out = Vec::with_capacity(self.ctx.stores.len());
+        for (store, slot) in self.ctx.stores.iter().enumerate() {
+            out.push((store, slot.changelog.clone(), slot.store.changelog_offset()?));
+        }
+        Ok(out)
+    }
+
+    /// The task's context, for the test driver's store reads.
+    pub(crate) fn context_mut(&mut self) -> &mut TaskContext {
+        &mut self.ctx
     }
 
     /// Applies restored changelog records to a store, with the offset of
@@ -176,7 +203,7 @@ impl Task {
 
     /// Runs the processors' `init`.
     pub(crate) fn init(&mut self) -> Result<(), ProcessError> {
-        let now = wall_clock_ms();
+        let now = self.ctx.clock.now_ms();
         for source in self.instance.sources.values() {
             source.borrow_mut().register_time(&mut self.ctx, now);
         }
@@ -190,19 +217,32 @@ impl Task {
     /// consumed whatever the outcome: a failed record is handled by a
     /// policy before the next commit, or the application stops.
     pub(crate) fn process(&mut self, msg: &BorrowedMessage<'_>, topic: &Arc<str>) -> Result<(), ProcessError> {
-        self.refresh()?;
-        let next = msg.offset() + 1;
-        match self.consumed.iter_mut().find(|(t, _)| Arc::ptr_eq(t, topic) || t == topic) {
-            Some((_, offset)) => *offset = next,
-            None => self.consumed.push((topic.clone(), next)),
-        }
         let timestamp = match msg.timestamp() {
             Timestamp::CreateTime(t) | Timestamp::LogAppendTime(t) => t,
-            Timestamp::NotAvailable => wall_clock_ms(),
+            Timestamp::NotAvailable => self.ctx.clock.now_ms(),
         };
-        self.ctx.source = Some(SourceOffset { topic: topic.clone(), partition: msg.partition(), offset: msg.offset() });
-        let watermark = self.ctx.time.watermark();
         let (headers, mark) = split_headers(msg);
+        let input = Input { topic, partition: msg.partition(), offset: msg.offset(), timestamp, headers, mark };
+        self.process_input(input, msg.key(), msg.payload())
+    }
+
+    /// [`process`](Self::process) for a record already taken apart (the
+    /// test driver's records come this way).
+    pub(crate) fn process_input(
+        &mut self,
+        input: Input<'_>,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+    ) -> Result<(), ProcessError> {
+        self.refresh()?;
+        let Input { topic, partition, offset, timestamp, headers, mark } = input;
+        let next = offset + 1;
+        match self.consumed.iter_mut().find(|(t, _)| Arc::ptr_eq(t, topic) || t == topic) {
+            Some((_, o)) => *o = next,
+            None => self.consumed.push((topic.clone(), next)),
+        }
+        self.ctx.source = Some(SourceOffset { topic: topic.clone(), partition, offset });
+        let watermark = self.ctx.time.watermark();
         let Some(source) = self.instance.sources.get(topic.as_ref()) else {
             return Err(ProcessError::Topology {
                 node: format!("task {}", self.id),
@@ -211,7 +251,7 @@ impl Task {
         };
         // The source extracts the record's timestamp and advances stream
         // time and the watermark.
-        source.borrow_mut().process_raw(msg.key(), msg.payload(), timestamp, headers, mark, &mut self.ctx)?;
+        source.borrow_mut().process_raw(key, value, timestamp, headers, mark, &mut self.ctx)?;
         self.fire_timers(TimeKind::StreamTime, self.ctx.stream_time)?;
         self.watermark_advanced(watermark)
     }
@@ -283,7 +323,7 @@ impl Task {
         for (_, node) in &self.instance.lifecycles {
             node.borrow_mut().on_commit(&mut self.ctx)?;
         }
-        self.send_watermark_markers(wall_clock_ms())?;
+        self.send_watermark_markers(self.ctx.clock.now_ms())?;
         for (i, slot) in self.ctx.stores.iter().enumerate() {
             let batch = self.ctx.buffer.drain(&slot.name);
             // Local drops have no changelog records (the segmented window store).
@@ -297,7 +337,7 @@ impl Task {
                     Some(self.id.partition),
                     Some(k),
                     v.as_deref(),
-                    wall_clock_ms(),
+                    self.ctx.clock.now_ms(),
                     &Headers::new(),
                     None,
                 )?;
@@ -405,7 +445,7 @@ impl Task {
         if !std::mem::take(&mut self.stale) {
             return Ok(());
         }
-        self.ctx.time.reset(wall_clock_ms());
+        self.ctx.time.reset(self.ctx.clock.now_ms());
         self.ctx.stream_time = i64::MIN;
         self.marked = i64::MIN;
         self.marked_at = i64::MIN;

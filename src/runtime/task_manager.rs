@@ -15,12 +15,13 @@ use rdkafka::{Message, Offset, TopicPartitionList};
 
 use crate::error::{Error, Result};
 use crate::metrics::{Metrics, SubtopologyMetrics};
+use crate::processor::{wall_clock_ms, Clock, TaskId};
 use crate::runtime::policy::{handle_bad_record, Original};
 use crate::runtime::purge::RecordPurger;
 use crate::runtime::restore::ChangelogReader;
 use crate::runtime::stats::{RuntimeStats, ThreadPhase};
 use crate::runtime::task::Task;
-use crate::runtime::{wall_clock_ms, RecordCollector, TaskId};
+use crate::runtime::RecordCollector;
 use crate::state::StateResources;
 use crate::topology::{ProcessError, TimeKind, Topology};
 use crate::Config;
@@ -61,6 +62,8 @@ pub(crate) struct AppContext {
     /// Deletes repartition records once their reader committed past them;
     /// `None` without repartition topics (or on the embedded cluster).
     pub(crate) purger: Option<RecordPurger>,
+    /// The wall clock of the tasks (the system's, or a test driver's).
+    pub(crate) clock: Clock,
 }
 
 pub(crate) struct TaskManager {
@@ -201,7 +204,7 @@ impl TaskManager {
         restorer: &BaseConsumer<R>,
     ) -> Result<()> {
         while let Some(id) = self.pending.pop_first() {
-            let task = Task::new(id, &self.app, self.collector.clone())?;
+            let task = Task::new(id, &self.app, Box::new(self.collector.clone()))?;
             let parts = task.restore_plan(restorer)?;
             if parts.is_empty() {
                 self.start_task(task, 0, Instant::now())?;

@@ -26,8 +26,8 @@ use rdkafka::statistics::Statistics;
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::ClientContext;
 
+use crate::error::kafka::{classify, KafkaErrorKind};
 use crate::error::{Error, Result};
-use crate::kafka::errors::{classify, KafkaErrorKind};
 use crate::kafka::{client_config, ClientRole};
 use crate::metrics::Metrics;
 use crate::runtime::collector::DeliveryTracker;

@@ -7,16 +7,16 @@ use std::marker::PhantomData;
 use std::rc::Rc;
 use std::sync::Arc;
 
+use crate::processor::api::{Children, Entry, Node, ProcessError, Processor, ProcessorNode, Typed, UserError};
+use crate::processor::graph::{BuildFn, Instantiator, NodeKind, NodeSpec, RawSource, SourceEntry, TopicName};
+use crate::processor::store::StoreSpec;
+use crate::processor::time::{decode_mark, is_marker, Extract, Timestamps, MARKER_HEADER};
 use crate::record::Record;
 use crate::serde::{Encoded, Serde, Serdes};
 use crate::topology::cache::{CacheProcessor, CACHE_MAX_KEYS};
-use crate::topology::graph::{BuildFn, Instantiator, NodeKind, NodeSpec, RawSource, SourceEntry, TopicName};
 use crate::topology::ops::{
     AggregateProcessor, Emit, Fallible, FlatMapProcessor, FoldFn, SplitProcessor, TableProcessor,
 };
-use crate::topology::processor::{Children, Entry, Node, ProcessError, Processor, ProcessorNode, Typed, UserError};
-use crate::topology::store::StoreSpec;
-use crate::topology::time::{decode_mark, is_marker, Extract, Timestamps, MARKER_HEADER};
 use crate::topology::{Topology, TopologyError};
 
 mod grouped;
@@ -222,7 +222,7 @@ struct PassThrough<K, V> {
 }
 
 impl<K: Data, V: Data> Node<K, V> for PassThrough<K, V> {
-    fn process(&mut self, record: Record<K, V>, task: &mut crate::runtime::TaskContext) -> Result<(), ProcessError> {
+    fn process(&mut self, record: Record<K, V>, task: &mut crate::processor::TaskContext) -> Result<(), ProcessError> {
         self.children.forward(record, task)
     }
 }

@@ -30,9 +30,9 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use crate::processor::api::{ProcessError, Processor, ProcessorContext};
 use crate::record::Record;
 use crate::serde::{Encoded, Serde};
-use crate::topology::processor::{ProcessError, Processor, ProcessorContext};
 
 /// Keys held per cache (per task) before they are forwarded early.
 pub(crate) const CACHE_MAX_KEYS: usize = 10_000;

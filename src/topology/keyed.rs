@@ -102,10 +102,10 @@ use std::time::Duration;
 
 pub use state::{ListState, MapState, ValueState};
 
+use crate::processor::api::{ProcessError, Processor, ProcessorContext, TimeKind};
+use crate::processor::store::{KeyValueView, StoreSpec};
 use crate::record::Record;
 use crate::serde::{Encoded, Serde, SerdeError, Serdes};
-use crate::topology::processor::{ProcessError, Processor, ProcessorContext, TimeKind};
-use crate::topology::store::{KeyValueView, StoreSpec};
 
 const STATE: u8 = b'S';
 const TIMER: u8 = b'T';
@@ -122,9 +122,6 @@ const MAX_FIRING_ROUNDS: usize = 1_000;
 
 /// State entries (store key, payload).
 type Entries = Vec<(Vec<u8>, Vec<u8>)>;
-
-/// The clock a keyed processor reads for processing time and TTL.
-type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
 
 /// Which clock a keyed timer follows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -189,7 +186,6 @@ pub struct KeyedProcess<K, P> {
     key_serde: Arc<dyn Serde<K>>,
     processor: P,
     tick: Duration,
-    clock: Clock,
 }
 
 impl<K: 'static, P> KeyedProcess<K, P> {
@@ -201,7 +197,6 @@ impl<K: 'static, P> KeyedProcess<K, P> {
             key_serde: Arc::new(key_serde),
             processor,
             tick: Duration::from_millis(100),
-            clock: Arc::new(crate::runtime::wall_clock_ms),
         }
     }
 
@@ -209,13 +204,6 @@ impl<K: 'static, P> KeyedProcess<K, P> {
     /// (default 100 ms).
     pub fn tick(mut self, every: Duration) -> Self {
         self.tick = every;
-        self
-    }
-
-    /// Another clock for processing time and TTL, for tests.
-    #[cfg(test)]
-    pub(crate) fn with_clock(mut self, clock: impl Fn() -> i64 + Send + Sync + 'static) -> Self {
-        self.clock = Arc::new(clock);
         self
     }
 
@@ -275,14 +263,9 @@ impl<K: 'static, P> KeyedProcess<K, P> {
                     source: e,
                 })?;
                 let mut fire_now = false;
-                let mut kctx = KeyedContext {
-                    ctx,
-                    store: &self.store,
-                    key: &key,
-                    key_bytes,
-                    now: (self.clock)(),
-                    fire_now: &mut fire_now,
-                };
+                let now = ctx.current_system_time_ms();
+                let mut kctx =
+                    KeyedContext { ctx, store: &self.store, key: &key, key_bytes, now, fire_now: &mut fire_now };
                 self.processor.on_timer(Timer { time, domain }, &mut kctx)?;
             }
         }
@@ -355,14 +338,9 @@ where
         let key = record.key.clone();
         let key_bytes = self.encode_key(&key)?;
         let mut fire_now = false;
-        let mut kctx = KeyedContext {
-            ctx,
-            store: &self.store,
-            key: &key,
-            key_bytes: &key_bytes,
-            now: (self.clock)(),
-            fire_now: &mut fire_now,
-        };
+        let now = ctx.current_system_time_ms();
+        let mut kctx =
+            KeyedContext { ctx, store: &self.store, key: &key, key_bytes: &key_bytes, now, fire_now: &mut fire_now };
         self.processor.process_element(record, &mut kctx)?;
         if fire_now {
             let wm = ctx.watermark();
@@ -378,7 +356,7 @@ where
         ctx: &mut ProcessorContext<'_, KOut, VOut>,
     ) -> Result<(), ProcessError> {
         if kind == TimeKind::WallClock {
-            let now = (self.clock)();
+            let now = ctx.current_system_time_ms();
             self.fire_due(TimeDomain::ProcessingTime, now, ctx)?;
             self.expire_state(now, ctx)?;
         }

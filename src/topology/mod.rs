@@ -14,39 +14,23 @@
 
 mod builder;
 mod cache;
-pub(crate) mod graph;
 pub mod keyed;
 mod ops;
-pub mod processor;
-pub mod store;
-pub mod time;
 mod windows;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
-pub use builder::{Branches, Data, KGroupedStream, KStream, KTable, Split, TopologyBuilder};
-pub use processor::{ProcessError, Processor, ProcessorContext, TimeKind, UserError};
-pub use store::{KeyValueView, StoreKind, StoreSpec};
-pub use time::Timestamps;
-pub use windows::{
-    Aggregator, EmitMode, Updates, WindowOutput, WindowResult, Windowed, WindowedStream, Windows, WithTombstones,
+pub use crate::processor::{
+    KeyValueView, ProcessError, Processor, ProcessorContext, StoreKind, StoreSpec, TimeKind, Timestamps, TopologyError,
+    UserError,
 };
+pub use crate::record::Windowed;
+pub use builder::{Branches, Data, KGroupedStream, KStream, KTable, Split, TopologyBuilder};
+pub use windows::{Aggregator, EmitMode, Updates, WindowOutput, WindowResult, WindowedStream, Windows, WithTombstones};
 
+use crate::processor::graph::{NodeKind, NodeSpec, TopicName};
 use builder::Graph;
-use graph::{NodeKind, NodeSpec, TopicName};
-
-/// Why a topology cannot be built.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum TopologyError {
-    /// The topology is not valid; the message says what to change.
-    #[error("invalid topology: {0}")]
-    Invalid(String),
-    /// A bug in rivulet's graph construction.
-    #[error("internal topology error (a rivulet bug): {0}")]
-    Internal(String),
-}
 
 /// One connected piece of the graph between source topics and sinks.
 #[derive(Debug, Clone)]

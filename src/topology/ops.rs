@@ -2,8 +2,8 @@
 
 use std::sync::Arc;
 
+use crate::processor::api::{ProcessError, Processor, ProcessorContext, UserError};
 use crate::record::Record;
-use crate::topology::processor::{ProcessError, Processor, ProcessorContext, UserError};
 
 pub(crate) type Fallible<T> = Result<T, UserError>;
 

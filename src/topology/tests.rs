@@ -5,15 +5,13 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rdkafka::ClientConfig;
-
-use super::graph::{Instance, Instantiator};
 use super::*;
+use crate::processor::graph::{Instance, Instantiator};
+use crate::processor::{StoreSlot, TaskContext, TaskId};
 use crate::record::{Headers, Record};
-use crate::runtime::collector::{DeliveryTracker, RecordCollector, ThreadProducer};
-use crate::runtime::{StoreSlot, TaskContext, TaskId};
 use crate::serde::Serdes;
 use crate::state::{InMemoryStore, WriteBuffer};
+use crate::testing::MemoryCollector;
 
 const APP: &str = "app";
 
@@ -26,11 +24,11 @@ struct Sent {
 }
 
 /// One sub-topology instantiated for partition 0, with in-memory stores
-/// and a producer that has no broker: what the sinks send is queued, and
-/// comes back as delivery failures once `message.timeout.ms` passes.
+/// and the test driver's in-memory collector: what the sinks send is kept.
 pub(super) struct Harness {
     pub(super) ctx: TaskContext,
     pub(super) instance: Instance,
+    collector: MemoryCollector,
 }
 
 impl Harness {
@@ -52,12 +50,7 @@ impl Harness {
             .collect();
         let source_ids: Vec<usize> = sub.sources.iter().map(|(n, _)| *n).collect();
         let instance = Instantiator::instantiate(&topology.nodes, APP, &source_ids).unwrap();
-        let producer: ThreadProducer = ClientConfig::new()
-            .set("bootstrap.servers", "127.0.0.1:1")
-            .set("message.timeout.ms", "10")
-            .set("linger.ms", "0")
-            .create_with_context(DeliveryTracker::default())
-            .unwrap();
+        let collector = MemoryCollector::default();
         let ctx = TaskContext {
             task_id: TaskId { subtopology, partition: 0 },
             source: None,
@@ -65,14 +58,15 @@ impl Harness {
             time: Default::default(),
             stores,
             buffer: WriteBuffer::new(),
-            collector: RecordCollector::new(Arc::new(producer), false),
+            collector: Box::new(collector.clone()),
             schedules: Vec::new(),
             late_records: 0,
             key_buf: Vec::new(),
             value_buf: Vec::new(),
             shuffle: Default::default(),
+            clock: Default::default(),
         };
-        Harness { ctx, instance }
+        Harness { ctx, instance, collector }
     }
 
     /// Runs every processor's `init`, as a task does before processing.
@@ -107,14 +101,9 @@ impl Harness {
 
     /// What the sinks sent, sorted.
     fn sent(&self) -> Vec<Sent> {
-        let _ = self.ctx.collector.flush(Duration::from_secs(30));
-        let mut sent: Vec<Sent> = self
-            .ctx
-            .collector
-            .take_failures()
-            .into_iter()
-            .map(|f| Sent { topic: f.topic, key: f.key, value: f.value })
-            .collect();
+        let log = self.collector.log.borrow();
+        let mut sent: Vec<Sent> =
+            log.all().map(|(t, r)| Sent { topic: t.to_string(), key: r.key.clone(), value: r.value.clone() }).collect();
         sent.sort();
         sent
     }

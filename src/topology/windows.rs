@@ -54,31 +54,14 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::record::Record;
+use crate::processor::api::{ProcessError, Processor, ProcessorContext};
+use crate::processor::store::StoreSpec;
+use crate::processor::time::duration_ms;
+use crate::record::{Record, Windowed};
 use crate::serde::{Encoded, Serde, SerdeError, Serdes};
 use crate::topology::builder::{ArcSerde, Data, KGroupedStream, KStream, TopologyBuilder};
 use crate::topology::ops::Emit;
-use crate::topology::processor::{ProcessError, Processor, ProcessorContext};
-use crate::topology::store::StoreSpec;
-use crate::topology::time::duration_ms;
 use crate::topology::TopologyError;
-
-/// A key with the window its aggregate belongs to.
-///
-/// `start` and `end` are ms since the epoch. Tumbling and hopping windows
-/// cover `[start, end)`; a sliding window covers `[start, end]` (`end -
-/// start` is its size); a session runs from its first record's
-/// timestamp (`start`) to its last's (`end`); a count window from its first
-/// record's timestamp to its last's.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct Windowed<K> {
-    /// The grouping key.
-    pub key: K,
-    /// Window start, ms.
-    pub start: i64,
-    /// Window end, ms.
-    pub end: i64,
-}
 
 /// A window result in one JSON-friendly value:
 /// `{"key":..,"window_start":..,"window_end":..,"value":..}`; see

@@ -69,7 +69,7 @@ impl<K: Data, V: Data> SourceNode<K, V> {
 }
 
 impl<K: Data, V: Data> RawSource for SourceNode<K, V> {
-    fn register_time(&mut self, task: &mut crate::runtime::TaskContext, now: i64) {
+    fn register_time(&mut self, task: &mut crate::processor::TaskContext, now: i64) {
         if !self.markers {
             let (ooo, idle) = (self.time.out_of_orderness_ms, self.time.idle_after_ms);
             self.slot = Some(task.time.slot(&self.topic_name, ooo, idle, now));
@@ -83,7 +83,7 @@ impl<K: Data, V: Data> RawSource for SourceNode<K, V> {
         timestamp: i64,
         headers: crate::record::Headers,
         mark: Option<&[u8]>,
-        task: &mut crate::runtime::TaskContext,
+        task: &mut crate::processor::TaskContext,
     ) -> Result<(), ProcessError> {
         // A repartition topic: the upstream task's watermark comes with
         // each record (a header) or alone (a marker). A record is judged by
@@ -97,7 +97,7 @@ impl<K: Data, V: Data> RawSource for SourceNode<K, V> {
                 let Some((from, tasks, m)) = raw.and_then(decode_mark) else {
                     return Err(self.bad_mark(raw.unwrap_or_default()));
                 };
-                task.time.observe_mark(slot, from, tasks, m, crate::runtime::wall_clock_ms());
+                task.time.observe_mark(slot, from, tasks, m, task.clock.now_ms());
                 return Ok(());
             }
             if let Some(raw) = mark {
@@ -114,13 +114,13 @@ impl<K: Data, V: Data> RawSource for SourceNode<K, V> {
             .map_err(|e| ProcessError::Deserialize { what: format!("value of topic {}", self.topic), source: e })?;
         let timestamp = match &self.time.extract {
             Extract::Record => timestamp,
-            Extract::WallClock => crate::runtime::wall_clock_ms(),
+            Extract::WallClock => task.clock.now_ms(),
             Extract::Value(f) => f(&value).ok_or_else(|| ProcessError::Rejected {
                 node: format!("the timestamp extractor of topic {}", self.topic),
                 source: "the value has no timestamp; the extractor returned None".into(),
             })?,
         };
-        let now = if self.time.idle_after_ms.is_some() { crate::runtime::wall_clock_ms() } else { 0 };
+        let now = if self.time.idle_after_ms.is_some() { task.clock.now_ms() } else { 0 };
         let (ooo, idle) = (self.time.out_of_orderness_ms, self.time.idle_after_ms);
         let slot = *self.slot.get_or_insert_with(|| task.time.slot(&self.topic_name, ooo, idle, now));
         task.time.observe(slot, timestamp, now);
@@ -149,7 +149,7 @@ pub(super) struct SinkNode<K, V> {
 }
 
 impl<K: 'static, V: 'static> Node<K, V> for SinkNode<K, V> {
-    fn process(&mut self, record: Record<K, V>, task: &mut crate::runtime::TaskContext) -> Result<(), ProcessError> {
+    fn process(&mut self, record: Record<K, V>, task: &mut crate::processor::TaskContext) -> Result<(), ProcessError> {
         let topic: std::borrow::Cow<'_, str> = match &self.target {
             SinkTarget::Fixed(t) => t.as_str().into(),
             SinkTarget::PerRecord(f) => f(&record.key, &record.value).into(),

@@ -7,9 +7,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::KeyedContext;
+use crate::processor::api::ProcessError;
+use crate::processor::time::duration_ms;
 use crate::serde::{Encoded, Serde};
-use crate::topology::processor::ProcessError;
-use crate::topology::time::duration_ms;
 
 /// What every state handle has: its name, its serde, its time-to-live.
 struct Cell<T> {

@@ -8,15 +8,13 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rdkafka::ClientConfig;
-
 use super::*;
+use crate::processor::graph::{Instance, Instantiator};
+use crate::processor::{StoreSlot, TaskContext, TaskId};
 use crate::record::Headers;
-use crate::runtime::collector::{DeliveryTracker, RecordCollector, ThreadProducer};
-use crate::runtime::{StoreSlot, TaskContext, TaskId};
 use crate::serde::Serdes;
 use crate::state::{InMemoryStore, WriteBuffer};
-use crate::topology::graph::{Instance, Instantiator};
+use crate::testing::MemoryCollector;
 use crate::topology::{changelog_topic, Data, Topology};
 
 const APP: &str = "app";
@@ -120,12 +118,9 @@ impl Task {
         let outputs: Outputs = Arc::default();
         let mut b = Topology::builder();
         b.add_store(StoreSpec::keyed(STORE));
-        let (out, c) = (outputs.clone(), clock.clone());
+        let out = outputs.clone();
         b.stream(INPUT, Serdes::string(), Serdes::string())
-            .process(&[STORE], move || {
-                let c = c.clone();
-                KeyedProcess::new(STORE, Serdes::string(), Commands::new()).with_clock(move || c.load(Ordering::SeqCst))
-            })
+            .process(&[STORE], move || KeyedProcess::new(STORE, Serdes::string(), Commands::new()))
             .process(&[], move || Collect(out.clone()));
         let topology = b.build().unwrap();
         let spec = topology.stores.iter().find(|s| s.name == STORE).unwrap();
@@ -138,11 +133,6 @@ impl Task {
         };
         let source_ids: Vec<usize> = topology.subtopologies[0].sources.iter().map(|(n, _)| *n).collect();
         let instance = Instantiator::instantiate(&topology.nodes, APP, &source_ids).unwrap();
-        let producer: ThreadProducer = ClientConfig::new()
-            .set("bootstrap.servers", "127.0.0.1:1")
-            .set("message.timeout.ms", "10")
-            .create_with_context(DeliveryTracker::default())
-            .unwrap();
         let ctx = TaskContext {
             task_id: TaskId { subtopology: 0, partition: 0 },
             source: None,
@@ -150,12 +140,13 @@ impl Task {
             time: Default::default(),
             stores: vec![slot],
             buffer: WriteBuffer::new(),
-            collector: RecordCollector::new(Arc::new(producer), false),
+            collector: Box::new(MemoryCollector::default()),
             schedules: Vec::new(),
             late_records: 0,
             key_buf: Vec::new(),
             value_buf: Vec::new(),
             shuffle: Default::default(),
+            clock: crate::processor::Clock::Manual(clock.clone()),
         };
         let mut task = Task { topology, ctx, instance, outputs, clock };
         for (_, node) in &task.instance.lifecycles {

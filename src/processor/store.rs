@@ -10,9 +10,9 @@ use std::any::Any;
 use std::marker::PhantomData;
 use std::sync::Arc;
 
-use crate::runtime::TaskContext;
+use crate::processor::api::ProcessError;
+use crate::processor::TaskContext;
 use crate::serde::{Encoded, Serde};
-use crate::topology::processor::ProcessError;
 
 /// Where a store keeps its data locally.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -15,11 +15,11 @@ use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::Duration;
 
+use crate::processor::store::KeyValueView;
+use crate::processor::TaskContext;
 use crate::record::{Record, SourceOffset};
-use crate::runtime::TaskContext;
 use crate::serde::SerdeError;
 use crate::state::StateError;
-use crate::topology::store::KeyValueView;
 
 /// What a user function returns when it rejects a record: any error. The
 /// record then goes to the processing-error policy (`errors.processing`).
@@ -225,6 +225,14 @@ impl<K: Clone + 'static, V: Clone + 'static> ProcessorContext<'_, K, V> {
     /// the task's partitions, never decreasing.
     pub fn watermark(&self) -> i64 {
         self.task.time.watermark()
+    }
+
+    /// The wall clock, in ms since the epoch: processing time (Kafka
+    /// Streams' `currentSystemTimeMs`). Under the
+    /// [`TopologyTestDriver`](crate::testing::TopologyTestDriver) it is the
+    /// driver's clock, which the test advances.
+    pub fn current_system_time_ms(&self) -> i64 {
+        self.task.clock.now_ms()
     }
 
     /// The task this node runs in, as `<sub-topology>_<partition>`.

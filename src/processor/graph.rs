@@ -13,9 +13,9 @@ use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::Arc;
 
+use crate::processor::api::{Children, Entry, Lifecycle, NodeInfo, ProcessError};
+use crate::processor::TaskContext;
 use crate::record::Headers;
-use crate::runtime::TaskContext;
-use crate::topology::processor::{Children, Entry, Lifecycle, NodeInfo, ProcessError};
 use crate::topology::TopologyError;
 
 /// A topic as the topology names it: a user topic, or an internal topic

@@ -1,0 +1,144 @@
+//! The driver's topics: one in-memory log per topic (one partition, as in
+//! Kafka Streams' test driver), written by the tasks through a
+//! [`MemoryCollector`] and by the test through the driver.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+
+use crate::processor::collector::Collector;
+use crate::processor::time::{MARKER_HEADER, RECORD_MARK_HEADER};
+use crate::processor::{wall_clock_ms, ProcessError};
+use crate::record::Headers;
+
+/// A record as it sits in a topic: bytes, timestamp and headers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawRecord {
+    /// The key's bytes (`None`: a Kafka null key).
+    pub key: Option<Vec<u8>>,
+    /// The value's bytes (`None`: a tombstone).
+    pub value: Option<Vec<u8>>,
+    /// The record's timestamp, ms since the epoch.
+    pub timestamp: i64,
+    /// The record's headers, in order.
+    pub headers: Headers,
+}
+
+impl RawRecord {
+    /// A record with these bytes, this timestamp and no headers.
+    pub fn new(key: Option<&[u8]>, value: Option<&[u8]>, timestamp: i64) -> Self {
+        RawRecord { key: key.map(<[u8]>::to_vec), value: value.map(<[u8]>::to_vec), timestamp, headers: Headers::new() }
+    }
+
+    /// The value of the first header called `name`.
+    pub fn header(&self, name: &str) -> Option<&[u8]> {
+        self.headers.iter().find(|(k, _)| k == name).and_then(|(_, v)| v.as_deref())
+    }
+}
+
+/// Every topic's records, and how far each was committed.
+#[derive(Debug, Default)]
+pub(crate) struct Log {
+    topics: HashMap<String, Vec<RawRecord>>,
+    /// Records of each topic as of the last commit: a restart drops the
+    /// ones after it, as an aborted transaction.
+    committed: HashMap<String, usize>,
+    /// The last offset written to each topic since it was last taken (the
+    /// changelog offsets a commit records in the stores).
+    delivered: HashMap<String, i64>,
+}
+
+impl Log {
+    pub(crate) fn append(&mut self, topic: &str, record: RawRecord) -> i64 {
+        let records = self.topics.entry(topic.to_string()).or_default();
+        records.push(record);
+        let offset = records.len() as i64 - 1;
+        self.delivered.insert(topic.to_string(), offset);
+        offset
+    }
+
+    pub(crate) fn records(&self, topic: &str) -> &[RawRecord] {
+        self.topics.get(topic).map(Vec::as_slice).unwrap_or_default()
+    }
+
+    /// Every record of every topic, with its topic.
+    #[cfg(test)]
+    pub(crate) fn all(&self) -> impl Iterator<Item = (&str, &RawRecord)> + '_ {
+        self.topics.iter().flat_map(|(t, records)| records.iter().map(move |r| (t.as_str(), r)))
+    }
+
+    pub(crate) fn len(&self, topic: &str) -> usize {
+        self.records(topic).len()
+    }
+
+    /// Everything written so far survives a restart.
+    pub(crate) fn commit(&mut self) {
+        self.committed = self.topics.iter().map(|(t, r)| (t.clone(), r.len())).collect();
+    }
+
+    /// Drops what was written since the last commit.
+    pub(crate) fn abort(&mut self) {
+        for (topic, records) in &mut self.topics {
+            records.truncate(self.committed.get(topic).copied().unwrap_or(0));
+        }
+        self.delivered.clear();
+    }
+
+    /// Records `topic` as committed up to its end (records the test piped
+    /// in are never taken back).
+    pub(crate) fn commit_topic(&mut self, topic: &str) {
+        let len = self.len(topic);
+        self.committed.insert(topic.to_string(), len);
+    }
+}
+
+/// The driver's [`Collector`]: appends to the in-memory log.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct MemoryCollector {
+    pub(crate) log: Rc<RefCell<Log>>,
+}
+
+impl Collector for MemoryCollector {
+    fn send(
+        &self,
+        topic: &str,
+        _partition: Option<i32>,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        timestamp: i64,
+        headers: &Headers,
+        mark: Option<&[u8]>,
+    ) -> Result<(), ProcessError> {
+        let mut record = RawRecord::new(key, value, timestamp);
+        record.headers.clone_from(headers);
+        if let Some(mark) = mark {
+            record.headers.push((RECORD_MARK_HEADER.to_string(), Some(mark.to_vec())));
+        }
+        self.log.borrow_mut().append(topic, record);
+        Ok(())
+    }
+
+    fn send_marker(&self, topic: &str, _partition: i32, timestamp: i64, mark: &[u8]) -> Result<(), ProcessError> {
+        let mut record = RawRecord::new(None, None, timestamp);
+        record.headers.push((MARKER_HEADER.to_string(), Some(mark.to_vec())));
+        self.log.borrow_mut().append(topic, record);
+        Ok(())
+    }
+
+    fn send_dead_letter(
+        &self,
+        topic: &str,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        headers: &Headers,
+    ) -> Result<(), ProcessError> {
+        let mut record = RawRecord::new(key, value, wall_clock_ms());
+        record.headers.clone_from(headers);
+        self.log.borrow_mut().append(topic, record);
+        Ok(())
+    }
+
+    fn take_changelog_offset(&self, topic: &str, _partition: i32) -> Option<i64> {
+        self.log.borrow_mut().delivered.remove(topic)
+    }
+}

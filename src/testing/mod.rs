@@ -1,0 +1,486 @@
+//! Testing a topology without a broker: [`TopologyTestDriver`], Kafka
+//! Streams' name for the same thing.
+//!
+//! The driver runs the topology's tasks (one per sub-topology, partition
+//! 0) with the same task, processor, store and bad-record code as
+//! [`App`](crate::App); only the Kafka clients are replaced by in-memory
+//! topics. Records piped into an input topic are processed at once, and
+//! so are the records the tasks write to repartition topics or to topics
+//! that other sub-topologies read. Stores are the kinds the topology
+//! declares (RocksDB in a temporary directory, or in memory), their
+//! changelogs are in-memory topics, and a [`restart`](TopologyTestDriver::restart)
+//! restores them from there.
+//!
+//! By default the driver commits after every piped record, as Kafka
+//! Streams' driver does (so a cache emits at once);
+//! [`manual_commits`](TopologyTestDriver::manual_commits) leaves the
+//! commits to the test.
+//!
+//! ```
+//! use rivulet::prelude::*;
+//! use rivulet::testing::TopologyTestDriver;
+//!
+//! # fn main() -> rivulet::Result<()> {
+//! let mut b = Topology::builder();
+//! b.stream("lines", Serdes::unit(), Serdes::string())
+//!     .flat_map_values(|line: String| line.split_whitespace().map(str::to_lowercase).collect::<Vec<_>>())
+//!     .group_by(|_, word: &String| word.clone(), Serdes::string())
+//!     .count("word-counts")
+//!     .to_stream()
+//!     .to("word-counts", Serdes::string(), Serdes::i64());
+//!
+//! let mut driver = TopologyTestDriver::new(b.build()?)?;
+//! let lines = driver.input_topic("lines", Serdes::unit(), Serdes::string());
+//! let counts = driver.output_topic("word-counts", Serdes::string(), Serdes::i64());
+//! driver.pipe(&lines, (), "to be or not to be".to_string(), 1_000)?;
+//! let last = driver.read_key_values(&counts)?.into_iter().last();
+//! assert_eq!(last, Some(("be".to_string(), 2)));
+//! assert_eq!(driver.store_get::<String, i64>("word-counts", &"to".to_string())?, Some(2));
+//! # Ok(())
+//! # }
+//! ```
+
+pub(crate) mod log;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+pub(crate) use log::MemoryCollector;
+pub use log::RawRecord;
+
+use crate::config::{Config, ConfigError};
+use crate::error::{Error, Result};
+use crate::metrics::Metrics;
+use crate::processor::time::RECORD_MARK_HEADER;
+use crate::processor::{wall_clock_ms, Clock, KeyValueView, TaskId, TimeKind};
+use crate::record::{Headers, Record};
+use crate::runtime::policy::{handle_bad_record, Original};
+use crate::runtime::stats::RuntimeStats;
+use crate::runtime::task::{Input, RestorePartition, Task};
+use crate::runtime::task_manager::AppContext;
+use crate::serde::{Encoded, Serde};
+use crate::state::StateResources;
+use crate::topology::Topology;
+
+/// An input topic with the serdes that turn its keys and values into
+/// bytes (Kafka Streams' `TestInputTopic`); from
+/// [`TopologyTestDriver::input_topic`].
+pub struct TestInputTopic<K: 'static, V: 'static> {
+    name: String,
+    key: Arc<dyn Serde<K>>,
+    value: Arc<dyn Serde<V>>,
+}
+
+/// An output topic with the serdes that read its records (Kafka Streams'
+/// `TestOutputTopic`); from [`TopologyTestDriver::output_topic`].
+pub struct TestOutputTopic<K: 'static, V: 'static> {
+    name: String,
+    key: Arc<dyn Serde<K>>,
+    value: Arc<dyn Serde<V>>,
+}
+
+/// Runs a topology without a broker; see the [module docs](self).
+pub struct TopologyTestDriver {
+    app: Arc<AppContext>,
+    /// One task per sub-topology (partition 0), by sub-topology id.
+    tasks: Vec<Task>,
+    collector: MemoryCollector,
+    clock: Arc<AtomicI64>,
+    auto_commit: bool,
+    /// How far the tasks have read each source topic, and how far as of
+    /// the last commit.
+    consumed: BTreeMap<String, usize>,
+    committed: BTreeMap<String, usize>,
+    /// How far the test has read each output topic.
+    read: HashMap<String, usize>,
+    /// Interned source topic names, as the tasks expect them.
+    names: HashMap<String, Arc<str>>,
+    late: u64,
+    state: tempfile::TempDir,
+}
+
+impl TopologyTestDriver {
+    /// A driver for `topology` with the built-in config defaults and
+    /// `application_id = "rivulet-test"`; the wall clock starts at the
+    /// system's time.
+    pub fn new(topology: Topology) -> Result<Self> {
+        let config = Config::loader()
+            .env(std::iter::empty::<(String, String)>())
+            .default_value("application_id", "rivulet-test")
+            .load()?;
+        Self::with_config(topology, config)
+    }
+
+    /// A driver with this config (for its `application_id`, `errors.*`
+    /// policies and `state.*` sizes); `state_dir` is replaced by a
+    /// temporary directory, removed when the driver is dropped.
+    pub fn with_config(topology: Topology, mut config: Config) -> Result<Self> {
+        let state = tempfile::Builder::new()
+            .prefix("rivulet-test-")
+            .tempdir()
+            .map_err(|e| ConfigError::Load(format!("cannot create a temporary state directory: {e}")))?;
+        config.state_dir = state.path().to_path_buf();
+        let app_id = config.application_id.clone();
+        let mut topic_to_subtopology = HashMap::new();
+        for sub in &topology.subtopologies {
+            for (_, topic) in &sub.sources {
+                topic_to_subtopology.insert(topic.resolve(&app_id), sub.id);
+            }
+        }
+        let names = topic_to_subtopology.keys().map(|t| (t.clone(), Arc::from(t.as_str()))).collect();
+        let clock = Arc::new(AtomicI64::new(wall_clock_ms()));
+        let resources = StateResources::new(config.state.block_cache_bytes, config.state.write_buffer_bytes)
+            .with_cache_bytes(config.state.cache_bytes);
+        let app = Arc::new(AppContext {
+            dead_letter_topic: config.dead_letter_topic(),
+            partitions: vec![1; topology.subtopologies.len()],
+            topology: Arc::new(topology),
+            stats: Arc::new(RuntimeStats::new(1)),
+            metrics: Arc::new(Metrics::new()?),
+            resources,
+            topic_to_subtopology,
+            purger: None,
+            clock: Clock::Manual(clock.clone()),
+            config,
+        });
+        let mut driver = TopologyTestDriver {
+            app,
+            tasks: Vec::new(),
+            collector: MemoryCollector::default(),
+            clock,
+            auto_commit: true,
+            consumed: BTreeMap::new(),
+            committed: BTreeMap::new(),
+            read: HashMap::new(),
+            names,
+            late: 0,
+            state,
+        };
+        driver.start_tasks()?;
+        Ok(driver)
+    }
+
+    /// Commits only when the test calls [`commit`](Self::commit) (or
+    /// never), so a [`restart`](Self::restart) shows what a crash between
+    /// commits loses and repeats.
+    pub fn manual_commits(mut self) -> Self {
+        self.auto_commit = false;
+        self
+    }
+
+    /// An input topic: the test pipes typed records into it.
+    pub fn input_topic<K: 'static, V: 'static>(
+        &self,
+        name: &str,
+        key: impl Serde<K>,
+        value: impl Serde<V>,
+    ) -> TestInputTopic<K, V> {
+        TestInputTopic { name: name.to_string(), key: Arc::new(key), value: Arc::new(value) }
+    }
+
+    /// An output topic: the test reads typed records from it.
+    pub fn output_topic<K: 'static, V: 'static>(
+        &self,
+        name: &str,
+        key: impl Serde<K>,
+        value: impl Serde<V>,
+    ) -> TestOutputTopic<K, V> {
+        TestOutputTopic { name: name.to_string(), key: Arc::new(key), value: Arc::new(value) }
+    }
+
+    /// Pipes one record (no headers) into `topic` and processes it, with
+    /// everything it leads to.
+    pub fn pipe<K: 'static, V: 'static>(
+        &mut self,
+        topic: &TestInputTopic<K, V>,
+        key: K,
+        value: V,
+        timestamp: i64,
+    ) -> Result<()> {
+        self.pipe_record(topic, Record::new(key, value, timestamp))
+    }
+
+    /// [`pipe`](Self::pipe) with the record's headers.
+    pub fn pipe_record<K: 'static, V: 'static>(
+        &mut self,
+        topic: &TestInputTopic<K, V>,
+        record: Record<K, V>,
+    ) -> Result<()> {
+        let key = encode(&*topic.key, &record.key, &topic.name, "key")?;
+        let value = encode(&*topic.value, &record.value, &topic.name, "value")?;
+        self.pipe_raw(&topic.name, RawRecord { key, value, timestamp: record.timestamp, headers: record.headers })
+    }
+
+    /// Pipes a record's bytes, as any producer could have written them
+    /// (for records the topology cannot read).
+    pub fn pipe_raw(&mut self, topic: &str, record: RawRecord) -> Result<()> {
+        {
+            let mut log = self.collector.log.borrow_mut();
+            log.append(topic, record);
+            log.commit_topic(topic);
+        }
+        self.settle()
+    }
+
+    /// The records written to `topic` since the last read, decoded.
+    pub fn read<K: 'static, V: 'static>(&mut self, topic: &TestOutputTopic<K, V>) -> Result<Vec<Record<K, V>>> {
+        let mut out = Vec::new();
+        for raw in self.read_raw(&topic.name) {
+            let key = topic.key.deserialize(raw.key.as_deref()).map_err(|e| decode_error(&topic.name, "key", e))?;
+            let value =
+                topic.value.deserialize(raw.value.as_deref()).map_err(|e| decode_error(&topic.name, "value", e))?;
+            out.push(Record { key, value, timestamp: raw.timestamp, headers: raw.headers });
+        }
+        Ok(out)
+    }
+
+    /// [`read`](Self::read), keys and values only.
+    pub fn read_key_values<K: 'static, V: 'static>(&mut self, topic: &TestOutputTopic<K, V>) -> Result<Vec<(K, V)>> {
+        Ok(self.read(topic)?.into_iter().map(|r| (r.key, r.value)).collect())
+    }
+
+    /// The records written to `topic` since the last read, as bytes: any
+    /// topic, internal ones (`<application_id>-<name>-repartition`,
+    /// `-changelog`) included.
+    pub fn read_raw(&mut self, topic: &str) -> Vec<RawRecord> {
+        let log = self.collector.log.borrow();
+        let records = log.records(topic);
+        let from = self.read.get(topic).copied().unwrap_or(0).min(records.len());
+        self.read.insert(topic.to_string(), records.len());
+        records[from..].to_vec()
+    }
+
+    /// The records the bad-record policies wrote to the dead-letter topic
+    /// since the last call, with their `rivulet.error.*` and
+    /// `rivulet.source.*` headers.
+    pub fn dead_letters(&mut self) -> Vec<RawRecord> {
+        let topic = self.app.dead_letter_topic.clone();
+        self.read_raw(&topic)
+    }
+
+    /// How many records arrived for a window or timer already closed
+    /// (`rivulet_late_records_total`), since the driver started.
+    pub fn late_records(&self) -> u64 {
+        self.late
+    }
+
+    /// The driver's wall clock, ms since the epoch.
+    pub fn wall_clock_ms(&self) -> i64 {
+        self.clock.load(Ordering::Relaxed)
+    }
+
+    /// Moves the wall clock on and fires what is due: wall-clock callbacks,
+    /// keyed processing-time timers and TTL, idleness.
+    pub fn advance_wall_clock(&mut self, by: Duration) -> Result<()> {
+        let by = i64::try_from(by.as_millis()).unwrap_or(i64::MAX);
+        let now = self.clock.load(Ordering::Relaxed).saturating_add(by);
+        self.clock.store(now, Ordering::Relaxed);
+        for i in 0..self.tasks.len() {
+            let result = self.tasks[i].fire_timers(TimeKind::WallClock, now);
+            self.handle(i, result, None)?;
+        }
+        self.settle()
+    }
+
+    /// Runs the commit: processors' commit hooks (caches, final results),
+    /// changelog writes, then the stores take the committed state.
+    pub fn commit(&mut self) -> Result<()> {
+        loop {
+            for task in &mut self.tasks {
+                task.prepare_commit().map_err(|e| Error::record(None, e))?;
+                task.complete_commit()?;
+                task.flush_stores()?;
+            }
+            self.consumed_to_committed();
+            // Commit hooks may have written to topics other tasks read.
+            if !self.process_pending()? {
+                return Ok(());
+            }
+        }
+    }
+
+    /// The value of `key` in the store `store`, as the processors see it.
+    pub fn store_get<K: 'static, V: 'static>(&mut self, store: &str, key: &K) -> Result<Option<V>> {
+        let task = self.task_with_store(store)?;
+        let view = KeyValueView::<K, V>::new(task.context_mut(), store, "the test driver")?;
+        Ok(view.get(key)?)
+    }
+
+    /// Every entry of the store `store`, in key-byte order.
+    pub fn store_entries<K: 'static, V: 'static>(&mut self, store: &str) -> Result<Vec<(K, V)>> {
+        let task = self.task_with_store(store)?;
+        let view = KeyValueView::<K, V>::new(task.context_mut(), store, "the test driver")?;
+        Ok(view.range(None, None)?)
+    }
+
+    /// A crash and restart: what was not committed is dropped (outputs
+    /// too, as an aborted transaction), the stores reopen from their
+    /// local files and replay the changelog tail, and the tasks read their
+    /// sources again from the last committed position.
+    pub fn restart(&mut self) -> Result<()> {
+        self.stop_tasks();
+        self.start_tasks()?;
+        self.settle()
+    }
+
+    /// [`restart`](Self::restart) on a new machine: the local state is
+    /// gone, and every store is restored from its whole changelog.
+    pub fn restart_without_local_state(&mut self) -> Result<()> {
+        self.stop_tasks();
+        let dir = self.state.path().join(&self.app.config.application_id);
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir).map_err(|e| {
+                Error::TestDriver(format!("cannot remove the test driver's state directory {}: {e}", dir.display()))
+            })?;
+        }
+        self.start_tasks()?;
+        self.settle()
+    }
+
+    fn stop_tasks(&mut self) {
+        for mut task in self.tasks.drain(..) {
+            task.abort();
+            task.close();
+        }
+        self.collector.log.borrow_mut().abort();
+        self.consumed.clone_from(&self.committed);
+    }
+
+    /// Creates the tasks and restores their stores from the in-memory
+    /// changelogs, as the runtime's restore does.
+    fn start_tasks(&mut self) -> Result<()> {
+        for sub in 0..self.app.topology.subtopologies.len() {
+            let id = TaskId { subtopology: sub, partition: 0 };
+            let mut task = Task::new(id, &self.app, Box::new(self.collector.clone()))?;
+            for (store, topic, local) in task.changelog_offsets()? {
+                let log = self.collector.log.borrow();
+                let records = log.records(&topic);
+                let start = usize::try_from(local.unwrap_or(0)).unwrap_or(0).min(records.len());
+                if start == records.len() {
+                    continue;
+                }
+                let batch = records[start..].iter().filter_map(|r| Some((r.key.clone()?, r.value.clone()))).collect();
+                let end = records.len() as i64;
+                let mut part = RestorePartition { store, topic: topic.clone(), partition: 0, next: end, end, batch };
+                task.apply_restored(&mut part, &self.app.stats)?;
+            }
+            task.init().map_err(|e| Error::record(None, e))?;
+            self.tasks.push(task);
+        }
+        Ok(())
+    }
+
+    /// Processes what the piped record led to, then commits (unless the
+    /// test commits).
+    fn settle(&mut self) -> Result<()> {
+        self.process_pending()?;
+        if self.auto_commit {
+            self.commit()?;
+        }
+        Ok(())
+    }
+
+    /// Feeds every unread record of every source topic to its task, and
+    /// the watermark markers that follow, until nothing is left. Whether
+    /// anything was fed.
+    fn process_pending(&mut self) -> Result<bool> {
+        let mut any = false;
+        loop {
+            let mut fed = false;
+            let topics: Vec<(Arc<str>, usize)> =
+                self.names.iter().map(|(t, name)| (name.clone(), self.app.topic_to_subtopology[t.as_str()])).collect();
+            for (topic, sub) in topics {
+                while let Some((offset, record)) = self.next_unread(&topic) {
+                    fed = true;
+                    self.process_one(sub, &topic, offset, record)?;
+                }
+            }
+            let now = self.clock.load(Ordering::Relaxed);
+            for i in 0..self.tasks.len() {
+                let result = self.tasks[i].send_watermark_markers(now);
+                self.handle(i, result, None)?;
+            }
+            if !fed {
+                return Ok(any);
+            }
+            any = true;
+        }
+    }
+
+    fn next_unread(&mut self, topic: &str) -> Option<(i64, RawRecord)> {
+        let log = self.collector.log.borrow();
+        let position = self.consumed.entry(topic.to_string()).or_insert(0);
+        let record = log.records(topic).get(*position)?.clone();
+        *position += 1;
+        Some((*position as i64 - 1, record))
+    }
+
+    fn process_one(&mut self, sub: usize, topic: &Arc<str>, offset: i64, record: RawRecord) -> Result<()> {
+        let mut headers = Headers::new();
+        let mut mark = None;
+        for (k, v) in &record.headers {
+            if k == RECORD_MARK_HEADER {
+                mark = Some(v.clone().unwrap_or_default());
+            } else {
+                headers.push((k.clone(), v.clone()));
+            }
+        }
+        let input = Input { topic, partition: 0, offset, timestamp: record.timestamp, headers, mark: mark.as_deref() };
+        let result = self.tasks[sub].process_input(input, record.key.as_deref(), record.value.as_deref());
+        self.handle(sub, result, Some(&record))
+    }
+
+    /// What the task manager does with a task's error: a bad record goes
+    /// to its policy; anything else stops the driver.
+    fn handle(
+        &mut self,
+        sub: usize,
+        result: Result<(), crate::processor::ProcessError>,
+        record: Option<&RawRecord>,
+    ) -> Result<()> {
+        let task = &mut self.tasks[sub];
+        self.late += task.take_late_records();
+        match result {
+            Ok(()) => Ok(()),
+            Err(e) if e.is_record_error() => {
+                let source = task.source().cloned();
+                let original = record.map(|r| Original {
+                    key: r.key.as_deref(),
+                    value: r.value.as_deref(),
+                    headers: r.headers.iter().filter(|(k, _)| k != RECORD_MARK_HEADER).cloned().collect(),
+                });
+                handle_bad_record(&self.app, &self.collector, e, source.as_ref(), original)
+            }
+            Err(e) => Err(Error::record(task.source(), e)),
+        }
+    }
+
+    fn consumed_to_committed(&mut self) {
+        self.committed.clone_from(&self.consumed);
+        self.collector.log.borrow_mut().commit();
+    }
+
+    fn task_with_store(&mut self, store: &str) -> Result<&mut Task> {
+        let subs = &self.app.topology.subtopologies;
+        let Some(sub) = subs.iter().position(|s| s.stores.iter().any(|n| n == store)) else {
+            let known: Vec<&String> = subs.iter().flat_map(|s| &s.stores).collect();
+            return Err(Error::TestDriver(format!("the topology has no store `{store}`; its stores are {known:?}")));
+        };
+        Ok(&mut self.tasks[sub])
+    }
+}
+
+fn encode<T: 'static>(serde: &dyn Serde<T>, value: &T, topic: &str, what: &str) -> Result<Option<Vec<u8>>> {
+    let mut out = Vec::new();
+    match serde.serialize(value, &mut out) {
+        Ok(Encoded::Bytes) => Ok(Some(out)),
+        Ok(Encoded::Null) => Ok(None),
+        Err(e) => Err(Error::TestDriver(format!("the test's {what} for topic {topic} cannot be serialized: {e}"))),
+    }
+}
+
+fn decode_error(topic: &str, what: &str, e: crate::serde::SerdeError) -> Error {
+    Error::TestDriver(format!("a {what} in topic {topic} cannot be read with the output topic's serde: {e}"))
+}
