@@ -83,22 +83,22 @@ pub struct TestOutputTopic<K: 'static, V: 'static> {
 
 /// Runs a topology without a broker; see the [module docs](self).
 pub struct TopologyTestDriver {
-    app: Arc<AppContext>,
+    pub(crate) app: Arc<AppContext>,
     /// One task per sub-topology (partition 0), by sub-topology id.
-    tasks: Vec<Task>,
-    collector: MemoryCollector,
-    clock: Arc<AtomicI64>,
-    auto_commit: bool,
+    pub(crate) tasks: Vec<Task>,
+    pub(crate) collector: MemoryCollector,
+    pub(crate) clock: Arc<AtomicI64>,
+    pub(crate) auto_commit: bool,
     /// How far the tasks have read each source topic, and how far as of
     /// the last commit.
-    consumed: BTreeMap<String, usize>,
-    committed: BTreeMap<String, usize>,
+    pub(crate) consumed: BTreeMap<String, usize>,
+    pub(crate) committed: BTreeMap<String, usize>,
     /// How far the test has read each output topic.
-    read: HashMap<String, usize>,
+    pub(crate) read: HashMap<String, usize>,
     /// Interned source topic names, as the tasks expect them.
-    names: HashMap<String, Arc<str>>,
-    late: u64,
-    state: tempfile::TempDir,
+    pub(crate) names: HashMap<String, Arc<str>>,
+    pub(crate) late: u64,
+    pub(crate) state: tempfile::TempDir,
 }
 
 impl TopologyTestDriver {
