@@ -8,9 +8,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::processor::collector::Collector;
+use crate::processor::{ProcessError, TimeKind};
 use crate::record::SourceOffset;
 use crate::state::{KeyValueStore, WriteBuffer};
-use crate::topology::TimeKind;
 
 /// A task: one sub-topology for one partition number.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -101,8 +101,8 @@ pub(crate) struct ShuffleMark {
 
 /// Store `store` of a task; an index that is not one is a bug in the
 /// operator that resolved it, reported rather than read as empty.
-fn store_slot(stores: &[StoreSlot], task: TaskId, store: usize) -> Result<&StoreSlot, crate::topology::ProcessError> {
-    stores.get(store).ok_or_else(|| crate::topology::ProcessError::Topology {
+fn store_slot(stores: &[StoreSlot], task: TaskId, store: usize) -> Result<&StoreSlot, ProcessError> {
+    stores.get(store).ok_or_else(|| ProcessError::Topology {
         node: format!("task {task}"),
         reason: format!("an operator used store index {store}, but the task has {} stores", stores.len()),
     })
@@ -119,7 +119,7 @@ impl TaskContext {
     /// [`store_index`](Self::store_index)), seeing the task's uncommitted
     /// writes: for built-in operators whose keys and values are already
     /// bytes, without the typed view's lookups and copies per call.
-    pub(crate) fn raw_get(&self, store: usize, key: &[u8]) -> Result<Option<Vec<u8>>, crate::topology::ProcessError> {
+    pub(crate) fn raw_get(&self, store: usize, key: &[u8]) -> Result<Option<Vec<u8>>, ProcessError> {
         let slot = store_slot(&self.stores, self.task_id, store)?;
         match self.buffer.get(&slot.name, key) {
             Some(value) => Ok(value.map(<[u8]>::to_vec)),
@@ -128,19 +128,14 @@ impl TaskContext {
     }
 
     /// Bytes-level write into the write buffer (see [`raw_get`](Self::raw_get)).
-    pub(crate) fn raw_put(
-        &mut self,
-        store: usize,
-        key: Vec<u8>,
-        value: Vec<u8>,
-    ) -> Result<(), crate::topology::ProcessError> {
+    pub(crate) fn raw_put(&mut self, store: usize, key: Vec<u8>, value: Vec<u8>) -> Result<(), ProcessError> {
         let name = &store_slot(&self.stores, self.task_id, store)?.name;
         self.buffer.put(name, key, value);
         Ok(())
     }
 
     /// Bytes-level delete (see [`raw_get`](Self::raw_get)).
-    pub(crate) fn raw_delete(&mut self, store: usize, key: Vec<u8>) -> Result<(), crate::topology::ProcessError> {
+    pub(crate) fn raw_delete(&mut self, store: usize, key: Vec<u8>) -> Result<(), ProcessError> {
         let name = &store_slot(&self.stores, self.task_id, store)?.name;
         self.buffer.delete(name, key);
         Ok(())

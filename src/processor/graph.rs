@@ -13,10 +13,11 @@ use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::Arc;
 
-use crate::processor::api::{Children, Entry, Lifecycle, NodeInfo, ProcessError};
+use crate::processor::api::{Children, Entry, Lifecycle, NodeInfo};
+use crate::processor::ProcessError;
 use crate::processor::TaskContext;
+use crate::processor::TopologyError;
 use crate::record::Headers;
-use crate::topology::TopologyError;
 
 /// A topic as the topology names it: a user topic, or an internal topic
 /// whose full name is `<application_id>-<suffix>`.

@@ -19,24 +19,14 @@
 pub(crate) mod api;
 pub(crate) mod collector;
 pub(crate) mod context;
+pub(crate) mod error;
 pub(crate) mod graph;
 pub(crate) mod store;
 pub(crate) mod time;
 
-pub use api::{ProcessError, Processor, ProcessorContext, TimeKind, UserError};
+pub use api::{Processor, ProcessorContext, TimeKind};
+pub use error::{ProcessError, TopologyError, UserError};
 pub use store::{KeyValueView, StoreKind, StoreSpec};
 pub use time::Timestamps;
 
 pub(crate) use context::{wall_clock_ms, Clock, StoreSlot, TaskContext, TaskId};
-
-/// Why a topology cannot be built.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum TopologyError {
-    /// The topology is not valid; the message says what to change.
-    #[error("invalid topology: {0}")]
-    Invalid(String),
-    /// A bug in rivulet's graph construction.
-    #[error("internal topology error (a rivulet bug): {0}")]
-    Internal(String),
-}

@@ -10,7 +10,7 @@ use std::any::Any;
 use std::marker::PhantomData;
 use std::sync::Arc;
 
-use crate::processor::api::ProcessError;
+use crate::processor::ProcessError;
 use crate::processor::TaskContext;
 use crate::serde::{Encoded, Serde};
 

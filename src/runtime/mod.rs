@@ -23,3 +23,34 @@ pub(crate) mod task_manager;
 pub(crate) mod thread;
 
 pub(crate) use collector::RecordCollector;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::processor::Clock;
+use crate::state::StateResources;
+use crate::topology::Topology;
+use purge::RecordPurger;
+use stats::RuntimeStats;
+
+/// What every thread of one application shares, read-only.
+pub(crate) struct AppContext {
+    pub(crate) config: Config,
+    pub(crate) topology: Arc<Topology>,
+    pub(crate) stats: Arc<RuntimeStats>,
+    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) resources: StateResources,
+    /// Resolved source topic name -> sub-topology.
+    pub(crate) topic_to_subtopology: HashMap<String, usize>,
+    /// The partition count (tasks) of each sub-topology, by id, as the
+    /// topic checks at start found them.
+    pub(crate) partitions: Vec<i32>,
+    pub(crate) dead_letter_topic: String,
+    /// Deletes repartition records once their reader committed past them;
+    /// `None` without repartition topics (or on the embedded cluster).
+    pub(crate) purger: Option<RecordPurger>,
+    /// The wall clock of the tasks (the system's, or a test driver's).
+    pub(crate) clock: Clock,
+}

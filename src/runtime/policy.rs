@@ -8,7 +8,7 @@ use crate::error::{Error, Result};
 use crate::processor::collector::Collector;
 use crate::record::{Headers, SourceOffset};
 use crate::runtime::stats::RuntimeStats;
-use crate::runtime::task_manager::AppContext;
+use crate::runtime::AppContext;
 use crate::topology::ProcessError;
 
 /// The bytes of the record that failed, for the dead-letter topic.

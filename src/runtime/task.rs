@@ -26,7 +26,7 @@ use crate::processor::time::{encode_mark, is_marker, Mark, RECORD_MARK_HEADER};
 use crate::processor::{StoreSlot, TaskContext, TaskId};
 use crate::record::{Headers, SourceOffset};
 use crate::runtime::stats::RuntimeStats;
-use crate::runtime::task_manager::AppContext;
+use crate::runtime::AppContext;
 use crate::state::{
     self, CachedStore, InMemoryStore, KeyRange, KeyValueStore, RocksDbStore, StateResources, WriteBuffer,
 };

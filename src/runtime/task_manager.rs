@@ -14,17 +14,15 @@ use rdkafka::message::BorrowedMessage;
 use rdkafka::{Message, Offset, TopicPartitionList};
 
 use crate::error::{Error, Result};
-use crate::metrics::{Metrics, SubtopologyMetrics};
-use crate::processor::{wall_clock_ms, Clock, TaskId};
+use crate::metrics::SubtopologyMetrics;
+use crate::processor::{wall_clock_ms, TaskId};
+use crate::processor::{ProcessError, TimeKind};
 use crate::runtime::policy::{handle_bad_record, Original};
-use crate::runtime::purge::RecordPurger;
 use crate::runtime::restore::ChangelogReader;
 use crate::runtime::stats::{RuntimeStats, ThreadPhase};
 use crate::runtime::task::Task;
+use crate::runtime::AppContext;
 use crate::runtime::RecordCollector;
-use crate::state::StateResources;
-use crate::topology::{ProcessError, TimeKind, Topology};
-use crate::Config;
 
 // The commit sequence, in a file of its own.
 #[path = "commit.rs"]
@@ -44,26 +42,6 @@ fn adjust(counter: &std::sync::atomic::AtomicU64, before: u64, now: u64) {
     } else {
         counter.fetch_sub(before - now, Relaxed);
     }
-}
-
-/// What every thread of one application shares, read-only.
-pub(crate) struct AppContext {
-    pub(crate) config: Config,
-    pub(crate) topology: Arc<Topology>,
-    pub(crate) stats: Arc<RuntimeStats>,
-    pub(crate) metrics: Arc<Metrics>,
-    pub(crate) resources: StateResources,
-    /// Resolved source topic name -> sub-topology.
-    pub(crate) topic_to_subtopology: HashMap<String, usize>,
-    /// The partition count (tasks) of each sub-topology, by id, as the
-    /// topic checks at start found them.
-    pub(crate) partitions: Vec<i32>,
-    pub(crate) dead_letter_topic: String,
-    /// Deletes repartition records once their reader committed past them;
-    /// `None` without repartition topics (or on the embedded cluster).
-    pub(crate) purger: Option<RecordPurger>,
-    /// The wall clock of the tasks (the system's, or a test driver's).
-    pub(crate) clock: Clock,
 }
 
 pub(crate) struct TaskManager {

@@ -31,7 +31,8 @@ use crate::error::{Error, Result};
 use crate::kafka::{client_config, ClientRole};
 use crate::metrics::Metrics;
 use crate::runtime::collector::DeliveryTracker;
-use crate::runtime::task_manager::{AppContext, TaskManager};
+use crate::runtime::task_manager::TaskManager;
+use crate::runtime::AppContext;
 use crate::runtime::RecordCollector;
 use crate::ProcessingGuarantee;
 

@@ -59,7 +59,7 @@ use crate::record::{Headers, Record};
 use crate::runtime::policy::{handle_bad_record, Original};
 use crate::runtime::stats::RuntimeStats;
 use crate::runtime::task::{Input, RestorePartition, Task};
-use crate::runtime::task_manager::AppContext;
+use crate::runtime::AppContext;
 use crate::serde::{Encoded, Serde};
 use crate::state::StateResources;
 use crate::topology::Topology;

@@ -7,10 +7,11 @@ use std::marker::PhantomData;
 use std::rc::Rc;
 use std::sync::Arc;
 
-use crate::processor::api::{Children, Entry, Node, ProcessError, Processor, ProcessorNode, Typed, UserError};
+use crate::processor::api::{Children, Entry, Node, Processor, ProcessorNode, Typed};
 use crate::processor::graph::{BuildFn, Instantiator, NodeKind, NodeSpec, RawSource, SourceEntry, TopicName};
 use crate::processor::store::StoreSpec;
 use crate::processor::time::{decode_mark, is_marker, Extract, Timestamps, MARKER_HEADER};
+use crate::processor::{ProcessError, UserError};
 use crate::record::Record;
 use crate::serde::{Encoded, Serde, Serdes};
 use crate::topology::cache::{CacheProcessor, CACHE_MAX_KEYS};

@@ -30,7 +30,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use crate::processor::api::{ProcessError, Processor, ProcessorContext};
+use crate::processor::api::{Processor, ProcessorContext};
+use crate::processor::ProcessError;
 use crate::record::Record;
 use crate::serde::{Encoded, Serde};
 

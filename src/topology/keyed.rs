@@ -102,8 +102,9 @@ use std::time::Duration;
 
 pub use state::{ListState, MapState, ValueState};
 
-use crate::processor::api::{ProcessError, Processor, ProcessorContext, TimeKind};
+use crate::processor::api::{Processor, ProcessorContext, TimeKind};
 use crate::processor::store::{KeyValueView, StoreSpec};
+use crate::processor::ProcessError;
 use crate::record::Record;
 use crate::serde::{Encoded, Serde, SerdeError, Serdes};
 

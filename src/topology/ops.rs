@@ -2,7 +2,8 @@
 
 use std::sync::Arc;
 
-use crate::processor::api::{ProcessError, Processor, ProcessorContext, UserError};
+use crate::processor::api::{Processor, ProcessorContext};
+use crate::processor::{ProcessError, UserError};
 use crate::record::Record;
 
 pub(crate) type Fallible<T> = Result<T, UserError>;

@@ -54,9 +54,10 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::processor::api::{ProcessError, Processor, ProcessorContext};
+use crate::processor::api::{Processor, ProcessorContext};
 use crate::processor::store::StoreSpec;
 use crate::processor::time::duration_ms;
+use crate::processor::ProcessError;
 use crate::record::{Record, Windowed};
 use crate::serde::{Encoded, Serde, SerdeError, Serdes};
 use crate::topology::builder::{ArcSerde, Data, KGroupedStream, KStream, TopologyBuilder};

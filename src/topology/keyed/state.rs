@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::KeyedContext;
-use crate::processor::api::ProcessError;
 use crate::processor::time::duration_ms;
+use crate::processor::ProcessError;
 use crate::serde::{Encoded, Serde};
 
 /// What every state handle has: its name, its serde, its time-to-live.
