@@ -4,6 +4,7 @@
 
 use config::{Value, ValueKind};
 
+use super::spec::{DefaultValue, PerGuarantee};
 use super::ConfigError;
 
 /// One documented config key.
@@ -11,8 +12,9 @@ use super::ConfigError;
 pub(crate) struct KeySpec {
     /// Dotted path, as in TOML (`kafka.bootstrap_servers`).
     pub(crate) name: &'static str,
-    /// The default as a user would write it, or a sentence when it depends.
-    pub(crate) default: &'static str,
+    /// The default; `config/default.toml` states the same (a unit test
+    /// checks it).
+    pub(crate) default: DefaultValue,
     /// What values are accepted; quoted in error messages.
     pub(crate) accepted: &'static str,
     /// What the key means.
@@ -28,9 +30,12 @@ pub(crate) const MAX_PURGE_INTERVAL_MS: u64 = 3_600_000;
 /// Longest shutdown timeout accepted: one hour.
 pub(crate) const MAX_SHUTDOWN_TIMEOUT_MS: u64 = 3_600_000;
 
+/// `commit_interval_ms` when it is not set: Kafka Streams' defaults.
+pub(crate) const COMMIT_INTERVAL_MS_DEFAULT: PerGuarantee = PerGuarantee { at_least_once: 30_000, exactly_once: 100 };
+
 pub(crate) const APPLICATION_ID: KeySpec = KeySpec {
     name: "application_id",
-    default: "(none: required)",
+    default: DefaultValue::Required,
     accepted: "1 to 200 characters from [A-Za-z0-9._-]",
     doc: "Names the application: it is the consumer group id, the prefix of internal \
           topics (`<application_id>-<name>-changelog`) and of transactional ids, and the \
@@ -38,7 +43,7 @@ pub(crate) const APPLICATION_ID: KeySpec = KeySpec {
 };
 pub(crate) const INSTANCE_ID: KeySpec = KeySpec {
     name: "instance_id",
-    default: "\"\" (the HOSTNAME environment variable)",
+    default: DefaultValue::Derived("the HOSTNAME environment variable"),
     accepted: "empty, or 1 to 200 characters from [A-Za-z0-9._-]",
     doc: "This instance's stable identity, part of its transactional ids and client ids. \
           Set explicitly (in a file or as `RIVULET__INSTANCE_ID`; the Helm chart sets the pod \
@@ -49,7 +54,7 @@ pub(crate) const INSTANCE_ID: KeySpec = KeySpec {
 };
 pub(crate) const PROCESSING_GUARANTEE: KeySpec = KeySpec {
     name: "processing_guarantee",
-    default: "\"at_least_once\"",
+    default: DefaultValue::Text("at_least_once"),
     accepted: "\"at_least_once\" or \"exactly_once\"",
     doc: "`at_least_once`: offsets are committed after outputs are delivered; a crash may \
           repeat output. `exactly_once`: outputs, changelog writes and consumed offsets are \
@@ -57,14 +62,14 @@ pub(crate) const PROCESSING_GUARANTEE: KeySpec = KeySpec {
 };
 pub(crate) const COMMIT_INTERVAL_MS: KeySpec = KeySpec {
     name: "commit_interval_ms",
-    default: "30000 under at_least_once, 100 under exactly_once",
+    default: DefaultValue::PerGuarantee(COMMIT_INTERVAL_MS_DEFAULT),
     accepted: "an integer from 1 to 3600000 (milliseconds)",
     doc: "How often a processing thread runs its commit cycle: changelogs, outputs, \
           offsets, then local state.",
 };
 pub(crate) const REPARTITION_PURGE_INTERVAL_MS: KeySpec = KeySpec {
     name: "repartition_purge_interval_ms",
-    default: "30000",
+    default: DefaultValue::Integer(30_000),
     accepted: "an integer from 0 to 3600000 (milliseconds)",
     doc: "How often, at most, the records of repartition topics below the offsets the reading \
           tasks committed are deleted (one DeleteRecords request, sent off the processing threads \
@@ -73,20 +78,20 @@ pub(crate) const REPARTITION_PURGE_INTERVAL_MS: KeySpec = KeySpec {
 };
 pub(crate) const NUM_THREADS: KeySpec = KeySpec {
     name: "num_threads",
-    default: "1",
+    default: DefaultValue::Integer(1),
     accepted: "an integer from 1 to 256",
     doc: "Processing threads per instance. Each has its own consumer, producer and tasks.",
 };
 pub(crate) const STATE_DIR: KeySpec = KeySpec {
     name: "state_dir",
-    default: "\"/var/lib/rivulet\"",
+    default: DefaultValue::Text("/var/lib/rivulet"),
     accepted: "a non-empty path",
     doc: "Where local state lives: `<state_dir>/<application_id>/<task>/<store>`. Mount \
           a persistent volume here so a restart replays only the changelog tail.",
 };
 pub(crate) const SHUTDOWN_TIMEOUT_MS: KeySpec = KeySpec {
     name: "shutdown_timeout_ms",
-    default: "30000",
+    default: DefaultValue::Integer(30_000),
     accepted: "an integer from 1 to 3600000 (milliseconds)",
     doc: "How long a graceful shutdown (after SIGTERM or SIGINT) may take: stop polling, finish \
           the record in flight, commit, close the stores, leave the group. Past it, or at a \
@@ -95,21 +100,21 @@ pub(crate) const SHUTDOWN_TIMEOUT_MS: KeySpec = KeySpec {
 };
 pub(crate) const HTTP_LISTEN: KeySpec = KeySpec {
     name: "http.listen",
-    default: "\"0.0.0.0:8080\"",
+    default: DefaultValue::Text("0.0.0.0:8080"),
     accepted: "an IP address and port (port 0: any free port)",
     doc: "Address of the HTTP server for `/metrics` (Prometheus), `/health/live`, \
           `/health/ready` and `/topology`; see docs/metrics.md.",
 };
 pub(crate) const LOG_FORMAT: KeySpec = KeySpec {
     name: "log.format",
-    default: "\"text\"",
+    default: DefaultValue::Text("text"),
     accepted: "\"text\" or \"json\"",
     doc: "How `rivulet::init_logging` writes log lines to standard output: `text` for people, \
           `json` (one object per line) for log collectors.",
 };
 pub(crate) const LOG_LEVEL: KeySpec = KeySpec {
     name: "log.level",
-    default: "\"info\"",
+    default: DefaultValue::Text("info"),
     accepted: "a tracing filter: a level (error, warn, info, debug, trace) or directives such as \
                \"warn,rivulet=debug\"",
     doc: "Which log lines `rivulet::init_logging` keeps. The `RUST_LOG` environment variable, \
@@ -117,32 +122,32 @@ pub(crate) const LOG_LEVEL: KeySpec = KeySpec {
 };
 pub(crate) const BOOTSTRAP_SERVERS: KeySpec = KeySpec {
     name: "kafka.bootstrap_servers",
-    default: "\"\"",
+    default: DefaultValue::Text(""),
     accepted: "a comma-separated list of host:port",
     doc: "The Kafka cluster. Required to run an application against a broker.",
 };
 pub(crate) const KAFKA_COMMON: KeySpec = KeySpec {
     name: "kafka.common",
-    default: "{}",
+    default: DefaultValue::EmptyTable,
     accepted: "a table of librdkafka properties (string, integer or boolean values)",
     doc: "librdkafka properties for every client (consumer, producer, admin), for example \
           `security.protocol` and `sasl.*`/`ssl.*`.",
 };
 pub(crate) const KAFKA_CONSUMER: KeySpec = KeySpec {
     name: "kafka.consumer",
-    default: "{}",
+    default: DefaultValue::EmptyTable,
     accepted: "a table of librdkafka consumer properties",
     doc: "librdkafka properties for consumers only; they override `kafka.common`.",
 };
 pub(crate) const KAFKA_PRODUCER: KeySpec = KeySpec {
     name: "kafka.producer",
-    default: "{}",
+    default: DefaultValue::EmptyTable,
     accepted: "a table of librdkafka producer properties",
     doc: "librdkafka properties for producers only; they override `kafka.common`.",
 };
 pub(crate) const APP: KeySpec = KeySpec {
     name: "app",
-    default: "{}",
+    default: DefaultValue::EmptyTable,
     accepted: "any table",
     doc: "The application's own settings (topic names, thresholds), read into the \
           application's type with `Config::app()`. Keys here are not checked by rivulet.",
@@ -150,7 +155,7 @@ pub(crate) const APP: KeySpec = KeySpec {
 
 pub(crate) const ERRORS_DESERIALIZATION: KeySpec = KeySpec {
     name: "errors.deserialization",
-    default: "\"fail\"",
+    default: DefaultValue::Text("fail"),
     accepted: "\"fail\", \"skip\" or \"dead_letter\"",
     doc: "What happens to a source record whose key or value cannot be deserialized. `fail` \
           stops the application with an error naming topic, partition and offset (nothing is \
@@ -160,26 +165,26 @@ pub(crate) const ERRORS_DESERIALIZATION: KeySpec = KeySpec {
 };
 pub(crate) const ERRORS_PROCESSING: KeySpec = KeySpec {
     name: "errors.processing",
-    default: "\"fail\"",
+    default: DefaultValue::Text("fail"),
     accepted: "\"fail\", \"skip\" or \"dead_letter\"",
     doc: "The same choice for a record a user function rejects (a `try_*` operator returning an error).",
 };
 pub(crate) const ERRORS_PRODUCTION: KeySpec = KeySpec {
     name: "errors.production",
-    default: "\"fail\"",
+    default: DefaultValue::Text("fail"),
     accepted: "\"fail\", \"skip\" or \"dead_letter\"",
     doc: "The same choice for an output record the producer rejects (for example too large).",
 };
 pub(crate) const ERRORS_DEAD_LETTER_TOPIC: KeySpec = KeySpec {
     name: "errors.dead_letter_topic",
-    default: "\"\" (`<application_id>-dlq`, created by rivulet)",
+    default: DefaultValue::Derived("`<application_id>-dlq`, created by rivulet"),
     accepted: "empty, or a topic name",
     doc: "Where `dead_letter` writes. The default topic is created when needed; a topic named \
           here must already exist.",
 };
 pub(crate) const STATE_BLOCK_CACHE_BYTES: KeySpec = KeySpec {
     name: "state.block_cache_bytes",
-    default: "67108864",
+    default: DefaultValue::Integer(64 << 20),
     accepted: "an integer from 1048576 to 1099511627776",
     doc: "The RocksDB memory budget of the instance: one block cache shared by all stores, \
           which also holds their memtables (see `state.write_buffer_bytes`) and their index and \
@@ -187,7 +192,7 @@ pub(crate) const STATE_BLOCK_CACHE_BYTES: KeySpec = KeySpec {
 };
 pub(crate) const STATE_WRITE_BUFFER_BYTES: KeySpec = KeySpec {
     name: "state.write_buffer_bytes",
-    default: "33554432",
+    default: DefaultValue::Integer(32 << 20),
     accepted: "an integer from 1048576 to 1099511627776",
     doc: "The part of `state.block_cache_bytes` that memtables of all stores may take (one \
           shared write-buffer manager); when it is full, the largest memtables are flushed.",
@@ -195,7 +200,7 @@ pub(crate) const STATE_WRITE_BUFFER_BYTES: KeySpec = KeySpec {
 
 pub(crate) const STATE_CACHE_BYTES: KeySpec = KeySpec {
     name: "state.cache_bytes",
-    default: "4194304",
+    default: DefaultValue::Integer(4 << 20),
     accepted: "an integer from 0 to 1099511627776 (0 turns the cache off)",
     doc: "A read cache of committed values in front of each RocksDB store of each task (as \
           Kafka Streams' record cache): a key read or written recently is found without a \
@@ -203,7 +208,7 @@ pub(crate) const STATE_CACHE_BYTES: KeySpec = KeySpec {
 };
 pub(crate) const STATE_WINDOW_CHANGELOG_ADDITIONAL_RETENTION_MS: KeySpec = KeySpec {
     name: "state.window_changelog_additional_retention_ms",
-    default: "86400000",
+    default: DefaultValue::Integer(86_400_000),
     accepted: "an integer from 0 to 31536000000 (milliseconds, up to a year)",
     doc: "How long the changelog of a tumbling or hopping window store keeps a record beyond \
           the window's size plus grace (Kafka Streams' \

@@ -29,6 +29,7 @@
 mod error;
 mod keys;
 mod loader;
+mod spec;
 #[cfg(test)]
 mod tests;
 mod tree;

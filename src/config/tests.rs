@@ -325,3 +325,31 @@ fn configuration_doc_holds_the_reference_of_every_key() {
         assert!(doc.contains(row), "docs/configuration.md lacks this row of Config::reference():\n{row}");
     }
 }
+
+#[test]
+fn default_toml_states_the_default_of_every_key_and_nothing_else() {
+    let root = config::Source::collect(&File::from_str(DEFAULT_TOML, FileFormat::Toml)).unwrap();
+    let mut tree = Tree { root };
+    for spec in keys::KEYS {
+        let value = tree.take(spec).unwrap_or_else(|| panic!("config/default.toml lacks `{}`", spec.name));
+        assert_eq!(
+            value.kind,
+            spec.default.value().kind,
+            "config/default.toml states another default for `{}`",
+            spec.name
+        );
+    }
+    if let Err(e) = tree.reject_leftovers() {
+        panic!("config/default.toml holds a key no KeySpec in keys.rs describes: {e}");
+    }
+}
+
+#[test]
+fn a_key_no_layer_holds_takes_the_default_of_its_spec() {
+    let mut root = Map::new();
+    root.insert("application_id".to_string(), Value::new(None, ValueKind::String("orders".into())));
+    let env = BTreeMap::from([("HOSTNAME".to_string(), "pod-0".to_string())]);
+    let from_specs = Tree { root }.into_config(&env).unwrap();
+    let from_file = load_env(&[("RIVULET__APPLICATION_ID", "orders")]).unwrap();
+    assert_eq!(from_specs.to_string(), from_file.to_string());
+}
