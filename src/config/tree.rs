@@ -25,33 +25,45 @@ impl Tree {
 
     /// The key's value from the layers, or its default when no layer holds
     /// it.
-    pub(super) fn take_or_default(&mut self, spec: &KeySpec) -> Value {
+    fn take_or_default(&mut self, spec: &KeySpec) -> Value {
         self.take(spec).unwrap_or_else(|| spec.default.value())
     }
 
     /// The key's value, or `None` when it is not set: empty text for a key
     /// whose default is required or found at load.
-    pub(super) fn take_set(&mut self, spec: &KeySpec) -> Option<Value> {
+    fn take_set(&mut self, spec: &KeySpec) -> Option<Value> {
         let value = self.take_or_default(spec);
         let empty = matches!(&value.kind, ValueKind::String(s) if s.is_empty());
         (!(empty && spec.default.is_empty_text())).then_some(value)
     }
 
-    pub(super) fn take_table(&mut self, spec: &KeySpec) -> Result<Map<String, Value>, ConfigError> {
-        match self.take_or_default(spec) {
-            Value { kind: ValueKind::Table(t), .. } => Ok(t),
-            other => Err(ConfigError::InvalidValue {
-                key: spec.name.to_string(),
-                value: keys::shown(&other),
-                origin: keys::origin_of(spec.name, &other),
-                accepted: spec.accepted.to_string(),
-            }),
-        }
+    /// The key's value (or default), checked by `check` against what the
+    /// spec accepts.
+    fn get<T>(
+        &mut self,
+        spec: &KeySpec,
+        check: impl FnOnce(&KeySpec, &Value) -> Result<T, ConfigError>,
+    ) -> Result<T, ConfigError> {
+        check(spec, &self.take_or_default(spec))
+    }
+
+    /// As [`Tree::get`], or `None` when the key is not set (see
+    /// [`Tree::take_set`]).
+    fn get_set<T>(
+        &mut self,
+        spec: &KeySpec,
+        check: impl FnOnce(&KeySpec, &Value) -> Result<T, ConfigError>,
+    ) -> Result<Option<T>, ConfigError> {
+        self.take_set(spec).map(|v| check(spec, &v)).transpose()
+    }
+
+    fn take_table(&mut self, spec: &KeySpec) -> Result<Map<String, Value>, ConfigError> {
+        keys::table(spec, self.take_or_default(spec))
     }
 
     pub(super) fn into_config(mut self, env: &BTreeMap<String, String>) -> Result<Config, ConfigError> {
         use keys::*;
-        let Some(application_id) = self.take_set(&APPLICATION_ID) else {
+        let Some(application_id) = self.get_set(&APPLICATION_ID, name)? else {
             return Err(ConfigError::Missing {
                 key: APPLICATION_ID.name.into(),
                 hint: format!(
@@ -61,11 +73,10 @@ impl Tree {
                 ),
             });
         };
-        let application_id = identifier(&APPLICATION_ID, &application_id, false)?;
-        let explicit_instance_id = self.take_set(&INSTANCE_ID);
+        let explicit_instance_id = self.get_set(&INSTANCE_ID, name)?;
         let instance_id_explicit = explicit_instance_id.is_some();
         let instance_id = match explicit_instance_id {
-            Some(v) => identifier(&INSTANCE_ID, &v, false)?,
+            Some(id) => id,
             None => host_name(env).ok_or_else(|| ConfigError::Missing {
                 key: INSTANCE_ID.name.into(),
                 hint: format!(
@@ -74,87 +85,28 @@ impl Tree {
                 ),
             })?,
         };
-        let processing_guarantee = one_of(
-            &PROCESSING_GUARANTEE,
-            &self.take_or_default(&PROCESSING_GUARANTEE),
-            &[("at_least_once", ProcessingGuarantee::AtLeastOnce), ("exactly_once", ProcessingGuarantee::ExactlyOnce)],
-        )?;
-        let commit_interval_ms = match self.take_set(&COMMIT_INTERVAL_MS) {
-            Some(v) => integer(&COMMIT_INTERVAL_MS, &v, 1, MAX_COMMIT_INTERVAL_MS)?,
+        let processing_guarantee = self.get(&PROCESSING_GUARANTEE, |s, v| one_of(s, v, &GUARANTEES))?;
+        let commit_interval_ms = match self.get_set(&COMMIT_INTERVAL_MS, integer)? {
+            Some(ms) => ms,
             None => COMMIT_INTERVAL_MS_DEFAULT.under(processing_guarantee),
         };
-        let repartition_purge_interval_ms = integer(
-            &REPARTITION_PURGE_INTERVAL_MS,
-            &self.take_or_default(&REPARTITION_PURGE_INTERVAL_MS),
-            0,
-            MAX_PURGE_INTERVAL_MS,
-        )?;
-        let num_threads = integer(&NUM_THREADS, &self.take_or_default(&NUM_THREADS), 1, MAX_THREADS)? as usize;
-        let shutdown_timeout_ms =
-            integer(&SHUTDOWN_TIMEOUT_MS, &self.take_or_default(&SHUTDOWN_TIMEOUT_MS), 1, MAX_SHUTDOWN_TIMEOUT_MS)?;
-        let state_dir = {
-            let v = self.take_or_default(&STATE_DIR);
-            let s = text(&STATE_DIR, &v)?;
-            if s.trim().is_empty() {
-                return Err(ConfigError::InvalidValue {
-                    key: STATE_DIR.name.into(),
-                    value: format!("{s:?}"),
-                    origin: origin_of(STATE_DIR.name, &v),
-                    accepted: STATE_DIR.accepted.into(),
-                });
-            }
-            PathBuf::from(s)
-        };
-        let block_cache_bytes =
-            integer(&STATE_BLOCK_CACHE_BYTES, &self.take_or_default(&STATE_BLOCK_CACHE_BYTES), 1 << 20, 1 << 40)?
-                as usize;
-        let write_buffer_bytes =
-            integer(&STATE_WRITE_BUFFER_BYTES, &self.take_or_default(&STATE_WRITE_BUFFER_BYTES), 1 << 20, 1 << 40)?
-                as usize;
-        let cache_bytes = integer(&STATE_CACHE_BYTES, &self.take_or_default(&STATE_CACHE_BYTES), 0, 1 << 40)? as usize;
-        let window_changelog_additional_retention_ms = integer(
-            &STATE_WINDOW_CHANGELOG_ADDITIONAL_RETENTION_MS,
-            &self.take_or_default(&STATE_WINDOW_CHANGELOG_ADDITIONAL_RETENTION_MS),
-            0,
-            365 * 86_400_000,
-        )? as i64;
-        let mut policy = |spec: &KeySpec| one_of(spec, &self.take_or_default(spec), POLICIES);
-        let deserialization = policy(&ERRORS_DESERIALIZATION)?;
-        let processing = policy(&ERRORS_PROCESSING)?;
-        let production = policy(&ERRORS_PRODUCTION)?;
-        let dead_letter_topic = match self.take_set(&ERRORS_DEAD_LETTER_TOPIC) {
-            Some(v) => identifier(&ERRORS_DEAD_LETTER_TOPIC, &v, false)?,
-            None => String::new(),
-        };
-        let listen = {
-            let v = self.take_or_default(&HTTP_LISTEN);
-            let s = text(&HTTP_LISTEN, &v)?;
-            s.parse::<SocketAddr>().map_err(|_| ConfigError::InvalidValue {
-                key: HTTP_LISTEN.name.into(),
-                value: format!("{s:?}"),
-                origin: origin_of(HTTP_LISTEN.name, &v),
-                accepted: HTTP_LISTEN.accepted.into(),
-            })?
-        };
-        let format = one_of(
-            &LOG_FORMAT,
-            &self.take_or_default(&LOG_FORMAT),
-            &[("text", LogFormat::Text), ("json", LogFormat::Json)],
-        )?;
-        let level = {
-            let v = self.take_or_default(&LOG_LEVEL);
-            let s = text(&LOG_LEVEL, &v)?.trim().to_string();
-            if s.is_empty() || tracing_subscriber::EnvFilter::try_new(&s).is_err() {
-                return Err(ConfigError::InvalidValue {
-                    key: LOG_LEVEL.name.into(),
-                    value: format!("{s:?}"),
-                    origin: origin_of(LOG_LEVEL.name, &v),
-                    accepted: LOG_LEVEL.accepted.into(),
-                });
-            }
-            s
-        };
-        let bootstrap_servers = text(&BOOTSTRAP_SERVERS, &self.take_or_default(&BOOTSTRAP_SERVERS))?.trim().to_string();
+        let repartition_purge_interval_ms = self.get(&REPARTITION_PURGE_INTERVAL_MS, integer)?;
+        let num_threads = self.get(&NUM_THREADS, integer)? as usize;
+        let shutdown_timeout_ms = self.get(&SHUTDOWN_TIMEOUT_MS, integer)?;
+        let state_dir = self.get(&STATE_DIR, path)?;
+        let block_cache_bytes = self.get(&STATE_BLOCK_CACHE_BYTES, integer)? as usize;
+        let write_buffer_bytes = self.get(&STATE_WRITE_BUFFER_BYTES, integer)? as usize;
+        let cache_bytes = self.get(&STATE_CACHE_BYTES, integer)? as usize;
+        let window_changelog_additional_retention_ms =
+            self.get(&STATE_WINDOW_CHANGELOG_ADDITIONAL_RETENTION_MS, integer)? as i64;
+        let deserialization = self.get(&ERRORS_DESERIALIZATION, |s, v| one_of(s, v, &POLICIES))?;
+        let processing = self.get(&ERRORS_PROCESSING, |s, v| one_of(s, v, &POLICIES))?;
+        let production = self.get(&ERRORS_PRODUCTION, |s, v| one_of(s, v, &POLICIES))?;
+        let dead_letter_topic = self.get_set(&ERRORS_DEAD_LETTER_TOPIC, name)?.unwrap_or_default();
+        let listen = self.get(&HTTP_LISTEN, socket_addr)?;
+        let format = self.get(&LOG_FORMAT, |s, v| one_of(s, v, &LOG_FORMATS))?;
+        let level = self.get(&LOG_LEVEL, log_filter)?;
+        let bootstrap_servers = self.get(&BOOTSTRAP_SERVERS, text)?.trim().to_string();
         let common = passthrough(&KAFKA_COMMON, self.take_table(&KAFKA_COMMON)?)?;
         let consumer = passthrough(&KAFKA_CONSUMER, self.take_table(&KAFKA_CONSUMER)?)?;
         let producer = passthrough(&KAFKA_PRODUCER, self.take_table(&KAFKA_PRODUCER)?)?;
@@ -219,9 +171,7 @@ pub(super) fn host_name(env: &BTreeMap<String, String>) -> Option<String> {
     let name = from_env.or_else(|| {
         std::fs::read_to_string("/etc/hostname").ok().map(|h| h.trim().to_string()).filter(|h| !h.is_empty())
     })?;
-    Some(
-        name.chars().map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') { c } else { '-' }).collect(),
-    )
+    Some(name.chars().map(|c| if spec::is_name_char(c) { c } else { '-' }).collect())
 }
 
 /// Turns a `[kafka.*]` table into librdkafka properties and lets librdkafka
