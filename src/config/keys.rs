@@ -2,44 +2,74 @@
 //! what it means, in one table. Loading, validation, error messages and the
 //! test that keeps `docs/configuration.md` honest all read this table.
 
-use config::{Value, ValueKind};
+use std::net::SocketAddr;
+use std::path::PathBuf;
 
-use super::ConfigError;
+use config::{Map, Value, ValueKind};
+
+use super::spec::{is_name_char, names, Accepts, DefaultValue, PerGuarantee, Unit};
+use super::{ConfigError, ErrorPolicy, LogFormat, ProcessingGuarantee};
 
 /// One documented config key.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct KeySpec {
     /// Dotted path, as in TOML (`kafka.bootstrap_servers`).
     pub(crate) name: &'static str,
-    /// The default as a user would write it, or a sentence when it depends.
-    pub(crate) default: &'static str,
-    /// What values are accepted; quoted in error messages.
-    pub(crate) accepted: &'static str,
+    /// The default; `config/default.toml` states the same (a unit test
+    /// checks it).
+    pub(crate) default: DefaultValue,
+    /// What values are accepted; validation takes its bounds from here, and
+    /// error messages quote it.
+    pub(crate) accepts: Accepts,
     /// What the key means.
     pub(crate) doc: &'static str,
 }
 
-/// Most processing threads one instance may run.
-pub(crate) const MAX_THREADS: u64 = 256;
-/// Longest commit interval accepted: one hour.
-pub(crate) const MAX_COMMIT_INTERVAL_MS: u64 = 3_600_000;
-/// Longest repartition purge interval accepted: one hour.
-pub(crate) const MAX_PURGE_INTERVAL_MS: u64 = 3_600_000;
-/// Longest shutdown timeout accepted: one hour.
-pub(crate) const MAX_SHUTDOWN_TIMEOUT_MS: u64 = 3_600_000;
+impl KeySpec {
+    /// What the key accepts, as the reference table and error messages say
+    /// it: empty text too, when its default is found at load.
+    pub(crate) fn accepted(&self) -> String {
+        match self.default {
+            DefaultValue::Derived(_) | DefaultValue::PerGuarantee(_) => format!("empty, or {}", self.accepts),
+            _ => self.accepts.to_string(),
+        }
+    }
+}
+
+/// Longest name (application, instance, topic) accepted.
+const MAX_NAME_CHARS: usize = 200;
+const ONE_HOUR_MS: u64 = 3_600_000;
+const ONE_YEAR_MS: u64 = 365 * 86_400_000;
+const MIB: u64 = 1 << 20;
+const TIB: u64 = 1 << 40;
+
+/// The processing guarantees by name.
+pub(crate) const GUARANTEES: [(&str, ProcessingGuarantee); 2] =
+    [("at_least_once", ProcessingGuarantee::AtLeastOnce), ("exactly_once", ProcessingGuarantee::ExactlyOnce)];
+/// The bad-record policies by name.
+pub(crate) const POLICIES: [(&str, ErrorPolicy); 3] =
+    [("fail", ErrorPolicy::Fail), ("skip", ErrorPolicy::Skip), ("dead_letter", ErrorPolicy::DeadLetter)];
+/// The log formats by name.
+pub(crate) const LOG_FORMATS: [(&str, LogFormat); 2] = [("text", LogFormat::Text), ("json", LogFormat::Json)];
+const GUARANTEE_NAMES: [&str; 2] = names(&GUARANTEES);
+const POLICY_NAMES: [&str; 3] = names(&POLICIES);
+const LOG_FORMAT_NAMES: [&str; 2] = names(&LOG_FORMATS);
+
+/// `commit_interval_ms` when it is not set: Kafka Streams' defaults.
+pub(crate) const COMMIT_INTERVAL_MS_DEFAULT: PerGuarantee = PerGuarantee { at_least_once: 30_000, exactly_once: 100 };
 
 pub(crate) const APPLICATION_ID: KeySpec = KeySpec {
     name: "application_id",
-    default: "(none: required)",
-    accepted: "1 to 200 characters from [A-Za-z0-9._-]",
+    default: DefaultValue::Required,
+    accepts: Accepts::Name { max_chars: MAX_NAME_CHARS },
     doc: "Names the application: it is the consumer group id, the prefix of internal \
           topics (`<application_id>-<name>-changelog`) and of transactional ids, and the \
           folder under `state_dir`. Every instance of one application uses the same value.",
 };
 pub(crate) const INSTANCE_ID: KeySpec = KeySpec {
     name: "instance_id",
-    default: "\"\" (the HOSTNAME environment variable)",
-    accepted: "empty, or 1 to 200 characters from [A-Za-z0-9._-]",
+    default: DefaultValue::Derived("the HOSTNAME environment variable"),
+    accepts: Accepts::Name { max_chars: MAX_NAME_CHARS },
     doc: "This instance's stable identity, part of its transactional ids and client ids. \
           Set explicitly (in a file or as `RIVULET__INSTANCE_ID`; the Helm chart sets the pod \
           name), it also turns on static group membership: thread `i`'s consumer joins with \
@@ -49,23 +79,23 @@ pub(crate) const INSTANCE_ID: KeySpec = KeySpec {
 };
 pub(crate) const PROCESSING_GUARANTEE: KeySpec = KeySpec {
     name: "processing_guarantee",
-    default: "\"at_least_once\"",
-    accepted: "\"at_least_once\" or \"exactly_once\"",
+    default: DefaultValue::Text("at_least_once"),
+    accepts: Accepts::OneOf(&GUARANTEE_NAMES),
     doc: "`at_least_once`: offsets are committed after outputs are delivered; a crash may \
           repeat output. `exactly_once`: outputs, changelog writes and consumed offsets are \
           committed in one Kafka transaction.",
 };
 pub(crate) const COMMIT_INTERVAL_MS: KeySpec = KeySpec {
     name: "commit_interval_ms",
-    default: "30000 under at_least_once, 100 under exactly_once",
-    accepted: "an integer from 1 to 3600000 (milliseconds)",
+    default: DefaultValue::PerGuarantee(COMMIT_INTERVAL_MS_DEFAULT),
+    accepts: Accepts::Integer { min: 1, max: ONE_HOUR_MS, unit: Unit::Milliseconds },
     doc: "How often a processing thread runs its commit cycle: changelogs, outputs, \
           offsets, then local state.",
 };
 pub(crate) const REPARTITION_PURGE_INTERVAL_MS: KeySpec = KeySpec {
     name: "repartition_purge_interval_ms",
-    default: "30000",
-    accepted: "an integer from 0 to 3600000 (milliseconds)",
+    default: DefaultValue::Integer(30_000),
+    accepts: Accepts::Integer { min: 0, max: ONE_HOUR_MS, unit: Unit::Milliseconds },
     doc: "How often, at most, the records of repartition topics below the offsets the reading \
           tasks committed are deleted (one DeleteRecords request, sent off the processing threads \
           after a commit; Kafka Streams' `repartition.purge.interval.ms`). Repartition topics have \
@@ -73,21 +103,21 @@ pub(crate) const REPARTITION_PURGE_INTERVAL_MS: KeySpec = KeySpec {
 };
 pub(crate) const NUM_THREADS: KeySpec = KeySpec {
     name: "num_threads",
-    default: "1",
-    accepted: "an integer from 1 to 256",
+    default: DefaultValue::Integer(1),
+    accepts: Accepts::Integer { min: 1, max: 256, unit: Unit::Count },
     doc: "Processing threads per instance. Each has its own consumer, producer and tasks.",
 };
 pub(crate) const STATE_DIR: KeySpec = KeySpec {
     name: "state_dir",
-    default: "\"/var/lib/rivulet\"",
-    accepted: "a non-empty path",
+    default: DefaultValue::Text("/var/lib/rivulet"),
+    accepts: Accepts::Path,
     doc: "Where local state lives: `<state_dir>/<application_id>/<task>/<store>`. Mount \
           a persistent volume here so a restart replays only the changelog tail.",
 };
 pub(crate) const SHUTDOWN_TIMEOUT_MS: KeySpec = KeySpec {
     name: "shutdown_timeout_ms",
-    default: "30000",
-    accepted: "an integer from 1 to 3600000 (milliseconds)",
+    default: DefaultValue::Integer(30_000),
+    accepts: Accepts::Integer { min: 1, max: ONE_HOUR_MS, unit: Unit::Milliseconds },
     doc: "How long a graceful shutdown (after SIGTERM or SIGINT) may take: stop polling, finish \
           the record in flight, commit, close the stores, leave the group. Past it, or at a \
           second signal, the process exits at once with a non-zero code and commits nothing \
@@ -95,63 +125,62 @@ pub(crate) const SHUTDOWN_TIMEOUT_MS: KeySpec = KeySpec {
 };
 pub(crate) const HTTP_LISTEN: KeySpec = KeySpec {
     name: "http.listen",
-    default: "\"0.0.0.0:8080\"",
-    accepted: "an IP address and port (port 0: any free port)",
+    default: DefaultValue::Text("0.0.0.0:8080"),
+    accepts: Accepts::SocketAddr,
     doc: "Address of the HTTP server for `/metrics` (Prometheus), `/health/live`, \
           `/health/ready` and `/topology`; see docs/metrics.md.",
 };
 pub(crate) const LOG_FORMAT: KeySpec = KeySpec {
     name: "log.format",
-    default: "\"text\"",
-    accepted: "\"text\" or \"json\"",
+    default: DefaultValue::Text("text"),
+    accepts: Accepts::OneOf(&LOG_FORMAT_NAMES),
     doc: "How `rivulet::init_logging` writes log lines to standard output: `text` for people, \
           `json` (one object per line) for log collectors.",
 };
 pub(crate) const LOG_LEVEL: KeySpec = KeySpec {
     name: "log.level",
-    default: "\"info\"",
-    accepted: "a tracing filter: a level (error, warn, info, debug, trace) or directives such as \
-               \"warn,rivulet=debug\"",
+    default: DefaultValue::Text("info"),
+    accepts: Accepts::LogFilter,
     doc: "Which log lines `rivulet::init_logging` keeps. The `RUST_LOG` environment variable, \
           when set, takes precedence.",
 };
 pub(crate) const BOOTSTRAP_SERVERS: KeySpec = KeySpec {
     name: "kafka.bootstrap_servers",
-    default: "\"\"",
-    accepted: "a comma-separated list of host:port",
+    default: DefaultValue::Text(""),
+    accepts: Accepts::Servers,
     doc: "The Kafka cluster. Required to run an application against a broker.",
 };
 pub(crate) const KAFKA_COMMON: KeySpec = KeySpec {
     name: "kafka.common",
-    default: "{}",
-    accepted: "a table of librdkafka properties (string, integer or boolean values)",
+    default: DefaultValue::EmptyTable,
+    accepts: Accepts::KafkaProperties,
     doc: "librdkafka properties for every client (consumer, producer, admin), for example \
           `security.protocol` and `sasl.*`/`ssl.*`.",
 };
 pub(crate) const KAFKA_CONSUMER: KeySpec = KeySpec {
     name: "kafka.consumer",
-    default: "{}",
-    accepted: "a table of librdkafka consumer properties",
+    default: DefaultValue::EmptyTable,
+    accepts: Accepts::KafkaProperties,
     doc: "librdkafka properties for consumers only; they override `kafka.common`.",
 };
 pub(crate) const KAFKA_PRODUCER: KeySpec = KeySpec {
     name: "kafka.producer",
-    default: "{}",
-    accepted: "a table of librdkafka producer properties",
+    default: DefaultValue::EmptyTable,
+    accepts: Accepts::KafkaProperties,
     doc: "librdkafka properties for producers only; they override `kafka.common`.",
 };
 pub(crate) const APP: KeySpec = KeySpec {
     name: "app",
-    default: "{}",
-    accepted: "any table",
+    default: DefaultValue::EmptyTable,
+    accepts: Accepts::AnyTable,
     doc: "The application's own settings (topic names, thresholds), read into the \
           application's type with `Config::app()`. Keys here are not checked by rivulet.",
 };
 
 pub(crate) const ERRORS_DESERIALIZATION: KeySpec = KeySpec {
     name: "errors.deserialization",
-    default: "\"fail\"",
-    accepted: "\"fail\", \"skip\" or \"dead_letter\"",
+    default: DefaultValue::Text("fail"),
+    accepts: Accepts::OneOf(&POLICY_NAMES),
     doc: "What happens to a source record whose key or value cannot be deserialized. `fail` \
           stops the application with an error naming topic, partition and offset (nothing is \
           committed past it); `skip` logs it, counts it and goes on; `dead_letter` writes the \
@@ -160,51 +189,52 @@ pub(crate) const ERRORS_DESERIALIZATION: KeySpec = KeySpec {
 };
 pub(crate) const ERRORS_PROCESSING: KeySpec = KeySpec {
     name: "errors.processing",
-    default: "\"fail\"",
-    accepted: "\"fail\", \"skip\" or \"dead_letter\"",
+    default: DefaultValue::Text("fail"),
+    accepts: Accepts::OneOf(&POLICY_NAMES),
     doc: "The same choice for a record a user function rejects (a `try_*` operator returning an error).",
 };
 pub(crate) const ERRORS_PRODUCTION: KeySpec = KeySpec {
     name: "errors.production",
-    default: "\"fail\"",
-    accepted: "\"fail\", \"skip\" or \"dead_letter\"",
+    default: DefaultValue::Text("fail"),
+    accepts: Accepts::OneOf(&POLICY_NAMES),
     doc: "The same choice for an output record the producer rejects (for example too large).",
 };
 pub(crate) const ERRORS_DEAD_LETTER_TOPIC: KeySpec = KeySpec {
     name: "errors.dead_letter_topic",
-    default: "\"\" (`<application_id>-dlq`, created by rivulet)",
-    accepted: "empty, or a topic name",
+    default: DefaultValue::Derived("`<application_id>-dlq`, created by rivulet"),
+    accepts: Accepts::Name { max_chars: MAX_NAME_CHARS },
     doc: "Where `dead_letter` writes. The default topic is created when needed; a topic named \
           here must already exist.",
 };
 pub(crate) const STATE_BLOCK_CACHE_BYTES: KeySpec = KeySpec {
     name: "state.block_cache_bytes",
-    default: "67108864",
-    accepted: "an integer from 1048576 to 1099511627776",
+    default: DefaultValue::Integer(64 * MIB),
+    accepts: Accepts::Integer { min: MIB, max: TIB, unit: Unit::Bytes },
     doc: "The RocksDB memory budget of the instance: one block cache shared by all stores, \
           which also holds their memtables (see `state.write_buffer_bytes`) and their index and \
           filter blocks.",
 };
 pub(crate) const STATE_WRITE_BUFFER_BYTES: KeySpec = KeySpec {
     name: "state.write_buffer_bytes",
-    default: "33554432",
-    accepted: "an integer from 1048576 to 1099511627776",
+    default: DefaultValue::Integer(32 * MIB),
+    accepts: Accepts::Integer { min: MIB, max: TIB, unit: Unit::Bytes },
     doc: "The part of `state.block_cache_bytes` that memtables of all stores may take (one \
           shared write-buffer manager); when it is full, the largest memtables are flushed.",
 };
 
 pub(crate) const STATE_CACHE_BYTES: KeySpec = KeySpec {
     name: "state.cache_bytes",
-    default: "4194304",
-    accepted: "an integer from 0 to 1099511627776 (0 turns the cache off)",
+    default: DefaultValue::Integer(4 * MIB),
+    accepts: Accepts::Integer { min: 0, max: TIB, unit: Unit::Bytes },
     doc: "A read cache of committed values in front of each RocksDB store of each task (as \
           Kafka Streams' record cache): a key read or written recently is found without a \
-          RocksDB lookup. Bytes per store and task; 4 MiB holds about 50,000 small entries.",
+          RocksDB lookup. Bytes per store and task; 4 MiB holds about 50,000 small entries; 0 turns \
+          the cache off.",
 };
 pub(crate) const STATE_WINDOW_CHANGELOG_ADDITIONAL_RETENTION_MS: KeySpec = KeySpec {
     name: "state.window_changelog_additional_retention_ms",
-    default: "86400000",
-    accepted: "an integer from 0 to 31536000000 (milliseconds, up to a year)",
+    default: DefaultValue::Integer(86_400_000),
+    accepts: Accepts::Integer { min: 0, max: ONE_YEAR_MS, unit: Unit::Milliseconds },
     doc: "How long the changelog of a tumbling or hopping window store keeps a record beyond \
           the window's size plus grace (Kafka Streams' \
           `windowstore.changelog.additional.retention.ms`). Such changelogs are created with \
@@ -276,7 +306,7 @@ fn invalid(spec: &KeySpec, value: &Value, shown: String) -> ConfigError {
         key: spec.name.to_string(),
         value: shown,
         origin: origin_of(spec.name, value),
-        accepted: spec.accepted.to_string(),
+        accepted: spec.accepted(),
     }
 }
 
@@ -311,33 +341,66 @@ pub(crate) fn text(spec: &KeySpec, value: &Value) -> Result<String, ConfigError>
     scalar_text(value).ok_or_else(|| invalid(spec, value, shown(value)))
 }
 
-pub(crate) fn integer(spec: &KeySpec, value: &Value, min: u64, max: u64) -> Result<u64, ConfigError> {
+/// An integer within the bounds of an [`Accepts::Integer`] key.
+pub(crate) fn integer(spec: &KeySpec, value: &Value) -> Result<u64, ConfigError> {
     let parsed = match &value.kind {
         ValueKind::I64(i) => u64::try_from(*i).ok(),
         ValueKind::U64(i) => Some(*i),
         ValueKind::String(s) => s.trim().parse::<u64>().ok(),
         _ => None,
     };
-    match parsed {
-        Some(n) if (min..=max).contains(&n) => Ok(n),
+    match (parsed, spec.accepts) {
+        (Some(n), Accepts::Integer { min, max, .. }) if (min..=max).contains(&n) => Ok(n),
         _ => Err(invalid(spec, value, shown(value))),
     }
 }
 
-/// An identifier usable in topic names, group ids and file names.
-pub(crate) fn identifier(spec: &KeySpec, value: &Value, allow_empty: bool) -> Result<String, ConfigError> {
+/// An [`Accepts::Name`]: usable in topic names, group ids and file names.
+pub(crate) fn name(spec: &KeySpec, value: &Value) -> Result<String, ConfigError> {
     let s = text(spec, value)?;
-    let ok_chars = s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
-    if (s.is_empty() && allow_empty) || (!s.is_empty() && s.len() <= 200 && ok_chars) {
-        Ok(s)
-    } else {
-        Err(invalid(spec, value, shown(value)))
+    match spec.accepts {
+        Accepts::Name { max_chars } if !s.is_empty() && s.len() <= max_chars && s.chars().all(is_name_char) => Ok(s),
+        _ => Err(invalid(spec, value, shown(value))),
     }
 }
 
+/// One of `choices`, the table whose names the key's [`Accepts::OneOf`]
+/// lists.
 pub(crate) fn one_of<T: Copy>(spec: &KeySpec, value: &Value, choices: &[(&str, T)]) -> Result<T, ConfigError> {
     let s = text(spec, value)?;
     choices.iter().find(|(name, _)| *name == s).map(|(_, v)| *v).ok_or_else(|| invalid(spec, value, shown(value)))
+}
+
+/// An [`Accepts::Path`].
+pub(crate) fn path(spec: &KeySpec, value: &Value) -> Result<PathBuf, ConfigError> {
+    let s = text(spec, value)?;
+    if s.trim().is_empty() {
+        return Err(invalid(spec, value, format!("{s:?}")));
+    }
+    Ok(PathBuf::from(s))
+}
+
+/// An [`Accepts::SocketAddr`].
+pub(crate) fn socket_addr(spec: &KeySpec, value: &Value) -> Result<SocketAddr, ConfigError> {
+    let s = text(spec, value)?;
+    s.parse().map_err(|_| invalid(spec, value, format!("{s:?}")))
+}
+
+/// An [`Accepts::LogFilter`], trimmed.
+pub(crate) fn log_filter(spec: &KeySpec, value: &Value) -> Result<String, ConfigError> {
+    let s = text(spec, value)?.trim().to_string();
+    if s.is_empty() || tracing_subscriber::EnvFilter::try_new(&s).is_err() {
+        return Err(invalid(spec, value, format!("{s:?}")));
+    }
+    Ok(s)
+}
+
+/// A table ([`Accepts::KafkaProperties`], [`Accepts::AnyTable`]).
+pub(crate) fn table(spec: &KeySpec, value: Value) -> Result<Map<String, Value>, ConfigError> {
+    match value.kind {
+        ValueKind::Table(t) => Ok(t),
+        _ => Err(invalid(spec, &value, shown(&value))),
+    }
 }
 
 /// Whether a property's value is a secret that must never be printed.

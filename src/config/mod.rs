@@ -29,6 +29,7 @@
 mod error;
 mod keys;
 mod loader;
+mod spec;
 #[cfg(test)]
 mod tests;
 mod tree;
@@ -243,7 +244,7 @@ impl Config {
     pub fn reference() -> String {
         let mut out = String::from("| key | default | accepts | meaning |\n|---|---|---|---|\n");
         for k in keys::KEYS {
-            out.push_str(&format!("| `{}` | {} | {} | {} |\n", k.name, k.default, k.accepted, k.doc));
+            out.push_str(&format!("| `{}` | {} | {} | {} |\n", k.name, k.default, k.accepted(), k.doc));
         }
         out
     }
@@ -358,9 +359,6 @@ fn policy_name(p: ErrorPolicy) -> &'static str {
         ErrorPolicy::DeadLetter => "dead_letter",
     }
 }
-
-const POLICIES: &[(&str, ErrorPolicy)] =
-    &[("fail", ErrorPolicy::Fail), ("skip", ErrorPolicy::Skip), ("dead_letter", ErrorPolicy::DeadLetter)];
 
 fn write_app_table(f: &mut fmt::Formatter<'_>, prefix: &str, table: &Map<String, Value>) -> fmt::Result {
     for (k, v) in table {

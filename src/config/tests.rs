@@ -149,7 +149,7 @@ fn bad_values_name_key_value_and_what_is_accepted() {
         assert!(matches!(err, ConfigError::InvalidValue { .. }), "{var}={value}: {msg}");
         assert!(msg.contains(&format!("`{key}`")), "names the key: {msg}");
         assert!(msg.contains(value.trim()), "shows the value: {msg}");
-        assert!(msg.contains(spec.accepted), "says what is accepted: {msg}");
+        assert!(msg.contains(&spec.accepted()), "says what is accepted: {msg}");
         assert!(msg.contains(var), "names the variable: {msg}");
     }
 }
@@ -323,5 +323,61 @@ fn configuration_doc_holds_the_reference_of_every_key() {
     let doc = include_str!("../../docs/configuration.md");
     for row in Config::reference().lines() {
         assert!(doc.contains(row), "docs/configuration.md lacks this row of Config::reference():\n{row}");
+    }
+}
+
+#[test]
+fn default_toml_states_the_default_of_every_key_and_nothing_else() {
+    let root = config::Source::collect(&File::from_str(DEFAULT_TOML, FileFormat::Toml)).unwrap();
+    let mut tree = Tree { root };
+    for spec in keys::KEYS {
+        let value = tree.take(spec).unwrap_or_else(|| panic!("config/default.toml lacks `{}`", spec.name));
+        assert_eq!(
+            value.kind,
+            spec.default.value().kind,
+            "config/default.toml states another default for `{}`",
+            spec.name
+        );
+    }
+    if let Err(e) = tree.reject_leftovers() {
+        panic!("config/default.toml holds a key no KeySpec in keys.rs describes: {e}");
+    }
+}
+
+#[test]
+fn a_key_no_layer_holds_takes_the_default_of_its_spec() {
+    let mut root = Map::new();
+    root.insert("application_id".to_string(), Value::new(None, ValueKind::String("orders".into())));
+    let env = BTreeMap::from([("HOSTNAME".to_string(), "pod-0".to_string())]);
+    let from_specs = Tree { root }.into_config(&env).unwrap();
+    let from_file = load_env(&[("RIVULET__APPLICATION_ID", "orders")]).unwrap();
+    assert_eq!(from_specs.to_string(), from_file.to_string());
+}
+
+#[test]
+fn every_integer_key_accepts_exactly_the_bounds_its_spec_states() {
+    for spec in keys::KEYS {
+        let spec::Accepts::Integer { min, max, .. } = spec.accepts else { continue };
+        let var = keys::env_var_name(spec.name);
+        let load = |n: u64| load_env(&[("RIVULET__APPLICATION_ID", "a"), (&var, &n.to_string())]);
+        for n in [min, max] {
+            assert!(load(n).is_ok(), "{var}={n} is within the bounds of `{}`", spec.name);
+        }
+        for n in min.checked_sub(1).into_iter().chain(max.checked_add(1)) {
+            let err = load(n).unwrap_err();
+            assert!(matches!(err, ConfigError::InvalidValue { ref key, .. } if key == spec.name), "{var}={n}: {err}");
+        }
+    }
+}
+
+#[test]
+fn every_choice_a_key_lists_is_accepted() {
+    for spec in keys::KEYS {
+        let spec::Accepts::OneOf(choices) = spec.accepts else { continue };
+        let var = keys::env_var_name(spec.name);
+        for choice in choices {
+            let loaded = load_env(&[("RIVULET__APPLICATION_ID", "a"), (&var, choice)]);
+            assert!(loaded.is_ok(), "{var}={choice}: {loaded:?}", loaded = loaded.err());
+        }
     }
 }

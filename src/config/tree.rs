@@ -23,26 +23,47 @@ impl Tree {
         table.remove(last)
     }
 
-    pub(super) fn take_table(&mut self, spec: &KeySpec) -> Result<Map<String, Value>, ConfigError> {
-        match self.take(spec) {
-            None => Ok(Map::new()),
-            Some(Value { kind: ValueKind::Table(t), .. }) => Ok(t),
-            Some(other) => Err(ConfigError::InvalidValue {
-                key: spec.name.to_string(),
-                value: keys::shown(&other),
-                origin: keys::origin_of(spec.name, &other),
-                accepted: spec.accepted.to_string(),
-            }),
-        }
+    /// The key's value from the layers, or its default when no layer holds
+    /// it.
+    fn take_or_default(&mut self, spec: &KeySpec) -> Value {
+        self.take(spec).unwrap_or_else(|| spec.default.value())
+    }
+
+    /// The key's value, or `None` when it is not set: empty text for a key
+    /// whose default is required or found at load.
+    fn take_set(&mut self, spec: &KeySpec) -> Option<Value> {
+        let value = self.take_or_default(spec);
+        let empty = matches!(&value.kind, ValueKind::String(s) if s.is_empty());
+        (!(empty && spec.default.is_empty_text())).then_some(value)
+    }
+
+    /// The key's value (or default), checked by `check` against what the
+    /// spec accepts.
+    fn get<T>(
+        &mut self,
+        spec: &KeySpec,
+        check: impl FnOnce(&KeySpec, &Value) -> Result<T, ConfigError>,
+    ) -> Result<T, ConfigError> {
+        check(spec, &self.take_or_default(spec))
+    }
+
+    /// As [`Tree::get`], or `None` when the key is not set (see
+    /// [`Tree::take_set`]).
+    fn get_set<T>(
+        &mut self,
+        spec: &KeySpec,
+        check: impl FnOnce(&KeySpec, &Value) -> Result<T, ConfigError>,
+    ) -> Result<Option<T>, ConfigError> {
+        self.take_set(spec).map(|v| check(spec, &v)).transpose()
+    }
+
+    fn take_table(&mut self, spec: &KeySpec) -> Result<Map<String, Value>, ConfigError> {
+        keys::table(spec, self.take_or_default(spec))
     }
 
     pub(super) fn into_config(mut self, env: &BTreeMap<String, String>) -> Result<Config, ConfigError> {
         use keys::*;
-        let application_id = match self.take(&APPLICATION_ID) {
-            Some(v) => identifier(&APPLICATION_ID, &v, true)?,
-            None => String::new(),
-        };
-        if application_id.is_empty() {
+        let Some(application_id) = self.get_set(&APPLICATION_ID, name)? else {
             return Err(ConfigError::Missing {
                 key: APPLICATION_ID.name.into(),
                 hint: format!(
@@ -51,133 +72,41 @@ impl Tree {
                     env_var_name(APPLICATION_ID.name)
                 ),
             });
-        }
-        let mut instance_id = match self.take(&INSTANCE_ID) {
-            Some(v) => identifier(&INSTANCE_ID, &v, true)?,
-            None => String::new(),
         };
-        let instance_id_explicit = !instance_id.is_empty();
-        if instance_id.is_empty() {
-            instance_id = host_name(env).ok_or_else(|| ConfigError::Missing {
+        let explicit_instance_id = self.get_set(&INSTANCE_ID, name)?;
+        let instance_id_explicit = explicit_instance_id.is_some();
+        let instance_id = match explicit_instance_id {
+            Some(id) => id,
+            None => host_name(env).ok_or_else(|| ConfigError::Missing {
                 key: INSTANCE_ID.name.into(),
                 hint: format!(
                     "no HOSTNAME to take it from; set a stable name per instance as {}",
                     env_var_name(INSTANCE_ID.name)
                 ),
-            })?;
-        }
-        let processing_guarantee = match self.take(&PROCESSING_GUARANTEE) {
-            Some(v) => one_of(
-                &PROCESSING_GUARANTEE,
-                &v,
-                &[
-                    ("at_least_once", ProcessingGuarantee::AtLeastOnce),
-                    ("exactly_once", ProcessingGuarantee::ExactlyOnce),
-                ],
-            )?,
-            None => ProcessingGuarantee::AtLeastOnce,
+            })?,
         };
-        let commit_interval_ms = match self.take(&COMMIT_INTERVAL_MS) {
-            Some(v) if !matches!(&v.kind, ValueKind::String(s) if s.is_empty()) => {
-                integer(&COMMIT_INTERVAL_MS, &v, 1, MAX_COMMIT_INTERVAL_MS)?
-            }
-            _ => match processing_guarantee {
-                ProcessingGuarantee::AtLeastOnce => 30_000,
-                ProcessingGuarantee::ExactlyOnce => 100,
-            },
+        let processing_guarantee = self.get(&PROCESSING_GUARANTEE, |s, v| one_of(s, v, &GUARANTEES))?;
+        let commit_interval_ms = match self.get_set(&COMMIT_INTERVAL_MS, integer)? {
+            Some(ms) => ms,
+            None => COMMIT_INTERVAL_MS_DEFAULT.under(processing_guarantee),
         };
-        let repartition_purge_interval_ms = match self.take(&REPARTITION_PURGE_INTERVAL_MS) {
-            Some(v) => integer(&REPARTITION_PURGE_INTERVAL_MS, &v, 0, MAX_PURGE_INTERVAL_MS)?,
-            None => 30_000,
-        };
-        let num_threads = match self.take(&NUM_THREADS) {
-            Some(v) => integer(&NUM_THREADS, &v, 1, MAX_THREADS)? as usize,
-            None => 1,
-        };
-        let shutdown_timeout_ms = match self.take(&SHUTDOWN_TIMEOUT_MS) {
-            Some(v) => integer(&SHUTDOWN_TIMEOUT_MS, &v, 1, MAX_SHUTDOWN_TIMEOUT_MS)?,
-            None => 30_000,
-        };
-        let state_dir = match self.take(&STATE_DIR) {
-            Some(v) => {
-                let s = text(&STATE_DIR, &v)?;
-                if s.trim().is_empty() {
-                    return Err(ConfigError::InvalidValue {
-                        key: STATE_DIR.name.into(),
-                        value: format!("{s:?}"),
-                        origin: origin_of(STATE_DIR.name, &v),
-                        accepted: STATE_DIR.accepted.into(),
-                    });
-                }
-                PathBuf::from(s)
-            }
-            None => PathBuf::from("/var/lib/rivulet"),
-        };
-        let block_cache_bytes = match self.take(&STATE_BLOCK_CACHE_BYTES) {
-            Some(v) => integer(&STATE_BLOCK_CACHE_BYTES, &v, 1 << 20, 1 << 40)? as usize,
-            None => 64 << 20,
-        };
-        let write_buffer_bytes = match self.take(&STATE_WRITE_BUFFER_BYTES) {
-            Some(v) => integer(&STATE_WRITE_BUFFER_BYTES, &v, 1 << 20, 1 << 40)? as usize,
-            None => 32 << 20,
-        };
-        let cache_bytes = match self.take(&STATE_CACHE_BYTES) {
-            Some(v) => integer(&STATE_CACHE_BYTES, &v, 0, 1 << 40)? as usize,
-            None => 4 << 20,
-        };
-        let window_changelog_additional_retention_ms = match self.take(&STATE_WINDOW_CHANGELOG_ADDITIONAL_RETENTION_MS)
-        {
-            Some(v) => integer(&STATE_WINDOW_CHANGELOG_ADDITIONAL_RETENTION_MS, &v, 0, 365 * 86_400_000)? as i64,
-            None => 86_400_000,
-        };
-        let mut policy = |spec: &KeySpec| -> Result<ErrorPolicy, ConfigError> {
-            match self.take(spec) {
-                Some(v) => one_of(spec, &v, POLICIES),
-                None => Ok(ErrorPolicy::Fail),
-            }
-        };
-        let deserialization = policy(&ERRORS_DESERIALIZATION)?;
-        let processing = policy(&ERRORS_PROCESSING)?;
-        let production = policy(&ERRORS_PRODUCTION)?;
-        let dead_letter_topic = match self.take(&ERRORS_DEAD_LETTER_TOPIC) {
-            Some(v) => identifier(&ERRORS_DEAD_LETTER_TOPIC, &v, true)?,
-            None => String::new(),
-        };
-        let listen = match self.take(&HTTP_LISTEN) {
-            Some(v) => {
-                let s = text(&HTTP_LISTEN, &v)?;
-                s.parse::<SocketAddr>().map_err(|_| ConfigError::InvalidValue {
-                    key: HTTP_LISTEN.name.into(),
-                    value: format!("{s:?}"),
-                    origin: origin_of(HTTP_LISTEN.name, &v),
-                    accepted: HTTP_LISTEN.accepted.into(),
-                })?
-            }
-            None => SocketAddr::from(([0, 0, 0, 0], 8080)),
-        };
-        let format = match self.take(&LOG_FORMAT) {
-            Some(v) => one_of(&LOG_FORMAT, &v, &[("text", LogFormat::Text), ("json", LogFormat::Json)])?,
-            None => LogFormat::Text,
-        };
-        let level = match self.take(&LOG_LEVEL) {
-            Some(v) => {
-                let s = text(&LOG_LEVEL, &v)?.trim().to_string();
-                if s.is_empty() || tracing_subscriber::EnvFilter::try_new(&s).is_err() {
-                    return Err(ConfigError::InvalidValue {
-                        key: LOG_LEVEL.name.into(),
-                        value: format!("{s:?}"),
-                        origin: origin_of(LOG_LEVEL.name, &v),
-                        accepted: LOG_LEVEL.accepted.into(),
-                    });
-                }
-                s
-            }
-            None => "info".to_string(),
-        };
-        let bootstrap_servers = match self.take(&BOOTSTRAP_SERVERS) {
-            Some(v) => text(&BOOTSTRAP_SERVERS, &v)?.trim().to_string(),
-            None => String::new(),
-        };
+        let repartition_purge_interval_ms = self.get(&REPARTITION_PURGE_INTERVAL_MS, integer)?;
+        let num_threads = self.get(&NUM_THREADS, integer)? as usize;
+        let shutdown_timeout_ms = self.get(&SHUTDOWN_TIMEOUT_MS, integer)?;
+        let state_dir = self.get(&STATE_DIR, path)?;
+        let block_cache_bytes = self.get(&STATE_BLOCK_CACHE_BYTES, integer)? as usize;
+        let write_buffer_bytes = self.get(&STATE_WRITE_BUFFER_BYTES, integer)? as usize;
+        let cache_bytes = self.get(&STATE_CACHE_BYTES, integer)? as usize;
+        let window_changelog_additional_retention_ms =
+            self.get(&STATE_WINDOW_CHANGELOG_ADDITIONAL_RETENTION_MS, integer)? as i64;
+        let deserialization = self.get(&ERRORS_DESERIALIZATION, |s, v| one_of(s, v, &POLICIES))?;
+        let processing = self.get(&ERRORS_PROCESSING, |s, v| one_of(s, v, &POLICIES))?;
+        let production = self.get(&ERRORS_PRODUCTION, |s, v| one_of(s, v, &POLICIES))?;
+        let dead_letter_topic = self.get_set(&ERRORS_DEAD_LETTER_TOPIC, name)?.unwrap_or_default();
+        let listen = self.get(&HTTP_LISTEN, socket_addr)?;
+        let format = self.get(&LOG_FORMAT, |s, v| one_of(s, v, &LOG_FORMATS))?;
+        let level = self.get(&LOG_LEVEL, log_filter)?;
+        let bootstrap_servers = self.get(&BOOTSTRAP_SERVERS, text)?.trim().to_string();
         let common = passthrough(&KAFKA_COMMON, self.take_table(&KAFKA_COMMON)?)?;
         let consumer = passthrough(&KAFKA_CONSUMER, self.take_table(&KAFKA_CONSUMER)?)?;
         let producer = passthrough(&KAFKA_PRODUCER, self.take_table(&KAFKA_PRODUCER)?)?;
@@ -242,9 +171,7 @@ pub(super) fn host_name(env: &BTreeMap<String, String>) -> Option<String> {
     let name = from_env.or_else(|| {
         std::fs::read_to_string("/etc/hostname").ok().map(|h| h.trim().to_string()).filter(|h| !h.is_empty())
     })?;
-    Some(
-        name.chars().map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') { c } else { '-' }).collect(),
-    )
+    Some(name.chars().map(|c| if spec::is_name_char(c) { c } else { '-' }).collect())
 }
 
 /// Turns a `[kafka.*]` table into librdkafka properties and lets librdkafka
