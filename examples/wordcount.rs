@@ -153,3 +153,33 @@ fn read_counts(
     }
     Ok(counts)
 }
+
+#[cfg(test)]
+mod tests {
+    use rivulet::testing::TopologyTestDriver;
+
+    use super::*;
+
+    #[test]
+    fn counts_words_across_lines_and_a_restart_from_the_changelog() -> Result<()> {
+        let settings = Settings { input_topic: "lines".into(), output_topic: "word-counts".into() };
+        let mut driver = TopologyTestDriver::new(topology(&settings)?)?;
+        let lines = driver.input_topic("lines", Serdes::unit(), Serdes::string());
+        let counts = driver.output_topic("word-counts", Serdes::string(), Serdes::string());
+
+        driver.pipe(&lines, (), "To be or not to be".into(), 1_000)?;
+        // A new machine: the store comes back from its changelog.
+        driver.restart_without_local_state()?;
+        driver.pipe(&lines, (), "be quick".into(), 2_000)?;
+
+        let out = driver.read_key_values(&counts)?;
+        let expected = [("to", "1"), ("be", "1"), ("or", "1"), ("not", "1"), ("to", "2"), ("be", "2")]
+            .into_iter()
+            .chain([("be", "3"), ("quick", "1")])
+            .map(|(w, n)| (w.to_string(), n.to_string()))
+            .collect::<Vec<_>>();
+        assert_eq!(out, expected);
+        assert_eq!(driver.store_get::<String, i64>("word-counts", &"be".into())?, Some(3));
+        Ok(())
+    }
+}

@@ -21,13 +21,17 @@
 //! ```
 //!
 //! - [`config`]: typed, validated configuration;
-//! - [`topology`]: the DSL and the Processor API;
+//! - [`topology`]: the DSL (streams, tables, windows, keyed state);
+//! - [`processor`]: the Processor API that every operator is built on, and
+//!   that user code extends with [`KStream::process`](topology::KStream::process);
 //! - [`serde`]: how keys and values become bytes;
-//! - [`state`]: key-value stores (RocksDB, in-memory) and the write buffer;
+//! - [`state`]: [`StateError`](state::StateError), what local state reports (the stores are internal);
 //! - the runtime (internal): processing threads, tasks, the commit cycle;
 //! - [`App`]: a config and a topology become a running instance, with an
 //!   HTTP server for `/metrics` and health checks, and a graceful shutdown;
-//! - [`init_logging`]: text or JSON logs as `log.format` and `log.level` say.
+//! - [`init_logging`]: text or JSON logs as `log.format` and `log.level` say;
+//! - [`testing`]: [`TopologyTestDriver`](testing::TopologyTestDriver), a
+//!   topology run without a broker, for unit tests.
 //!
 //! `docs/architecture.md` maps the code and the design it follows.
 

@@ -34,7 +34,7 @@
 //! changelog records and the batch applied (so change logging is not a
 //! layer of its own but steps 1 and 4 of the commit, in
 //! `runtime::commit`); and outermost the typed (serde) view processors use
-//! (`topology::store::KeyValueView`). There is no metrics layer: store
+//! (`processor::store::KeyValueView`). There is no metrics layer: store
 //! sizes are read for `rivulet_store_size_bytes` by the task manager.
 
 use std::io;
