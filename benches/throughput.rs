@@ -75,11 +75,12 @@ mod harness;
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use harness::child::ChildApp;
 use harness::TestRecord;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
@@ -198,7 +199,7 @@ struct Written {
 
 // ---------------------------------------------------------------- children
 
-/// The child side: `RIVULET_BENCH_CHILD=<workload>|<guarantee>|<input>|<output>|<group>|<state dir>`.
+/// The child side (`harness::child::spec()`): `<workload>|<guarantee>|<input>|<output>|<group>|<state dir>`.
 fn child(spec: &str) {
     let parts: Vec<&str> = spec.split('|').collect();
     let [workload, guarantee, input, output, group, state] = parts[..] else { panic!("bad child spec {spec}") };
@@ -347,15 +348,10 @@ fn proc_usage(pid: u32) -> (f64, f64) {
     (ticks / 100.0, hwm_kib / 1024.0)
 }
 
-fn spawn(w: Workload, guarantee: &str, input: &str, output: &str, group: &str, state: &Path) -> Child {
-    let mut cmd = match w.engine {
+fn spawn(w: Workload, guarantee: &str, input: &str, output: &str, group: &str, state: &Path) -> ChildApp {
+    match w.engine {
         Engine::Raw | Engine::Rivulet => {
-            let mut c = Command::new(std::env::current_exe().unwrap());
-            c.env(
-                "RIVULET_BENCH_CHILD",
-                format!("{}|{guarantee}|{input}|{output}|{group}|{}", w.name, state.display()),
-            );
-            c
+            ChildApp::spawn(&[], &format!("{}|{guarantee}|{input}|{output}|{group}|{}", w.name, state.display()))
         }
         Engine::KStreams => {
             let mut c = Command::new("java");
@@ -372,25 +368,23 @@ fn spawn(w: Workload, guarantee: &str, input: &str, output: &str, group: &str, s
                 &state.display().to_string(),
                 COMMIT_INTERVAL_MS,
             ]);
-            c
+            ChildApp::start(c)
         }
-    };
-    // Kafka Streams prints RUNNING on stdout; rivulet's logs go there too
-    // (at `RIVULET_BENCH_LOG`, default warn): keep them only when asked.
-    let verbose = std::env::var("RIVULET_BENCH_LOG").is_ok();
-    cmd.stdout(if verbose { Stdio::inherit() } else { Stdio::null() }).spawn().unwrap()
+    }
 }
 
-fn stop(mut child: Child, engine: Engine) {
-    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+/// Stops a run: SIGTERM (SIGKILL for the bare loop), then SIGKILL after
+/// 30 s. With `RIVULET_BENCH_LOG` set, prints what the child wrote (rivulet's
+/// logs at that level, Kafka Streams' output).
+fn stop(mut child: ChildApp, engine: Engine) {
     let signal = if engine == Engine::Raw { nix::sys::signal::SIGKILL } else { nix::sys::signal::SIGTERM };
-    let _ = nix::sys::signal::kill(pid, signal);
+    child.signal(signal);
     let deadline = Instant::now() + Duration::from_secs(30);
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-        }
+    while child.try_wait().is_none() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(50));
+    }
+    if std::env::var("RIVULET_BENCH_LOG").is_ok() {
+        print!("{}", child.log());
     }
 }
 
@@ -422,8 +416,8 @@ async fn run_once(w: Workload, guarantee: &str, input: &str, end: &TopicPartitio
     let mut child = spawn(w, guarantee, input, &output, &group, state.path());
     loop {
         tokio::time::sleep(Duration::from_millis(50)).await;
-        if let Some(status) = child.try_wait().unwrap() {
-            panic!("{} ({guarantee}) exited early with {status}", w.label());
+        if let Some(status) = child.try_wait() {
+            panic!("{} ({guarantee}) exited early with {status}; log:\n{}", w.label(), child.log());
         }
         assert!(started.elapsed() < Duration::from_secs(900), "{} ({guarantee}) took over 15 minutes", w.label());
         let Ok(committed) = checker.committed_offsets(wanted.clone(), Duration::from_secs(5)) else { continue };
@@ -695,9 +689,9 @@ fn spread(mut v: Vec<f64>, digits: usize) -> String {
 }
 
 fn main() {
-    match std::env::var("RIVULET_BENCH_CHILD") {
-        Ok(spec) => child(&spec),
-        Err(_) => tokio::runtime::Runtime::new().unwrap().block_on(driver()),
+    match harness::child::spec() {
+        Some(spec) => child(&spec),
+        None => tokio::runtime::Runtime::new().unwrap().block_on(driver()),
     }
 }
 

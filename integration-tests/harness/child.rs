@@ -63,20 +63,27 @@ impl ChildApp {
 
     /// Runs this binary again with `args` and [`CHILD_ENV`] = `spec`.
     pub fn spawn(args: &[&str], spec: &str) -> ChildApp {
-        let log = std::env::temp_dir().join(format!("{}.log", super::unique("rivulet-child")));
-        let out = std::fs::File::create(&log).unwrap();
-        let child = Command::new(std::env::current_exe().unwrap())
-            .args(args)
+        let mut cmd = Command::new(std::env::current_exe().unwrap());
+        cmd.args(args)
             .env(CHILD_ENV, spec)
             .env("RIVULET_TEST_BOOTSTRAP", super::bootstrap())
             .env("NO_COLOR", "1")
-            .env_remove("RUST_LOG")
-            .stdout(out.try_clone().unwrap())
-            .stderr(out)
-            .stdin(Stdio::null())
-            .spawn()
-            .unwrap();
+            .env_remove("RUST_LOG");
+        Self::start(cmd)
+    }
+
+    /// Starts any program (the benchmark's Kafka Streams peer) as a child,
+    /// its output to the log file.
+    pub fn start(mut cmd: Command) -> ChildApp {
+        let log = std::env::temp_dir().join(format!("{}.log", super::unique("rivulet-child")));
+        let out = std::fs::File::create(&log).unwrap();
+        let child = cmd.stdout(out.try_clone().unwrap()).stderr(out).stdin(Stdio::null()).spawn().unwrap();
         ChildApp { child, log }
+    }
+
+    /// The exit status, if the child has exited.
+    pub fn try_wait(&mut self) -> Option<ExitStatus> {
+        self.child.try_wait().unwrap()
     }
 
     pub fn id(&self) -> u32 {
@@ -97,7 +104,7 @@ impl ChildApp {
     pub fn wait(&mut self, timeout: Duration) -> ExitStatus {
         let deadline = Instant::now() + timeout;
         loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
+            if let Some(status) = self.try_wait() {
                 return status;
             }
             assert!(Instant::now() < deadline, "the child did not exit within {timeout:?}; log:\n{}", self.log());
