@@ -10,7 +10,7 @@
 //!   time and watermark (`time`);
 //! - the node graph and its instantiation per task (`graph`), and the
 //!   task's shared context (`context`: stores, write buffer, time, and the
-//!   [`Collector`](collector) its records go to).
+//!   `Collector` its records go to).
 //!
 //! Nothing here knows Kafka clients or the DSL: the runtime gives a task a
 //! collector that produces to Kafka, the test driver one that keeps
