@@ -95,8 +95,9 @@ pub struct TopologyTestDriver {
     pub(crate) committed: BTreeMap<String, usize>,
     /// How far the test has read each output topic.
     pub(crate) read: HashMap<String, usize>,
-    /// Interned source topic names, as the tasks expect them.
-    pub(crate) names: HashMap<String, Arc<str>>,
+    /// Interned source topic names, as the tasks expect them (in name
+    /// order, so the driver feeds topics in the same order every run).
+    pub(crate) names: BTreeMap<String, Arc<str>>,
     pub(crate) late: u64,
     pub(crate) state: tempfile::TempDir,
 }
