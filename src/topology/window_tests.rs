@@ -1,145 +1,58 @@
-//! Window operators driven record by record through an in-memory task
-//! instance (no Kafka), checked against an oracle that computes the same
-//! windows with plain arithmetic from the arrival order, including records
-//! late for some of their windows that land in open ones (hopping and
-//! sliding windows, open sessions) and tombstones for merged sessions.
+//! Window operators driven record by record through the test driver (the
+//! runtime's task code over in-memory topics), checked against an oracle
+//! that computes the same windows with plain arithmetic from the arrival
+//! order, including records late for some of their windows that land in
+//! open ones (hopping and sliding windows, open sessions) and tombstones
+//! for merged sessions.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::processor::graph::{Instance, Instantiator};
-use crate::processor::{StoreSlot, TaskContext, TaskId};
-use crate::record::{Headers, Record};
+use crate::record::Record;
 use crate::serde::Serdes;
-use crate::state::{InMemoryStore, KeyValueStore, WriteBuffer};
-use crate::testing::MemoryCollector;
-use crate::topology::{
-    changelog_topic, Data, KStream, ProcessError, Processor, ProcessorContext, Timestamps, Topology,
-};
+use crate::testing::{TestInputTopic, TestOutputTopic, TopologyTestDriver};
+use crate::topology::{KStream, StoreKind, Timestamps, Topology};
 
 use super::{Windowed, Windows};
 
-type Seen<K, V> = Arc<Mutex<Vec<Record<K, V>>>>;
+const INPUT: &str = "in";
+const OUTPUT: &str = "counts-out";
+const LATE: &str = "late";
 
-struct Capture<K, V>(Seen<K, V>);
-
-impl<K: Data, V: Data> Processor<K, V, K, V> for Capture<K, V> {
-    fn process(&mut self, r: Record<K, V>, ctx: &mut ProcessorContext<'_, K, V>) -> Result<(), ProcessError> {
-        self.0.lock().unwrap().push(r.clone());
-        ctx.forward(r)
-    }
+/// A driver for a topology reading `INPUT` and writing its windowed counts
+/// to `OUTPUT`, with its input and output topics.
+struct Run {
+    driver: TopologyTestDriver,
+    input: TestInputTopic<String, Ev>,
+    output: TestOutputTopic<Windowed<String>, Option<i64>>,
 }
 
-fn capture<K: Data + Send, V: Data + Send>(s: &KStream<K, V>) -> Seen<K, V> {
-    let seen: Seen<K, V> = Arc::new(Mutex::new(Vec::new()));
-    let c = seen.clone();
-    let _: KStream<K, V> = s.process(&[], move || Capture(c.clone()));
-    seen
-}
-
-/// One task of a topology, with in-memory stores that outlive it (so a
-/// "restart" builds a new instance over the same committed stores).
-struct Task {
-    ctx: TaskContext,
-    instance: Instance,
-    offset: i64,
-    collector: MemoryCollector,
-}
-
-impl Task {
-    fn start(topology: &Topology, stores: Vec<Box<dyn KeyValueStore>>) -> Task {
-        let sub = &topology.subtopologies[0];
-        let slots = sub
-            .stores
-            .iter()
-            .zip(stores)
-            .map(|(name, store)| {
-                let spec = topology.stores.iter().find(|s| &s.name == name).unwrap();
-                StoreSlot {
-                    name: name.clone(),
-                    store,
-                    serdes: spec.serdes.clone(),
-                    type_names: spec.type_names.clone(),
-                    changelog: changelog_topic(name).resolve("app"),
-                }
-            })
-            .collect();
-        let source_ids: Vec<usize> = sub.sources.iter().map(|(n, _)| *n).collect();
-        let instance = Instantiator::instantiate(&topology.nodes, "app", &source_ids).unwrap();
-        let collector = MemoryCollector::default();
-        let ctx = TaskContext {
-            task_id: TaskId { subtopology: 0, partition: 0 },
-            source: None,
-            stream_time: i64::MIN,
-            time: Default::default(),
-            stores: slots,
-            buffer: WriteBuffer::new(),
-            collector: Box::new(collector.clone()),
-            schedules: Vec::new(),
-            late_records: 0,
-            key_buf: Vec::new(),
-            value_buf: Vec::new(),
-            shuffle: Default::default(),
-            clock: Default::default(),
-        };
-        let mut task = Task { ctx, instance, offset: 0, collector };
-        for (_, node) in &task.instance.lifecycles {
-            node.borrow_mut().init(&mut task.ctx).unwrap();
-        }
-        task
+impl Run {
+    /// Commits only when the test says so (`manual`), or after every record.
+    fn new(topology: Topology, manual: bool) -> Run {
+        let driver = TopologyTestDriver::new(topology).unwrap();
+        let driver = if manual { driver.manual_commits() } else { driver };
+        let input = driver.input_topic(INPUT, Serdes::string(), Serdes::json::<Ev>());
+        let output = driver.output_topic(OUTPUT, Serdes::windowed(Serdes::string()), Serdes::optional(Serdes::i64()));
+        Run { driver, input, output }
     }
 
-    fn fresh(topology: &Topology) -> Task {
-        let stores = topology.subtopologies[0]
-            .stores
-            .iter()
-            .map(|n| Box::new(InMemoryStore::new(n.clone())) as Box<dyn KeyValueStore>)
-            .collect();
-        Task::start(topology, stores)
-    }
-
-    /// As the runtime's Task::process: the source extracts the timestamp
-    /// and moves the watermark; the nodes hear of it.
+    /// One record, its event time in the value (the record's own
+    /// timestamp is not used).
     fn push(&mut self, key: &str, ts: i64) {
-        self.ctx.source =
-            Some(crate::record::SourceOffset { topic: Arc::from("in"), partition: 0, offset: self.offset });
-        self.offset += 1;
-        let before = self.ctx.time.watermark();
-        let source = self.instance.sources.get("in").unwrap().clone();
-        let value = format!("{{\"ts\":{ts}}}");
-        source
-            .borrow_mut()
-            .process_raw(Some(key.as_bytes()), Some(value.as_bytes()), 0, Headers::new(), None, &mut self.ctx)
-            .unwrap();
-        let now = self.ctx.time.watermark();
-        if now > before {
-            for (_, node) in &self.instance.lifecycles {
-                node.borrow_mut().on_watermark(now, &mut self.ctx).unwrap();
-            }
-        }
+        self.driver.pipe(&self.input, key.to_string(), Ev { ts }, 0).unwrap();
     }
 
-    /// As a commit: on_commit hooks, then the buffer reaches the stores.
-    fn commit(&mut self) {
-        for (_, node) in &self.instance.lifecycles {
-            node.borrow_mut().on_commit(&mut self.ctx).unwrap();
-        }
-        for slot in &mut self.ctx.stores {
-            let batch = self.ctx.buffer.drain(&slot.name);
-            slot.store.apply(&batch, None).unwrap();
-        }
+    /// The results written since the last call.
+    fn take(&mut self) -> Vec<Out> {
+        self.driver.read(&self.output).unwrap()
     }
+}
 
-    /// Records sent to the late topic.
-    fn late_sent(&self) -> usize {
-        self.collector.log.borrow().len("late")
-    }
-
-    fn into_stores(self) -> Vec<Box<dyn KeyValueStore>> {
-        self.ctx.stores.into_iter().map(|s| s.store).collect()
-    }
+/// Writes a windowed result stream to `OUTPUT`.
+fn sink(out: &KStream<Windowed<String>, Option<i64>>) {
+    out.to(OUTPUT, Serdes::windowed(Serdes::string()), Serdes::optional(Serdes::i64()));
 }
 
 #[derive(Clone, serde::Serialize, serde::Deserialize)]
@@ -152,20 +65,19 @@ const OOO: i64 = 1_000;
 
 /// A topology counting per key in `windows`, event time from the value,
 /// with tombstones for merged sessions.
-fn counting(windows: Windows, final_only: bool) -> (Topology, Seen<Windowed<String>, Option<i64>>) {
+fn counting(windows: Windows, final_only: bool) -> Topology {
     let mut b = Topology::builder();
     let s = b.stream_with_time(
-        "in",
+        INPUT,
         Serdes::string(),
         Serdes::json::<Ev>(),
         Timestamps::from_value(|v: &Ev| Some(v.ts)).out_of_orderness(Duration::from_millis(OOO as u64)),
     );
     let w = s.group_by_key().windowed_by(windows.grace(Duration::from_millis(GRACE as u64)));
     let w = if final_only { w.emit_final() } else { w };
-    let w = w.late_records_to("late").with_tombstones();
-    let out = w.count("counts");
-    let seen = capture(&out);
-    (b.build().unwrap(), seen)
+    let w = w.late_records_to(LATE).with_tombstones();
+    sink(&w.count("counts"));
+    b.build().unwrap()
 }
 
 /// A xorshift pseudo-random sequence: the same input for the same seed.
@@ -237,29 +149,21 @@ fn run(
     input: &[(String, i64)],
     restart_at: Option<usize>,
 ) -> (Vec<Out>, u64, usize) {
-    let (topology, seen) = counting(windows, final_only);
-    let mut task = Task::fresh(&topology);
-    let mut late = 0;
-    let mut late_sent = 0;
+    let mut run = Run::new(counting(windows, final_only), true);
     for (i, (k, ts)) in input.iter().enumerate() {
-        task.push(k, *ts);
+        run.push(k, *ts);
         if i % 50 == 49 {
-            task.commit();
+            run.driver.commit().unwrap();
         }
         if restart_at == Some(i) {
-            // Commit, close, start a new instance over the same stores.
-            task.commit();
-            late += task.ctx.late_records;
-            late_sent += task.late_sent();
-            let stores = task.into_stores();
-            task = Task::start(&topology, stores);
+            // Commit, then a restart on the same stores.
+            run.driver.commit().unwrap();
+            run.driver.restart().unwrap();
         }
     }
-    task.commit();
-    late += task.ctx.late_records;
-    late_sent += task.late_sent();
-    let out = seen.lock().unwrap().clone();
-    (out, late, late_sent)
+    run.driver.commit().unwrap();
+    let late_sent = run.driver.read_raw(LATE).len();
+    (run.take(), run.driver.late_records(), late_sent)
 }
 
 fn window(r: &Out) -> Win {
@@ -381,8 +285,13 @@ fn sliding_windows_equal_the_kafka_streams_oracle() {
 fn sliding_windows_update_record_for_record_as_the_kafka_streams_oracle() {
     for seed in [5u64, 13] {
         let input = input(seed, 800);
-        let (topology, seen) = counting(Windows::sliding(Duration::from_secs(5)), false);
-        let mut task = Task::fresh(&topology);
+        // The driver commits after every record; in memory, the stores
+        // skip a RocksDB flush per commit.
+        let mut topology = counting(Windows::sliding(Duration::from_secs(5)), false);
+        for spec in &mut topology.stores {
+            spec.kind = StoreKind::InMemory;
+        }
+        let mut run = Run::new(topology, false);
         let mut o = Oracle::new();
         for (i, (k, ts)) in input.iter().enumerate() {
             let before = o.open.clone();
@@ -394,10 +303,8 @@ fn sliding_windows_update_record_for_record_as_the_kafka_streams_oracle() {
                 }
             }
             o.advance(*ts);
-            task.push(k, *ts);
-            task.commit();
-            let got: BTreeMap<Win, i64> =
-                seen.lock().unwrap().drain(..).map(|r| (window(&r), r.value.unwrap())).collect();
+            run.push(k, *ts);
+            let got: BTreeMap<Win, i64> = run.take().iter().map(|r| (window(r), r.value.unwrap())).collect();
             assert_eq!(got, want, "seed {seed}: record {i} ({k} at {ts})");
         }
     }
@@ -408,13 +315,12 @@ fn sliding_windows_update_record_for_record_as_the_kafka_streams_oracle() {
 /// windows.
 #[test]
 fn sliding_windows_give_the_five_windows_of_the_kafka_streams_documentation() {
-    let (topology, seen) = counting(Windows::sliding(Duration::from_millis(5_000)), true);
-    let mut task = Task::fresh(&topology);
+    let mut run = Run::new(counting(Windows::sliding(Duration::from_millis(5_000)), true), true);
     for (k, ts) in [("A", 8_000), ("A", 9_200), ("A", 12_400), ("B", 100_000)] {
-        task.push(k, ts);
+        run.push(k, ts);
     }
-    task.commit();
-    let got = finals(&seen.lock().unwrap());
+    run.driver.commit().unwrap();
+    let got = finals(&run.take());
     let want: BTreeMap<Win, i64> =
         [(3_000, 8_000, 1), (4_200, 9_200, 2), (7_400, 12_400, 3), (8_001, 13_001, 2), (9_201, 14_201, 1)]
             .into_iter()
@@ -447,19 +353,20 @@ fn a_record_bridging_two_sessions_merges_them_and_sessions_close_a_gap_after_the
     // A watermark 25 minutes behind: alice's 30, arriving after her 50,
     // bridges her sessions 0..10 and 50..50.
     let time = Timestamps::from_value(|v: &Ev| Some(v.ts)).out_of_orderness(Duration::from_secs(25 * 60));
-    let s = b.stream_with_time("in", Serdes::string(), Serdes::json::<Ev>(), time);
+    let s = b.stream_with_time(INPUT, Serdes::string(), Serdes::json::<Ev>(), time);
     let out = s.group_by_key().windowed_by(Windows::session(Duration::from_secs(1800))).emit_final().count("sessions");
-    let seen = capture(&out);
-    let topology = b.build().unwrap();
-    let mut task = Task::fresh(&topology);
+    out.to(OUTPUT, Serdes::windowed(Serdes::string()), Serdes::i64());
+    let mut driver = TopologyTestDriver::new(b.build().unwrap()).unwrap().manual_commits();
+    let input = driver.input_topic(INPUT, Serdes::string(), Serdes::json::<Ev>());
+    let output = driver.output_topic(OUTPUT, Serdes::windowed(Serdes::string()), Serdes::i64());
     let (t0, min) = (1_700_000_000_000i64, 60_000i64);
     for (k, t) in [("alice", 0), ("alice", 10), ("bob", 5), ("alice", 50), ("alice", 30), ("bob", 100), ("carol", 200)]
     {
-        task.push(k, t0 + t * min);
+        driver.pipe(&input, k.to_string(), Ev { ts: t0 + t * min }, 0).unwrap();
     }
-    task.commit();
-    let got: Vec<(String, i64, i64, i64)> = seen
-        .lock()
+    driver.commit().unwrap();
+    let got: Vec<(String, i64, i64, i64)> = driver
+        .read(&output)
         .unwrap()
         .iter()
         .map(|r| (r.key.key.clone(), (r.key.start - t0) / min, (r.key.end - t0) / min, r.value))

@@ -1,28 +1,21 @@
-//! Keyed state and timers on an in-memory task instance (no Kafka): a
-//! processor driven by commands in the record values, a clock the test
-//! sets, commits that apply the write buffer to the stores, and restarts
-//! that keep the stores and drop everything else.
+//! Keyed state and timers on the test driver (the runtime's task code over
+//! in-memory topics): a processor driven by commands in the record values,
+//! the driver's wall clock set by the test, commits the test asks for, and
+//! restarts that keep the committed stores and drop everything else.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use super::*;
-use crate::processor::graph::{Instance, Instantiator};
-use crate::processor::{StoreSlot, TaskContext, TaskId};
-use crate::record::Headers;
 use crate::serde::Serdes;
-use crate::state::{InMemoryStore, WriteBuffer};
-use crate::testing::MemoryCollector;
-use crate::topology::{changelog_topic, Data, Topology};
+use crate::testing::{TestInputTopic, TestOutputTopic, TopologyTestDriver};
+use crate::topology::Topology;
 
-const APP: &str = "app";
 const STORE: &str = "keyed";
 const INPUT: &str = "commands";
+const OUTPUT: &str = "emitted";
 const TTL_MS: i64 = 1_000;
-
-type Outputs = Arc<Mutex<Vec<(String, String)>>>;
 
 /// Runs the command in each record's value against the record key's state:
 /// `set:v`, `get`, `clear`, `add:v`, `list`, `put:k=v`, `map`, `remove:k`,
@@ -89,123 +82,77 @@ impl KeyedProcessor<String, String, String, String> for Commands {
     }
 }
 
-/// Collects what reaches it.
-struct Collect(Outputs);
-
-impl<K: Data + ToString, V: Data + ToString> Processor<K, V, K, V> for Collect {
-    fn process(&mut self, r: Record<K, V>, _: &mut ProcessorContext<'_, K, V>) -> Result<(), ProcessError> {
-        self.0.lock().unwrap().push((r.key.to_string(), r.value.to_string()));
-        Ok(())
-    }
-}
-
-/// One task of `source -> KeyedProcess(Commands) -> Collect`.
+/// The driver of `source -> KeyedProcess(Commands) -> OUTPUT`, committing
+/// only when the test says so.
 struct Task {
-    topology: Topology,
-    ctx: TaskContext,
-    instance: Instance,
-    outputs: Outputs,
-    clock: Arc<AtomicI64>,
+    driver: TopologyTestDriver,
+    input: TestInputTopic<String, String>,
+    output: TestOutputTopic<String, String>,
+    /// How many outputs the last commit kept.
+    committed_outputs: usize,
 }
 
 impl Task {
+    /// The wall clock starts at 0. The driver's clock starts at the
+    /// system's time and the tasks schedule their ticks from it, so after
+    /// setting it the tasks start again (nothing to keep yet).
     fn start() -> Task {
-        let store = Box::new(InMemoryStore::new(STORE));
-        Task::with_store(store, Arc::new(AtomicI64::new(0)))
-    }
-
-    fn with_store(store: Box<dyn crate::state::KeyValueStore>, clock: Arc<AtomicI64>) -> Task {
-        let outputs: Outputs = Arc::default();
         let mut b = Topology::builder();
         b.add_store(StoreSpec::keyed(STORE));
-        let out = outputs.clone();
         b.stream(INPUT, Serdes::string(), Serdes::string())
             .process(&[STORE], move || KeyedProcess::new(STORE, Serdes::string(), Commands::new()))
-            .process(&[], move || Collect(out.clone()));
-        let topology = b.build().unwrap();
-        let spec = topology.stores.iter().find(|s| s.name == STORE).unwrap();
-        let slot = StoreSlot {
-            name: STORE.into(),
-            store,
-            serdes: spec.serdes.clone(),
-            type_names: spec.type_names.clone(),
-            changelog: changelog_topic(STORE).resolve(APP),
-        };
-        let source_ids: Vec<usize> = topology.subtopologies[0].sources.iter().map(|(n, _)| *n).collect();
-        let instance = Instantiator::instantiate(&topology.nodes, APP, &source_ids).unwrap();
-        let ctx = TaskContext {
-            task_id: TaskId { subtopology: 0, partition: 0 },
-            source: None,
-            stream_time: i64::MIN,
-            time: Default::default(),
-            stores: vec![slot],
-            buffer: WriteBuffer::new(),
-            collector: Box::new(MemoryCollector::default()),
-            schedules: Vec::new(),
-            late_records: 0,
-            key_buf: Vec::new(),
-            value_buf: Vec::new(),
-            shuffle: Default::default(),
-            clock: crate::processor::Clock::Manual(clock.clone()),
-        };
-        let mut task = Task { topology, ctx, instance, outputs, clock };
-        for (_, node) in &task.instance.lifecycles {
-            node.borrow_mut().init(&mut task.ctx).unwrap();
-        }
-        task
+            .to(OUTPUT, Serdes::string(), Serdes::string());
+        let mut driver = TopologyTestDriver::new(b.build().unwrap()).unwrap().manual_commits();
+        driver.clock.store(0, Ordering::Relaxed);
+        driver.restart().unwrap();
+        let input = driver.input_topic(INPUT, Serdes::string(), Serdes::string());
+        let output = driver.output_topic(OUTPUT, Serdes::string(), Serdes::string());
+        Task { driver, input, output, committed_outputs: 0 }
     }
 
-    /// Runs one record through the task as `Task::process` does: the source
-    /// advances the watermark, then the nodes hear of it.
     fn push(&mut self, key: &str, value: &str, timestamp: i64) {
-        let before = self.ctx.time.watermark();
-        let source = self.instance.sources[INPUT].clone();
-        source
-            .borrow_mut()
-            .process_raw(Some(key.as_bytes()), Some(value.as_bytes()), timestamp, Headers::new(), None, &mut self.ctx)
-            .unwrap();
-        let now = self.ctx.time.watermark();
-        if now > before {
-            self.ctx.source = None;
-            for (_, node) in &self.instance.lifecycles {
-                node.borrow_mut().on_watermark(now, &mut self.ctx).unwrap();
-            }
-        }
+        self.driver.pipe(&self.input, key.to_string(), value.to_string(), timestamp).unwrap();
     }
 
-    /// Sets the wall clock and fires the wall-clock callbacks.
+    /// Sets the wall clock and fires what is due.
     fn tick(&mut self, now: i64) {
-        self.clock.store(now, Ordering::SeqCst);
-        for (_, node) in &self.instance.lifecycles {
-            node.borrow_mut().on_timer(TimeKind::WallClock, now, &mut self.ctx).unwrap();
-        }
+        let by = now - self.driver.wall_clock_ms();
+        self.driver.advance_wall_clock(Duration::from_millis(u64::try_from(by).unwrap())).unwrap();
     }
 
     fn set_clock(&self, now: i64) {
-        self.clock.store(now, Ordering::SeqCst);
+        self.driver.clock.store(now, Ordering::Relaxed);
     }
 
     /// What was emitted since the last call.
-    fn take(&self) -> Vec<(String, String)> {
-        std::mem::take(&mut *self.outputs.lock().unwrap())
+    fn take(&mut self) -> Vec<(String, String)> {
+        self.driver.read_key_values(&self.output).unwrap()
     }
 
-    /// Applies the write buffer to the store, as a successful commit does.
     fn commit(&mut self) {
-        let batch = self.ctx.buffer.drain(STORE);
-        self.ctx.stores[0].store.apply(&batch, None).unwrap();
+        self.driver.commit().unwrap();
+        self.committed_outputs = self.driver.collector.log.borrow().len(OUTPUT);
     }
 
-    /// A new task on the same store: what was not committed is lost.
-    fn restart(mut self) -> Task {
-        let _ = &self.topology;
-        let slot = self.ctx.stores.remove(0);
-        Task::with_store(slot.store, self.clock.clone())
+    /// A crash and restart: what was not committed is lost, and the
+    /// uncommitted input is processed again. The restart aborts outputs
+    /// the test may have read already, and the driver's read position does
+    /// not go back with them: it is moved back to the committed end here,
+    /// so the outputs written again are read again.
+    fn restart(&mut self) {
+        if let Some(read) = self.driver.read.get_mut(OUTPUT) {
+            *read = (*read).min(self.committed_outputs);
+        }
+        self.driver.restart().unwrap();
+    }
+
+    fn watermark(&mut self) -> i64 {
+        self.driver.tasks[0].context_mut().time.watermark()
     }
 
     /// The store's keys with the given first byte (as the runtime sees them).
     fn raw_keys(&mut self, tag: u8) -> Vec<Vec<u8>> {
-        let view = KeyValueView::<Vec<u8>, Vec<u8>>::new(&mut self.ctx, STORE, "test").unwrap();
+        let view = KeyValueView::<Vec<u8>, Vec<u8>>::new(self.driver.tasks[0].context_mut(), STORE, "test").unwrap();
         view.prefix_scan(&vec![tag]).unwrap().into_iter().map(|(k, _)| k).collect()
     }
 }
@@ -366,19 +313,19 @@ fn timers_state_and_the_watermark_survive_a_restart_and_a_timer_fires_once() {
     t.push("z", "noop", 300);
     t.commit();
 
-    let mut t = t.restart();
-    assert_eq!(t.ctx.time.watermark(), 300, "the watermark is restored from the store");
+    t.restart();
+    assert_eq!(t.watermark(), 300, "the watermark is restored from the store");
     t.push("z", "noop", 600);
     assert_eq!(t.take(), out(&[("a", "fired:et@500:A")]), "state and timers came back");
-    // Not committed: after a restart the timer fires again, with the
-    // outputs it fired with (under exactly-once those were aborted).
-    let mut t = t.restart();
-    t.push("z", "noop", 600);
+    // Not committed: after a restart the record is processed again and
+    // the timer fires again, with the outputs it fired with (under
+    // exactly-once those were aborted).
+    t.restart();
     assert_eq!(t.take(), out(&[("a", "fired:et@500:A")]));
     t.commit();
 
-    let mut t = t.restart();
-    assert_eq!(t.ctx.time.watermark(), 600);
+    t.restart();
+    assert_eq!(t.watermark(), 600);
     // Below the restored watermark: no timer fires again, and records do
     // not move the watermark back.
     t.push("z", "noop", 100);
