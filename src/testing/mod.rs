@@ -163,6 +163,16 @@ impl TopologyTestDriver {
         Ok(driver)
     }
 
+    /// Sets the wall clock to `ms` (since the epoch) before anything is
+    /// processed, so wall-clock callbacks and processing-time timers are
+    /// scheduled from it.
+    pub fn start_wall_clock_at(mut self, ms: i64) -> Result<Self> {
+        self.stop_tasks();
+        self.clock.store(ms, Ordering::Relaxed);
+        self.start_tasks()?;
+        Ok(self)
+    }
+
     /// Commits only when the test calls [`commit`](Self::commit) (or
     /// never), so a [`restart`](Self::restart) shows what a crash between
     /// commits loses and repeats.
@@ -292,7 +302,6 @@ impl TopologyTestDriver {
             for task in &mut self.tasks {
                 task.prepare_commit().map_err(|e| Error::record(None, e))?;
                 task.complete_commit()?;
-                task.flush_stores()?;
             }
             self.consumed_to_committed();
             // Commit hooks may have written to topics other tasks read.
@@ -345,7 +354,13 @@ impl TopologyTestDriver {
             task.abort();
             task.close();
         }
-        self.collector.log.borrow_mut().abort();
+        let mut log = self.collector.log.borrow_mut();
+        log.abort();
+        // Records read but taken back are read again when written again.
+        for (topic, position) in &mut self.read {
+            *position = (*position).min(log.len(topic));
+        }
+        drop(log);
         self.consumed.clone_from(&self.committed);
     }
 
