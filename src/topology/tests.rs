@@ -1,17 +1,18 @@
 //! Unit tests of topologies: validation, sub-topology splitting, serde
-//! carry-over, and the record path of an instantiated sub-topology (no Kafka).
+//! carry-over, and the record path through the test driver (no Kafka).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::*;
-use crate::processor::graph::{Instance, Instantiator};
-use crate::processor::{StoreSlot, TaskContext, TaskId};
+use crate::config::Config;
+use crate::error::Error;
+use crate::processor::time::is_marker;
+use crate::processor::TaskContext;
 use crate::record::{Headers, Record};
 use crate::serde::Serdes;
-use crate::state::{InMemoryStore, WriteBuffer};
-use crate::testing::MemoryCollector;
+use crate::testing::{RawRecord, TopologyTestDriver};
 
 const APP: &str = "app";
 
@@ -24,11 +25,11 @@ struct Sent {
 }
 
 /// One sub-topology instantiated for partition 0, with in-memory stores
-/// and the test driver's in-memory collector: what the sinks send is kept.
+/// and the test driver's in-memory collector (until the cache tests move
+/// onto the driver).
 pub(super) struct Harness {
     pub(super) ctx: TaskContext,
-    pub(super) instance: Instance,
-    collector: MemoryCollector,
+    pub(super) instance: crate::processor::graph::Instance,
 }
 
 impl Harness {
@@ -39,9 +40,9 @@ impl Harness {
             .iter()
             .map(|name| {
                 let spec = topology.stores.iter().find(|s| &s.name == name).unwrap();
-                StoreSlot {
+                crate::processor::StoreSlot {
                     name: name.clone(),
-                    store: Box::new(InMemoryStore::new(name.clone())),
+                    store: Box::new(crate::state::InMemoryStore::new(name.clone())),
                     serdes: spec.serdes.clone(),
                     type_names: spec.type_names.clone(),
                     changelog: changelog_topic(name).resolve(APP),
@@ -49,16 +50,16 @@ impl Harness {
             })
             .collect();
         let source_ids: Vec<usize> = sub.sources.iter().map(|(n, _)| *n).collect();
-        let instance = Instantiator::instantiate(&topology.nodes, APP, &source_ids).unwrap();
-        let collector = MemoryCollector::default();
+        let instance = crate::processor::graph::Instantiator::instantiate(&topology.nodes, APP, &source_ids).unwrap();
+        let collector = crate::testing::MemoryCollector::default();
         let ctx = TaskContext {
-            task_id: TaskId { subtopology, partition: 0 },
+            task_id: crate::processor::TaskId { subtopology, partition: 0 },
             source: None,
             stream_time: i64::MIN,
             time: Default::default(),
             stores,
-            buffer: WriteBuffer::new(),
-            collector: Box::new(collector.clone()),
+            buffer: crate::state::WriteBuffer::new(),
+            collector: Box::new(collector),
             schedules: Vec::new(),
             late_records: 0,
             key_buf: Vec::new(),
@@ -66,7 +67,7 @@ impl Harness {
             shuffle: Default::default(),
             clock: Default::default(),
         };
-        Harness { ctx, instance, collector }
+        Harness { ctx, instance }
     }
 
     /// Runs every processor's `init`, as a task does before processing.
@@ -94,24 +95,83 @@ impl Harness {
         let result = source.borrow_mut().process_raw(key, value, timestamp, headers, None, &mut self.ctx);
         result
     }
+}
 
-    fn push(&mut self, topic: &str, key: &str, value: &str) -> Result<(), ProcessError> {
-        self.push_raw(topic, Some(key.as_bytes()), Some(value.as_bytes()), 1_000, Headers::new())
-    }
+/// A test driver for `topology` with `application_id = "app"` (internal
+/// topics are `app-<name>-...`).
+pub(super) fn driver(topology: Topology) -> TopologyTestDriver {
+    let config = Config::loader()
+        .env(std::iter::empty::<(String, String)>())
+        .default_value("application_id", APP)
+        .load()
+        .unwrap();
+    TopologyTestDriver::with_config(topology, config).unwrap()
+}
 
-    /// What the sinks sent, sorted.
-    fn sent(&self) -> Vec<Sent> {
-        let log = self.collector.log.borrow();
-        let mut sent: Vec<Sent> =
-            log.all().map(|(t, r)| Sent { topic: t.to_string(), key: r.key.clone(), value: r.value.clone() }).collect();
-        sent.sort();
-        sent
-    }
+/// The context of the task running sub-topology `subtopology`: its write
+/// buffer, stores and schedules.
+fn task_context(driver: &mut TopologyTestDriver, subtopology: usize) -> &mut TaskContext {
+    driver.tasks[subtopology].context_mut()
+}
 
-    /// The value of `key` in `store` as processors read it (write buffer first).
-    fn get<K: 'static, V: 'static>(&mut self, store: &str, key: &K) -> Option<V> {
-        KeyValueView::<K, V>::new(&mut self.ctx, store, "test").unwrap().get(key).unwrap()
+/// The processing error that stopped the driver (a bad record under the
+/// `fail` policy, or a topology error).
+fn process_error(result: crate::error::Result<()>) -> ProcessError {
+    match result {
+        Err(Error::Record { error, .. }) => *error,
+        Err(e) => panic!("expected a record error, got {e:?}"),
+        Ok(()) => panic!("expected a record error, but the record went through"),
     }
+}
+
+/// Pipes a record's bytes into `topic`; the error of the record, if any.
+fn push_raw(
+    driver: &mut TopologyTestDriver,
+    topic: &str,
+    key: Option<&[u8]>,
+    value: Option<&[u8]>,
+    timestamp: i64,
+    headers: Headers,
+) -> Result<(), ProcessError> {
+    let mut record = RawRecord::new(key, value, timestamp);
+    record.headers = headers;
+    match driver.pipe_raw(topic, record) {
+        Ok(()) => Ok(()),
+        result => Err(process_error(result)),
+    }
+}
+
+fn push(driver: &mut TopologyTestDriver, topic: &str, key: &str, value: &str) -> Result<(), ProcessError> {
+    push_raw(driver, topic, Some(key.as_bytes()), Some(value.as_bytes()), 1_000, Headers::new())
+}
+
+/// What the sinks sent, sorted: every record of every topic but the ones
+/// the test pipes into, watermark markers left out.
+fn all_sent(driver: &TopologyTestDriver) -> Vec<Sent> {
+    let log = driver.collector.log.borrow();
+    let mut sent: Vec<Sent> = log
+        .all()
+        .filter(|(t, r)| !driver.names.contains_key(*t) && !is_sent_marker(r))
+        .map(|(t, r)| Sent { topic: t.to_string(), key: r.key.clone(), value: r.value.clone() })
+        .collect();
+    sent.sort();
+    sent
+}
+
+/// The records sent to `topic` since the last read, in order, watermark
+/// markers left out.
+fn sent_to(driver: &mut TopologyTestDriver, topic: &str) -> Vec<Sent> {
+    let records = driver.read_raw(topic).into_iter().filter(|r| !is_sent_marker(r));
+    records.map(|r| Sent { topic: topic.to_string(), key: r.key, value: r.value }).collect()
+}
+
+fn is_sent_marker(r: &RawRecord) -> bool {
+    is_marker(r.value.as_deref(), r.headers.iter().map(|(k, _)| k.as_str()))
+}
+
+/// The value of `key` in `store` as processors read it (write buffer first).
+fn get<K: 'static, V: 'static>(driver: &mut TopologyTestDriver, store: &str, key: &K) -> Option<V> {
+    driver.store_get(store, key).unwrap()
 }
 
 fn sent(topic: &str, key: Option<&str>, value: Option<&str>) -> Sent {
