@@ -1,12 +1,12 @@
-//! `KTable::with_caching` through an in-memory task instance (no Kafka):
-//! one update per key per commit with it, every update without it, nothing
-//! held across an abort.
+//! `KTable::with_caching` through the test driver with manual commits (no
+//! Kafka): one update per key per commit with it, every update without it,
+//! nothing held across an abort.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use crate::record::Headers;
 use crate::serde::Serdes;
+use crate::testing::{RawRecord, TopologyTestDriver};
 use crate::topology::cache::CACHE_MAX_KEYS;
-use crate::topology::tests::{capture, Harness, Seen};
+use crate::topology::tests::{capture, driver, Seen};
 use crate::topology::Topology;
 
 /// Takes what was seen so far as (key, value, timestamp).
@@ -14,41 +14,32 @@ fn take<K: Clone, V: Clone>(seen: &Seen<K, V>) -> Vec<(K, V, i64)> {
     seen.lock().unwrap().drain(..).map(|r| (r.key, r.value, r.timestamp)).collect()
 }
 
-/// Sub-topology 0 of a topology for partition 0 (the unit tests' harness),
-/// committed and aborted the way `runtime::Task` does it.
-struct Task(Harness);
+/// The topology under a driver that commits when the test says so.
+struct Task(TopologyTestDriver);
 
 impl Task {
-    fn start(topology: &Topology) -> Task {
-        let mut h = Harness::new(topology, 0);
-        h.init().unwrap();
-        Task(h)
+    fn start(topology: Topology) -> Task {
+        Task(driver(topology).manual_commits())
     }
 
+    /// Pipes a record into the topology's (one) source topic, with its
+    /// timestamp in a `ts` header.
     fn push(&mut self, key: &str, value: Option<&str>, ts: i64) {
-        let topic = self.0.instance.sources.keys().next().unwrap().clone();
-        let headers: Headers = vec![("ts".to_string(), Some(ts.to_string().into_bytes()))];
-        self.0.push_raw(&topic, Some(key.as_bytes()), value.map(str::as_bytes), ts, headers).unwrap();
+        let topic = self.0.names.keys().next().unwrap().clone();
+        let mut record = RawRecord::new(Some(key.as_bytes()), value.map(str::as_bytes), ts);
+        record.headers = vec![("ts".to_string(), Some(ts.to_string().into_bytes()))];
+        self.0.pipe_raw(&topic, record).unwrap();
     }
 
-    /// `Task::prepare_commit` and `complete_commit`: the hooks, then the
-    /// write buffer reaches the stores.
+    /// The commit: the hooks, then the write buffer reaches the stores.
     fn commit(&mut self) {
-        let h = &mut self.0;
-        for (_, node) in &h.instance.lifecycles {
-            node.borrow_mut().on_commit(&mut h.ctx).unwrap();
-        }
-        for slot in &mut h.ctx.stores {
-            let batch = h.ctx.buffer.drain(&slot.name);
-            slot.store.apply(&batch, None).unwrap();
-        }
+        self.0.commit().unwrap();
     }
 
-    /// `Task::abort` and the `refresh` before the next record: the write
-    /// buffer is dropped and the nodes run `init` again.
+    /// A crash: the uncommitted work is dropped, the nodes run `init`
+    /// again, and the records since the last commit are processed again.
     fn abort(&mut self) {
-        self.0.ctx.buffer.clear();
-        self.0.init().unwrap();
+        self.0.restart().unwrap();
     }
 }
 
@@ -67,7 +58,7 @@ fn owned(items: &[(&str, i64, i64)]) -> Vec<(String, i64, i64)> {
 #[test]
 fn a_count_without_caching_forwards_every_update_at_once() {
     let (t, seen) = counts(false);
-    let mut task = Task::start(&t);
+    let mut task = Task::start(t);
     for (k, ts) in [("a", 1), ("a", 2), ("b", 3), ("a", 4)] {
         task.push(k, Some("x"), ts);
     }
@@ -79,7 +70,7 @@ fn a_count_without_caching_forwards_every_update_at_once() {
 #[test]
 fn a_cached_count_forwards_the_latest_update_per_key_once_per_commit() {
     let (t, seen) = counts(true);
-    let mut task = Task::start(&t);
+    let mut task = Task::start(t);
     for (k, ts) in [("a", 1), ("a", 2), ("b", 3), ("a", 4)] {
         task.push(k, Some("x"), ts);
     }
@@ -103,7 +94,7 @@ fn a_cached_update_keeps_the_headers_of_the_record_that_wrote_it() {
     let table = b.stream("in", Serdes::string(), Serdes::string()).group_by_key().count("counts").with_caching();
     let seen = capture(&table.to_stream());
     let t = b.build().unwrap();
-    let mut task = Task::start(&t);
+    let mut task = Task::start(t);
     task.push("a", Some("x"), 7);
     task.push("a", Some("x"), 9);
     task.commit();
@@ -115,17 +106,15 @@ fn a_cached_update_keeps_the_headers_of_the_record_that_wrote_it() {
 #[test]
 fn an_abort_drops_held_updates_and_the_reprocessed_records_are_forwarded_once() {
     let (t, seen) = counts(true);
-    let mut task = Task::start(&t);
+    let mut task = Task::start(t);
     task.push("a", Some("x"), 1);
     task.commit();
     assert_eq!(take(&seen), owned(&[("a", 1, 1)]));
 
     task.push("a", Some("x"), 2);
     task.push("b", Some("x"), 3);
+    // The restarted task reads the two records again.
     task.abort();
-    // The rewound consumer delivers the two records again.
-    task.push("a", Some("x"), 2);
-    task.push("b", Some("x"), 3);
     task.commit();
     assert_eq!(take(&seen), owned(&[("a", 2, 2), ("b", 1, 3)]), "no update of the aborted work is forwarded");
 }
@@ -133,7 +122,7 @@ fn an_abort_drops_held_updates_and_the_reprocessed_records_are_forwarded_once() 
 #[test]
 fn a_full_cache_forwards_what_it_holds_before_the_commit() {
     let (t, seen) = counts(true);
-    let mut task = Task::start(&t);
+    let mut task = Task::start(t);
     for i in 0..CACHE_MAX_KEYS {
         task.push(&format!("k{i}"), Some("x"), i as i64);
     }
@@ -152,7 +141,7 @@ fn a_cached_table_forwards_its_latest_update_or_delete_per_key() {
     let table = b.table("t", "tab", Serdes::string(), Serdes::string()).with_caching();
     let seen = capture(&table.to_change_stream());
     let t = b.build().unwrap();
-    let mut task = Task::start(&t);
+    let mut task = Task::start(t);
     task.push("a", Some("1"), 1);
     task.push("b", Some("1"), 2);
     task.push("a", None, 3);
@@ -173,7 +162,7 @@ fn cached_tables_in_a_chain_forward_in_the_same_commit() {
     let seen = capture(&second.to_stream());
     let t = b.build().unwrap();
     assert_eq!(t.subtopologies.len(), 1);
-    let mut task = Task::start(&t);
+    let mut task = Task::start(t);
     task.push("a", Some("x"), 1);
     task.push("a", Some("x"), 2);
     task.push("b", Some("x"), 3);

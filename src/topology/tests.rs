@@ -1,17 +1,18 @@
 //! Unit tests of topologies: validation, sub-topology splitting, serde
-//! carry-over, and the record path of an instantiated sub-topology (no Kafka).
+//! carry-over, and the record path through the test driver (no Kafka).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::*;
-use crate::processor::graph::{Instance, Instantiator};
-use crate::processor::{StoreSlot, TaskContext, TaskId};
+use crate::config::Config;
+use crate::error::Error;
+use crate::processor::time::is_marker;
+use crate::processor::TaskContext;
 use crate::record::{Headers, Record};
 use crate::serde::Serdes;
-use crate::state::{InMemoryStore, WriteBuffer};
-use crate::testing::MemoryCollector;
+use crate::testing::{RawRecord, TopologyTestDriver};
 
 const APP: &str = "app";
 
@@ -23,95 +24,81 @@ struct Sent {
     value: Option<Vec<u8>>,
 }
 
-/// One sub-topology instantiated for partition 0, with in-memory stores
-/// and the test driver's in-memory collector: what the sinks send is kept.
-pub(super) struct Harness {
-    pub(super) ctx: TaskContext,
-    pub(super) instance: Instance,
-    collector: MemoryCollector,
+/// A test driver for `topology` with `application_id = "app"` (internal
+/// topics are `app-<name>-...`).
+pub(super) fn driver(topology: Topology) -> TopologyTestDriver {
+    let config = Config::loader()
+        .env(std::iter::empty::<(String, String)>())
+        .default_value("application_id", APP)
+        .load()
+        .unwrap();
+    TopologyTestDriver::with_config(topology, config).unwrap()
 }
 
-impl Harness {
-    pub(super) fn new(topology: &Topology, subtopology: usize) -> Harness {
-        let sub = &topology.subtopologies[subtopology];
-        let stores = sub
-            .stores
-            .iter()
-            .map(|name| {
-                let spec = topology.stores.iter().find(|s| &s.name == name).unwrap();
-                StoreSlot {
-                    name: name.clone(),
-                    store: Box::new(InMemoryStore::new(name.clone())),
-                    serdes: spec.serdes.clone(),
-                    type_names: spec.type_names.clone(),
-                    changelog: changelog_topic(name).resolve(APP),
-                }
-            })
-            .collect();
-        let source_ids: Vec<usize> = sub.sources.iter().map(|(n, _)| *n).collect();
-        let instance = Instantiator::instantiate(&topology.nodes, APP, &source_ids).unwrap();
-        let collector = MemoryCollector::default();
-        let ctx = TaskContext {
-            task_id: TaskId { subtopology, partition: 0 },
-            source: None,
-            stream_time: i64::MIN,
-            time: Default::default(),
-            stores,
-            buffer: WriteBuffer::new(),
-            collector: Box::new(collector.clone()),
-            schedules: Vec::new(),
-            late_records: 0,
-            key_buf: Vec::new(),
-            value_buf: Vec::new(),
-            shuffle: Default::default(),
-            clock: Default::default(),
-        };
-        Harness { ctx, instance, collector }
-    }
+/// The context of the task running sub-topology `subtopology`: its write
+/// buffer, stores and schedules.
+fn task_context(driver: &mut TopologyTestDriver, subtopology: usize) -> &mut TaskContext {
+    driver.tasks[subtopology].context_mut()
+}
 
-    /// Runs every processor's `init`, as a task does before processing.
-    pub(super) fn init(&mut self) -> Result<(), ProcessError> {
-        for (_, node) in &self.instance.lifecycles {
-            node.borrow_mut().init(&mut self.ctx)?;
-        }
-        Ok(())
+/// The processing error that stopped the driver (a bad record under the
+/// `fail` policy, or a topology error).
+fn process_error(result: crate::error::Result<()>) -> ProcessError {
+    match result {
+        Err(Error::Record { error, .. }) => *error,
+        Err(e) => panic!("expected a record error, got {e:?}"),
+        Ok(()) => panic!("expected a record error, but the record went through"),
     }
+}
 
-    pub(super) fn push_raw(
-        &mut self,
-        topic: &str,
-        key: Option<&[u8]>,
-        value: Option<&[u8]>,
-        timestamp: i64,
-        headers: Headers,
-    ) -> Result<(), ProcessError> {
-        let source = self
-            .instance
-            .sources
-            .get(topic)
-            .unwrap_or_else(|| panic!("no source reads {topic}; sources: {:?}", self.instance.sources.keys()))
-            .clone();
-        let result = source.borrow_mut().process_raw(key, value, timestamp, headers, None, &mut self.ctx);
-        result
+/// Pipes a record's bytes into `topic`; the error of the record, if any.
+fn push_raw(
+    driver: &mut TopologyTestDriver,
+    topic: &str,
+    key: Option<&[u8]>,
+    value: Option<&[u8]>,
+    timestamp: i64,
+    headers: Headers,
+) -> Result<(), ProcessError> {
+    let mut record = RawRecord::new(key, value, timestamp);
+    record.headers = headers;
+    match driver.pipe_raw(topic, record) {
+        Ok(()) => Ok(()),
+        result => Err(process_error(result)),
     }
+}
 
-    fn push(&mut self, topic: &str, key: &str, value: &str) -> Result<(), ProcessError> {
-        self.push_raw(topic, Some(key.as_bytes()), Some(value.as_bytes()), 1_000, Headers::new())
-    }
+fn push(driver: &mut TopologyTestDriver, topic: &str, key: &str, value: &str) -> Result<(), ProcessError> {
+    push_raw(driver, topic, Some(key.as_bytes()), Some(value.as_bytes()), 1_000, Headers::new())
+}
 
-    /// What the sinks sent, sorted.
-    fn sent(&self) -> Vec<Sent> {
-        let log = self.collector.log.borrow();
-        let mut sent: Vec<Sent> =
-            log.all().map(|(t, r)| Sent { topic: t.to_string(), key: r.key.clone(), value: r.value.clone() }).collect();
-        sent.sort();
-        sent
-    }
+/// What the sinks sent, sorted: every record of every topic but the ones
+/// the test pipes into, watermark markers left out.
+fn all_sent(driver: &TopologyTestDriver) -> Vec<Sent> {
+    let log = driver.collector.log.borrow();
+    let mut sent: Vec<Sent> = log
+        .all()
+        .filter(|(t, r)| !driver.names.contains_key(*t) && !is_sent_marker(r))
+        .map(|(t, r)| Sent { topic: t.to_string(), key: r.key.clone(), value: r.value.clone() })
+        .collect();
+    sent.sort();
+    sent
+}
 
-    /// The value of `key` in `store` as processors read it (write buffer first).
-    fn get<K: 'static, V: 'static>(&mut self, store: &str, key: &K) -> Option<V> {
-        KeyValueView::<K, V>::new(&mut self.ctx, store, "test").unwrap().get(key).unwrap()
-    }
+/// The records sent to `topic` since the last read, in order, watermark
+/// markers left out.
+fn sent_to(driver: &mut TopologyTestDriver, topic: &str) -> Vec<Sent> {
+    let records = driver.read_raw(topic).into_iter().filter(|r| !is_sent_marker(r));
+    records.map(|r| Sent { topic: topic.to_string(), key: r.key, value: r.value }).collect()
+}
+
+fn is_sent_marker(r: &RawRecord) -> bool {
+    is_marker(r.value.as_deref(), r.headers.iter().map(|(k, _)| k.as_str()))
+}
+
+/// The value of `key` in `store` as processors read it (write buffer first).
+fn get<K: 'static, V: 'static>(driver: &mut TopologyTestDriver, store: &str, key: &K) -> Option<V> {
+    driver.store_get(store, key).unwrap()
 }
 
 fn sent(topic: &str, key: Option<&str>, value: Option<&str>) -> Sent {
