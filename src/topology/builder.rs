@@ -7,7 +7,7 @@ use std::marker::PhantomData;
 use std::rc::Rc;
 use std::sync::Arc;
 
-use crate::processor::api::{Children, Entry, Node, Processor, ProcessorNode, Typed};
+use crate::processor::api::{Children, Entry, Node, Processor, ProcessorContext, ProcessorNode, Typed};
 use crate::processor::graph::{BuildFn, Instantiator, NodeKind, NodeSpec, RawSource, SourceEntry, TopicName};
 use crate::processor::store::StoreSpec;
 use crate::processor::time::{decode_mark, is_marker, Extract, Timestamps, MARKER_HEADER};
@@ -15,15 +15,20 @@ use crate::processor::{ProcessError, UserError};
 use crate::record::Record;
 use crate::serde::{Encoded, Serde, Serdes};
 use crate::topology::cache::{CacheProcessor, CACHE_MAX_KEYS};
+use crate::topology::change::{Change, ChangeSerde};
 use crate::topology::ops::{
-    AggregateProcessor, Emit, Fallible, FlatMapProcessor, FoldFn, SplitProcessor, TableProcessor,
+    AggregateProcessor, Emit, Fallible, FlatMapProcessor, FoldFn, MaterializeProcessor, SplitProcessor, TableProcessor,
 };
 use crate::topology::{Topology, TopologyError};
 
 mod grouped;
+mod grouped_table;
 mod nodes;
 mod split;
 mod stream;
+mod table;
+
+pub use grouped_table::KGroupedTable;
 
 use nodes::{source, SinkNode, SinkTarget};
 
@@ -146,8 +151,11 @@ impl TopologyBuilder {
         );
         self.add_store(StoreSpec::key_value(name, key_serde.clone(), value_serde.clone()));
         let store = name.to_string();
-        let node = s.add_processor("TABLE", vec![store.clone()], move |_| TableProcessor { store: store.clone() });
-        KTable { stream: node, key_serde: Arc::new(key_serde), value_serde: Arc::new(value_serde) }
+        let node = s.add_processor("TABLE", vec![store.clone()], {
+            let store = store.clone();
+            move |_| TableProcessor { store: store.clone() }
+        });
+        KTable { stream: node, key_serde: Arc::new(key_serde), value_serde: Arc::new(value_serde), store: Some(store) }
     }
 
     /// Declares a store for processors added with [`KStream::process`].
@@ -277,10 +285,19 @@ impl<T: 'static> Serde<T> for NoSerde {
     }
 }
 
-/// A changelog of the latest value per key. Updates carry `Some(value)`,
-/// deletes `None`.
+/// A changelog of the latest value per key: every update replaces the
+/// key's value, and a delete removes it.
+///
+/// Inside, each update travels with the value it replaces (Kafka Streams'
+/// `Change`), so `filter` turns a key that stops passing into a delete,
+/// `group_by` moves a value from its old group to its new one, and joins
+/// retract what they emitted before.
 pub struct KTable<K, V> {
-    stream: KStream<K, Option<V>>,
-    key_serde: Arc<dyn Serde<K>>,
-    value_serde: Arc<dyn Serde<V>>,
+    pub(crate) stream: KStream<K, Change<V>>,
+    pub(crate) key_serde: Arc<dyn Serde<K>>,
+    pub(crate) value_serde: Arc<dyn Serde<V>>,
+    /// The store holding the table's current values, when it has one (a
+    /// source table, an aggregate, or after `materialize`): joins look
+    /// keys up in it.
+    pub(crate) store: Option<String>,
 }

@@ -34,6 +34,7 @@ use crate::processor::api::{Processor, ProcessorContext};
 use crate::processor::ProcessError;
 use crate::record::Record;
 use crate::serde::{Encoded, Serde};
+use crate::topology::change::Change;
 
 /// Keys held per cache (per task) before they are forwarded early.
 pub(crate) const CACHE_MAX_KEYS: usize = 10_000;
@@ -46,7 +47,7 @@ pub(crate) struct CacheProcessor<K, V> {
     /// Serialized key -> its update's position in `held`.
     index: HashMap<Vec<u8>, usize>,
     /// The latest update of each key, in order of each key's first update.
-    held: Vec<Record<K, Option<V>>>,
+    held: Vec<Record<K, Change<V>>>,
     key_buf: Vec<u8>,
 }
 
@@ -83,7 +84,7 @@ impl<K: Clone + 'static, V: Clone + 'static> CacheProcessor<K, V> {
     /// Forwards every held update. If a child fails on one, the updates
     /// after it stay held for the next flush, so a failure loses nothing
     /// but the update that failed.
-    fn flush(&mut self, ctx: &mut ProcessorContext<'_, K, Option<V>>) -> Result<(), ProcessError> {
+    fn flush(&mut self, ctx: &mut ProcessorContext<'_, K, Change<V>>) -> Result<(), ProcessError> {
         self.index.clear();
         let mut held = std::mem::take(&mut self.held).into_iter();
         while let Some(record) = held.next() {
@@ -97,11 +98,16 @@ impl<K: Clone + 'static, V: Clone + 'static> CacheProcessor<K, V> {
         Ok(())
     }
 
-    fn hold(&mut self, record: Record<K, Option<V>>) -> Result<(), ProcessError> {
+    /// Holds `record` as its key's latest update; the value it replaces is
+    /// the one before the first held update of the key.
+    fn hold(&mut self, mut record: Record<K, Change<V>>) -> Result<(), ProcessError> {
         let next = self.held.len();
         self.key_bytes(&record.key)?;
         match self.index.get(self.key_buf.as_slice()) {
-            Some(&i) => self.held[i] = record,
+            Some(&i) => {
+                record.value.old = self.held[i].value.old.take();
+                self.held[i] = record;
+            }
             None => {
                 self.index.insert(self.key_buf.clone(), next);
                 self.held.push(record);
@@ -111,10 +117,10 @@ impl<K: Clone + 'static, V: Clone + 'static> CacheProcessor<K, V> {
     }
 }
 
-impl<K: Clone + 'static, V: Clone + 'static> Processor<K, Option<V>, K, Option<V>> for CacheProcessor<K, V> {
+impl<K: Clone + 'static, V: Clone + 'static> Processor<K, Change<V>, K, Change<V>> for CacheProcessor<K, V> {
     /// Runs when the task starts and again after an aborted transaction:
     /// what was held belongs to the aborted work, which is reprocessed.
-    fn init(&mut self, _ctx: &mut ProcessorContext<'_, K, Option<V>>) -> Result<(), ProcessError> {
+    fn init(&mut self, _ctx: &mut ProcessorContext<'_, K, Change<V>>) -> Result<(), ProcessError> {
         self.index.clear();
         self.held.clear();
         Ok(())
@@ -122,8 +128,8 @@ impl<K: Clone + 'static, V: Clone + 'static> Processor<K, Option<V>, K, Option<V
 
     fn process(
         &mut self,
-        record: Record<K, Option<V>>,
-        ctx: &mut ProcessorContext<'_, K, Option<V>>,
+        record: Record<K, Change<V>>,
+        ctx: &mut ProcessorContext<'_, K, Change<V>>,
     ) -> Result<(), ProcessError> {
         self.hold(record)?;
         if self.held.len() >= self.max_keys {
@@ -132,7 +138,7 @@ impl<K: Clone + 'static, V: Clone + 'static> Processor<K, Option<V>, K, Option<V
         Ok(())
     }
 
-    fn on_commit(&mut self, ctx: &mut ProcessorContext<'_, K, Option<V>>) -> Result<(), ProcessError> {
+    fn on_commit(&mut self, ctx: &mut ProcessorContext<'_, K, Change<V>>) -> Result<(), ProcessError> {
         self.flush(ctx)
     }
 }

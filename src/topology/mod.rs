@@ -14,6 +14,8 @@
 
 mod builder;
 mod cache;
+mod change;
+mod joins;
 pub mod keyed;
 mod ops;
 mod windows;
@@ -26,7 +28,7 @@ pub use crate::processor::{
     UserError,
 };
 pub use crate::record::Windowed;
-pub use builder::{Branches, Data, KGroupedStream, KStream, KTable, Split, TopologyBuilder};
+pub use builder::{Branches, Data, KGroupedStream, KGroupedTable, KStream, KTable, Split, TopologyBuilder};
 pub use windows::{Aggregator, EmitMode, Updates, WindowOutput, WindowResult, WindowedStream, Windows, WithTombstones};
 
 use crate::processor::graph::{NodeKind, NodeSpec, TopicName};
@@ -117,21 +119,6 @@ impl Topology {
             }
         }
         let subtopologies = split_subtopologies(&nodes)?;
-        let mut owner: BTreeMap<&str, usize> = BTreeMap::new();
-        for st in &subtopologies {
-            for s in &st.stores {
-                if let Some(other) = owner.insert(s, st.id) {
-                    if other != st.id {
-                        return Err(TopologyError::Invalid(format!(
-                            "store `{s}` is used in sub-topologies {other} and {}; a store belongs to one \
-                             sub-topology: merge() the streams that use it, or use it only downstream of one \
-                             repartition",
-                            st.id
-                        )));
-                    }
-                }
-            }
-        }
         Ok(Topology { nodes, stores: graph.stores, subtopologies })
     }
 
@@ -234,8 +221,17 @@ pub(crate) fn changelog_topic(store: &str) -> TopicName {
     TopicName::Internal(format!("{store}-changelog"))
 }
 
-/// Connected components of the graph, numbered in the order of their first node.
+/// Connected components of the graph, numbered in the order of their first
+/// node. Nodes that use the same store are connected too (a join looks up
+/// the store another node writes), as in Kafka Streams'
+/// `InternalTopologyBuilder#makeNodeGroups`.
 fn split_subtopologies(nodes: &[NodeSpec]) -> Result<Vec<Subtopology>, TopologyError> {
+    let mut users: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+    for (id, n) in nodes.iter().enumerate() {
+        for s in &n.stores {
+            users.entry(s.as_str()).or_default().push(id);
+        }
+    }
     let mut component = vec![usize::MAX; nodes.len()];
     let mut subtopologies = Vec::new();
     for start in 0..nodes.len() {
@@ -252,6 +248,9 @@ fn split_subtopologies(nodes: &[NodeSpec]) -> Result<Vec<Subtopology>, TopologyE
             component[n] = id;
             members.push(n);
             stack.extend(nodes[n].children.iter().chain(nodes[n].parents.iter()).copied());
+            for s in &nodes[n].stores {
+                stack.extend(users.get(s.as_str()).into_iter().flatten().copied());
+            }
         }
         members.sort_unstable();
         let mut st = Subtopology { id, nodes: members, sources: Vec::new(), sinks: Vec::new(), stores: Vec::new() };

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use crate::processor::api::{Processor, ProcessorContext};
 use crate::processor::{ProcessError, UserError};
 use crate::record::Record;
+use crate::topology::change::Change;
 
 pub(crate) type Fallible<T> = Result<T, UserError>;
 
@@ -68,14 +69,14 @@ impl<K: Clone + 'static, V: Clone + 'static> Processor<K, V, K, V> for SplitProc
 
 /// `aggregate`, `reduce`, `count`: fold each record into the value stored
 /// for its key (`None` before the first) and emit the new value as a table
-/// update.
+/// update, with the value it replaces.
 pub(crate) struct AggregateProcessor<K, V, A> {
     pub(crate) name: String,
     pub(crate) store: String,
     pub(crate) fold: FoldFn<K, V, A>,
 }
 
-impl<K, V, A> Processor<K, V, K, Option<A>> for AggregateProcessor<K, V, A>
+impl<K, V, A> Processor<K, V, K, Change<A>> for AggregateProcessor<K, V, A>
 where
     K: Clone + 'static,
     V: 'static,
@@ -84,30 +85,56 @@ where
     fn process(
         &mut self,
         record: Record<K, V>,
-        ctx: &mut ProcessorContext<'_, K, Option<A>>,
+        ctx: &mut ProcessorContext<'_, K, Change<A>>,
     ) -> Result<(), ProcessError> {
         let mut store = ctx.store::<K, A>(&self.store)?;
         let current = store.get(&record.key)?;
         let Record { key, value, timestamp, headers } = record;
-        let updated = (self.fold)(&key, value, current).map_err(|e| rejected(&self.name, e))?;
+        let updated = (self.fold)(&key, value, current.clone()).map_err(|e| rejected(&self.name, e))?;
         store.put(&key, &updated)?;
-        ctx.forward(Record { key, value: Some(updated), timestamp, headers })
+        ctx.forward(Record { key, value: Change::new(Some(updated), current), timestamp, headers })
     }
 }
 
-/// `table`: keep the latest value per key; a null value deletes.
+/// `table` and `materialize`: keep the latest value per key in a store
+/// (`None` deletes) and forward the update with the value it replaces.
+/// As Kafka Streams' `KTableSource`, a delete of an absent key is
+/// forwarded too (as a change with neither value).
 pub(crate) struct TableProcessor {
     pub(crate) store: String,
 }
 
-impl<K: Clone + 'static, V: Clone + 'static> Processor<K, Option<V>, K, Option<V>> for TableProcessor {
+impl<K: Clone + 'static, V: Clone + 'static> Processor<K, Option<V>, K, Change<V>> for TableProcessor {
     fn process(
         &mut self,
         record: Record<K, Option<V>>,
-        ctx: &mut ProcessorContext<'_, K, Option<V>>,
+        ctx: &mut ProcessorContext<'_, K, Change<V>>,
     ) -> Result<(), ProcessError> {
         let mut store = ctx.store::<K, V>(&self.store)?;
+        let old = store.get(&record.key)?;
         match &record.value {
+            Some(v) => store.put(&record.key, v)?,
+            None => store.delete(&record.key)?,
+        }
+        let Record { key, value, timestamp, headers } = record;
+        ctx.forward(Record { key, value: Change::new(value, old), timestamp, headers })
+    }
+}
+
+/// `materialize` of a table whose updates already carry their old values:
+/// only writes the store.
+pub(crate) struct MaterializeProcessor {
+    pub(crate) store: String,
+}
+
+impl<K: Clone + 'static, V: Clone + 'static> Processor<K, Change<V>, K, Change<V>> for MaterializeProcessor {
+    fn process(
+        &mut self,
+        record: Record<K, Change<V>>,
+        ctx: &mut ProcessorContext<'_, K, Change<V>>,
+    ) -> Result<(), ProcessError> {
+        let mut store = ctx.store::<K, V>(&self.store)?;
+        match &record.value.new {
             Some(v) => store.put(&record.key, v)?,
             None => store.delete(&record.key)?,
         }

@@ -1,4 +1,4 @@
-//! `KGroupedStream` (aggregations per key) and `KTable` (changelog streams).
+//! `KGroupedStream`: aggregations of a stream per key.
 
 use super::*;
 
@@ -40,7 +40,7 @@ impl<K: Data, V: Data> KGroupedStream<K, V> {
             s.graph.borrow_mut().errors.push(TopologyError::Invalid(format!(
                 "aggregation `{name}` needs a key serde; pass one to group_by or call .with_serdes(..) before group_by_key"
             )));
-            return KTable { stream: s.derive(s.node, false), key_serde: Arc::new(NoSerde), value_serde: agg_serde };
+            return KTable::broken(s, Arc::new(NoSerde), agg_serde);
         };
         let input = if s.key_changed {
             if s.value_serde.is_none() {
@@ -48,7 +48,7 @@ impl<K: Data, V: Data> KGroupedStream<K, V> {
                     "aggregation `{name}` regroups records by a new key, so they are written to a repartition topic, \
                      which needs a value serde; call .with_serdes(key_serde, value_serde) before grouping"
                 )));
-                return KTable { stream: s.derive(s.node, false), key_serde, value_serde: agg_serde };
+                return KTable::broken(s, key_serde, agg_serde);
             }
             s.repartition(name)
         } else {
@@ -57,12 +57,11 @@ impl<K: Data, V: Data> KGroupedStream<K, V> {
         let mut builder = TopologyBuilder { graph: s.graph.clone() };
         builder.add_store(StoreSpec::key_value(name, ArcSerde(key_serde.clone()), ArcSerde(agg_serde.clone())));
         let store = name.to_string();
-        let table = input.add_processor("AGGREGATE", vec![store.clone()], move |node| AggregateProcessor {
-            name: node.to_string(),
-            store: store.clone(),
-            fold: fold.clone(),
+        let table = input.add_processor("AGGREGATE", vec![store.clone()], {
+            let store = store.clone();
+            move |node| AggregateProcessor { name: node.to_string(), store: store.clone(), fold: fold.clone() }
         });
-        KTable { stream: table, key_serde, value_serde: agg_serde }
+        KTable { stream: table, key_serde, value_serde: agg_serde, store: Some(store) }
     }
 
     /// Counts records per key into the store `name`.
@@ -120,11 +119,7 @@ impl<K: Data, V: Data> KGroupedStream<K, V> {
             self.stream.graph.borrow_mut().errors.push(TopologyError::Invalid(format!(
                 "reduce `{name}` needs the value serde; call .with_serdes(..) before grouping"
             )));
-            return KTable {
-                stream: self.stream.derive(self.stream.node, false),
-                key_serde: Arc::new(NoSerde),
-                value_serde: Arc::new(NoSerde),
-            };
+            return KTable::broken(&self.stream, Arc::new(NoSerde), Arc::new(NoSerde));
         };
         self.aggregate_with(
             name,
@@ -136,65 +131,5 @@ impl<K: Data, V: Data> KGroupedStream<K, V> {
             }),
             value_serde,
         )
-    }
-}
-
-impl<K: Data, V: Data> KTable<K, V> {
-    /// The same table with its updates held back until the commit: at most
-    /// one update per key per commit interval goes downstream (the key's
-    /// latest value, with the timestamp and headers of the record that
-    /// wrote it), as with Kafka Streams' record cache
-    /// (`statestore.cache.max.bytes`, `Materialized.withCachingEnabled()`).
-    /// Off by default: without it every update is forwarded at once.
-    ///
-    /// The held updates are forwarded in the first step of the commit, in
-    /// the same transaction as the changelog records and input offsets, or
-    /// earlier when 10,000 keys of one task are held (the cache is full).
-    /// An aborted transaction drops them with the rest of its work. How many
-    /// updates are merged depends on `commit_interval_ms` and on how fast
-    /// records arrive; the last value per key does not. A window downstream
-    /// in the same task sees the updates at the commit, so it judges their
-    /// lateness against the watermark then.
-    ///
-    /// ```
-    /// use rivulet::prelude::*;
-    /// let mut b = Topology::builder();
-    /// b.stream("clicks", Serdes::string(), Serdes::string())
-    ///     .group_by_key()
-    ///     .count("clicks-per-user")
-    ///     .with_caching()
-    ///     .to_stream()
-    ///     .to("clicks-per-user", Serdes::string(), Serdes::i64());
-    /// assert!(b.build().unwrap().describe().contains("CACHE"));
-    /// ```
-    pub fn with_caching(&self) -> KTable<K, V> {
-        let key_serde = self.key_serde.clone();
-        let stream = self.stream.add_processor("CACHE", Vec::new(), move |name| {
-            CacheProcessor::new(name, key_serde.clone(), CACHE_MAX_KEYS)
-        });
-        KTable { stream, key_serde: self.key_serde.clone(), value_serde: self.value_serde.clone() }
-    }
-
-    /// The table's updates as a stream of the new values (deletes are left out).
-    pub fn to_stream(&self) -> KStream<K, V> {
-        let s = self.stream.flat(
-            "TO_STREAM",
-            false,
-            Arc::new(|r: Record<K, Option<V>>| {
-                let Record { key, value, timestamp, headers } = r;
-                Ok(match value {
-                    Some(value) => Emit::One(Record { key, value, timestamp, headers }),
-                    None => Emit::None,
-                })
-            }),
-        );
-        KStream { key_serde: Some(self.key_serde.clone()), value_serde: Some(self.value_serde.clone()), ..s }
-    }
-
-    /// The table's updates and deletes (`None`) as a stream; written to a
-    /// topic, deletes become tombstones.
-    pub fn to_change_stream(&self) -> KStream<K, Option<V>> {
-        let value_serde: Arc<dyn Serde<Option<V>>> = Arc::new(Serdes::optional(ArcSerde(self.value_serde.clone())));
-        KStream { key_serde: Some(self.key_serde.clone()), value_serde: Some(value_serde), ..self.stream.clone() }
     }
 }
