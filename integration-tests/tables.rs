@@ -1,0 +1,182 @@
+//! Tables and stream-table joins on a real broker: the `order_enrichment`
+//! example under exactly-once, its tables loaded from a backlog, restored
+//! from their changelogs on a new machine in the middle; and the start
+//! refusing a join of topics that are not co-partitioned.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod harness;
+
+#[allow(dead_code)]
+#[path = "../examples/order_enrichment.rs"]
+mod order_enrichment;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use harness::TestRecord;
+use order_enrichment::{Customer, EnrichedOrder, Order, Product};
+use rivulet::prelude::*;
+
+const TIMEOUT: Duration = Duration::from_secs(90);
+const PARTITIONS: i32 = 3;
+
+fn json_record(partition: i32, key: &str, value: &impl serde::Serialize) -> TestRecord {
+    TestRecord {
+        partition,
+        key: Some(key.as_bytes().to_vec()),
+        value: Some(serde_json::to_vec(value).unwrap()),
+        headers: vec![],
+        timestamp: None,
+    }
+}
+
+/// The partition Kafka's default partitioner (murmur2, as the Java client
+/// and rivulet's own sinks) gives `key`: a product's record must be where
+/// the repartitioned orders of that product are.
+fn partition_of(key: &str) -> i32 {
+    const M: u32 = 0x5bd1_e995;
+    let data = key.as_bytes();
+    let mut h: u32 = 0x9747_b28c ^ data.len() as u32;
+    let mut chunks = data.chunks_exact(4);
+    for c in &mut chunks {
+        let mut k = u32::from_le_bytes([c[0], c[1], c[2], c[3]]).wrapping_mul(M);
+        k ^= k >> 24;
+        h = h.wrapping_mul(M) ^ k.wrapping_mul(M);
+    }
+    let tail = chunks.remainder();
+    if !tail.is_empty() {
+        for (i, b) in tail.iter().enumerate() {
+            h ^= u32::from(*b) << (8 * i);
+        }
+        h = h.wrapping_mul(M);
+    }
+    h ^= h >> 13;
+    h = h.wrapping_mul(M);
+    h ^= h >> 15;
+    ((h & 0x7fff_ffff) % PARTITIONS as u32) as i32
+}
+
+fn customer_id(i: usize) -> String {
+    format!("c{}", i % 40)
+}
+
+fn product_id(i: usize) -> String {
+    format!("p{}", (i * 7) % 25)
+}
+
+/// Orders of customers c0..c39 for products p0..p24; customers c30..c39 and
+/// products p20..p24 do not exist.
+fn order(i: usize) -> Order {
+    Order { order_id: format!("o{i}"), product_id: product_id(i), quantity: (i % 5) as i64 + 1 }
+}
+
+fn customer(c: usize) -> Customer {
+    Customer { name: format!("name-{c}"), tier: if c % 3 == 0 { "gold" } else { "basic" }.into() }
+}
+
+fn product(p: usize) -> Product {
+    Product { title: format!("title-{p}"), price_cents: 100 + p as i64 }
+}
+
+/// All the group's committed offsets of `topic` are at its end.
+fn caught_up(group: &str, topic: &str) -> Result<(), String> {
+    let ends: Vec<i64> = harness::watermarks(topic).into_iter().map(|(_, high)| high).collect();
+    let committed = harness::committed_offsets(group, topic, ends.len() as i32);
+    let done = committed.iter().zip(&ends).all(|(c, end)| *end == 0 || *c == Some(*end));
+    if done {
+        Ok(())
+    } else {
+        Err(format!("{topic}: committed {committed:?}, end {ends:?}"))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn order_enrichment_joins_every_order_once_across_a_restart_on_a_new_machine() {
+    let orders = harness::new_topic("orders", PARTITIONS).await;
+    let customers = harness::new_topic("customers", PARTITIONS).await;
+    let products = harness::new_topic("products", PARTITIONS).await;
+    let output = harness::new_topic("enriched", 1).await;
+    let customer_records: Vec<TestRecord> =
+        (0..30).map(|c| json_record(partition_of(&format!("c{c}")), &format!("c{c}"), &customer(c))).collect();
+    let product_records: Vec<TestRecord> =
+        (0..20).map(|p| json_record(partition_of(&format!("p{p}")), &format!("p{p}"), &product(p))).collect();
+    harness::produce_many(&customers, &customer_records).await;
+    harness::produce_many(&products, &product_records).await;
+
+    let app_id = harness::unique("order-enrichment");
+    let topology = || order_enrichment::topology(&orders, &customers, &products, &output).unwrap();
+    let first_state = tempfile::tempdir().unwrap();
+    // Exactly-once with the default commit interval.
+    let config = |dir: &std::path::Path, instance: &str| {
+        harness::app_config(
+            &app_id,
+            dir,
+            &[
+                ("RIVULET__PROCESSING_GUARANTEE", "exactly_once"),
+                ("RIVULET__INSTANCE_ID", instance),
+                ("RIVULET__COMMIT_INTERVAL_MS", "100"),
+            ],
+        )
+    };
+    let app = App::new(config(first_state.path(), "a")).unwrap().start(topology()).unwrap();
+    // The tables are loaded before any order arrives (see the example's docs).
+    harness::eventually("the tables are loaded", TIMEOUT, || {
+        caught_up(&app_id, &customers)?;
+        caught_up(&app_id, &products)
+    });
+
+    let n = 3_000;
+    let order_records = |range: std::ops::Range<usize>| -> Vec<TestRecord> {
+        range.map(|i| json_record(partition_of(&customer_id(i)), &customer_id(i), &order(i))).collect()
+    };
+    harness::produce_many(&orders, &order_records(0..n / 2)).await;
+    harness::eventually("the first half is processed", TIMEOUT, || caught_up(&app_id, &orders));
+    app.shutdown().unwrap();
+
+    // A new machine: no local state, the tables come back from their changelogs.
+    harness::produce_many(&orders, &order_records(n / 2..n)).await;
+    let second_state = tempfile::tempdir().unwrap();
+    let app = App::new(config(second_state.path(), "b")).unwrap().start(topology()).unwrap();
+    let read = || -> Vec<(String, EnrichedOrder)> {
+        harness::read_committed(&output)
+            .iter()
+            .map(|r| (r.key_str().to_string(), serde_json::from_slice(r.value.as_deref().unwrap()).unwrap()))
+            .collect()
+    };
+    harness::eventually("every order is in the output", TIMEOUT, || {
+        let got = read().len();
+        if got >= n {
+            Ok(())
+        } else {
+            Err(format!("{got} of {n} orders"))
+        }
+    });
+    app.shutdown().unwrap();
+
+    let got = read();
+    assert_eq!(got.len(), n, "every order exactly once");
+    let by_id: BTreeMap<String, EnrichedOrder> = got.into_iter().collect();
+    assert_eq!(by_id.len(), n);
+    for i in 0..n {
+        let o = &by_id[&format!("o{i}")];
+        let (c, p) = (i % 40, (i * 7) % 25);
+        assert_eq!(o.customer_id, customer_id(i));
+        assert_eq!(o.customer, (c < 30).then(|| customer(c)), "order {i}");
+        assert_eq!(o.product, (p < 20).then(|| product(p)), "order {i}");
+        assert_eq!(o.total_cents, (p < 20).then(|| product(p).price_cents * order(i).quantity), "order {i}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_join_of_topics_with_different_partition_counts_is_refused_naming_both() {
+    let orders = harness::new_topic("orders", 3).await;
+    let customers = harness::new_topic("customers", 2).await;
+    let products = harness::new_topic("products", 3).await;
+    let state = tempfile::tempdir().unwrap();
+    let config = harness::app_config(&harness::unique("bad-join"), state.path(), &[]);
+    let topology = order_enrichment::topology(&orders, &customers, &products, "unused").unwrap();
+    let e = App::new(config).unwrap().start(topology).err().expect("the start refuses the topology");
+    let m = e.to_string();
+    assert!(m.contains(&format!("{orders}: 3")) && m.contains(&format!("{customers}: 2")), "{m}");
+    assert!(m.contains("same number of partitions"), "{m}");
+}
