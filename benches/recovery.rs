@@ -23,16 +23,6 @@ use rivulet::prelude::*;
 
 const PARTITIONS: i32 = 4;
 
-fn topology(input: &str, output: &str) -> Topology {
-    let mut b = Topology::builder();
-    b.stream(input, Serdes::string(), Serdes::string()).group_by_key().count("per-key").to_stream().to(
-        output,
-        Serdes::string(),
-        Serdes::i64(),
-    );
-    b.build().unwrap()
-}
-
 fn config(app_id: &str, state: &Path) -> Config {
     harness::app_config(
         app_id,
@@ -45,7 +35,10 @@ fn config(app_id: &str, state: &Path) -> Config {
 fn child(spec: &str) -> ! {
     let parts: Vec<&str> = spec.split('|').collect();
     let [input, output, app_id, state] = parts[..] else { panic!("bad spec {spec}") };
-    let app = App::new(config(app_id, Path::new(state))).unwrap().start(topology(input, output)).unwrap();
+    let app = App::new(config(app_id, Path::new(state)))
+        .unwrap()
+        .start(harness::count_per_key(input, output, "per-key"))
+        .unwrap();
     harness::child::run_until_stopped(app)
 }
 
@@ -66,7 +59,7 @@ fn caught_up(app_id: &str, input: &str) -> bool {
 /// Starts an instance on `state` and measures until every task runs.
 fn restart(app_id: &str, input: &str, output: &str, state: &Path) -> (Duration, u64) {
     let started = Instant::now();
-    let app = App::new(config(app_id, state)).unwrap().start(topology(input, output)).unwrap();
+    let app = App::new(config(app_id, state)).unwrap().start(harness::count_per_key(input, output, "per-key")).unwrap();
     loop {
         let s = app.stats();
         if s.tasks_running == PARTITIONS as u64 && s.tasks_restoring == 0 {

@@ -13,8 +13,6 @@ use std::time::{Duration, Instant};
 
 use harness::child::{self, ChildApp};
 use harness::TestRecord;
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::{Offset, TopicPartitionList};
 use rivulet::prelude::*;
 use rivulet::RunningApp;
 
@@ -128,26 +126,11 @@ async fn ready_is_503_while_a_large_store_restores_and_200_after() {
     let input = harness::new_topic("ops-keys", 2).await;
     let output = harness::new_topic("ops-counts", 2).await;
     let app_id = harness::unique("ops-restore");
-    let topology = || {
-        let mut b = Topology::builder();
-        b.stream(&input, Serdes::string(), Serdes::string()).group_by_key().count("per-key").to_stream().to(
-            &output,
-            Serdes::string(),
-            Serdes::i64(),
-        );
-        b.build().unwrap()
-    };
+    let topology = || harness::count_per_key(&input, &output, "per-key");
     harness::produce_many(&input, &records(KEYS, 2, 0)).await;
     let state = tempfile::tempdir().unwrap();
     let app = App::new(harness::app_config(&app_id, state.path(), &[])).unwrap().start(topology()).unwrap();
-    harness::eventually("every key counted", Duration::from_secs(240), || {
-        let s = app.stats();
-        if s.records_processed == KEYS as u64 && s.commits > 1 {
-            Ok(())
-        } else {
-            Err(format!("{s:?}"))
-        }
-    });
+    harness::eventually_processed("every key counted", &app, KEYS as u64, Duration::from_secs(240));
     app.shutdown().unwrap();
 
     // Without its state dir, the restart replays the whole changelog.
@@ -190,17 +173,6 @@ async fn ready_is_503_while_a_large_store_restores_and_200_after() {
     app.shutdown().unwrap();
 }
 
-/// Counts per key and emits every running count, under exactly-once.
-fn running_counts(input: &str, output: &str) -> Topology {
-    let mut b = Topology::builder();
-    b.stream(input, Serdes::string(), Serdes::string()).group_by_key().count("running").to_stream().to(
-        output,
-        Serdes::string(),
-        Serdes::i64(),
-    );
-    b.build().unwrap()
-}
-
 fn eos_config(app_id: &str, state_dir: &std::path::Path, instance: &str, extra: &[(&str, &str)]) -> Config {
     let mut env = vec![("RIVULET__SHUTDOWN_TIMEOUT_MS", "20000")];
     env.extend_from_slice(extra);
@@ -228,25 +200,12 @@ fn child_process_entry_point_for_signal_tests() {
     ];
     let config = eos_config(app_id, std::path::Path::new(state_dir), instance, &logging);
     rivulet::init_logging(&config).unwrap();
-    App::new(config).unwrap().run(running_counts(input, output)).unwrap();
+    App::new(config).unwrap().run(harness::count_per_key(input, output, "running")).unwrap();
 }
 
 /// The offsets the group has committed on `topic`, summed over partitions.
 fn committed_total(group: &str, topic: &str, partitions: i32) -> i64 {
-    let consumer: BaseConsumer = harness::client_config().set("group.id", group).create().unwrap();
-    let mut tpl = TopicPartitionList::new();
-    for p in 0..partitions {
-        tpl.add_partition(topic, p);
-    }
-    let committed = consumer.committed_offsets(tpl, Duration::from_secs(10)).unwrap();
-    committed
-        .elements()
-        .iter()
-        .map(|e| match e.offset() {
-            Offset::Offset(o) => o,
-            _ => 0,
-        })
-        .sum()
+    harness::committed_offsets(group, topic, partitions).into_iter().map(|o| o.unwrap_or(0)).sum()
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -305,7 +264,7 @@ async fn sigterm_mid_stream_exits_0_within_the_timeout_and_the_restart_reprocess
     harness::produce_many(&input, rest).await;
     let app = App::new(eos_config(&app_id, state.path(), &instance, &[]))
         .unwrap()
-        .start(running_counts(&input, &output))
+        .start(harness::count_per_key(&input, &output, "running"))
         .unwrap();
     harness::eventually("every input counted exactly once", Duration::from_secs(120), || {
         harness::check_running_counts(&output, &expected)

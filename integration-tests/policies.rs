@@ -5,10 +5,12 @@
 
 mod harness;
 
+use std::path::Path;
 use std::time::Duration;
 
 use harness::TestRecord;
 use rivulet::prelude::*;
+use rivulet::RunningApp;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -63,6 +65,31 @@ fn keys_of(topic: &str) -> Vec<String> {
     harness::read_committed(topic).iter().map(|r| r.key_str().to_string()).collect()
 }
 
+/// Runs the topology with `policy` for every kind of bad record until the
+/// good records are written.
+fn start_with_policy(policy: &str, input: &str, output: &str, app_id: &str, state: &Path) -> RunningApp {
+    let config = harness::app_config(
+        app_id,
+        state,
+        &[
+            ("RIVULET__ERRORS__DESERIALIZATION", policy),
+            ("RIVULET__ERRORS__PROCESSING", policy),
+            ("RIVULET__ERRORS__PRODUCTION", policy),
+            SMALL_MESSAGES,
+        ],
+    );
+    let app = App::new(config).unwrap().start(topology(input, output)).unwrap();
+    harness::eventually("the good records are written", Duration::from_secs(60), || {
+        let keys = keys_of(output);
+        if keys == GOOD {
+            Ok(())
+        } else {
+            Err(format!("{keys:?}"))
+        }
+    });
+    app
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn fail_policy_stops_at_the_malformed_record_naming_its_offset_and_commits_nothing_past_it() {
     let (input, output, app_id) = setup("fail").await;
@@ -96,25 +123,7 @@ async fn fail_policy_stops_at_the_malformed_record_naming_its_offset_and_commits
 async fn skip_policy_counts_bad_records_and_processes_every_good_one() {
     let (input, output, app_id) = setup("skip").await;
     let state = tempfile::tempdir().unwrap();
-    let config = harness::app_config(
-        &app_id,
-        state.path(),
-        &[
-            ("RIVULET__ERRORS__DESERIALIZATION", "skip"),
-            ("RIVULET__ERRORS__PROCESSING", "skip"),
-            ("RIVULET__ERRORS__PRODUCTION", "skip"),
-            SMALL_MESSAGES,
-        ],
-    );
-    let app = App::new(config).unwrap().start(topology(&input, &output)).unwrap();
-    harness::eventually("the good records are written", Duration::from_secs(60), || {
-        let keys = keys_of(&output);
-        if keys == GOOD {
-            Ok(())
-        } else {
-            Err(format!("{keys:?}"))
-        }
-    });
+    let app = start_with_policy("skip", &input, &output, &app_id, state.path());
     harness::eventually("all three bad records are counted", Duration::from_secs(10), || {
         let s = app.stats();
         if s.records_skipped == 3 {
@@ -130,26 +139,8 @@ async fn skip_policy_counts_bad_records_and_processes_every_good_one() {
 async fn dead_letter_policy_writes_the_original_record_with_error_headers() {
     let (input, output, app_id) = setup("dlq").await;
     let state = tempfile::tempdir().unwrap();
-    let config = harness::app_config(
-        &app_id,
-        state.path(),
-        &[
-            ("RIVULET__ERRORS__DESERIALIZATION", "dead_letter"),
-            ("RIVULET__ERRORS__PROCESSING", "dead_letter"),
-            ("RIVULET__ERRORS__PRODUCTION", "dead_letter"),
-            SMALL_MESSAGES,
-        ],
-    );
-    let app = App::new(config).unwrap().start(topology(&input, &output)).unwrap();
+    let app = start_with_policy("dead_letter", &input, &output, &app_id, state.path());
     let dlq = format!("{app_id}-dlq");
-    harness::eventually("the good records are written", Duration::from_secs(60), || {
-        let keys = keys_of(&output);
-        if keys == GOOD {
-            Ok(())
-        } else {
-            Err(format!("{keys:?}"))
-        }
-    });
     harness::eventually("three records are dead-lettered", Duration::from_secs(30), || {
         let n = harness::read_committed(&dlq).len();
         if n == 3 {

@@ -230,29 +230,14 @@ async fn a_large_restore_runs_in_batches_and_processing_resumes_after_it() {
     let input = harness::new_topic("keys", 2).await;
     let output = harness::new_topic("key-counts", 2).await;
     let app_id = harness::unique("big-restore");
-    let topology = || {
-        let mut b = Topology::builder();
-        b.stream(&input, Serdes::string(), Serdes::string()).group_by_key().count("per-key").to_stream().to(
-            &output,
-            Serdes::string(),
-            Serdes::i64(),
-        );
-        b.build().unwrap()
-    };
+    let topology = || harness::count_per_key(&input, &output, "per-key");
     let keys = 25_000;
     let records: Vec<TestRecord> =
         (0..keys).map(|i| TestRecord { partition: (i % 2) as i32, ..TestRecord::kv(&format!("k{i}"), "v") }).collect();
     harness::produce_many(&input, &records).await;
     let state = tempfile::tempdir().unwrap();
     let app = App::new(harness::app_config(&app_id, state.path(), &[])).unwrap().start(topology()).unwrap();
-    harness::eventually("every key counted", Duration::from_secs(90), || {
-        let s = app.stats();
-        if s.records_processed == keys as u64 && s.commits > 1 {
-            Ok(())
-        } else {
-            Err(format!("{s:?}"))
-        }
-    });
+    harness::eventually_processed("every key counted", &app, keys as u64, Duration::from_secs(90));
     app.shutdown().unwrap();
     let changelog = harness::read_committed(&format!("{app_id}-per-key-changelog")).len() as u64;
     assert!(changelog >= keys as u64, "one changelog record per key at least: {changelog}");

@@ -1,6 +1,7 @@
 //! Windows on the real broker: every window kind with `emit_final`, on
-//! input that arrives out of order and includes late records, equals an
-//! oracle computed here with plain arithmetic; late records land in the
+//! input that arrives out of order and includes late records, equals the
+//! plain-arithmetic oracle of the window unit tests (included from
+//! `src/topology/window_tests/oracle.rs`); late records land in the
 //! late topic and nowhere else; a restart mid-stream (state wiped, so it is
 //! restored from the changelog) emits each window exactly once; a late
 //! record inside an open session joins it; a session merged after it was
@@ -9,6 +10,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod harness;
+#[path = "../src/topology/window_tests/oracle.rs"]
+mod oracle;
 
 #[allow(dead_code)]
 #[path = "../examples/page_views_per_minute.rs"]
@@ -21,6 +24,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use harness::TestRecord;
+use oracle::{xorshift, Oracle, Win};
 use rivulet::prelude::*;
 use rivulet::topology::{Timestamps, Windows};
 
@@ -68,17 +72,6 @@ fn topology(input: &str, topics: &BTreeMap<&str, (String, String)>) -> Topology 
     b.build().unwrap()
 }
 
-/// A xorshift pseudo-random sequence: the same input for the same seed.
-fn xorshift(seed: u64) -> impl FnMut() -> u64 {
-    let mut x = seed;
-    move || {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        x
-    }
-}
-
 /// Records with timestamps mostly rising in 100 ms steps, some out of
 /// order within out-of-orderness plus grace, some far behind (late).
 fn input(seed: u64, n: usize) -> Vec<(String, i64)> {
@@ -100,147 +93,29 @@ fn input(seed: u64, n: usize) -> Vec<(String, i64)> {
         .collect()
 }
 
-type Win = (String, i64, i64);
-
-/// Windows computed from the arrival order with plain arithmetic: the
-/// watermark is the largest timestamp so far minus the out-of-orderness; a
-/// record joins the open windows it falls in (late when none is open); a
-/// window closes when the watermark reaches its end (+ gap) + grace.
-#[derive(Default)]
-struct Oracle {
-    open: BTreeMap<Win, (i64, i64)>,
-    closed: BTreeMap<Win, i64>,
-    late: Vec<usize>,
-    wm: Option<i64>,
-    accepted: Vec<(String, i64)>,
-    /// Records whose own window was closed that landed in an open one.
-    rescued: usize,
-}
-
-impl Oracle {
-    fn wm(&self) -> i64 {
-        self.wm.unwrap_or(i64::MIN)
-    }
-
-    fn close_due(&mut self) {
-        let wm = self.wm();
-        let due: Vec<Win> = self.open.iter().filter(|(_, (_, c))| *c <= wm).map(|(w, _)| w.clone()).collect();
-        for w in due {
-            let (n, _) = self.open.remove(&w).unwrap();
-            self.closed.insert(w, n);
-        }
-    }
-
-    /// Kafka Streams' and Flink's session rule: the record merges with the
-    /// open sessions of its key within the gap, and is late only when the
-    /// merged session is closed (a record with nothing to merge with: when
-    /// its own session is). Closed sessions are gone and merge with nothing.
-    fn session(&mut self, i: usize, k: &str, ts: i64, gap: i64, grace: i64) {
-        let wm = self.wm();
-        let touching: Vec<Win> = self
-            .open
-            .iter()
-            .filter(|((key, s, e), (_, close))| key == k && *e >= ts - gap && *s <= ts + gap && *close > wm)
-            .map(|(w, _)| w.clone())
-            .collect();
-        let end = touching.iter().map(|w| w.2).max().unwrap_or(ts).max(ts);
-        if end + gap + 1 + grace <= wm {
-            self.late.push(i);
-            return;
-        }
-        if ts + gap + 1 + grace <= wm {
-            self.rescued += 1;
-        }
-        let (mut start, mut n) = (ts, 1);
-        for w in touching {
-            let (c, _) = self.open.remove(&w).unwrap();
-            start = start.min(w.1);
-            n += c;
-        }
-        self.open.insert((k.to_string(), start, end), (n, end + gap + 1 + grace));
-    }
-
-    /// Kafka Streams' sliding windows, written out: the windows of a key
-    /// are `[t - size, t]` for each of its records and `[t + 1, t + 1 + size]`
-    /// for each record with a later one within that range; a window holds
-    /// every accepted record of the key between its bounds (inclusive) while
-    /// it is open. A record is late when the last window it could fall in,
-    /// ending at `t + size`, is closed; a window closed when a record would
-    /// create it is not created.
-    fn sliding(&mut self, i: usize, k: &str, ts: i64, size: i64) {
-        let wm = self.wm();
-        if ts + size + 1 + GRACE <= wm {
-            self.late.push(i);
-            return;
-        }
-        if ts + 1 + GRACE <= wm {
-            self.rescued += 1;
-        }
-        self.accepted.push((k.to_string(), ts));
-        let of_key: Vec<i64> = self.accepted.iter().filter(|(key, _)| key == k).map(|(_, t)| *t).collect();
-        let mut candidates = vec![(ts - size, ts)];
-        // Right windows still open (the others cannot change).
-        for &t in of_key.iter().filter(|&&t| t + size + 2 + GRACE > wm) {
-            if of_key.iter().any(|&later| later > t && later <= t + 1 + size) {
-                candidates.push((t + 1, t + 1 + size));
-            }
-        }
-        for (s, e) in candidates {
-            let w = (k.to_string(), s, e);
-            if e + 1 + GRACE > wm && !self.closed.contains_key(&w) {
-                self.open.entry(w).or_insert((0, e + 1 + GRACE));
-            }
-        }
-        for ((key, s, e), (n, close)) in self.open.iter_mut() {
-            if key == k && *close > wm {
-                *n = of_key.iter().filter(|&&t| *s <= t && t <= *e).count() as i64;
-            }
-        }
-    }
-
-    fn run(kind: &str, input: &[(String, i64)]) -> Oracle {
-        let mut o = Oracle::default();
-        let mut counts: BTreeMap<String, Vec<i64>> = BTreeMap::new();
-        for (i, (k, ts)) in input.iter().enumerate() {
-            let ts = *ts;
-            o.wm = Some(o.wm().max(ts - OOO));
-            let wm = o.wm();
-            match kind {
-                "tumbling" | "hopping" => {
-                    let (size, advance) = if kind == "tumbling" { (10_000, 10_000) } else { (10_000, 3_000) };
-                    let mut start = ts.div_euclid(advance) * advance;
-                    let (mut added, mut missed) = (false, false);
-                    while start + size > ts {
-                        if start + size + GRACE > wm {
-                            o.open.entry((k.clone(), start, start + size)).or_insert((0, start + size + GRACE)).0 += 1;
-                            added = true;
-                        } else {
-                            missed = true;
-                        }
-                        start -= advance;
-                    }
-                    if !added {
-                        o.late.push(i);
-                    } else if missed {
-                        o.rescued += 1;
-                    }
+/// The oracle of `kind` over `input`: the time windows as the unit tests
+/// judge them, count windows closing every 4 records of a key.
+fn oracle_for(kind: &str, input: &[(String, i64)]) -> Oracle {
+    let mut o = Oracle::new(OOO, GRACE);
+    match kind {
+        "tumbling" => o.time(input, 10_000, 10_000),
+        "hopping" => o.time(input, 10_000, 3_000),
+        "session" => o.sessions(input, 1_500),
+        "sliding" => o.sliding(input, 5_000),
+        "count" => {
+            let mut counts: BTreeMap<&str, Vec<i64>> = BTreeMap::new();
+            for (k, ts) in input {
+                let c = counts.entry(k).or_default();
+                c.push(*ts);
+                if c.len() == 4 {
+                    o.closed.insert((k.clone(), c[0], c[3]), 4);
+                    c.clear();
                 }
-                "session" => o.session(i, k, ts, 1_500, GRACE),
-                "sliding" => o.sliding(i, k, ts, 5_000),
-                "count" => {
-                    let c = counts.entry(k.clone()).or_default();
-                    c.push(ts);
-                    if c.len() == 4 {
-                        o.closed.insert((k.clone(), c[0], c[3]), 4);
-                        c.clear();
-                    }
-                }
-                _ => unreachable!(),
             }
-            o.close_due();
         }
-        o
+        _ => unreachable!(),
     }
+    o
 }
 
 fn as_records(input: &[(String, i64)]) -> Vec<TestRecord> {
@@ -300,7 +175,7 @@ async fn every_window_kind_equals_the_oracle_and_late_records_go_only_to_the_lat
     );
     let app = App::new(config).unwrap().start(topology(&input_topic, &topics)).unwrap();
     for kind in &all {
-        let oracle = Oracle::run(kind, &records);
+        let oracle = oracle_for(kind, &records);
         assert!(!oracle.closed.is_empty(), "{kind}: the oracle closed no window");
         if *kind != "count" {
             assert!(!oracle.late.is_empty(), "{kind}: the input has no late record");
@@ -318,7 +193,7 @@ async fn every_window_kind_equals_the_oracle_and_late_records_go_only_to_the_lat
             }
         });
         // Late records, unchanged, in arrival order, and only there.
-        let want: Vec<TestRecord> = oracle.late.iter().map(|&i| as_records(&records[i..=i]).remove(0)).collect();
+        let want = as_records(&oracle.late);
         harness::eventually(&format!("{kind} late records in the late topic"), TIMEOUT, || {
             let got: Vec<TestRecord> = harness::read_committed(late)
                 .into_iter()
@@ -363,12 +238,8 @@ fn long_sessions_input(seed: u64, n: usize) -> Vec<(String, i64)> {
 async fn a_late_record_inside_an_open_session_is_merged_into_it_not_dropped() {
     let (gap, grace) = (20_000i64, 5_000i64);
     let records = long_sessions_input(5, 8_000);
-    let mut oracle = Oracle::default();
-    for (i, (k, ts)) in records.iter().enumerate() {
-        oracle.wm = Some(oracle.wm().max(ts - OOO));
-        oracle.session(i, k, *ts, gap, grace);
-        oracle.close_due();
-    }
+    let mut oracle = Oracle::new(OOO, grace);
+    oracle.sessions(&records, gap);
     assert!(oracle.rescued > 0, "no late record lands in an open session");
     assert!(oracle.late.len() > oracle.rescued / 4, "too few records late for good");
     assert!(oracle.closed.len() > 10, "too few sessions closed: {}", oracle.closed.len());
@@ -516,7 +387,7 @@ async fn emit_final_emits_each_window_once_across_a_restart_that_restores_from_t
     harness::produce_many(&input_topic, &as_records(second)).await;
     let app = App::new(config).unwrap().start(topology(&input_topic, &topics)).unwrap();
     for kind in ["tumbling", "session"] {
-        let oracle = Oracle::run(kind, &records);
+        let oracle = oracle_for(kind, &records);
         harness::eventually(&format!("{kind} windows after the restart"), TIMEOUT, || {
             let got = emitted(&topics[kind].0)?;
             if got == oracle.closed {

@@ -368,6 +368,29 @@ pub fn eventually(what: &str, timeout: Duration, mut check: impl FnMut() -> Resu
     }
 }
 
+/// Counts the records of each key of `input` in the store `store` and
+/// writes every new count to `output` (string keys, i64 counts).
+pub fn count_per_key(input: &str, output: &str, store: &str) -> rivulet::topology::Topology {
+    use rivulet::prelude::*;
+    let mut b = Topology::builder();
+    let counts = b.stream(input, Serdes::string(), Serdes::string()).group_by_key().count(store);
+    counts.to_stream().to(output, Serdes::string(), Serdes::i64());
+    b.build().unwrap()
+}
+
+/// Waits until `app` has processed exactly `records` records and
+/// committed more than once.
+pub fn eventually_processed(what: &str, app: &rivulet::RunningApp, records: u64, timeout: Duration) {
+    eventually(what, timeout, || {
+        let s = app.stats();
+        if s.records_processed == records && s.commits > 1 {
+            Ok(())
+        } else {
+            Err(format!("{s:?}"))
+        }
+    });
+}
+
 /// For every key, the running counts emitted to `output` (i64, big-endian,
 /// read `read_committed`) must be exactly 1, 2, ..., n: no duplicate, no gap.
 pub fn check_running_counts(output: &str, expected: &BTreeMap<String, i64>) -> Result<(), String> {

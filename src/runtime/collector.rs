@@ -16,11 +16,10 @@ use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::BaseRecord;
 
 use crate::metrics::Metrics;
-use crate::processor::collector::Collector;
-use crate::processor::time::{MARKER_HEADER, RECORD_MARK_HEADER};
+use crate::processor::collector::{Collector, Outgoing};
+use crate::processor::time::RECORD_MARK_HEADER;
 use crate::processor::wall_clock_ms;
 use crate::processor::ProcessError;
-use crate::record::Headers;
 use crate::runtime::producer::StreamsProducer;
 pub(crate) use crate::runtime::producer::{DeliveryFailure, DeliveryTracker, ThreadProducer};
 
@@ -66,55 +65,6 @@ impl RecordCollector {
         &self.producer
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn produce(
-        &self,
-        topic: &str,
-        partition: Option<i32>,
-        key: Option<&[u8]>,
-        value: Option<&[u8]>,
-        timestamp: i64,
-        headers: &Headers,
-        mark: Option<&[u8]>,
-    ) -> Result<(), ProcessError> {
-        self.producer.begin().map_err(|e| ProcessError::TransactionFailed {
-            topic: topic.to_string(),
-            reason: format!("cannot begin a transaction: {e}"),
-        })?;
-        let mut record: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(topic).timestamp(timestamp);
-        if let Some(p) = partition {
-            record = record.partition(p);
-        }
-        if let Some(k) = key {
-            record = record.key(k);
-        }
-        if let Some(v) = value {
-            record = record.payload(v);
-        }
-        if !headers.is_empty() || mark.is_some() {
-            let mut hs = OwnedHeaders::new_with_capacity(headers.len() + usize::from(mark.is_some()));
-            for (k, v) in headers {
-                hs = hs.insert(Header { key: k, value: v.as_deref() });
-            }
-            if let Some(mark) = mark {
-                hs = hs.insert(Header { key: RECORD_MARK_HEADER, value: Some(mark) });
-            }
-            record = record.headers(hs);
-        }
-        self.producer.send(record).map_err(|e: KafkaError| {
-            if self.producer.transaction_failed(&e) {
-                ProcessError::TransactionFailed { topic: topic.to_string(), reason: e.to_string() }
-            } else {
-                ProcessError::Produce {
-                    topic: topic.to_string(),
-                    reason: e.to_string(),
-                    key: key.map(<[u8]>::to_vec),
-                    value: value.map(<[u8]>::to_vec),
-                }
-            }
-        })
-    }
-
     /// Serves delivery reports without waiting.
     pub(crate) fn poll(&self) {
         self.producer.poll();
@@ -134,43 +84,54 @@ impl RecordCollector {
 impl Collector for RecordCollector {
     /// Queues one record. A full queue is drained by serving delivery
     /// reports; any other refusal is a production error for the policy.
-    /// `mark` (records to a repartition topic) is the writing task's
-    /// watermark, sent as the `rivulet.upstream` header after `headers`.
-    #[allow(clippy::too_many_arguments)]
-    fn send(
-        &self,
-        topic: &str,
-        partition: Option<i32>,
-        key: Option<&[u8]>,
-        value: Option<&[u8]>,
-        timestamp: i64,
-        headers: &Headers,
-        mark: Option<&[u8]>,
-    ) -> Result<(), ProcessError> {
-        if let Some(latency) = &self.latency {
-            latency.observe(topic, timestamp);
+    fn produce(&self, out: Outgoing<'_>) -> Result<(), ProcessError> {
+        let topic = out.topic;
+        self.producer.begin().map_err(|e| ProcessError::TransactionFailed {
+            topic: topic.to_string(),
+            reason: format!("cannot begin a transaction: {e}"),
+        })?;
+        let mut record: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(topic).timestamp(out.timestamp);
+        if let Some(p) = out.partition {
+            record = record.partition(p);
         }
-        self.produce(topic, partition, key, value, timestamp, headers, mark)
+        if let Some(k) = out.key {
+            record = record.key(k);
+        }
+        if let Some(v) = out.value {
+            record = record.payload(v);
+        }
+        if !out.headers.is_empty() || out.mark.is_some() {
+            let mut hs = OwnedHeaders::new_with_capacity(out.headers.len() + usize::from(out.mark.is_some()));
+            for (k, v) in out.headers {
+                hs = hs.insert(Header { key: k, value: v.as_deref() });
+            }
+            if let Some(mark) = out.mark {
+                hs = hs.insert(Header { key: RECORD_MARK_HEADER, value: Some(mark) });
+            }
+            record = record.headers(hs);
+        }
+        self.producer.send(record).map_err(|e: KafkaError| {
+            if self.producer.transaction_failed(&e) {
+                ProcessError::TransactionFailed { topic: topic.to_string(), reason: e.to_string() }
+            } else {
+                ProcessError::Produce {
+                    topic: topic.to_string(),
+                    reason: e.to_string(),
+                    key: out.key.map(<[u8]>::to_vec),
+                    value: out.value.map(<[u8]>::to_vec),
+                }
+            }
+        })
     }
 
-    /// Queues a watermark marker (no key, no value, the marker header) for
-    /// one partition of a repartition topic. Not an output: its age is not
-    /// observed.
-    fn send_marker(&self, topic: &str, partition: i32, timestamp: i64, mark: &[u8]) -> Result<(), ProcessError> {
-        let headers: Headers = vec![(MARKER_HEADER.to_string(), Some(mark.to_vec()))];
-        self.produce(topic, Some(partition), None, None, timestamp, &headers, None)
-    }
-
-    /// Queues a record for the dead-letter topic (not an output: its age
-    /// is not observed).
-    fn send_dead_letter(
-        &self,
-        topic: &str,
-        key: Option<&[u8]>,
-        value: Option<&[u8]>,
-        headers: &Headers,
-    ) -> Result<(), ProcessError> {
-        self.produce(topic, None, key, value, wall_clock_ms(), headers, None)
+    /// Queues a record the task's nodes write, observing its age when it
+    /// is an output. Watermark markers and dead letters are not outputs:
+    /// they go straight to [`Collector::produce`].
+    fn send(&self, out: Outgoing<'_>) -> Result<(), ProcessError> {
+        if let Some(latency) = &self.latency {
+            latency.observe(out.topic, out.timestamp);
+        }
+        self.produce(out)
     }
 
     /// The highest offset delivered to a changelog partition since the last

@@ -19,7 +19,7 @@ use rdkafka::message::{BorrowedMessage, Headers as _};
 use rdkafka::{Message, Timestamp};
 
 use crate::error::{Error, Result};
-use crate::processor::collector::Collector;
+use crate::processor::collector::{Collector, Outgoing};
 use crate::processor::graph::TopicName;
 use crate::processor::graph::{Instance, Instantiator};
 use crate::processor::time::{encode_mark, is_marker, Mark, RECORD_MARK_HEADER};
@@ -332,15 +332,15 @@ impl Task {
                 continue;
             }
             for (k, v) in &batch {
-                self.ctx.collector.send(
-                    &slot.changelog,
-                    Some(self.id.partition),
-                    Some(k),
-                    v.as_deref(),
-                    self.ctx.clock.now_ms(),
-                    &Headers::new(),
-                    None,
-                )?;
+                self.ctx.collector.send(Outgoing {
+                    topic: &slot.changelog,
+                    partition: Some(self.id.partition),
+                    key: Some(k),
+                    value: v.as_deref(),
+                    timestamp: self.ctx.clock.now_ms(),
+                    headers: &Headers::new(),
+                    mark: None,
+                })?;
             }
             self.pending.push((i, dropped, batch));
         }

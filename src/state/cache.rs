@@ -17,7 +17,7 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 
-use super::{in_range, KeyRange, KeyValueStore, StateResult};
+use super::{in_range, Change, KeyRange, KeyValueStore, StateResult};
 
 /// What an entry is assumed to cost beyond its key and value bytes (the
 /// two vectors, the hash-table slot).
@@ -98,17 +98,8 @@ impl<S: KeyValueStore> KeyValueStore for CachedStore<S> {
         self.inner.prefix_scan(prefix)
     }
 
-    fn apply(&mut self, batch: &[(Vec<u8>, Option<Vec<u8>>)], changelog_offset: Option<i64>) -> StateResult<()> {
-        self.apply_dropping(&[], batch, changelog_offset)
-    }
-
-    fn apply_dropping(
-        &mut self,
-        dropped: &[KeyRange],
-        batch: &[(Vec<u8>, Option<Vec<u8>>)],
-        changelog_offset: Option<i64>,
-    ) -> StateResult<()> {
-        if let Err(e) = self.inner.apply_dropping(dropped, batch, changelog_offset) {
+    fn apply_dropping(&mut self, dropped: &[KeyRange], batch: &[Change], offset: Option<i64>) -> StateResult<()> {
+        if let Err(e) = self.inner.apply_dropping(dropped, batch, offset) {
             // The store may hold part of the batch or none of it: forget
             // everything rather than guess.
             *self.cache.get_mut() = Generations::default();

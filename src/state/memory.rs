@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::ops::Bound;
 
-use super::{KeyRange, KeyValueStore, StateResult};
+use super::{Change, KeyRange, KeyValueStore, StateResult};
 
 /// A [`KeyValueStore`] in memory. Nothing survives the process, so after a
 /// restart the store is restored from its changelog from the beginning; use
@@ -46,8 +46,18 @@ impl KeyValueStore for InMemoryStore {
         Ok(entries.map(|(key, value)| (key.clone(), value.clone())).collect())
     }
 
-    fn apply(&mut self, batch: &[(Vec<u8>, Option<Vec<u8>>)], changelog_offset: Option<i64>) -> StateResult<()> {
-        // Nothing below can fail, so applying entry by entry is still atomic.
+    fn apply_dropping(&mut self, dropped: &[KeyRange], batch: &[Change], offset: Option<i64>) -> StateResult<()> {
+        // Nothing below can fail, so applying range by range and entry by
+        // entry is still atomic.
+        for (from, to) in dropped {
+            if from >= to {
+                continue;
+            }
+            let mut inside = self.entries.split_off(from.as_slice());
+            let mut after = inside.split_off(to.as_slice());
+            self.entries.append(&mut after);
+            self.bytes -= inside.iter().map(|(key, value)| (key.len() + value.len()) as u64).sum::<u64>();
+        }
         for (key, value) in batch {
             let old = match value {
                 Some(value) => {
@@ -60,28 +70,10 @@ impl KeyValueStore for InMemoryStore {
                 self.bytes -= (key.len() + old.len()) as u64;
             }
         }
-        if changelog_offset.is_some() {
-            self.changelog_offset = changelog_offset;
+        if offset.is_some() {
+            self.changelog_offset = offset;
         }
         Ok(())
-    }
-
-    fn apply_dropping(
-        &mut self,
-        dropped: &[KeyRange],
-        batch: &[(Vec<u8>, Option<Vec<u8>>)],
-        changelog_offset: Option<i64>,
-    ) -> StateResult<()> {
-        for (from, to) in dropped {
-            if from >= to {
-                continue;
-            }
-            let mut inside = self.entries.split_off(from.as_slice());
-            let mut after = inside.split_off(to.as_slice());
-            self.entries.append(&mut after);
-            self.bytes -= inside.iter().map(|(key, value)| (key.len() + value.len()) as u64).sum::<u64>();
-        }
-        self.apply(batch, changelog_offset)
     }
 
     fn changelog_offset(&self) -> StateResult<Option<i64>> {
@@ -104,18 +96,7 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
     use super::*;
-
-    fn put(key: &str, value: &str) -> (Vec<u8>, Option<Vec<u8>>) {
-        (key.as_bytes().to_vec(), Some(value.as_bytes().to_vec()))
-    }
-
-    fn delete(key: &str) -> (Vec<u8>, Option<Vec<u8>>) {
-        (key.as_bytes().to_vec(), None)
-    }
-
-    fn keys(entries: Vec<(Vec<u8>, Vec<u8>)>) -> Vec<String> {
-        entries.into_iter().map(|(key, _)| String::from_utf8(key).unwrap()).collect()
-    }
+    use crate::state::tests::{delete, keys, put};
 
     #[test]
     fn put_get_and_delete_round_trip() {

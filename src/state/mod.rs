@@ -128,6 +128,9 @@ pub type StateResult<T> = Result<T, StateError>;
 /// A key range `[from, to)`.
 pub(crate) type KeyRange = (Vec<u8>, Vec<u8>);
 
+/// One entry of a batch: a key and its new value, `None` deleting it.
+pub(crate) type Change = (Vec<u8>, Option<Vec<u8>>);
+
 /// A bytes-level key-value store, in key order (bytewise).
 ///
 /// The outer layers (the read cache, the typed view) are built on this
@@ -157,32 +160,16 @@ pub(crate) trait KeyValueStore: Send {
     /// restore) they bring the store up to. Either all of it is visible
     /// afterwards, or none of it. `None` leaves the recorded offset as it was
     /// (a store without a changelog). Later entries for the same key win.
-    fn apply(&mut self, batch: &[(Vec<u8>, Option<Vec<u8>>)], changelog_offset: Option<i64>) -> StateResult<()>;
+    fn apply(&mut self, batch: &[Change], offset: Option<i64>) -> StateResult<()> {
+        self.apply_dropping(&[], batch, offset)
+    }
 
     /// As [`apply`](Self::apply), deleting the keys in the `dropped` ranges
     /// first, in the same atomic write: the ranges a task dropped locally
     /// (`WriteBuffer::drop_locally`), whose deletion has no changelog
     /// records. Entries of `batch` inside a range survive (they were written
-    /// after the drop).
-    ///
-    /// The default reads the keys in the ranges and deletes them one by one;
-    /// RocksDB deletes each range with one range tombstone.
-    fn apply_dropping(
-        &mut self,
-        dropped: &[KeyRange],
-        batch: &[(Vec<u8>, Option<Vec<u8>>)],
-        changelog_offset: Option<i64>,
-    ) -> StateResult<()> {
-        if dropped.is_empty() {
-            return self.apply(batch, changelog_offset);
-        }
-        let mut all = Vec::new();
-        for (from, to) in dropped {
-            all.extend(self.range(Some(from), Some(to))?.into_iter().map(|(key, _)| (key, None)));
-        }
-        all.extend_from_slice(batch);
-        self.apply(&all, changelog_offset)
-    }
+    /// after the drop). RocksDB deletes each range with one range tombstone.
+    fn apply_dropping(&mut self, dropped: &[KeyRange], batch: &[Change], offset: Option<i64>) -> StateResult<()>;
 
     /// The changelog offset recorded by the last [`apply`](Self::apply) that
     /// carried one (`None` for a fresh store): restore reads from here.
@@ -277,6 +264,21 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
     use super::*;
+
+    /// A put of `key` for a batch (the store tests).
+    pub(super) fn put(key: &str, value: &str) -> Change {
+        (key.as_bytes().to_vec(), Some(value.as_bytes().to_vec()))
+    }
+
+    /// A delete of `key` for a batch.
+    pub(super) fn delete(key: &str) -> Change {
+        (key.as_bytes().to_vec(), None)
+    }
+
+    /// The keys of a range's entries, as strings.
+    pub(super) fn keys(entries: Vec<(Vec<u8>, Vec<u8>)>) -> Vec<String> {
+        entries.into_iter().map(|(key, _)| String::from_utf8(key).unwrap()).collect()
+    }
 
     #[test]
     fn prefix_end_is_the_next_prefix_after_all_keys_with_the_prefix() {

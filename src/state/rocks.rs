@@ -32,7 +32,7 @@ use rocksdb::{
     IteratorMode, Options, ReadOptions, WriteBatch, WriteOptions, DB, DEFAULT_COLUMN_FAMILY_NAME,
 };
 
-use super::{KeyRange, KeyValueStore, StateError, StateResources, StateResult};
+use super::{Change, KeyRange, KeyValueStore, StateError, StateResources, StateResult};
 
 /// The column family holding the changelog offset.
 const META_COLUMN_FAMILY: &str = "rivulet_meta";
@@ -159,20 +159,11 @@ impl KeyValueStore for RocksDbStore {
             .map_err(|err| self.error("range", err))
     }
 
-    fn apply(&mut self, batch: &[(Vec<u8>, Option<Vec<u8>>)], changelog_offset: Option<i64>) -> StateResult<()> {
-        self.apply_dropping(&[], batch, changelog_offset)
-    }
-
     /// One range tombstone per dropped range, then the entries, then the
     /// offset, in one `WriteBatch`: reads skip a dropped range at once and
     /// compaction removes its files whole, as dropping a segment does in
     /// Kafka Streams' segmented stores.
-    fn apply_dropping(
-        &mut self,
-        dropped: &[KeyRange],
-        batch: &[(Vec<u8>, Option<Vec<u8>>)],
-        changelog_offset: Option<i64>,
-    ) -> StateResult<()> {
+    fn apply_dropping(&mut self, dropped: &[KeyRange], batch: &[Change], offset: Option<i64>) -> StateResult<()> {
         let mut write_batch = WriteBatch::default();
         for (from, to) in dropped {
             write_batch.delete_range(from, to);
@@ -183,7 +174,7 @@ impl KeyValueStore for RocksDbStore {
                 None => write_batch.delete(key),
             }
         }
-        if let Some(offset) = changelog_offset {
+        if let Some(offset) = offset {
             let meta = self.column_family(META_COLUMN_FAMILY)?;
             write_batch.put_cf(meta, CHANGELOG_OFFSET_KEY, offset.to_be_bytes());
         }
@@ -282,18 +273,7 @@ mod tests {
     use std::process::Command;
 
     use super::*;
-
-    fn put(key: &str, value: &str) -> (Vec<u8>, Option<Vec<u8>>) {
-        (key.as_bytes().to_vec(), Some(value.as_bytes().to_vec()))
-    }
-
-    fn delete(key: &str) -> (Vec<u8>, Option<Vec<u8>>) {
-        (key.as_bytes().to_vec(), None)
-    }
-
-    fn keys(entries: Vec<(Vec<u8>, Vec<u8>)>) -> Vec<String> {
-        entries.into_iter().map(|(key, _)| String::from_utf8(key).unwrap()).collect()
-    }
+    use crate::state::tests::{delete, keys, put};
 
     fn small_resources() -> StateResources {
         StateResources::new(8 << 20, 4 << 20)

@@ -6,9 +6,9 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
 
-use crate::processor::collector::Collector;
-use crate::processor::time::{MARKER_HEADER, RECORD_MARK_HEADER};
-use crate::processor::{wall_clock_ms, ProcessError};
+use crate::processor::collector::{Collector, Outgoing};
+use crate::processor::time::RECORD_MARK_HEADER;
+use crate::processor::ProcessError;
 use crate::record::Headers;
 
 /// A record as it sits in a topic: bytes, timestamp and headers.
@@ -99,42 +99,13 @@ pub(crate) struct MemoryCollector {
 }
 
 impl Collector for MemoryCollector {
-    fn send(
-        &self,
-        topic: &str,
-        _partition: Option<i32>,
-        key: Option<&[u8]>,
-        value: Option<&[u8]>,
-        timestamp: i64,
-        headers: &Headers,
-        mark: Option<&[u8]>,
-    ) -> Result<(), ProcessError> {
-        let mut record = RawRecord::new(key, value, timestamp);
-        record.headers.clone_from(headers);
-        if let Some(mark) = mark {
+    fn produce(&self, out: Outgoing<'_>) -> Result<(), ProcessError> {
+        let mut record = RawRecord::new(out.key, out.value, out.timestamp);
+        record.headers.clone_from(out.headers);
+        if let Some(mark) = out.mark {
             record.headers.push((RECORD_MARK_HEADER.to_string(), Some(mark.to_vec())));
         }
-        self.log.borrow_mut().append(topic, record);
-        Ok(())
-    }
-
-    fn send_marker(&self, topic: &str, _partition: i32, timestamp: i64, mark: &[u8]) -> Result<(), ProcessError> {
-        let mut record = RawRecord::new(None, None, timestamp);
-        record.headers.push((MARKER_HEADER.to_string(), Some(mark.to_vec())));
-        self.log.borrow_mut().append(topic, record);
-        Ok(())
-    }
-
-    fn send_dead_letter(
-        &self,
-        topic: &str,
-        key: Option<&[u8]>,
-        value: Option<&[u8]>,
-        headers: &Headers,
-    ) -> Result<(), ProcessError> {
-        let mut record = RawRecord::new(key, value, wall_clock_ms());
-        record.headers.clone_from(headers);
-        self.log.borrow_mut().append(topic, record);
+        self.log.borrow_mut().append(out.topic, record);
         Ok(())
     }
 

@@ -142,6 +142,9 @@ fn strings(items: &[(&str, &str)]) -> Vec<(String, String)> {
     items.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
 }
 
+/// The context of a test processor of `String` records.
+type Ctx<'a> = ProcessorContext<'a, String, String>;
+
 /// Passes records on unchanged.
 struct PassOn;
 
@@ -157,11 +160,7 @@ struct PutInto {
 }
 
 impl Processor<String, String, String, String> for PutInto {
-    fn process(
-        &mut self,
-        r: Record<String, String>,
-        ctx: &mut ProcessorContext<'_, String, String>,
-    ) -> Result<(), ProcessError> {
+    fn process(&mut self, r: Record<String, String>, ctx: &mut Ctx<'_>) -> Result<(), ProcessError> {
         ctx.store::<String, String>(self.store)?.put(&r.key, &r.value)?;
         ctx.forward(r)
     }
@@ -173,11 +172,7 @@ struct ReadAsI64 {
 }
 
 impl Processor<String, String, String, String> for ReadAsI64 {
-    fn process(
-        &mut self,
-        r: Record<String, String>,
-        ctx: &mut ProcessorContext<'_, String, String>,
-    ) -> Result<(), ProcessError> {
+    fn process(&mut self, r: Record<String, String>, ctx: &mut Ctx<'_>) -> Result<(), ProcessError> {
         ctx.store::<String, i64>(self.store)?.get(&r.key)?;
         ctx.forward(r)
     }
@@ -189,15 +184,11 @@ struct MarksInit {
 }
 
 impl Processor<String, String, String, String> for MarksInit {
-    fn init(&mut self, ctx: &mut ProcessorContext<'_, String, String>) -> Result<(), ProcessError> {
+    fn init(&mut self, ctx: &mut Ctx<'_>) -> Result<(), ProcessError> {
         ctx.store::<String, String>(self.store)?.put(&"init".to_string(), &"done".to_string())
     }
 
-    fn process(
-        &mut self,
-        r: Record<String, String>,
-        ctx: &mut ProcessorContext<'_, String, String>,
-    ) -> Result<(), ProcessError> {
+    fn process(&mut self, r: Record<String, String>, ctx: &mut Ctx<'_>) -> Result<(), ProcessError> {
         ctx.forward(r)
     }
 }

@@ -3,6 +3,8 @@
 
 use super::*;
 
+use crate::processor::collector::Outgoing;
+
 pub(super) fn source<K: Data, V: Data>(
     graph: &Rc<RefCell<Graph>>,
     topic: TopicName,
@@ -168,15 +170,15 @@ impl<K: 'static, V: 'static> Node<K, V> for SinkNode<K, V> {
                 .value_serde
                 .serialize(&record.value, &mut value)
                 .map_err(|e| ProcessError::Serde { what: format!("value for topic {topic}"), source: e })?;
-            task.collector.send(
-                &topic,
-                None,
-                (k == Encoded::Bytes).then_some(key.as_slice()),
-                (v == Encoded::Bytes).then_some(value.as_slice()),
-                record.timestamp,
-                &record.headers,
-                mark.as_deref(),
-            )
+            task.collector.send(Outgoing {
+                topic: &topic,
+                partition: None,
+                key: (k == Encoded::Bytes).then_some(key.as_slice()),
+                value: (v == Encoded::Bytes).then_some(value.as_slice()),
+                timestamp: record.timestamp,
+                headers: &record.headers,
+                mark: mark.as_deref(),
+            })
         })();
         task.key_buf = key;
         task.value_buf = value;

@@ -41,6 +41,39 @@ impl<T: 'static> Cell<T> {
             .deserialize(Some(bytes))
             .map_err(|e| ProcessError::Serde { what: format!("value of keyed state `{}`", self.name), source: e })
     }
+
+    /// The current key's entry (`suffix`: its map key, if any), decoded.
+    fn get<K, KO: Clone + 'static, VO: Clone + 'static>(
+        &self,
+        ctx: &mut KeyedContext<'_, '_, K, KO, VO>,
+        suffix: &[u8],
+    ) -> Result<Option<T>, ProcessError> {
+        let entry = ctx.entry_key(&self.name, suffix)?;
+        ctx.read_entry(&entry)?.map(|bytes| self.decode(&bytes)).transpose()
+    }
+
+    /// Sets the current key's entry to `value`.
+    fn set<K, KO: Clone + 'static, VO: Clone + 'static>(
+        &self,
+        ctx: &mut KeyedContext<'_, '_, K, KO, VO>,
+        suffix: &[u8],
+        value: &T,
+    ) -> Result<(), ProcessError> {
+        let entry = ctx.entry_key(&self.name, suffix)?;
+        let mut payload = Vec::new();
+        self.encode(value, &mut payload)?;
+        ctx.write_entry(entry, &payload, self.ttl_ms)
+    }
+
+    /// Removes the current key's entry.
+    fn delete<K, KO: Clone + 'static, VO: Clone + 'static>(
+        &self,
+        ctx: &mut KeyedContext<'_, '_, K, KO, VO>,
+        suffix: &[u8],
+    ) -> Result<(), ProcessError> {
+        let entry = ctx.entry_key(&self.name, suffix)?;
+        ctx.delete_entry(entry)
+    }
 }
 
 /// One value per key.
@@ -74,8 +107,7 @@ impl<T: 'static> ValueState<T> {
         &self,
         ctx: &mut KeyedContext<'_, '_, K, KO, VO>,
     ) -> Result<Option<T>, ProcessError> {
-        let entry = ctx.entry_key(&self.cell.name, &[])?;
-        ctx.read_entry(&entry)?.map(|bytes| self.cell.decode(&bytes)).transpose()
+        self.cell.get(ctx, &[])
     }
 
     /// Sets the current key's value.
@@ -84,10 +116,7 @@ impl<T: 'static> ValueState<T> {
         ctx: &mut KeyedContext<'_, '_, K, KO, VO>,
         value: &T,
     ) -> Result<(), ProcessError> {
-        let entry = ctx.entry_key(&self.cell.name, &[])?;
-        let mut payload = Vec::new();
-        self.cell.encode(value, &mut payload)?;
-        ctx.write_entry(entry, &payload, self.cell.ttl_ms)
+        self.cell.set(ctx, &[], value)
     }
 
     /// Removes the current key's value.
@@ -95,8 +124,7 @@ impl<T: 'static> ValueState<T> {
         &self,
         ctx: &mut KeyedContext<'_, '_, K, KO, VO>,
     ) -> Result<(), ProcessError> {
-        let entry = ctx.entry_key(&self.cell.name, &[])?;
-        ctx.delete_entry(entry)
+        self.cell.delete(ctx, &[])
     }
 }
 
@@ -177,8 +205,7 @@ impl<T: 'static> ListState<T> {
         &self,
         ctx: &mut KeyedContext<'_, '_, K, KO, VO>,
     ) -> Result<(), ProcessError> {
-        let entry = ctx.entry_key(&self.cell.name, &[])?;
-        ctx.delete_entry(entry)
+        self.cell.delete(ctx, &[])
     }
 
     /// Appends `[u32 length][encoding]`.
@@ -232,8 +259,7 @@ impl<MK: 'static, MV: 'static> MapState<MK, MV> {
         ctx: &mut KeyedContext<'_, '_, K, KO, VO>,
         key: &MK,
     ) -> Result<Option<MV>, ProcessError> {
-        let entry = ctx.entry_key(&self.cell.name, &self.map_key(key)?)?;
-        ctx.read_entry(&entry)?.map(|bytes| self.cell.decode(&bytes)).transpose()
+        self.cell.get(ctx, &self.map_key(key)?)
     }
 
     /// Whether the current key's map holds `key`.
@@ -253,10 +279,7 @@ impl<MK: 'static, MV: 'static> MapState<MK, MV> {
         key: &MK,
         value: &MV,
     ) -> Result<(), ProcessError> {
-        let entry = ctx.entry_key(&self.cell.name, &self.map_key(key)?)?;
-        let mut payload = Vec::new();
-        self.cell.encode(value, &mut payload)?;
-        ctx.write_entry(entry, &payload, self.cell.ttl_ms)
+        self.cell.set(ctx, &self.map_key(key)?, value)
     }
 
     /// Removes `key` from the current key's map.
@@ -265,8 +288,7 @@ impl<MK: 'static, MV: 'static> MapState<MK, MV> {
         ctx: &mut KeyedContext<'_, '_, K, KO, VO>,
         key: &MK,
     ) -> Result<(), ProcessError> {
-        let entry = ctx.entry_key(&self.cell.name, &self.map_key(key)?)?;
-        ctx.delete_entry(entry)
+        self.cell.delete(ctx, &self.map_key(key)?)
     }
 
     /// The current key's map entries, in the order of their encoded keys.

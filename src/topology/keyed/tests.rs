@@ -114,6 +114,21 @@ impl Task {
         self.driver.pipe(&self.input, key.to_string(), value.to_string(), timestamp).unwrap();
     }
 
+    /// Pushes each `(key, command)` in turn, at timestamp 0 (record time
+    /// matters only to event-time timers).
+    fn run(&mut self, commands: &[(&str, &str)]) {
+        for (key, command) in commands {
+            self.push(key, command, 0);
+        }
+    }
+
+    /// Pushes each `(key, command, timestamp)` in turn.
+    fn run_at(&mut self, records: &[(&str, &str, i64)]) {
+        for (key, command, timestamp) in records {
+            self.push(key, command, *timestamp);
+        }
+    }
+
     /// Sets the wall clock and fires what is due.
     fn tick(&mut self, now: i64) {
         let by = now - self.driver.wall_clock_ms();
@@ -164,14 +179,16 @@ fn out(items: &[(&str, &str)]) -> Vec<(String, String)> {
 #[test]
 fn value_state_is_scoped_to_the_record_key() {
     let mut t = Task::start();
-    t.push("a", "set:1", 0);
-    t.push("b", "set:2", 0);
-    t.push("a", "get", 0);
-    t.push("b", "get", 0);
-    t.push("c", "get", 0);
-    t.push("a", "clear", 0);
-    t.push("a", "get", 0);
-    t.push("b", "get", 0);
+    t.run(&[
+        ("a", "set:1"),
+        ("b", "set:2"),
+        ("a", "get"),
+        ("b", "get"),
+        ("c", "get"),
+        ("a", "clear"),
+        ("a", "get"),
+        ("b", "get"),
+    ]);
     assert_eq!(t.take(), out(&[("a", "1"), ("b", "2"), ("c", "none"), ("a", "none"), ("b", "2")]));
 }
 
@@ -181,10 +198,7 @@ fn list_state_appends_in_order_per_key_and_clears() {
     for (k, v) in [("a", "x"), ("b", "y"), ("a", "z"), ("a", "x")] {
         t.push(k, &format!("add:{v}"), 0);
     }
-    t.push("a", "list", 0);
-    t.push("b", "list", 0);
-    t.push("a", "clear-list", 0);
-    t.push("a", "list", 0);
+    t.run(&[("a", "list"), ("b", "list"), ("a", "clear-list"), ("a", "list")]);
     assert_eq!(t.take(), out(&[("a", "x,z,x"), ("b", "y"), ("a", "")]));
 }
 
@@ -194,14 +208,16 @@ fn map_state_iterates_in_key_order_per_key_and_removes_and_clears() {
     for (k, kv) in [("a", "m=1"), ("a", "c=2"), ("ab", "q=9"), ("a", "x=3"), ("a", "c=4")] {
         t.push(k, &format!("put:{kv}"), 0);
     }
-    t.push("a", "map", 0);
-    // "ab" is not in "a"'s map though "a" is a prefix of it.
-    t.push("ab", "map", 0);
-    t.push("a", "remove:m", 0);
-    t.push("a", "map", 0);
-    t.push("a", "clear-map", 0);
-    t.push("a", "map", 0);
-    t.push("ab", "map", 0);
+    t.run(&[
+        ("a", "map"),
+        // "ab" is not in "a"'s map though "a" is a prefix of it.
+        ("ab", "map"),
+        ("a", "remove:m"),
+        ("a", "map"),
+        ("a", "clear-map"),
+        ("a", "map"),
+        ("ab", "map"),
+    ]);
     assert_eq!(t.take(), out(&[("a", "c=4,m=1,x=3"), ("ab", "q=9"), ("a", "c=4,x=3"), ("a", ""), ("ab", "q=9")]));
 }
 
@@ -231,9 +247,7 @@ fn state_with_a_ttl_reads_as_absent_once_it_expires_and_a_write_renews_it() {
 fn expired_state_nobody_reads_is_deleted_by_the_wall_clock_tick() {
     let mut t = Task::start();
     t.set_clock(0);
-    t.push("a", "set-ttl:1", 0);
-    t.push("b", "set-ttl:2", 0);
-    t.push("c", "set:no-ttl", 0);
+    t.run(&[("a", "set-ttl:1"), ("b", "set-ttl:2"), ("c", "set:no-ttl")]);
     t.set_clock(500);
     t.push("b", "set-ttl:3", 0); // renewed: expires at 1500
     t.commit();
@@ -250,12 +264,14 @@ fn expired_state_nobody_reads_is_deleted_by_the_wall_clock_tick() {
 #[test]
 fn event_time_timers_fire_in_time_then_key_order_once_the_watermark_passes_them() {
     let mut t = Task::start();
-    t.push("b", "et:200", 0);
-    t.push("a", "et:200", 0);
-    t.push("a", "et:100", 0);
-    t.push("c", "et:300", 0);
-    t.push("b", "set:B", 0);
-    t.push("z", "noop", 99);
+    t.run_at(&[
+        ("b", "et:200", 0),
+        ("a", "et:200", 0),
+        ("a", "et:100", 0),
+        ("c", "et:300", 0),
+        ("b", "set:B", 0),
+        ("z", "noop", 99),
+    ]);
     assert_eq!(t.take(), vec![]);
     t.push("z", "noop", 250);
     assert_eq!(t.take(), out(&[("a", "fired:et@100:-"), ("a", "fired:et@200:-"), ("b", "fired:et@200:B")]));
@@ -272,20 +288,20 @@ fn event_time_timers_fire_in_time_then_key_order_once_the_watermark_passes_them(
 #[test]
 fn a_timer_registered_twice_fires_once_and_a_deleted_timer_never() {
     let mut t = Task::start();
-    t.push("a", "et:100", 0);
-    t.push("a", "et:100", 0);
-    t.push("b", "et:100", 0);
-    t.push("b", "del-et:100", 0);
-    t.push("z", "noop", 1_000);
+    t.run_at(&[
+        ("a", "et:100", 0),
+        ("a", "et:100", 0),
+        ("b", "et:100", 0),
+        ("b", "del-et:100", 0),
+        ("z", "noop", 1_000),
+    ]);
     assert_eq!(t.take(), out(&[("a", "fired:et@100:-")]));
 }
 
 #[test]
 fn an_event_time_timer_at_or_below_the_watermark_fires_right_after_it_is_registered() {
     let mut t = Task::start();
-    t.push("z", "noop", 500);
-    t.push("a", "et:500", 400);
-    t.push("b", "et:100", 400);
+    t.run_at(&[("z", "noop", 500), ("a", "et:500", 400), ("b", "et:100", 400)]);
     assert_eq!(t.take(), out(&[("a", "fired:et@500:-"), ("b", "fired:et@100:-")]));
 }
 
@@ -293,9 +309,7 @@ fn an_event_time_timer_at_or_below_the_watermark_fires_right_after_it_is_registe
 fn processing_time_timers_fire_on_the_wall_clock_tick_without_records() {
     let mut t = Task::start();
     t.set_clock(1_000);
-    t.push("a", "pt:1500", 0);
-    t.push("b", "pt:1200", 0);
-    t.push("a", "et:1200", 0);
+    t.run(&[("a", "pt:1500"), ("b", "pt:1200"), ("a", "et:1200")]);
     t.tick(1_199);
     assert_eq!(t.take(), vec![]);
     t.tick(1_500);
@@ -307,10 +321,7 @@ fn processing_time_timers_fire_on_the_wall_clock_tick_without_records() {
 #[test]
 fn timers_state_and_the_watermark_survive_a_restart_and_a_timer_fires_once() {
     let mut t = Task::start();
-    t.push("a", "set:A", 0);
-    t.push("a", "et:500", 0);
-    t.push("b", "et:700", 0);
-    t.push("z", "noop", 300);
+    t.run_at(&[("a", "set:A", 0), ("a", "et:500", 0), ("b", "et:700", 0), ("z", "noop", 300)]);
     t.commit();
 
     t.restart();

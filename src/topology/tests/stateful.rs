@@ -326,25 +326,16 @@ struct Ticker {
 }
 
 impl Processor<String, String, String, String> for Ticker {
-    fn init(&mut self, ctx: &mut ProcessorContext<'_, String, String>) -> Result<(), ProcessError> {
+    fn init(&mut self, ctx: &mut Ctx<'_>) -> Result<(), ProcessError> {
         ctx.schedule(Duration::from_millis(10), TimeKind::StreamTime);
         Ok(())
     }
 
-    fn process(
-        &mut self,
-        r: Record<String, String>,
-        ctx: &mut ProcessorContext<'_, String, String>,
-    ) -> Result<(), ProcessError> {
+    fn process(&mut self, r: Record<String, String>, ctx: &mut Ctx<'_>) -> Result<(), ProcessError> {
         ctx.forward(r)
     }
 
-    fn on_timer(
-        &mut self,
-        kind: TimeKind,
-        timestamp: i64,
-        ctx: &mut ProcessorContext<'_, String, String>,
-    ) -> Result<(), ProcessError> {
+    fn on_timer(&mut self, kind: TimeKind, timestamp: i64, ctx: &mut Ctx<'_>) -> Result<(), ProcessError> {
         ctx.forward(Record::new(format!("{kind:?}"), timestamp.to_string(), timestamp))
     }
 

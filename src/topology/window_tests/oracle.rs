@@ -1,40 +1,56 @@
-//! The oracle: every window kind written out with plain arithmetic, the
-//! semantics the operator must agree with (Kafka Streams' sliding windows,
-//! Flink's lateness on the merged session).
+//! The oracle: every time window kind written out with plain arithmetic
+//! from the arrival order, the semantics the operator must agree with
+//! (Kafka Streams' sliding windows, Flink's lateness on the merged
+//! session), and the pseudo-random sequence the tests draw their input
+//! from.
+//!
+//! Self-contained (std only): the window unit tests (`window_tests.rs`) and
+//! the broker tests (`integration-tests/windows.rs`) both include this file
+//! with `#[path]`, so one oracle judges both.
 
-use super::*;
+use std::collections::BTreeMap;
 
-/// A window the oracle tracks: key, start, end, count.
+/// A window the oracle tracks: key, start, end.
 pub(super) type Win = (String, i64, i64);
 
 /// Plain-arithmetic windows from the arrival order: the watermark is the
 /// largest timestamp so far minus the out-of-orderness; a window closes
-/// when the watermark reaches its close time.
+/// when the watermark reaches its close time (its end, plus the gap for a
+/// session, plus grace).
 pub(super) struct Oracle {
+    ooo: i64,
+    grace: i64,
+    wm: i64,
+    /// On-time records (sliding windows aggregate over them).
+    accepted: Vec<(String, i64)>,
     pub(super) open: BTreeMap<Win, (i64, i64)>, // -> (count, close_at)
     pub(super) closed: BTreeMap<Win, i64>,
-    pub(super) late: usize,
-    pub(super) wm: i64,
-    /// On-time records (sliding windows aggregate over them).
-    pub(super) accepted: Vec<(String, i64)>,
+    /// Records late for every window of theirs, in arrival order.
+    pub(super) late: Vec<(String, i64)>,
     /// Records late for some window of theirs that an open one took.
     pub(super) rescued: usize,
 }
 
 impl Oracle {
-    pub(super) fn new() -> Self {
+    /// An oracle for a watermark `ooo` ms behind the largest timestamp and
+    /// windows that take records until `grace` ms after they end.
+    pub(super) fn new(ooo: i64, grace: i64) -> Self {
         Oracle {
-            open: BTreeMap::new(),
-            closed: BTreeMap::new(),
-            late: 0,
+            ooo,
+            grace,
             wm: i64::MIN,
             accepted: Vec::new(),
+            open: BTreeMap::new(),
+            closed: BTreeMap::new(),
+            late: Vec::new(),
             rescued: 0,
         }
     }
 
+    /// Moves the watermark with a record at `ts` and closes the windows it
+    /// reaches.
     pub(super) fn advance(&mut self, ts: i64) {
-        self.wm = self.wm.max(ts - OOO);
+        self.wm = self.wm.max(ts - self.ooo);
         let wm = self.wm;
         let due: Vec<Win> = self.open.iter().filter(|(_, (_, c))| *c <= wm).map(|(w, _)| w.clone()).collect();
         for w in due {
@@ -43,14 +59,16 @@ impl Oracle {
         }
     }
 
+    /// Tumbling (`advance == size`) and hopping windows: a record joins the
+    /// open windows it falls in and is late when none is open.
     pub(super) fn time(&mut self, input: &[(String, i64)], size: i64, advance: i64) {
         for (k, ts) in input {
             // The watermark moves with the record, before it is placed.
-            self.wm = self.wm.max(ts - OOO);
+            self.wm = self.wm.max(ts - self.ooo);
             let (mut added, mut missed) = (false, false);
             let mut start = ts.div_euclid(advance) * advance;
             while start + size > *ts {
-                let close = start + size + GRACE;
+                let close = start + size + self.grace;
                 if close > self.wm {
                     self.open.entry((k.clone(), start, start + size)).or_insert((0, close)).0 += 1;
                     added = true;
@@ -60,7 +78,7 @@ impl Oracle {
                 start -= advance;
             }
             if !added {
-                self.late += 1;
+                self.late.push((k.clone(), *ts));
             } else if missed {
                 self.rescued += 1;
             }
@@ -70,12 +88,12 @@ impl Oracle {
 
     /// Sessions as Kafka Streams and Flink judge them: a record merges
     /// with the open sessions of its key within the gap and is late only
-    /// when the merged session is closed. Closed sessions merge with
-    /// nothing.
+    /// when the merged session is closed (a record with nothing to merge
+    /// with: when its own session is). Closed sessions merge with nothing.
     pub(super) fn sessions(&mut self, input: &[(String, i64)], gap: i64) {
         for (k, ts) in input {
-            self.wm = self.wm.max(ts - OOO);
-            let wm = self.wm;
+            self.wm = self.wm.max(ts - self.ooo);
+            let (wm, grace) = (self.wm, self.grace);
             let touching: Vec<Win> = self
                 .open
                 .iter()
@@ -83,10 +101,10 @@ impl Oracle {
                 .map(|(w, _)| w.clone())
                 .collect();
             let end = touching.iter().map(|w| w.2).fold(*ts, i64::max);
-            if end + gap + 1 + GRACE <= wm {
-                self.late += 1;
+            if end + gap + 1 + grace <= wm {
+                self.late.push((k.clone(), *ts));
             } else {
-                if ts + gap + 1 + GRACE <= wm {
+                if ts + gap + 1 + grace <= wm {
                     self.rescued += 1;
                 }
                 let (mut start, mut n) = (*ts, 1);
@@ -95,7 +113,7 @@ impl Oracle {
                     start = start.min(w.1);
                     n += c;
                 }
-                self.open.insert((k.clone(), start, end), (n, end + gap + 1 + GRACE));
+                self.open.insert((k.clone(), start, end), (n, end + gap + 1 + grace));
             }
             self.advance(*ts);
         }
@@ -115,14 +133,16 @@ impl Oracle {
         }
     }
 
+    /// One record of [`Oracle::sliding`], without closing windows (the
+    /// caller then calls [`Oracle::advance`]).
     pub(super) fn sliding_step(&mut self, k: &str, ts: i64, size: i64) {
-        self.wm = self.wm.max(ts - OOO);
-        let wm = self.wm;
-        if ts + size + 1 + GRACE <= wm {
-            self.late += 1;
+        self.wm = self.wm.max(ts - self.ooo);
+        let (wm, grace) = (self.wm, self.grace);
+        if ts + size + 1 + grace <= wm {
+            self.late.push((k.to_string(), ts));
             return;
         }
-        if ts + 1 + GRACE <= wm {
+        if ts + 1 + grace <= wm {
             self.rescued += 1;
         }
         self.accepted.push((k.to_string(), ts));
@@ -135,8 +155,8 @@ impl Oracle {
         }
         for (s, e) in candidates {
             let w = (k.to_string(), s, e);
-            if e + 1 + GRACE > wm && !self.closed.contains_key(&w) {
-                self.open.entry(w).or_insert((0, e + 1 + GRACE));
+            if e + 1 + grace > wm && !self.closed.contains_key(&w) {
+                self.open.entry(w).or_insert((0, e + 1 + grace));
             }
         }
         for ((key, s, e), (n, close)) in self.open.iter_mut() {
@@ -144,5 +164,16 @@ impl Oracle {
                 *n = of_key.iter().filter(|&&t| *s <= t && t <= *e).count() as i64;
             }
         }
+    }
+}
+
+/// A xorshift pseudo-random sequence: the same input for the same seed.
+pub(super) fn xorshift(seed: u64) -> impl FnMut() -> u64 {
+    let mut x = seed;
+    move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
     }
 }
