@@ -195,7 +195,11 @@ impl TopologyBuilder {
     /// /// Forwards the first record of each key only.
     /// struct FirstPerKey;
     /// impl Processor<String, String, String, String> for FirstPerKey {
-    ///     fn process(&mut self, r: Record<String, String>, ctx: &mut ProcessorContext<'_, String, String>) -> Result<(), ProcessError> {
+    ///     fn process(
+    ///         &mut self,
+    ///         r: Record<String, String>,
+    ///         ctx: &mut ProcessorContext<'_, String, String>,
+    ///     ) -> Result<(), ProcessError> {
     ///         let mut seen = ctx.store::<String, i64>("seen")?;
     ///         if seen.get(&r.key)?.is_some() {
     ///             return Ok(());

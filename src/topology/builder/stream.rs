@@ -323,7 +323,8 @@ impl<K: Data, V: Data> KStream<K, V> {
     /// b.stream("scores", Serdes::unit(), Serdes::string()) // "alice 3,5"
     ///     .try_flat_map(|(), line: String| {
     ///         let (user, scores) = line.split_once(' ').ok_or("no scores")?;
-    ///         scores.split(',').map(|s| Ok((user.to_string(), s.parse::<i64>()?))).collect::<Result<Vec<_>, UserError>>()
+    ///         let pairs = scores.split(',').map(|s| Ok((user.to_string(), s.parse::<i64>()?)));
+    ///         pairs.collect::<Result<Vec<_>, UserError>>()
     ///     })
     ///     .to("scores-by-user", Serdes::string(), Serdes::i64());
     /// # b.build()?;
@@ -628,7 +629,11 @@ impl<K: Data, V: Data> KStream<K, V> {
     /// /// Forwards a sensor's reading only when it differs from the last one.
     /// struct Changes;
     /// impl Processor<String, i64, String, i64> for Changes {
-    ///     fn process(&mut self, r: Record<String, i64>, ctx: &mut ProcessorContext<'_, String, i64>) -> Result<(), ProcessError> {
+    ///     fn process(
+    ///         &mut self,
+    ///         r: Record<String, i64>,
+    ///         ctx: &mut ProcessorContext<'_, String, i64>,
+    ///     ) -> Result<(), ProcessError> {
     ///         let mut last = ctx.store::<String, i64>("last-reading")?;
     ///         if last.get(&r.key)? == Some(r.value) {
     ///             return Ok(());
