@@ -34,6 +34,23 @@ use nodes::{source, SinkNode, SinkTarget};
 
 /// Data that flows between operators: cloned when a stream feeds several
 /// operators.
+///
+/// Implemented for every `Clone + 'static` type, so a user type meets it
+/// with `#[derive(Clone)]`; its serde (here [`Serdes::json`]) is what needs
+/// `serde`'s derives.
+///
+/// ```
+/// use rivulet::prelude::*;
+/// #[derive(Clone, serde::Serialize, serde::Deserialize)]
+/// struct Order { customer: String, amount: i64 }
+///
+/// let mut b = Topology::builder();
+/// b.stream("orders", Serdes::unit(), Serdes::json::<Order>())
+///     .map(|(), o: Order| (o.customer, o.amount))
+///     .to("amounts", Serdes::string(), Serdes::i64());
+/// # b.build()?;
+/// # Ok::<(), rivulet::Error>(())
+/// ```
 pub trait Data: Clone + 'static {}
 impl<T: Clone + 'static> Data for T {}
 
@@ -93,7 +110,22 @@ impl Default for TopologyBuilder {
 }
 
 impl TopologyBuilder {
-    /// A stream of the records of `topic`.
+    /// A stream of the records of `topic`, keys and values read with
+    /// `key_serde` and `value_serde` (Kafka Streams' `builder.stream(topic,
+    /// Consumed.with(..))`). Record timestamps are the Kafka timestamps; see
+    /// [`stream_with_time`](Self::stream_with_time) for event time from the
+    /// value. A topic can be read by one `stream` only: reuse (clone) the
+    /// stream to feed several operators.
+    ///
+    /// ```
+    /// use rivulet::prelude::*;
+    /// let mut b = Topology::builder();
+    /// let orders: KStream<String, i64> = b.stream("orders", Serdes::string(), Serdes::i64());
+    /// orders.filter(|_, amount| *amount < 0).to("refunds", Serdes::string(), Serdes::i64());
+    /// orders.filter(|_, amount| *amount >= 0).to("sales", Serdes::string(), Serdes::i64());
+    /// assert!(b.build()?.describe().contains("Source SOURCE-0001 (topic orders; string / i64)"));
+    /// # Ok::<(), rivulet::Error>(())
+    /// ```
     pub fn stream<K: Data, V: Data>(
         &mut self,
         topic: &str,
@@ -158,7 +190,41 @@ impl TopologyBuilder {
         KTable { stream: node, key_serde: Arc::new(key_serde), value_serde: Arc::new(value_serde), store: Some(store) }
     }
 
-    /// Declares a store for processors added with [`KStream::process`].
+    /// Declares a store for processors added with [`KStream::process`]
+    /// (Kafka Streams' `addStateStore`). Each processor lists the stores it
+    /// uses; `build()` fails on a store declared twice, declared but never
+    /// used, or used but never declared. The store is changelogged to
+    /// `<application_id>-<name>-changelog` and restored from it.
+    ///
+    /// ```
+    /// use rivulet::prelude::*;
+    /// use rivulet::topology::ProcessError;
+    ///
+    /// /// Forwards the first record of each key only.
+    /// struct FirstPerKey;
+    /// impl Processor<String, String, String, String> for FirstPerKey {
+    ///     fn process(
+    ///         &mut self,
+    ///         r: Record<String, String>,
+    ///         ctx: &mut ProcessorContext<'_, String, String>,
+    ///     ) -> Result<(), ProcessError> {
+    ///         let mut seen = ctx.store::<String, i64>("seen")?;
+    ///         if seen.get(&r.key)?.is_some() {
+    ///             return Ok(());
+    ///         }
+    ///         seen.put(&r.key, &r.timestamp)?;
+    ///         ctx.forward(r)
+    ///     }
+    /// }
+    ///
+    /// let mut b = Topology::builder();
+    /// b.add_store(StoreSpec::key_value("seen", Serdes::string(), Serdes::i64()));
+    /// b.stream("signups", Serdes::string(), Serdes::string())
+    ///     .process(&["seen"], || FirstPerKey)
+    ///     .to("first-signups", Serdes::string(), Serdes::string());
+    /// assert!(b.build()?.describe().contains("seen (rocksdb, changelog <application_id>-seen-changelog)"));
+    /// # Ok::<(), rivulet::Error>(())
+    /// ```
     pub fn add_store(&mut self, store: StoreSpec) -> &mut Self {
         let mut g = self.graph.borrow_mut();
         if g.stores.iter().any(|s| s.name == store.name) {
@@ -173,7 +239,20 @@ impl TopologyBuilder {
         self
     }
 
-    /// Validates the graph and freezes it into a [`Topology`].
+    /// Validates the graph and freezes it into a [`Topology`]. Mistakes in
+    /// the DSL (a missing serde, a store nobody uses, a topic read twice, a
+    /// name that cannot name a topic) are reported here, the first one as a
+    /// [`TopologyError`] saying what to change.
+    ///
+    /// ```
+    /// use rivulet::prelude::*;
+    /// use rivulet::topology::TopologyError;
+    /// let mut b = Topology::builder();
+    /// b.stream("a", Serdes::string(), Serdes::string()).to("out", Serdes::string(), Serdes::string());
+    /// b.stream("a", Serdes::string(), Serdes::string()).to("out2", Serdes::string(), Serdes::string());
+    /// let Err(TopologyError::Invalid(why)) = b.build() else { panic!("topic `a` is read twice") };
+    /// assert!(why.contains("read it once and reuse the stream"));
+    /// ```
     pub fn build(self) -> Result<Topology, TopologyError> {
         let graph = Rc::try_unwrap(self.graph).map(RefCell::into_inner).or_else(|rc| {
             // Streams still hold the graph; take it from under them.
@@ -189,7 +268,39 @@ impl TopologyBuilder {
     }
 }
 
-/// A stream of keyed records.
+/// A stream of keyed records (Kafka Streams' `KStream`), made by
+/// [`TopologyBuilder::stream`] or by an operator on another stream.
+///
+/// Operators take `&self` and return a new stream, so one stream can feed
+/// several operators (each gets every record). Closures take keys and
+/// values by value where they make new ones (`map`, `map_values`) and by
+/// reference where they only look (`filter`, `select_key`); the `try_*`
+/// variants return a `Result` whose error sends the record to the
+/// `errors.processing` policy. Operators that change the key mark the
+/// stream, and grouping it afterwards goes through a repartition topic.
+///
+/// The examples of the operators run a few records through
+/// [`TopologyTestDriver`](crate::testing::TopologyTestDriver), with its
+/// setup lines hidden:
+///
+/// ```
+/// use rivulet::prelude::*;
+/// use rivulet::testing::TopologyTestDriver;
+///
+/// let mut b = Topology::builder();
+/// b.stream("words", Serdes::string(), Serdes::string())
+///     .filter(|_, word| !word.is_empty())
+///     .map_values(|word: String| word.len() as i64)
+///     .to("lengths", Serdes::string(), Serdes::i64());
+///
+/// let mut driver = TopologyTestDriver::new(b.build()?)?;
+/// let words = driver.input_topic("words", Serdes::string(), Serdes::string());
+/// let lengths = driver.output_topic("lengths", Serdes::string(), Serdes::i64());
+/// driver.pipe(&words, "k".to_string(), "hello".to_string(), 0)?;
+/// driver.pipe(&words, "k".to_string(), "".to_string(), 0)?;
+/// assert_eq!(driver.read_key_values(&lengths)?, vec![("k".to_string(), 5)]);
+/// # Ok::<(), rivulet::Error>(())
+/// ```
 pub struct KStream<K, V> {
     pub(crate) graph: Rc<RefCell<Graph>>,
     pub(crate) node: usize,
@@ -251,21 +362,71 @@ impl<T: 'static> Serde<T> for ArcSerde<T> {
     }
 }
 
-/// The builder of [`KStream::split`]'s named branches.
+/// The builder of [`KStream::split`]'s named branches (Kafka Streams'
+/// `BranchedKStream`): add branches with [`branch`](Self::branch), end with
+/// [`default_branch`](Self::default_branch) or [`finish`](Self::finish),
+/// then take each branch's stream from the [`Branches`].
+///
+/// ```
+/// use rivulet::prelude::*;
+/// use rivulet::topology::{Branches, Split};
+/// let mut b = Topology::builder();
+/// let split: Split<String, i64> = b.stream("scores", Serdes::string(), Serdes::i64()).split();
+/// let branches: Branches<String, i64> = split.branch("negative", |_, v| *v < 0).default_branch("other");
+/// branches.get("negative").to("negative-scores", Serdes::string(), Serdes::i64());
+/// branches.get("other").to("scores-out", Serdes::string(), Serdes::i64());
+/// # b.build()?;
+/// # Ok::<(), rivulet::Error>(())
+/// ```
 pub struct Split<K, V> {
     stream: KStream<K, V>,
     #[allow(clippy::type_complexity)]
     branches: Vec<(String, Arc<dyn Fn(&K, &V) -> bool + Send + Sync>)>,
 }
 
-/// The streams of a split, by branch name.
+/// The streams of a split, by branch name; from [`Split::default_branch`]
+/// or [`Split::finish`].
+///
+/// ```
+/// use rivulet::prelude::*;
+/// let mut b = Topology::builder();
+/// let by_level = b
+///     .stream("logs", Serdes::unit(), Serdes::string())
+///     .split()
+///     .branch("errors", |_, line| line.starts_with("ERROR"))
+///     .branch("warnings", |_, line| line.starts_with("WARN"))
+///     .finish();
+/// for level in ["errors", "warnings"] {
+///     by_level.get(level).to(&format!("logs-{level}"), Serdes::unit(), Serdes::string());
+/// }
+/// assert!(b.build()?.describe().contains("topic logs-warnings"));
+/// # Ok::<(), rivulet::Error>(())
+/// ```
 pub struct Branches<K, V> {
     /// The split stream, for errors and for `get` of an unknown branch.
     source: KStream<K, V>,
     branches: Vec<(String, KStream<K, V>)>,
 }
 
-/// A stream grouped by key, ready to aggregate into a [`KTable`].
+/// A stream grouped by key, ready to aggregate into a [`KTable`] (Kafka
+/// Streams' `KGroupedStream`), or to cut into windows with
+/// [`windowed_by`](Self::windowed_by). Made by [`KStream::group_by_key`] or
+/// [`KStream::group_by`]. Each aggregation keeps its table in a store named
+/// by the user, and if the key changed before grouping, first goes through
+/// the repartition topic `<application_id>-<name>-repartition`.
+///
+/// ```
+/// use rivulet::prelude::*;
+/// use rivulet::topology::KGroupedStream;
+/// let mut b = Topology::builder();
+/// let by_user: KGroupedStream<String, i64> = b.stream("purchases", Serdes::string(), Serdes::i64()).group_by_key();
+/// by_user.count("purchases-per-user");
+/// by_user.reduce("spent-per-user", |total, amount| total + amount);
+/// let described = b.build()?.describe();
+/// assert!(described.contains("stores: purchases-per-user"));
+/// assert!(!described.contains("repartition"));
+/// # Ok::<(), rivulet::Error>(())
+/// ```
 pub struct KGroupedStream<K, V> {
     pub(crate) stream: KStream<K, V>,
 }

@@ -124,7 +124,49 @@ const MAX_FIRING_ROUNDS: usize = 1_000;
 /// State entries (store key, payload).
 type Entries = Vec<(Vec<u8>, Vec<u8>)>;
 
-/// Which clock a keyed timer follows.
+/// Which clock a keyed timer follows: [`Timer::domain`] in
+/// [`KeyedProcessor::on_timer`].
+///
+/// ```
+/// # use std::time::Duration;
+/// # use rivulet::prelude::*;
+/// # use rivulet::testing::TopologyTestDriver;
+/// # use rivulet::topology::keyed::*;
+/// # use rivulet::topology::ProcessError;
+/// struct Both;
+/// impl KeyedProcessor<String, String, String, String> for Both {
+/// #     fn process_element(&mut self, r: Record<String, String>, ctx: &mut KeyedContext<'_, '_, String, String, String>) -> Result<(), ProcessError> {
+/// #         ctx.register_event_time_timer(r.timestamp + 1_000)?;
+/// #         ctx.register_processing_time_timer(ctx.current_processing_time() + 1_000)
+/// #     }
+///     fn on_timer(
+///         &mut self,
+///         timer: Timer,
+///         ctx: &mut KeyedContext<'_, '_, String, String, String>,
+///     ) -> Result<(), ProcessError> {
+///         let clock = match timer.domain {
+///             TimeDomain::EventTime => "event time",
+///             TimeDomain::ProcessingTime => "processing time",
+///         };
+///         let key = ctx.key().clone();
+///         ctx.forward(Record::new(key, clock.to_string(), timer.time))
+///     }
+/// }
+/// # let mut b = Topology::builder();
+/// # b.add_store(StoreSpec::keyed("state"));
+/// # b.stream("in", Serdes::string(), Serdes::string())
+/// #     .process(&["state"], || KeyedProcess::new("state", Serdes::string(), Both))
+/// #     .to("out", Serdes::string(), Serdes::string());
+/// # let mut driver = TopologyTestDriver::new(b.build()?)?.start_wall_clock_at(0)?;
+/// # let input = driver.input_topic("in", Serdes::string(), Serdes::string());
+/// # let out = driver.output_topic("out", Serdes::string(), Serdes::string());
+/// driver.pipe(&input, "k".to_string(), "start".to_string(), 0)?; // both timers at 1 s
+/// driver.pipe(&input, "k".to_string(), "later".to_string(), 5_000)?; // the watermark passes 1 s
+/// driver.advance_wall_clock(Duration::from_secs(2))?; // so does the wall clock
+/// let fired: Vec<String> = driver.read_key_values(&out)?.into_iter().map(|(_, clock)| clock).collect();
+/// assert_eq!(fired, ["event time", "processing time"]);
+/// # Ok::<(), rivulet::Error>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum TimeDomain {
     /// The task's watermark: fires when no record older than the timer is
@@ -143,7 +185,44 @@ impl TimeDomain {
     }
 }
 
-/// A timer that is due: its time (ms) and clock. The key is the context's.
+/// A timer that is due: its time (ms) and clock. The key is the context's
+/// ([`KeyedContext::key`]). `time` is the time the timer was registered
+/// for, whatever the watermark or wall clock that fired it.
+///
+/// ```
+/// # use std::time::Duration;
+/// # use rivulet::prelude::*;
+/// # use rivulet::testing::TopologyTestDriver;
+/// # use rivulet::topology::keyed::*;
+/// # use rivulet::topology::ProcessError;
+/// struct Reminder;
+/// impl KeyedProcessor<String, String, String, String> for Reminder {
+/// #     fn process_element(&mut self, r: Record<String, String>, ctx: &mut KeyedContext<'_, '_, String, String, String>) -> Result<(), ProcessError> {
+/// #         ctx.register_event_time_timer(r.timestamp + 60_000)
+/// #     }
+///     fn on_timer(
+///         &mut self,
+///         timer: Timer,
+///         ctx: &mut KeyedContext<'_, '_, String, String, String>,
+///     ) -> Result<(), ProcessError> {
+///         let key = ctx.key().clone();
+///         ctx.forward(Record::new(key, format!("due at {}", timer.time), timer.time))
+///     }
+/// }
+/// # let mut b = Topology::builder();
+/// # b.add_store(StoreSpec::keyed("state"));
+/// # b.stream("in", Serdes::string(), Serdes::string())
+/// #     .process(&["state"], || KeyedProcess::new("state", Serdes::string(), Reminder))
+/// #     .to("out", Serdes::string(), Serdes::string());
+/// # let mut driver = TopologyTestDriver::new(b.build()?)?;
+/// # let input = driver.input_topic("in", Serdes::string(), Serdes::string());
+/// # let out = driver.output_topic("out", Serdes::string(), Serdes::string());
+/// driver.pipe(&input, "k".to_string(), "start".to_string(), 0)?;
+/// driver.pipe(&input, "k".to_string(), "later".to_string(), 100_000)?;
+/// let fired = driver.read(&out)?;
+/// assert_eq!((fired[0].value.as_str(), fired[0].timestamp), ("due at 60000", 60_000));
+/// # Ok::<(), rivulet::Error>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Timer {
     /// The time the timer was registered for, ms since the epoch.
@@ -153,7 +232,58 @@ pub struct Timer {
 }
 
 /// A processor whose state and timers are scoped to the key of the record
-/// it handles; add it with [`KeyedProcess::new`].
+/// it handles (Flink's `KeyedProcessFunction`); add it with
+/// [`KeyedProcess::new`]. Its state handles ([`ValueState`], [`ListState`],
+/// [`MapState`]) are fields, made with the processor in the factory
+/// closure of [`KStream::process`](crate::topology::KStream::process).
+/// `on_timer` is optional.
+///
+/// ```
+/// use rivulet::prelude::*;
+/// use rivulet::testing::TopologyTestDriver;
+/// use rivulet::topology::keyed::{KeyedContext, KeyedProcess, KeyedProcessor, ValueState};
+/// use rivulet::topology::ProcessError;
+///
+/// /// Alerts on a user's third failed login in a row.
+/// struct FailedLogins {
+///     failures: ValueState<i64>,
+/// }
+///
+/// impl KeyedProcessor<String, String, String, i64> for FailedLogins {
+///     fn process_element(
+///         &mut self,
+///         r: Record<String, String>,
+///         ctx: &mut KeyedContext<'_, '_, String, String, i64>,
+///     ) -> Result<(), ProcessError> {
+///         if r.value == "ok" {
+///             return self.failures.clear(ctx);
+///         }
+///         let n = self.failures.get(ctx)?.unwrap_or(0) + 1;
+///         self.failures.set(ctx, &n)?;
+///         if n == 3 {
+///             ctx.forward(Record::new(r.key, n, r.timestamp))?;
+///         }
+///         Ok(())
+///     }
+/// }
+///
+/// let mut b = Topology::builder();
+/// b.add_store(StoreSpec::keyed("failed-logins"));
+/// b.stream("logins", Serdes::string(), Serdes::string())
+///     .process(&["failed-logins"], || {
+///         let failures = ValueState::new("failures", Serdes::i64());
+///         KeyedProcess::new("failed-logins", Serdes::string(), FailedLogins { failures })
+///     })
+///     .to("login-alerts", Serdes::string(), Serdes::i64());
+/// let mut driver = TopologyTestDriver::new(b.build()?)?;
+/// let logins = driver.input_topic("logins", Serdes::string(), Serdes::string());
+/// let alerts = driver.output_topic("login-alerts", Serdes::string(), Serdes::i64());
+/// for outcome in ["fail", "fail", "ok", "fail", "fail", "fail"] {
+///     driver.pipe(&logins, "alice".to_string(), outcome.to_string(), 0)?;
+/// }
+/// assert_eq!(driver.read_key_values(&alerts)?, vec![("alice".to_string(), 3)]);
+/// # Ok::<(), rivulet::Error>(())
+/// ```
 pub trait KeyedProcessor<K, V, KOut, VOut>: 'static {
     /// Handles one record; the context is scoped to `record.key`.
     fn process_element(
@@ -173,7 +303,31 @@ pub trait KeyedProcessor<K, V, KOut, VOut>: 'static {
 impl StoreSpec {
     /// The store of a [`KeyedProcess`]: its state entries, timers and
     /// watermark, as bytes, in RocksDB (changelog
-    /// `<application_id>-<name>-changelog`).
+    /// `<application_id>-<name>-changelog`); `.in_memory()` keeps it in memory
+    /// (restored from the changelog at start). Declare it with
+    /// [`TopologyBuilder::add_store`](crate::topology::TopologyBuilder::add_store)
+    /// and list it in `process`.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use rivulet::prelude::*;
+    /// # use rivulet::testing::TopologyTestDriver;
+    /// # use rivulet::topology::keyed::*;
+    /// # use rivulet::topology::ProcessError;
+    /// # struct Noop;
+    /// # impl KeyedProcessor<String, String, String, String> for Noop {
+    /// #     fn process_element(&mut self, _: Record<String, String>, _: &mut KeyedContext<'_, '_, String, String, String>) -> Result<(), ProcessError> {
+    /// #         Ok(())
+    /// #     }
+    /// # }
+    /// let mut b = Topology::builder();
+    /// b.add_store(StoreSpec::keyed("sessions").in_memory());
+    /// b.stream("clicks", Serdes::string(), Serdes::string())
+    ///     .process(&["sessions"], || KeyedProcess::new("sessions", Serdes::string(), Noop))
+    ///     .to("out", Serdes::string(), Serdes::string());
+    /// assert!(b.build()?.describe().contains("sessions (in-memory, changelog <application_id>-sessions-changelog)"));
+    /// # Ok::<(), rivulet::Error>(())
+    /// ```
     pub fn keyed(name: &str) -> StoreSpec {
         StoreSpec::key_value(name, Serdes::bytes(), Serdes::bytes())
     }
@@ -181,7 +335,53 @@ impl StoreSpec {
 
 /// A [`KeyedProcessor`] as a [`Processor`], for
 /// [`KStream::process`](crate::topology::KStream::process) with the store
-/// it keeps its state in (declare it with [`StoreSpec::keyed`]).
+/// it keeps its state in (declare it with [`StoreSpec::keyed`]). The
+/// factory closure runs once per task, so each task has its own processor
+/// and state handles.
+///
+/// ```
+/// use rivulet::prelude::*;
+/// use rivulet::testing::TopologyTestDriver;
+/// use rivulet::topology::keyed::{KeyedContext, KeyedProcess, KeyedProcessor, ValueState};
+/// use rivulet::topology::ProcessError;
+///
+/// /// Forwards the first record of each key.
+/// struct FirstSeen {
+///     seen: ValueState<i64>,
+/// }
+///
+/// impl KeyedProcessor<String, String, String, String> for FirstSeen {
+///     fn process_element(
+///         &mut self,
+///         r: Record<String, String>,
+///         ctx: &mut KeyedContext<'_, '_, String, String, String>,
+///     ) -> Result<(), ProcessError> {
+///         if self.seen.get(ctx)?.is_some() {
+///             return Ok(());
+///         }
+///         self.seen.set(ctx, &r.timestamp)?;
+///         ctx.forward(r)
+///     }
+/// }
+///
+/// let mut b = Topology::builder();
+/// b.add_store(StoreSpec::keyed("first-seen"));
+/// b.stream("events", Serdes::string(), Serdes::string())
+///     .process(&["first-seen"], || {
+///         let seen = ValueState::new("seen", Serdes::i64());
+///         KeyedProcess::new("first-seen", Serdes::string(), FirstSeen { seen })
+///     })
+///     .to("first-events", Serdes::string(), Serdes::string());
+/// let mut driver = TopologyTestDriver::new(b.build()?)?;
+/// let events = driver.input_topic("events", Serdes::string(), Serdes::string());
+/// let first = driver.output_topic("first-events", Serdes::string(), Serdes::string());
+/// for (user, event) in [("alice", "signup"), ("alice", "login"), ("bob", "login")] {
+///     driver.pipe(&events, user.to_string(), event.to_string(), 0)?;
+/// }
+/// let out = driver.read_key_values(&first)?;
+/// assert_eq!(out, [("alice".to_string(), "signup".to_string()), ("bob".to_string(), "login".to_string())]);
+/// # Ok::<(), rivulet::Error>(())
+/// ```
 pub struct KeyedProcess<K, P> {
     store: String,
     key_serde: Arc<dyn Serde<K>>,
@@ -191,7 +391,30 @@ pub struct KeyedProcess<K, P> {
 
 impl<K: 'static, P> KeyedProcess<K, P> {
     /// `processor`, keeping its state and timers in the store `store`;
-    /// `key_serde` encodes record keys into state and timer keys.
+    /// `key_serde` encodes record keys into state and timer keys (records
+    /// with a null key fail: give them a key first). A store is for one keyed
+    /// processor: two keyed processors need two stores.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use rivulet::prelude::*;
+    /// # use rivulet::testing::TopologyTestDriver;
+    /// # use rivulet::topology::keyed::*;
+    /// # use rivulet::topology::ProcessError;
+    /// # struct Noop;
+    /// # impl KeyedProcessor<String, String, String, String> for Noop {
+    /// #     fn process_element(&mut self, _: Record<String, String>, _: &mut KeyedContext<'_, '_, String, String, String>) -> Result<(), ProcessError> {
+    /// #         Ok(())
+    /// #     }
+    /// # }
+    /// let mut b = Topology::builder();
+    /// b.add_store(StoreSpec::keyed("per-user"));
+    /// b.stream("clicks", Serdes::string(), Serdes::string())
+    ///     .process(&["per-user"], || KeyedProcess::new("per-user", Serdes::string(), Noop))
+    ///     .to("out", Serdes::string(), Serdes::string());
+    /// assert!(b.build()?.describe().contains("(stores: per-user)"));
+    /// # Ok::<(), rivulet::Error>(())
+    /// ```
     pub fn new(store: &str, key_serde: impl Serde<K>, processor: P) -> Self {
         KeyedProcess {
             store: store.to_string(),
@@ -202,7 +425,40 @@ impl<K: 'static, P> KeyedProcess<K, P> {
     }
 
     /// How often processing-time timers and expired state are checked
-    /// (default 100 ms).
+    /// (default 100 ms): a processing-time timer fires at the first check at
+    /// or after its time.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use rivulet::prelude::*;
+    /// # use rivulet::testing::TopologyTestDriver;
+    /// # use rivulet::topology::keyed::*;
+    /// # use rivulet::topology::ProcessError;
+    /// # struct Later;
+    /// # impl KeyedProcessor<String, String, String, String> for Later {
+    /// #     fn process_element(&mut self, r: Record<String, String>, ctx: &mut KeyedContext<'_, '_, String, String, String>) -> Result<(), ProcessError> {
+    /// #         ctx.register_processing_time_timer(ctx.current_processing_time() + 100)
+    /// #     }
+    /// #     fn on_timer(&mut self, _: Timer, ctx: &mut KeyedContext<'_, '_, String, String, String>) -> Result<(), ProcessError> {
+    /// #         let key = ctx.key().clone();
+    /// #         ctx.forward(Record::new(key, "fired".to_string(), 0))
+    /// #     }
+    /// # }
+    /// let mut b = Topology::builder();
+    /// b.add_store(StoreSpec::keyed("later"));
+    /// b.stream("in", Serdes::string(), Serdes::string())
+    ///     .process(&["later"], || KeyedProcess::new("later", Serdes::string(), Later).tick(Duration::from_secs(1)))
+    ///     .to("out", Serdes::string(), Serdes::string());
+    /// # let mut driver = TopologyTestDriver::new(b.build()?)?.start_wall_clock_at(0)?;
+    /// # let input = driver.input_topic("in", Serdes::string(), Serdes::string());
+    /// # let out = driver.output_topic("out", Serdes::string(), Serdes::string());
+    /// driver.pipe(&input, "k".to_string(), "v".to_string(), 0)?; // a timer at 100 ms
+    /// driver.advance_wall_clock(Duration::from_millis(500))?;
+    /// assert!(driver.read_key_values(&out)?.is_empty()); // not checked yet
+    /// driver.advance_wall_clock(Duration::from_millis(500))?;
+    /// assert_eq!(driver.read_key_values(&out)?.len(), 1);
+    /// # Ok::<(), rivulet::Error>(())
+    /// ```
     pub fn tick(mut self, every: Duration) -> Self {
         self.tick = every;
         self
@@ -371,7 +627,59 @@ where
 }
 
 /// A keyed processor's view of its task, scoped to one key: the key of the
-/// record being processed, or of the timer that fired.
+/// record being processed, or of the timer that fired. State handles read
+/// and write this key's entries through it; timers registered through it
+/// belong to this key.
+///
+/// ```
+/// use rivulet::prelude::*;
+/// use rivulet::testing::TopologyTestDriver;
+/// use rivulet::topology::keyed::{KeyedContext, KeyedProcess, KeyedProcessor, ListState, Timer};
+/// use rivulet::topology::ProcessError;
+///
+/// /// Batches each key's values for one minute of event time after its first.
+/// struct Batch {
+///     values: ListState<String>,
+/// }
+///
+/// impl KeyedProcessor<String, String, String, String> for Batch {
+///     fn process_element(
+///         &mut self,
+///         r: Record<String, String>,
+///         ctx: &mut KeyedContext<'_, '_, String, String, String>,
+///     ) -> Result<(), ProcessError> {
+///         if self.values.get(ctx)?.is_empty() {
+///             ctx.register_event_time_timer(r.timestamp + 60_000)?;
+///         }
+///         self.values.add(ctx, &r.value)
+///     }
+///
+///     fn on_timer(
+///         &mut self,
+///         timer: Timer,
+///         ctx: &mut KeyedContext<'_, '_, String, String, String>,
+///     ) -> Result<(), ProcessError> {
+///         let batch = self.values.get(ctx)?.join(",");
+///         self.values.clear(ctx)?;
+///         let key = ctx.key().clone();
+///         ctx.forward(Record::new(key, batch, timer.time))
+///     }
+/// }
+/// # let mut b = Topology::builder();
+/// # b.add_store(StoreSpec::keyed("batches"));
+/// # b.stream("in", Serdes::string(), Serdes::string())
+/// #     .process(&["batches"], || KeyedProcess::new("batches", Serdes::string(), Batch { values: ListState::new("values", Serdes::string()) }))
+/// #     .to("out", Serdes::string(), Serdes::string());
+/// # let mut driver = TopologyTestDriver::new(b.build()?)?;
+/// # let input = driver.input_topic("in", Serdes::string(), Serdes::string());
+/// # let out = driver.output_topic("out", Serdes::string(), Serdes::string());
+/// for (key, t, v) in [("k", 0, "a"), ("k", 30_000, "b"), ("other", 90_000, "c")] {
+///     driver.pipe(&input, key.to_string(), v.to_string(), t)?;
+/// }
+/// // The watermark passed 60 s: "k"'s batch is out, "other"'s waits.
+/// assert_eq!(driver.read_key_values(&out)?, vec![("k".to_string(), "a,b".to_string())]);
+/// # Ok::<(), rivulet::Error>(())
+/// ```
 pub struct KeyedContext<'c, 'a, K, KOut, VOut> {
     ctx: &'c mut ProcessorContext<'a, KOut, VOut>,
     store: &'c str,
@@ -383,33 +691,235 @@ pub struct KeyedContext<'c, 'a, K, KOut, VOut> {
 }
 
 impl<'a, K, KOut: Clone + 'static, VOut: Clone + 'static> KeyedContext<'_, 'a, K, KOut, VOut> {
-    /// The current key.
+    /// The current key: the record's, or the timer's in
+    /// [`KeyedProcessor::on_timer`], where there is no record.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use rivulet::prelude::*;
+    /// # use rivulet::testing::TopologyTestDriver;
+    /// # use rivulet::topology::keyed::*;
+    /// # use rivulet::topology::ProcessError;
+    /// struct Expire;
+    /// impl KeyedProcessor<String, String, String, String> for Expire {
+    /// #     fn process_element(&mut self, r: Record<String, String>, ctx: &mut KeyedContext<'_, '_, String, String, String>) -> Result<(), ProcessError> {
+    /// #         ctx.register_event_time_timer(r.timestamp + 1_000)
+    /// #     }
+    ///     fn on_timer(
+    ///         &mut self,
+    ///         timer: Timer,
+    ///         ctx: &mut KeyedContext<'_, '_, String, String, String>,
+    ///     ) -> Result<(), ProcessError> {
+    ///         let key: String = ctx.key().clone();
+    ///         ctx.forward(Record::new(key, "expired".to_string(), timer.time))
+    ///     }
+    /// }
+    /// # let mut b = Topology::builder();
+    /// # b.add_store(StoreSpec::keyed("state"));
+    /// # b.stream("in", Serdes::string(), Serdes::string())
+    /// #     .process(&["state"], || KeyedProcess::new("state", Serdes::string(), Expire))
+    /// #     .to("out", Serdes::string(), Serdes::string());
+    /// # let mut driver = TopologyTestDriver::new(b.build()?)?;
+    /// # let input = driver.input_topic("in", Serdes::string(), Serdes::string());
+    /// # let out = driver.output_topic("out", Serdes::string(), Serdes::string());
+    /// driver.pipe(&input, "alice".to_string(), "login".to_string(), 0)?;
+    /// driver.pipe(&input, "bob".to_string(), "login".to_string(), 5_000)?;
+    /// assert_eq!(driver.read_key_values(&out)?, vec![("alice".to_string(), "expired".to_string())]);
+    /// # Ok::<(), rivulet::Error>(())
+    /// ```
     pub fn key(&self) -> &K {
         self.key
     }
 
-    /// Sends a record to the processor's children.
+    /// Sends a record to the processor's children: any key and value of
+    /// the output types, with any timestamp.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use rivulet::prelude::*;
+    /// # use rivulet::testing::TopologyTestDriver;
+    /// # use rivulet::topology::keyed::*;
+    /// # use rivulet::topology::ProcessError;
+    /// struct Lengths;
+    /// impl KeyedProcessor<String, String, String, i64> for Lengths {
+    ///     fn process_element(
+    ///         &mut self,
+    ///         r: Record<String, String>,
+    ///         ctx: &mut KeyedContext<'_, '_, String, String, i64>,
+    ///     ) -> Result<(), ProcessError> {
+    ///         let n = r.value.len() as i64;
+    ///         ctx.forward(r.with_value(n))
+    ///     }
+    /// }
+    /// # let mut b = Topology::builder();
+    /// # b.add_store(StoreSpec::keyed("state"));
+    /// # b.stream("in", Serdes::string(), Serdes::string())
+    /// #     .process(&["state"], || KeyedProcess::new("state", Serdes::string(), Lengths))
+    /// #     .to("out", Serdes::string(), Serdes::i64());
+    /// # let mut driver = TopologyTestDriver::new(b.build()?)?;
+    /// # let input = driver.input_topic("in", Serdes::string(), Serdes::string());
+    /// # let out = driver.output_topic("out", Serdes::string(), Serdes::i64());
+    /// driver.pipe(&input, "k".to_string(), "hello".to_string(), 0)?;
+    /// assert_eq!(driver.read_key_values(&out)?, vec![("k".to_string(), 5)]);
+    /// # Ok::<(), rivulet::Error>(())
+    /// ```
     pub fn forward(&mut self, record: Record<KOut, VOut>) -> Result<(), ProcessError> {
         self.ctx.forward(record)
     }
 
-    /// The task's watermark (ms; `i64::MIN` before the first record).
+    /// The task's watermark (ms; `i64::MIN` before the first record): no
+    /// record older than it is expected any more.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use rivulet::prelude::*;
+    /// # use rivulet::testing::TopologyTestDriver;
+    /// # use rivulet::topology::keyed::*;
+    /// # use rivulet::topology::ProcessError;
+    /// struct OnTime;
+    /// impl KeyedProcessor<String, String, String, String> for OnTime {
+    ///     fn process_element(
+    ///         &mut self,
+    ///         r: Record<String, String>,
+    ///         ctx: &mut KeyedContext<'_, '_, String, String, String>,
+    ///     ) -> Result<(), ProcessError> {
+    ///         if r.timestamp < ctx.watermark() {
+    ///             return Ok(()); // late: drop it
+    ///         }
+    ///         ctx.forward(r)
+    ///     }
+    /// }
+    /// # let mut b = Topology::builder();
+    /// # b.add_store(StoreSpec::keyed("state"));
+    /// # b.stream("in", Serdes::string(), Serdes::string())
+    /// #     .process(&["state"], || KeyedProcess::new("state", Serdes::string(), OnTime))
+    /// #     .to("out", Serdes::string(), Serdes::string());
+    /// # let mut driver = TopologyTestDriver::new(b.build()?)?;
+    /// # let input = driver.input_topic("in", Serdes::string(), Serdes::string());
+    /// # let out = driver.output_topic("out", Serdes::string(), Serdes::string());
+    /// for (t, v) in [(10_000, "a"), (5_000, "late"), (12_000, "b")] {
+    ///     driver.pipe(&input, "k".to_string(), v.to_string(), t)?;
+    /// }
+    /// let values: Vec<String> = driver.read_key_values(&out)?.into_iter().map(|(_, v)| v).collect();
+    /// assert_eq!(values, ["a", "b"]);
+    /// # Ok::<(), rivulet::Error>(())
+    /// ```
     pub fn watermark(&self) -> i64 {
         self.ctx.watermark()
     }
 
-    /// Processing time: the wall clock (ms) when the callback started.
+    /// Processing time: the wall clock (ms) when the callback started (the
+    /// driver's clock under
+    /// [`TopologyTestDriver`](crate::testing::TopologyTestDriver)).
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use rivulet::prelude::*;
+    /// # use rivulet::testing::TopologyTestDriver;
+    /// # use rivulet::topology::keyed::*;
+    /// # use rivulet::topology::ProcessError;
+    /// struct Lag;
+    /// impl KeyedProcessor<String, String, String, i64> for Lag {
+    ///     fn process_element(
+    ///         &mut self,
+    ///         r: Record<String, String>,
+    ///         ctx: &mut KeyedContext<'_, '_, String, String, i64>,
+    ///     ) -> Result<(), ProcessError> {
+    ///         let lag_ms = ctx.current_processing_time() - r.timestamp;
+    ///         ctx.forward(r.with_value(lag_ms))
+    ///     }
+    /// }
+    /// # let mut b = Topology::builder();
+    /// # b.add_store(StoreSpec::keyed("state"));
+    /// # b.stream("in", Serdes::string(), Serdes::string())
+    /// #     .process(&["state"], || KeyedProcess::new("state", Serdes::string(), Lag))
+    /// #     .to("out", Serdes::string(), Serdes::i64());
+    /// let mut driver = TopologyTestDriver::new(b.build()?)?.start_wall_clock_at(100_000)?;
+    /// # let input = driver.input_topic("in", Serdes::string(), Serdes::string());
+    /// # let out = driver.output_topic("out", Serdes::string(), Serdes::i64());
+    /// driver.pipe(&input, "k".to_string(), "v".to_string(), 40_000)?;
+    /// assert_eq!(driver.read_key_values(&out)?, vec![("k".to_string(), 60_000)]);
+    /// # Ok::<(), rivulet::Error>(())
+    /// ```
     pub fn current_processing_time(&self) -> i64 {
         self.now
     }
 
-    /// The processor's own context: other stores, the source offset.
+    /// The processor's own context: other stores, the source offset, the
+    /// stream time.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use rivulet::prelude::*;
+    /// # use rivulet::testing::TopologyTestDriver;
+    /// # use rivulet::topology::keyed::*;
+    /// # use rivulet::topology::ProcessError;
+    /// struct Offsets;
+    /// impl KeyedProcessor<String, String, String, i64> for Offsets {
+    ///     fn process_element(
+    ///         &mut self,
+    ///         r: Record<String, String>,
+    ///         ctx: &mut KeyedContext<'_, '_, String, String, i64>,
+    ///     ) -> Result<(), ProcessError> {
+    ///         let offset = ctx.context().source().map_or(-1, |source| source.offset);
+    ///         ctx.forward(r.with_value(offset))
+    ///     }
+    /// }
+    /// # let mut b = Topology::builder();
+    /// # b.add_store(StoreSpec::keyed("state"));
+    /// # b.stream("in", Serdes::string(), Serdes::string())
+    /// #     .process(&["state"], || KeyedProcess::new("state", Serdes::string(), Offsets))
+    /// #     .to("out", Serdes::string(), Serdes::i64());
+    /// # let mut driver = TopologyTestDriver::new(b.build()?)?;
+    /// # let input = driver.input_topic("in", Serdes::string(), Serdes::string());
+    /// # let out = driver.output_topic("out", Serdes::string(), Serdes::i64());
+    /// driver.pipe(&input, "a".to_string(), "x".to_string(), 0)?;
+    /// driver.pipe(&input, "b".to_string(), "y".to_string(), 0)?;
+    /// assert_eq!(driver.read_key_values(&out)?, vec![("a".to_string(), 0), ("b".to_string(), 1)]);
+    /// # Ok::<(), rivulet::Error>(())
+    /// ```
     pub fn context(&mut self) -> &mut ProcessorContext<'a, KOut, VOut> {
         self.ctx
     }
 
     /// Calls [`KeyedProcessor::on_timer`] for this key when the watermark
     /// reaches `time` (at once, after this callback, if it already has).
+    /// Registering the same time twice registers one timer.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use rivulet::prelude::*;
+    /// # use rivulet::testing::TopologyTestDriver;
+    /// # use rivulet::topology::keyed::*;
+    /// # use rivulet::topology::ProcessError;
+    /// struct Delay;
+    /// impl KeyedProcessor<String, String, String, String> for Delay {
+    ///     fn process_element(
+    ///         &mut self,
+    ///         r: Record<String, String>,
+    ///         ctx: &mut KeyedContext<'_, '_, String, String, String>,
+    ///     ) -> Result<(), ProcessError> {
+    ///         ctx.register_event_time_timer(r.timestamp + 60_000) // a minute of event time later
+    ///     }
+    /// #     fn on_timer(&mut self, timer: Timer, ctx: &mut KeyedContext<'_, '_, String, String, String>) -> Result<(), ProcessError> {
+    /// #         let key = ctx.key().clone();
+    /// #         ctx.forward(Record::new(key, "a minute on".to_string(), timer.time))
+    /// #     }
+    /// }
+    /// # let mut b = Topology::builder();
+    /// # b.add_store(StoreSpec::keyed("state"));
+    /// # b.stream("in", Serdes::string(), Serdes::string())
+    /// #     .process(&["state"], || KeyedProcess::new("state", Serdes::string(), Delay))
+    /// #     .to("out", Serdes::string(), Serdes::string());
+    /// # let mut driver = TopologyTestDriver::new(b.build()?)?;
+    /// # let input = driver.input_topic("in", Serdes::string(), Serdes::string());
+    /// # let out = driver.output_topic("out", Serdes::string(), Serdes::string());
+    /// driver.pipe(&input, "k".to_string(), "v".to_string(), 0)?;
+    /// assert!(driver.read(&out)?.is_empty());
+    /// driver.pipe(&input, "other".to_string(), "v".to_string(), 90_000)?; // the watermark passes 60 s
+    /// assert_eq!(driver.read(&out)?[0].timestamp, 60_000);
+    /// # Ok::<(), rivulet::Error>(())
+    /// ```
     pub fn register_event_time_timer(&mut self, time: i64) -> Result<(), ProcessError> {
         if time <= self.ctx.watermark() {
             *self.fire_now = true;
@@ -417,18 +927,147 @@ impl<'a, K, KOut: Clone + 'static, VOut: Clone + 'static> KeyedContext<'_, 'a, K
         self.set_timer(TimeDomain::EventTime, time, true)
     }
 
-    /// Deletes this key's event-time timer at `time`, if there is one.
+    /// Deletes this key's event-time timer at `time`, if there is one. To
+    /// delete a timer, keep its time (in a [`ValueState`]).
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use rivulet::prelude::*;
+    /// # use rivulet::testing::TopologyTestDriver;
+    /// # use rivulet::topology::keyed::*;
+    /// # use rivulet::topology::ProcessError;
+    /// struct Unpaid { deadline: ValueState<i64> }
+    /// impl KeyedProcessor<String, String, String, String> for Unpaid {
+    ///     fn process_element(
+    ///         &mut self,
+    ///         r: Record<String, String>,
+    ///         ctx: &mut KeyedContext<'_, '_, String, String, String>,
+    ///     ) -> Result<(), ProcessError> {
+    ///         if r.value == "placed" {
+    ///             let deadline = r.timestamp + 3_600_000;
+    ///             self.deadline.set(ctx, &deadline)?;
+    ///             ctx.register_event_time_timer(deadline)
+    ///         } else if let Some(deadline) = self.deadline.get(ctx)? {
+    ///             self.deadline.clear(ctx)?; // paid in time
+    ///             ctx.delete_event_time_timer(deadline)
+    ///         } else {
+    ///             Ok(())
+    ///         }
+    ///     }
+    /// #     fn on_timer(&mut self, timer: Timer, ctx: &mut KeyedContext<'_, '_, String, String, String>) -> Result<(), ProcessError> {
+    /// #         let key = ctx.key().clone();
+    /// #         ctx.forward(Record::new(key, "unpaid".to_string(), timer.time))
+    /// #     }
+    /// }
+    /// # let mut b = Topology::builder();
+    /// # b.add_store(StoreSpec::keyed("state"));
+    /// # b.stream("in", Serdes::string(), Serdes::string())
+    /// #     .process(&["state"], || KeyedProcess::new("state", Serdes::string(), Unpaid { deadline: ValueState::new("deadline", Serdes::i64()) }))
+    /// #     .to("out", Serdes::string(), Serdes::string());
+    /// # let mut driver = TopologyTestDriver::new(b.build()?)?;
+    /// # let input = driver.input_topic("in", Serdes::string(), Serdes::string());
+    /// # let out = driver.output_topic("out", Serdes::string(), Serdes::string());
+    /// driver.pipe(&input, "order-1".to_string(), "placed".to_string(), 0)?;
+    /// driver.pipe(&input, "order-2".to_string(), "placed".to_string(), 0)?;
+    /// driver.pipe(&input, "order-1".to_string(), "paid".to_string(), 600_000)?;
+    /// driver.pipe(&input, "order-3".to_string(), "placed".to_string(), 7_200_000)?; // two hours on
+    /// assert_eq!(driver.read_key_values(&out)?, vec![("order-2".to_string(), "unpaid".to_string())]);
+    /// # Ok::<(), rivulet::Error>(())
+    /// ```
     pub fn delete_event_time_timer(&mut self, time: i64) -> Result<(), ProcessError> {
         self.set_timer(TimeDomain::EventTime, time, false)
     }
 
     /// Calls [`KeyedProcessor::on_timer`] for this key once the wall clock
-    /// reaches `time` (checked every [`KeyedProcess::tick`]).
+    /// reaches `time` (checked every [`KeyedProcess::tick`]), also while no
+    /// records arrive.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use rivulet::prelude::*;
+    /// # use rivulet::testing::TopologyTestDriver;
+    /// # use rivulet::topology::keyed::*;
+    /// # use rivulet::topology::ProcessError;
+    /// struct Flush;
+    /// impl KeyedProcessor<String, String, String, String> for Flush {
+    ///     fn process_element(
+    ///         &mut self,
+    ///         r: Record<String, String>,
+    ///         ctx: &mut KeyedContext<'_, '_, String, String, String>,
+    ///     ) -> Result<(), ProcessError> {
+    ///         ctx.register_processing_time_timer(ctx.current_processing_time() + 5_000)
+    ///     }
+    /// #     fn on_timer(&mut self, timer: Timer, ctx: &mut KeyedContext<'_, '_, String, String, String>) -> Result<(), ProcessError> {
+    /// #         let key = ctx.key().clone();
+    /// #         ctx.forward(Record::new(key, "flushed".to_string(), timer.time))
+    /// #     }
+    /// }
+    /// # let mut b = Topology::builder();
+    /// # b.add_store(StoreSpec::keyed("state"));
+    /// # b.stream("in", Serdes::string(), Serdes::string())
+    /// #     .process(&["state"], || KeyedProcess::new("state", Serdes::string(), Flush))
+    /// #     .to("out", Serdes::string(), Serdes::string());
+    /// # let mut driver = TopologyTestDriver::new(b.build()?)?.start_wall_clock_at(0)?;
+    /// # let input = driver.input_topic("in", Serdes::string(), Serdes::string());
+    /// # let out = driver.output_topic("out", Serdes::string(), Serdes::string());
+    /// driver.pipe(&input, "k".to_string(), "v".to_string(), 0)?;
+    /// driver.advance_wall_clock(Duration::from_secs(4))?;
+    /// assert!(driver.read(&out)?.is_empty());
+    /// driver.advance_wall_clock(Duration::from_secs(2))?;
+    /// assert_eq!(driver.read_key_values(&out)?, vec![("k".to_string(), "flushed".to_string())]);
+    /// # Ok::<(), rivulet::Error>(())
+    /// ```
     pub fn register_processing_time_timer(&mut self, time: i64) -> Result<(), ProcessError> {
         self.set_timer(TimeDomain::ProcessingTime, time, true)
     }
 
     /// Deletes this key's processing-time timer at `time`, if there is one.
+    /// Here a debounce: each record moves the key's timer one second on, so it
+    /// fires once the key has been quiet for a second.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use rivulet::prelude::*;
+    /// # use rivulet::testing::TopologyTestDriver;
+    /// # use rivulet::topology::keyed::*;
+    /// # use rivulet::topology::ProcessError;
+    /// struct Debounce { pending: ValueState<i64> }
+    /// impl KeyedProcessor<String, String, String, String> for Debounce {
+    ///     fn process_element(
+    ///         &mut self,
+    ///         _r: Record<String, String>,
+    ///         ctx: &mut KeyedContext<'_, '_, String, String, String>,
+    ///     ) -> Result<(), ProcessError> {
+    ///         if let Some(at) = self.pending.get(ctx)? {
+    ///             ctx.delete_processing_time_timer(at)?;
+    ///         }
+    ///         let at = ctx.current_processing_time() + 1_000;
+    ///         self.pending.set(ctx, &at)?;
+    ///         ctx.register_processing_time_timer(at)
+    ///     }
+    /// #     fn on_timer(&mut self, timer: Timer, ctx: &mut KeyedContext<'_, '_, String, String, String>) -> Result<(), ProcessError> {
+    /// #         self.pending.clear(ctx)?;
+    /// #         let key = ctx.key().clone();
+    /// #         ctx.forward(Record::new(key, "quiet".to_string(), timer.time))
+    /// #     }
+    /// }
+    /// # let mut b = Topology::builder();
+    /// # b.add_store(StoreSpec::keyed("state"));
+    /// # b.stream("in", Serdes::string(), Serdes::string())
+    /// #     .process(&["state"], || KeyedProcess::new("state", Serdes::string(), Debounce { pending: ValueState::new("pending", Serdes::i64()) }))
+    /// #     .to("out", Serdes::string(), Serdes::string());
+    /// # let mut driver = TopologyTestDriver::new(b.build()?)?.start_wall_clock_at(0)?;
+    /// # let input = driver.input_topic("in", Serdes::string(), Serdes::string());
+    /// # let out = driver.output_topic("out", Serdes::string(), Serdes::string());
+    /// for _ in 0..3 {
+    ///     driver.pipe(&input, "k".to_string(), "typing".to_string(), 0)?;
+    ///     driver.advance_wall_clock(Duration::from_millis(600))?;
+    /// }
+    /// assert!(driver.read(&out)?.is_empty());
+    /// driver.advance_wall_clock(Duration::from_secs(1))?;
+    /// assert_eq!(driver.read_key_values(&out)?.len(), 1);
+    /// # Ok::<(), rivulet::Error>(())
+    /// ```
     pub fn delete_processing_time_timer(&mut self, time: i64) -> Result<(), ProcessError> {
         self.set_timer(TimeDomain::ProcessingTime, time, false)
     }

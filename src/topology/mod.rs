@@ -48,6 +48,30 @@ pub(crate) struct Subtopology {
 }
 
 /// A validated topology, shared by every task of every processing thread.
+///
+/// Made by [`TopologyBuilder::build`]; run by [`App::run`](crate::App::run),
+/// or without a broker by
+/// [`TopologyTestDriver`](crate::testing::TopologyTestDriver). Its `Debug`
+/// is [`describe`](Self::describe).
+///
+/// ```
+/// use rivulet::prelude::*;
+/// use rivulet::testing::TopologyTestDriver;
+///
+/// let mut b = Topology::builder();
+/// b.stream("orders", Serdes::string(), Serdes::i64())
+///     .filter(|_customer, amount: &i64| *amount >= 100)
+///     .to("big-orders", Serdes::string(), Serdes::i64());
+/// let topology: Topology = b.build()?;
+///
+/// let mut driver = TopologyTestDriver::new(topology)?;
+/// let orders = driver.input_topic("orders", Serdes::string(), Serdes::i64());
+/// let big = driver.output_topic("big-orders", Serdes::string(), Serdes::i64());
+/// driver.pipe(&orders, "alice".to_string(), 250, 1_000)?;
+/// driver.pipe(&orders, "bob".to_string(), 20, 2_000)?;
+/// assert_eq!(driver.read_key_values(&big)?, vec![("alice".to_string(), 250)]);
+/// # Ok::<(), rivulet::Error>(())
+/// ```
 pub struct Topology {
     pub(crate) nodes: Vec<NodeSpec>,
     pub(crate) stores: Vec<StoreSpec>,
@@ -61,7 +85,17 @@ impl std::fmt::Debug for Topology {
 }
 
 impl Topology {
-    /// A new builder.
+    /// A new, empty [`TopologyBuilder`] (Kafka Streams' `new
+    /// StreamsBuilder()`).
+    ///
+    /// ```
+    /// use rivulet::prelude::*;
+    /// let mut b = Topology::builder();
+    /// b.stream("in", Serdes::string(), Serdes::string()).to("out", Serdes::string(), Serdes::string());
+    /// let topology = b.build()?;
+    /// assert_eq!(topology.source_topics(), ["in"]);
+    /// # Ok::<(), rivulet::Error>(())
+    /// ```
     pub fn builder() -> TopologyBuilder {
         TopologyBuilder::default()
     }
@@ -122,7 +156,18 @@ impl Topology {
         Ok(Topology { nodes, stores: graph.stores, subtopologies })
     }
 
-    /// The user topics the topology reads.
+    /// The user topics the topology reads, sorted; internal (repartition)
+    /// topics are left out.
+    ///
+    /// ```
+    /// use rivulet::prelude::*;
+    /// let mut b = Topology::builder();
+    /// let clicks = b.stream("clicks", Serdes::string(), Serdes::string());
+    /// let views = b.stream("views", Serdes::string(), Serdes::string());
+    /// clicks.merge(&views).repartition("by-user").to("activity", Serdes::string(), Serdes::string());
+    /// assert_eq!(b.build()?.source_topics(), ["clicks", "views"]);
+    /// # Ok::<(), rivulet::Error>(())
+    /// ```
     pub fn source_topics(&self) -> Vec<String> {
         let mut out: Vec<String> = self
             .subtopologies
@@ -153,7 +198,29 @@ impl Topology {
     }
 
     /// Sub-topologies, sources, processors, sinks, stores and internal
-    /// topics, as text.
+    /// topics, as text (Kafka Streams' `Topology.describe()`). Internal
+    /// topics are shown as `<application_id>-<name>-...`; node names
+    /// (`FILTER-0002`) number the operators in the order they were added.
+    ///
+    /// ```
+    /// use rivulet::prelude::*;
+    /// let mut b = Topology::builder();
+    /// b.stream("orders", Serdes::string(), Serdes::i64())
+    ///     .filter(|_, amount: &i64| *amount >= 100)
+    ///     .to("big-orders", Serdes::string(), Serdes::i64());
+    /// assert_eq!(
+    ///     b.build()?.describe(),
+    ///     "Topology
+    ///   Sub-topology 0
+    ///     Source SOURCE-0001 (topic orders; string / i64)
+    ///       --> FILTER-0002
+    ///     Processor FILTER-0002
+    ///       --> SINK-0003
+    ///     Sink SINK-0003 (topic big-orders; string / i64)
+    /// "
+    /// );
+    /// # Ok::<(), rivulet::Error>(())
+    /// ```
     pub fn describe(&self) -> String {
         let mut out = String::from("Topology\n");
         for st in &self.subtopologies {

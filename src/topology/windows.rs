@@ -67,6 +67,15 @@ use crate::topology::TopologyError;
 /// A window result in one JSON-friendly value:
 /// `{"key":..,"window_start":..,"window_end":..,"value":..}`; see
 /// [`KStream::with_window_in_value`].
+///
+/// ```
+/// use rivulet::topology::WindowResult;
+/// let r = WindowResult { key: "alice".to_string(), window_start: 0, window_end: 60_000, value: 3_i64 };
+/// assert_eq!(
+///     serde_json::to_string(&r).unwrap(),
+///     r#"{"key":"alice","window_start":0,"window_end":60000,"value":3}"#
+/// );
+/// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct WindowResult<K, A> {
     /// The grouping key.
@@ -113,14 +122,57 @@ pub struct Windows {
 }
 
 impl Windows {
-    /// Back-to-back windows of `size`: `[0, size)`, `[size, 2 size)`, ...
+    /// Back-to-back windows of `size`, aligned to the epoch: `[0, size)`,
+    /// `[size, 2 size)`, ... Each record is in exactly one (Kafka Streams'
+    /// `TimeWindows.ofSizeWithNoGrace`, Flink's `TumblingEventTimeWindows`).
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use rivulet::prelude::*;
+    /// # use rivulet::testing::TopologyTestDriver;
+    /// let mut b = Topology::builder();
+    /// b.stream("clicks", Serdes::string(), Serdes::string())
+    ///     .group_by_key()
+    ///     .windowed_by(Windows::tumbling(Duration::from_secs(60)))
+    ///     .count("clicks-per-minute")
+    ///     .to("clicks-per-minute", Serdes::windowed(Serdes::string()), Serdes::i64());
+    /// # let mut driver = TopologyTestDriver::new(b.build()?)?;
+    /// # let clicks = driver.input_topic("clicks", Serdes::string(), Serdes::string());
+    /// # let out = driver.output_topic("clicks-per-minute", Serdes::windowed(Serdes::string()), Serdes::i64());
+    /// driver.pipe(&clicks, "alice".to_string(), "/home".to_string(), 59_000)?;
+    /// driver.pipe(&clicks, "alice".to_string(), "/cart".to_string(), 61_000)?;
+    /// let windows: Vec<(i64, i64)> = driver.read(&out)?.iter().map(|r| (r.key.start, r.key.end)).collect();
+    /// assert_eq!(windows, [(0, 60_000), (60_000, 120_000)]);
+    /// # Ok::<(), rivulet::Error>(())
+    /// ```
     pub fn tumbling(size: Duration) -> Windows {
         let size = duration_ms(size).max(1);
         Windows { kind: Kind::Time { size, advance: size }, grace: 0 }
     }
 
     /// Windows of `size` starting every `advance` (Flink's sliding
-    /// windows): a record belongs to `size / advance` of them.
+    /// windows, Kafka Streams' `TimeWindows..advanceBy`), aligned to the
+    /// epoch: a record belongs to `size / advance` of them. `advance` is
+    /// clamped to `1 ms..=size`.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use rivulet::prelude::*;
+    /// # use rivulet::testing::TopologyTestDriver;
+    /// let mut b = Topology::builder();
+    /// b.stream("clicks", Serdes::string(), Serdes::string())
+    ///     .group_by_key()
+    ///     .windowed_by(Windows::hopping(Duration::from_secs(10), Duration::from_secs(5)))
+    ///     .count("clicks-10s-every-5s")
+    ///     .to("clicks-10s", Serdes::windowed(Serdes::string()), Serdes::i64());
+    /// # let mut driver = TopologyTestDriver::new(b.build()?)?;
+    /// # let clicks = driver.input_topic("clicks", Serdes::string(), Serdes::string());
+    /// # let out = driver.output_topic("clicks-10s", Serdes::windowed(Serdes::string()), Serdes::i64());
+    /// driver.pipe(&clicks, "alice".to_string(), "/home".to_string(), 7_000)?;
+    /// let windows: Vec<(i64, i64)> = driver.read(&out)?.iter().map(|r| (r.key.start, r.key.end)).collect();
+    /// assert_eq!(windows, [(0, 10_000), (5_000, 15_000)]);
+    /// # Ok::<(), rivulet::Error>(())
+    /// ```
     pub fn hopping(size: Duration, advance: Duration) -> Windows {
         let size = duration_ms(size).max(1);
         Windows { kind: Kind::Time { size, advance: duration_ms(advance).clamp(1, size) }, grace: 0 }
@@ -138,24 +190,121 @@ impl Windows {
     /// Streams, a window may start before the epoch (Kafka Streams folds a
     /// record earlier than `length` into one window `[0, length]`, as its
     /// stores cannot hold negative starts).
+    ///
+    /// The example above, counted with `emit_final` (the record at 100 s
+    /// only moves the watermark on, so the five windows close):
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use rivulet::prelude::*;
+    /// # use rivulet::testing::TopologyTestDriver;
+    /// let mut b = Topology::builder();
+    /// b.stream("events", Serdes::string(), Serdes::string())
+    ///     .group_by_key()
+    ///     .windowed_by(Windows::sliding(Duration::from_secs(5)))
+    ///     .emit_final()
+    ///     .count("events-within-5s")
+    ///     .to("events-within-5s", Serdes::windowed(Serdes::string()), Serdes::i64());
+    /// # let mut driver = TopologyTestDriver::new(b.build()?)?;
+    /// # let events = driver.input_topic("events", Serdes::string(), Serdes::string());
+    /// # let out = driver.output_topic("events-within-5s", Serdes::windowed(Serdes::string()), Serdes::i64());
+    /// for t in [8_000, 9_200, 12_400, 100_000] {
+    ///     driver.pipe(&events, "k".to_string(), "e".to_string(), t)?;
+    /// }
+    /// let windows: Vec<_> = driver.read(&out)?.into_iter().map(|r| (r.key.start, r.key.end, r.value)).collect();
+    /// let expected =
+    ///     [(3_000, 8_000, 1), (4_200, 9_200, 2), (7_400, 12_400, 3), (8_001, 13_001, 2), (9_201, 14_201, 1)];
+    /// assert_eq!(windows, expected);
+    /// # Ok::<(), rivulet::Error>(())
+    /// ```
     pub fn sliding(length: Duration) -> Windows {
         Windows { kind: Kind::Sliding { length: duration_ms(length) }, grace: 0 }
     }
 
     /// Sessions: a key's records with less than `gap` between neighbours
     /// (inclusive) form one session; a record that bridges two sessions
-    /// merges them.
+    /// merges them. A session's window runs from its first record's
+    /// timestamp to its last's; it closes `gap` (plus grace) after its end.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use rivulet::prelude::*;
+    /// # use rivulet::testing::TopologyTestDriver;
+    /// let mut b = Topology::builder();
+    /// b.stream("page-views", Serdes::string(), Serdes::string())
+    ///     .group_by_key()
+    ///     .windowed_by(Windows::session(Duration::from_secs(5 * 60)))
+    ///     .count("views-per-visit")
+    ///     .to("views-per-visit", Serdes::windowed(Serdes::string()), Serdes::i64());
+    /// # let mut driver = TopologyTestDriver::new(b.build()?)?;
+    /// # let views = driver.input_topic("page-views", Serdes::string(), Serdes::string());
+    /// # let out = driver.output_topic("views-per-visit", Serdes::windowed(Serdes::string()), Serdes::i64());
+    /// for minute in [0, 1, 10] {
+    ///     driver.pipe(&views, "alice".to_string(), "/".to_string(), minute * 60_000)?;
+    /// }
+    /// let sessions: Vec<_> = driver.read(&out)?.into_iter().map(|r| (r.key.start, r.key.end, r.value)).collect();
+    /// // One update per record: the first session grows, then a new one starts.
+    /// assert_eq!(sessions, [(0, 0, 1), (0, 60_000, 2), (600_000, 600_000, 1)]);
+    /// # Ok::<(), rivulet::Error>(())
+    /// ```
     pub fn session(gap: Duration) -> Windows {
         Windows { kind: Kind::Session { gap: duration_ms(gap) }, grace: 0 }
     }
 
     /// Every `n` records of a key. Count windows do not depend on time, so
-    /// they never close late and ignore the grace period.
+    /// they never close late and ignore the grace period. A window runs from
+    /// its first record's timestamp to its last's; with `emit_final` it is
+    /// emitted when its `n`th record arrives.
+    ///
+    /// ```
+    /// # use rivulet::prelude::*;
+    /// # use rivulet::testing::TopologyTestDriver;
+    /// let mut b = Topology::builder();
+    /// b.stream("readings", Serdes::string(), Serdes::i64())
+    ///     .group_by_key()
+    ///     .windowed_by(Windows::count(3))
+    ///     .emit_final()
+    ///     .reduce("sum-of-3", |a, b| a + b)
+    ///     .to("sums-of-3", Serdes::windowed(Serdes::string()), Serdes::i64());
+    /// # let mut driver = TopologyTestDriver::new(b.build()?)?;
+    /// # let readings = driver.input_topic("readings", Serdes::string(), Serdes::i64());
+    /// # let out = driver.output_topic("sums-of-3", Serdes::windowed(Serdes::string()), Serdes::i64());
+    /// for (i, value) in [1, 2, 3, 4].into_iter().enumerate() {
+    ///     driver.pipe(&readings, "sensor".to_string(), value, 1_000 * (i as i64 + 1))?;
+    /// }
+    /// let sums: Vec<_> = driver.read(&out)?.into_iter().map(|r| (r.key.start, r.key.end, r.value)).collect();
+    /// assert_eq!(sums, [(1_000, 3_000, 6)]); // the fourth reading waits for two more
+    /// # Ok::<(), rivulet::Error>(())
+    /// ```
     pub fn count(n: u64) -> Windows {
         Windows { kind: Kind::Count { n: n.max(1) }, grace: 0 }
     }
 
-    /// How long after its end a window still takes records (default 0).
+    /// How long after its end a window still takes records (default 0): a
+    /// window closes when the watermark reaches its end plus `grace`
+    /// (plus the gap, for sessions). Records for closed windows are late:
+    /// counted, and dropped or sent to
+    /// [`late_records_to`](WindowedStream::late_records_to).
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use rivulet::prelude::*;
+    /// # use rivulet::testing::TopologyTestDriver;
+    /// let mut b = Topology::builder();
+    /// b.stream("clicks", Serdes::string(), Serdes::string())
+    ///     .group_by_key()
+    ///     .windowed_by(Windows::tumbling(Duration::from_secs(60)).grace(Duration::from_secs(10)))
+    ///     .count("clicks-per-minute")
+    ///     .to("clicks-per-minute", Serdes::windowed(Serdes::string()), Serdes::i64());
+    /// # let mut driver = TopologyTestDriver::new(b.build()?)?;
+    /// # let clicks = driver.input_topic("clicks", Serdes::string(), Serdes::string());
+    /// for t in [65_000, 55_000, 100_000, 30_000] {
+    ///     driver.pipe(&clicks, "alice".to_string(), "/".to_string(), t)?;
+    /// }
+    /// // 55 s is in time for [0, 60 s), open until 70 s; 30 s comes after 100 s: late.
+    /// assert_eq!(driver.late_records(), 1);
+    /// # Ok::<(), rivulet::Error>(())
+    /// ```
     pub fn grace(mut self, grace: Duration) -> Windows {
         self.grace = duration_ms(grace);
         self
@@ -172,7 +321,19 @@ impl Windows {
     }
 }
 
-/// When window results are emitted.
+/// When window results are emitted; chosen with
+/// [`WindowedStream::emit_on_update`] and [`WindowedStream::emit_final`].
+///
+/// ```
+/// use rivulet::topology::{Data, EmitMode, WindowOutput, WindowedStream};
+/// /// The emit mode from a setting.
+/// fn emit<K: Data, V: Data, R: WindowOutput>(w: WindowedStream<K, V, R>, mode: EmitMode) -> WindowedStream<K, V, R> {
+///     match mode {
+///         EmitMode::OnUpdate => w.emit_on_update(),
+///         EmitMode::Final => w.emit_final(),
+///     }
+/// }
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EmitMode {
     /// Each change, at most once per key and window per commit (the
@@ -242,6 +403,26 @@ const COUNT_HEADER: usize = 24;
 /// A grouped stream cut into windows, ready to aggregate. `R` says what
 /// the result stream carries: [`Updates`] (the default) or, after
 /// [`with_tombstones`](WindowedStream::with_tombstones), [`WithTombstones`].
+///
+/// Made by [`KGroupedStream::windowed_by`]; set the emit mode and the late
+/// topic, then end with one aggregation (`count`, `sum`, `min`, `max`,
+/// `average`, `reduce` or `aggregate`), which names the window store and
+/// returns a stream keyed by [`Windowed`] keys.
+///
+/// ```
+/// use std::time::Duration;
+/// use rivulet::prelude::*;
+/// use rivulet::topology::WindowedStream;
+/// let mut b = Topology::builder();
+/// let per_minute: WindowedStream<String, String> = b
+///     .stream("clicks", Serdes::string(), Serdes::string())
+///     .group_by_key()
+///     .windowed_by(Windows::tumbling(Duration::from_secs(60)));
+/// let counts: KStream<Windowed<String>, i64> = per_minute.emit_final().count("clicks-per-minute");
+/// counts.to("clicks-per-minute", Serdes::windowed(Serdes::string()), Serdes::i64());
+/// assert!(b.build()?.describe().contains("WINDOW(tumbling 60000 ms, grace 0 ms)"));
+/// # Ok::<(), rivulet::Error>(())
+/// ```
 pub struct WindowedStream<K, V, R: WindowOutput = Updates> {
     grouped: KGroupedStream<K, V>,
     windows: Windows,
@@ -255,7 +436,29 @@ mod sealed {
 }
 
 /// What the result stream of a windowed aggregation carries: see
-/// [`Updates`] and [`WithTombstones`].
+/// [`Updates`] and [`WithTombstones`]. Sealed: users meet it as a bound,
+/// to write code for both.
+///
+/// ```
+/// use std::time::Duration;
+/// use rivulet::prelude::*;
+/// use rivulet::topology::{WindowOutput, WindowedStream};
+///
+/// /// Counts bots' requests, with or without tombstones.
+/// fn count_bots<R: WindowOutput>(
+///     w: WindowedStream<String, String, R>,
+///     name: &str,
+/// ) -> KStream<Windowed<String>, R::Value<i64>> {
+///     w.count(name).filter(|window, _| window.key.starts_with("bot-"))
+/// }
+///
+/// let mut b = Topology::builder();
+/// let requests = b.stream("requests", Serdes::string(), Serdes::string()).group_by_key();
+/// let per_minute: KStream<Windowed<String>, i64> =
+///     count_bots(requests.windowed_by(Windows::tumbling(Duration::from_secs(60))), "bot-minutes");
+/// let per_visit: KStream<Windowed<String>, Option<i64>> =
+///     count_bots(requests.windowed_by(Windows::session(Duration::from_secs(300))).with_tombstones(), "bot-visits");
+/// ```
 pub trait WindowOutput: sealed::Sealed + 'static {
     /// The result stream's value for an aggregate `O`.
     type Value<O: Data>: Data;
@@ -270,7 +473,30 @@ pub trait WindowOutput: sealed::Sealed + 'static {
 
 /// Results as plain aggregates (`KStream<Windowed<K>, O>`): tombstones for
 /// merged sessions are left out, as [`KTable::to_stream`](crate::topology::KTable::to_stream)
-/// leaves out deletes.
+/// leaves out deletes. The default of a [`WindowedStream`].
+///
+/// ```
+/// # use std::time::Duration;
+/// # use rivulet::prelude::*;
+/// # use rivulet::testing::TopologyTestDriver;
+/// let mut b = Topology::builder();
+/// let visits: KStream<Windowed<String>, i64> = b
+///     .stream("page-views", Serdes::string(), Serdes::string())
+///     .group_by_key()
+///     .windowed_by(Windows::session(Duration::from_secs(300)).grace(Duration::from_secs(3600)))
+///     .count("views-per-visit");
+/// visits.to("views-per-visit", Serdes::windowed(Serdes::string()), Serdes::i64());
+/// # let mut driver = TopologyTestDriver::new(b.build()?)?;
+/// # let views = driver.input_topic("page-views", Serdes::string(), Serdes::string());
+/// # let out = driver.output_topic("views-per-visit", Serdes::windowed(Serdes::string()), Serdes::i64());
+/// // Two sessions, then a record in between merges them into one.
+/// for minute in [0, 6, 3] {
+///     driver.pipe(&views, "alice".to_string(), "/".to_string(), minute * 60_000)?;
+/// }
+/// let sessions: Vec<_> = driver.read(&out)?.into_iter().map(|r| (r.key.start, r.key.end, r.value)).collect();
+/// assert_eq!(sessions, [(0, 0, 1), (360_000, 360_000, 1), (0, 360_000, 3)]);
+/// # Ok::<(), rivulet::Error>(())
+/// ```
 #[derive(Debug, Clone, Copy)]
 pub struct Updates;
 
@@ -278,6 +504,22 @@ pub struct Updates;
 /// (`None`) for each session absorbed into a bigger one after it was
 /// emitted (`KStream<Windowed<K>, Option<O>>`, value serde
 /// [`Serdes::optional`]: written to a topic, `None` is a Kafka tombstone).
+/// Chosen with [`WindowedStream::with_tombstones`].
+///
+/// ```
+/// use std::time::Duration;
+/// use rivulet::prelude::*;
+/// let mut b = Topology::builder();
+/// let visits: KStream<Windowed<String>, Option<i64>> = b
+///     .stream("page-views", Serdes::string(), Serdes::string())
+///     .group_by_key()
+///     .windowed_by(Windows::session(Duration::from_secs(300)))
+///     .with_tombstones()
+///     .count("views-per-visit");
+/// visits.to("visits", Serdes::windowed(Serdes::string()), Serdes::optional(Serdes::i64()));
+/// # b.build()?;
+/// # Ok::<(), rivulet::Error>(())
+/// ```
 #[derive(Debug, Clone, Copy)]
 pub struct WithTombstones;
 

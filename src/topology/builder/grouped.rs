@@ -64,7 +64,29 @@ impl<K: Data, V: Data> KGroupedStream<K, V> {
         KTable { stream: table, key_serde, value_serde: agg_serde, store: Some(store) }
     }
 
-    /// Counts records per key into the store `name`.
+    /// Counts records per key into the store `name` (a table of `i64`).
+    /// After [`group_by`](KStream::group_by) only the keys go through the
+    /// repartition topic, so no value serde is needed.
+    ///
+    /// ```
+    /// # use rivulet::prelude::*;
+    /// # use rivulet::testing::TopologyTestDriver;
+    /// let mut b = Topology::builder();
+    /// b.stream("clicks", Serdes::string(), Serdes::string()) // user -> page
+    ///     .group_by_key()
+    ///     .count("clicks-per-user")
+    ///     .to_stream()
+    ///     .to("clicks-per-user", Serdes::string(), Serdes::i64());
+    /// # let mut driver = TopologyTestDriver::new(b.build()?)?;
+    /// # let clicks = driver.input_topic("clicks", Serdes::string(), Serdes::string());
+    /// # let counts = driver.output_topic("clicks-per-user", Serdes::string(), Serdes::i64());
+    /// for user in ["alice", "bob", "alice"] {
+    ///     driver.pipe(&clicks, user.to_string(), "/home".to_string(), 0)?;
+    /// }
+    /// let updates: Vec<(String, i64)> = driver.read_key_values(&counts)?;
+    /// assert_eq!(updates, [("alice".to_string(), 1), ("bob".to_string(), 1), ("alice".to_string(), 2)]);
+    /// # Ok::<(), rivulet::Error>(())
+    /// ```
     pub fn count(&self, name: &str) -> KTable<K, i64> {
         if self.stream.key_changed && self.stream.value_serde.is_none() {
             // Counting needs no values: repartition keys alone.
@@ -81,7 +103,30 @@ impl<K: Data, V: Data> KGroupedStream<K, V> {
         self.aggregate_with(name, Arc::new(|_, _, n: Option<i64>| Ok(n.unwrap_or(0) + 1)), Arc::new(Serdes::i64()))
     }
 
-    /// Folds records per key into an aggregate kept in the store `name`.
+    /// Folds records per key into an aggregate kept in the store `name`:
+    /// `initial()` starts a key's aggregate, `fold(&key, value, aggregate)`
+    /// returns the next one, and `agg_serde` stores it.
+    ///
+    /// ```
+    /// # use rivulet::prelude::*;
+    /// # use rivulet::testing::TopologyTestDriver;
+    /// let mut b = Topology::builder();
+    /// b.stream("purchases", Serdes::string(), Serdes::i64())
+    ///     .group_by_key()
+    ///     .aggregate(
+    ///         "purchase-stats",
+    ///         || (0_i64, 0_i64),
+    ///         |_customer, amount, (n, total)| (n + 1, total + amount),
+    ///         Serdes::json::<(i64, i64)>(),
+    ///     );
+    /// # let mut driver = TopologyTestDriver::new(b.build()?)?;
+    /// # let purchases = driver.input_topic("purchases", Serdes::string(), Serdes::i64());
+    /// driver.pipe(&purchases, "alice".to_string(), 30, 0)?;
+    /// driver.pipe(&purchases, "alice".to_string(), 12, 0)?;
+    /// let stats = driver.store_get::<String, (i64, i64)>("purchase-stats", &"alice".to_string())?;
+    /// assert_eq!(stats, Some((2, 42)));
+    /// # Ok::<(), rivulet::Error>(())
+    /// ```
     pub fn aggregate<A: Data>(
         &self,
         name: &str,
@@ -98,6 +143,29 @@ impl<K: Data, V: Data> KGroupedStream<K, V> {
 
     /// Fallible [`aggregate`](Self::aggregate): an error leaves the
     /// aggregate unchanged and sends the record to the processing-error policy.
+    /// Here the policy is `skip`:
+    ///
+    /// ```
+    /// # use rivulet::prelude::*;
+    /// # use rivulet::testing::TopologyTestDriver;
+    /// let mut b = Topology::builder();
+    /// b.stream("deposits", Serdes::string(), Serdes::i64())
+    ///     .group_by_key()
+    ///     .try_aggregate(
+    ///         "balances",
+    ///         || 0_i64,
+    ///         |_account, amount, balance| balance.checked_add(amount).ok_or("balance overflow"),
+    ///         Serdes::i64(),
+    ///     );
+    /// let config = Config::loader().default_value("errors.processing", "skip");
+    /// # let config = config.default_value("application_id", "bank").env(std::iter::empty::<(String, String)>());
+    /// let mut driver = TopologyTestDriver::with_config(b.build()?, config.load()?)?;
+    /// # let deposits = driver.input_topic("deposits", Serdes::string(), Serdes::i64());
+    /// driver.pipe(&deposits, "acc-1".to_string(), 5, 0)?;
+    /// driver.pipe(&deposits, "acc-1".to_string(), i64::MAX, 0)?; // rejected and skipped
+    /// assert_eq!(driver.store_get::<String, i64>("balances", &"acc-1".to_string())?, Some(5));
+    /// # Ok::<(), rivulet::Error>(())
+    /// ```
     pub fn try_aggregate<A: Data, E: Into<UserError>>(
         &self,
         name: &str,
@@ -113,7 +181,24 @@ impl<K: Data, V: Data> KGroupedStream<K, V> {
     }
 
     /// Combines the values of each key with `reduce(old, new)`, kept in the
-    /// store `name`. Needs the stream's value serde.
+    /// store `name`. Needs the stream's value serde. A key's first value is
+    /// kept as it is.
+    ///
+    /// ```
+    /// # use rivulet::prelude::*;
+    /// # use rivulet::testing::TopologyTestDriver;
+    /// let mut b = Topology::builder();
+    /// b.stream("temperatures", Serdes::string(), Serdes::i64())
+    ///     .group_by_key()
+    ///     .reduce("max-temperature", |max, t| max.max(t));
+    /// # let mut driver = TopologyTestDriver::new(b.build()?)?;
+    /// # let temperatures = driver.input_topic("temperatures", Serdes::string(), Serdes::i64());
+    /// for t in [18, 23, 21] {
+    ///     driver.pipe(&temperatures, "oslo".to_string(), t, 0)?;
+    /// }
+    /// assert_eq!(driver.store_get::<String, i64>("max-temperature", &"oslo".to_string())?, Some(23));
+    /// # Ok::<(), rivulet::Error>(())
+    /// ```
     pub fn reduce(&self, name: &str, reduce: impl Fn(V, V) -> V + Send + Sync + 'static) -> KTable<K, V> {
         let Some(value_serde) = self.stream.value_serde.clone() else {
             self.stream.graph.borrow_mut().errors.push(TopologyError::Invalid(format!(
