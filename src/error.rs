@@ -112,7 +112,7 @@ impl std::fmt::Debug for Error {
 
 impl Error {
     /// Wraps a Kafka error with what rivulet was doing when it happened.
-    pub fn kafka(context: impl Into<String>, source: KafkaError) -> Self {
+    pub(crate) fn kafka(context: impl Into<String>, source: KafkaError) -> Self {
         Error::Kafka { context: context.into(), source }
     }
 

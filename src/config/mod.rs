@@ -52,7 +52,7 @@ use tree::Tree;
 const DEFAULT_TOML: &str = include_str!("../../config/default.toml");
 
 /// Environment variable naming a config file, when `--config` is not given.
-pub const CONFIG_FILE_ENV: &str = "RIVULET_CONFIG";
+pub(crate) const CONFIG_FILE_ENV: &str = "RIVULET_CONFIG";
 
 /// What a commit promises about outputs after a crash: the key
 /// `processing_guarantee`, `at_least_once` (the default) or `exactly_once`.
@@ -143,7 +143,7 @@ pub struct ErrorsConfig {
 
 impl ErrorsConfig {
     /// Whether any policy writes to the dead-letter topic.
-    pub fn uses_dead_letter(&self) -> bool {
+    pub(crate) fn uses_dead_letter(&self) -> bool {
         [self.deserialization, self.processing, self.production].contains(&ErrorPolicy::DeadLetter)
     }
 }
@@ -429,7 +429,7 @@ impl Config {
     /// The `group.instance.id` of processing thread `thread`'s consumer:
     /// `<instance_id>-<thread>` when `instance_id` was set explicitly (static
     /// group membership), `None` when it was taken from the host name.
-    pub fn group_instance_id(&self, thread: usize) -> Option<String> {
+    pub(crate) fn group_instance_id(&self, thread: usize) -> Option<String> {
         self.instance_id_explicit.then(|| format!("{}-{thread}", self.instance_id))
     }
 

@@ -81,7 +81,7 @@ impl EmbeddedKafka {
     }
 
     /// Creates a topic.
-    pub fn create_topic(&self, name: &str, partitions: i32) -> Result<()> {
+    fn create_topic(&self, name: &str, partitions: i32) -> Result<()> {
         self.cluster
             .create_topic(name, partitions, 1)
             .map_err(|e| Error::kafka(format!("creating topic {name} in the embedded cluster"), e))
@@ -90,7 +90,8 @@ impl EmbeddedKafka {
     /// Makes the broker answer the next `count` requests of kind `api` with
     /// `error`, as a struggling broker would: for testing how an
     /// application rides out a coordinator moving or a request timing out.
-    pub fn fail_requests(
+    #[cfg(test)]
+    pub(crate) fn fail_requests(
         &self,
         api: rdkafka::types::RDKafkaApiKey,
         error: rdkafka::types::RDKafkaRespErr,

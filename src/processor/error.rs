@@ -122,7 +122,7 @@ pub enum ProcessError {
 impl ProcessError {
     /// Whether the error concerns one record (and so goes to a bad-record
     /// policy) rather than the task or the application.
-    pub fn is_record_error(&self) -> bool {
+    pub(crate) fn is_record_error(&self) -> bool {
         matches!(
             self,
             ProcessError::Rejected { .. }

@@ -130,13 +130,13 @@ pub enum StateError {
 impl StateError {
     /// Whether the store must be wiped and restored from its changelog
     /// (rather than the operation retried or the instance stopped).
-    pub fn is_corrupt(&self) -> bool {
+    pub(crate) fn is_corrupt(&self) -> bool {
         matches!(self, StateError::Corrupt { .. })
     }
 }
 
 /// `Result` with [`StateError`].
-pub type StateResult<T> = Result<T, StateError>;
+pub(crate) type StateResult<T> = Result<T, StateError>;
 
 /// A key range `[from, to)`.
 pub(crate) type KeyRange = (Vec<u8>, Vec<u8>);
