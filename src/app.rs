@@ -87,9 +87,9 @@ impl App {
     /// at once.
     ///
     /// ```
-    /// use std::time::{Duration, Instant};
+    /// # use std::time::{Duration, Instant};
     /// use rivulet::kafka::embedded::EmbeddedKafka;
-    /// use rivulet::prelude::*;
+    /// # use rivulet::prelude::*;
     /// # fn main() -> rivulet::Result<()> {
     /// let kafka = EmbeddedKafka::start()?;
     /// let mut config = Config::loader().env([("RIVULET__APPLICATION_ID", "doc-start")]).load()?;
@@ -312,6 +312,7 @@ impl Signals {
 /// # b.stream("in", Serdes::string(), Serdes::string()).to("out", Serdes::string(), Serdes::string());
 /// # let topology = b.build()?;
 /// # kafka.create_topics_for(&topology, &config, 1)?;
+/// // Set up as in App::start: `kafka` (embedded), `config` for it, `topology` reading "in".
 /// let app = App::new(config)?.start(topology)?;
 /// let deadline = Instant::now() + Duration::from_secs(30);
 /// while app.stats().commits == 0 {
@@ -347,6 +348,7 @@ impl RunningApp {
     /// # b.stream("in", Serdes::string(), Serdes::string()).to("out", Serdes::string(), Serdes::string());
     /// # let topology = b.build()?;
     /// # kafka.create_topics_for(&topology, &config, 1)?;
+    /// // Set up as in App::start: `kafka` (embedded), `config` for it, `topology` reading "in".
     /// use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
     /// let producer: BaseProducer = rdkafka::ClientConfig::new().set("bootstrap.servers", kafka.bootstrap_servers()).create().unwrap();
     /// for line in ["a", "b", "c"] {
@@ -384,6 +386,7 @@ impl RunningApp {
     /// # b.stream("in", Serdes::string(), Serdes::string()).to("out", Serdes::string(), Serdes::string());
     /// # let topology = b.build()?;
     /// # kafka.create_topics_for(&topology, &config, 1)?;
+    /// // Set up as in App::start: `kafka` (embedded), `config` for it, `topology` reading "in".
     /// let app = App::new(config)?.start(topology)?;
     /// let deadline = Instant::now() + Duration::from_secs(30);
     /// while app.assignment().is_empty() && Instant::now() < deadline {
@@ -415,6 +418,7 @@ impl RunningApp {
     /// # b.stream("in", Serdes::string(), Serdes::string()).to("out", Serdes::string(), Serdes::string());
     /// # let topology = b.build()?;
     /// # kafka.create_topics_for(&topology, &config, 1)?;
+    /// // Set up as in App::start: `kafka` (embedded), `config` for it, `topology` reading "in".
     /// use std::io::{Read, Write};
     /// // config.http.listen is 127.0.0.1:0: any free port.
     /// let app = App::new(config)?.start(topology)?;
@@ -449,6 +453,7 @@ impl RunningApp {
     /// # b.stream("in", Serdes::string(), Serdes::string()).to("out", Serdes::string(), Serdes::string());
     /// # let topology = b.build()?;
     /// # kafka.create_topics_for(&topology, &config, 1)?;
+    /// // Set up as in App::start: `kafka` (embedded), `config` for it, `topology` reading "in".
     /// use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
     /// // A value that is not UTF-8, under errors.deserialization = "fail" (the default).
     /// let producer: BaseProducer = rdkafka::ClientConfig::new().set("bootstrap.servers", kafka.bootstrap_servers()).create().unwrap();
@@ -492,6 +497,7 @@ impl RunningApp {
     /// # b.stream("in", Serdes::string(), Serdes::string()).to("out", Serdes::string(), Serdes::string());
     /// # let topology = b.build()?;
     /// # kafka.create_topics_for(&topology, &config, 1)?;
+    /// // Set up as in App::start: `kafka` (embedded), `config` for it, `topology` reading "in".
     /// let app = App::new(config)?.start(topology)?;
     /// app.shutdown()?; // Ok: every thread committed and closed its tasks
     /// # Ok(()) }

@@ -26,7 +26,7 @@ use crate::record::{Record, SourceOffset};
 /// ```
 /// # use rivulet::prelude::*;
 /// # use rivulet::testing::TopologyTestDriver;
-/// use std::time::Duration;
+/// # use std::time::Duration;
 /// use rivulet::processor::{ProcessError, TimeKind};
 /// /// Every 10 s of stream time, emits how many records arrived.
 /// struct Tally(i64);
@@ -35,10 +35,7 @@ use crate::record::{Record, SourceOffset};
 ///         ctx.schedule(Duration::from_secs(10), TimeKind::StreamTime);
 ///         Ok(())
 ///     }
-///     fn process(&mut self, _: Record<(), String>, _: &mut ProcessorContext<'_, (), i64>) -> Result<(), ProcessError> {
-///         self.0 += 1;
-///         Ok(())
-///     }
+///     fn process(&mut self, _: Record<(), String>, _: &mut ProcessorContext<'_, (), i64>) -> Result<(), ProcessError> { self.0 += 1; Ok(()) }
 ///     fn on_timer(&mut self, _: TimeKind, at: i64, ctx: &mut ProcessorContext<'_, (), i64>) -> Result<(), ProcessError> {
 ///         ctx.forward(Record::new((), std::mem::take(&mut self.0), at))
 ///     }
@@ -52,8 +49,7 @@ use crate::record::{Record, SourceOffset};
 /// for t in [1_000, 4_000, 9_000, 12_000, 25_000] {
 ///     driver.pipe(&input, (), "x".into(), t)?;
 /// }
-/// // Stream time moves only with records: the callback fires at the first
-/// // one, then whenever a record takes stream time 10 s past the last firing.
+/// // At the first record, then when a record takes stream time 10 s past the last firing.
 /// let fired: Vec<(i64, i64)> = driver.read(&output)?.iter().map(|r| (r.timestamp, r.value)).collect();
 /// assert_eq!(fired, [(1_000, 1), (12_000, 3), (25_000, 1)]);
 /// # Ok(()) }
@@ -105,10 +101,10 @@ pub trait Processor<KIn, VIn, KOut, VOut>: 'static {
     ///     }
     /// }
     /// # fn main() -> rivulet::Result<()> {
-    /// let mut b = Topology::builder();
+    /// # let mut b = Topology::builder();
     /// b.add_store(StoreSpec::key_value("sum", Serdes::u32(), Serdes::i64()));
     /// b.stream("in", Serdes::unit(), Serdes::i64()).process(&["sum"], || Sum(0)).to("out", Serdes::unit(), Serdes::i64());
-    /// let mut driver = TopologyTestDriver::new(b.build()?)?;
+    /// # let mut driver = TopologyTestDriver::new(b.build()?)?;
     /// # let input = driver.input_topic("in", Serdes::unit(), Serdes::i64());
     /// # let output = driver.output_topic("out", Serdes::unit(), Serdes::i64());
     /// driver.pipe(&input, (), 5, 0)?;
@@ -162,7 +158,7 @@ pub trait Processor<KIn, VIn, KOut, VOut>: 'static {
     /// ```
     /// # use rivulet::prelude::*;
     /// # use rivulet::testing::TopologyTestDriver;
-    /// use std::time::Duration;
+    /// # use std::time::Duration;
     /// use rivulet::processor::{ProcessError, TimeKind};
     /// /// Emits a heartbeat every minute of wall-clock time, records or not.
     /// struct Heartbeat;
@@ -171,9 +167,7 @@ pub trait Processor<KIn, VIn, KOut, VOut>: 'static {
     ///         ctx.schedule(Duration::from_secs(60), TimeKind::WallClock);
     ///         Ok(())
     ///     }
-    ///     fn process(&mut self, _: Record<(), String>, _: &mut ProcessorContext<'_, (), String>) -> Result<(), ProcessError> {
-    ///         Ok(())
-    ///     }
+    ///     fn process(&mut self, _: Record<(), String>, _: &mut ProcessorContext<'_, (), String>) -> Result<(), ProcessError> { Ok(()) }
     ///     fn on_timer(&mut self, kind: TimeKind, at: i64, ctx: &mut ProcessorContext<'_, (), String>) -> Result<(), ProcessError> {
     ///         ctx.forward(Record::new((), format!("{kind:?} {at}"), at))
     ///     }
@@ -205,13 +199,11 @@ pub trait Processor<KIn, VIn, KOut, VOut>: 'static {
     /// # use rivulet::prelude::*;
     /// # use rivulet::processor::ProcessError;
     /// # use rivulet::testing::TopologyTestDriver;
-    /// use std::time::Duration;
+    /// # use std::time::Duration;
     /// /// Emits each new watermark.
     /// struct Marks;
     /// impl Processor<(), String, (), i64> for Marks {
-    ///     fn process(&mut self, _: Record<(), String>, _: &mut ProcessorContext<'_, (), i64>) -> Result<(), ProcessError> {
-    ///         Ok(())
-    ///     }
+    ///     fn process(&mut self, _: Record<(), String>, _: &mut ProcessorContext<'_, (), i64>) -> Result<(), ProcessError> { Ok(()) }
     ///     fn on_watermark(&mut self, watermark: i64, ctx: &mut ProcessorContext<'_, (), i64>) -> Result<(), ProcessError> {
     ///         ctx.forward(Record::new((), watermark, watermark))
     ///     }
@@ -243,7 +235,7 @@ pub trait Processor<KIn, VIn, KOut, VOut>: 'static {
     /// # use rivulet::prelude::*;
     /// # use rivulet::processor::ProcessError;
     /// # use rivulet::testing::TopologyTestDriver;
-    /// use std::collections::BTreeMap;
+    /// # use std::collections::BTreeMap;
     /// /// Emits only the latest value of each key, once per commit.
     /// struct Latest(BTreeMap<String, i64>);
     /// impl Processor<String, i64, String, i64> for Latest {
@@ -265,7 +257,7 @@ pub trait Processor<KIn, VIn, KOut, VOut>: 'static {
     /// for (k, v) in [("a", 1), ("a", 2), ("b", 1)] {
     ///     driver.pipe(&input, k.to_string(), v, 0)?;
     /// }
-    /// assert_eq!(driver.read_key_values(&output)?, []);
+    /// assert_eq!(driver.read_key_values(&output)?, []); // nothing before the commit
     /// driver.commit()?;
     /// assert_eq!(driver.read_key_values(&output)?, [("a".to_string(), 2), ("b".to_string(), 1)]);
     /// # Ok(()) }
@@ -284,11 +276,10 @@ pub trait Processor<KIn, VIn, KOut, VOut>: 'static {
     /// # use rivulet::testing::TopologyTestDriver;
     /// use std::sync::atomic::{AtomicUsize, Ordering};
     /// use std::sync::Arc;
+    /// /// Counts its closes in a counter the test holds.
     /// struct Tracked(Arc<AtomicUsize>);
     /// impl Processor<(), String, (), String> for Tracked {
-    ///     fn process(&mut self, r: Record<(), String>, ctx: &mut ProcessorContext<'_, (), String>) -> Result<(), ProcessError> {
-    ///         ctx.forward(r)
-    ///     }
+    ///     fn process(&mut self, r: Record<(), String>, ctx: &mut ProcessorContext<'_, (), String>) -> Result<(), ProcessError> { ctx.forward(r) }
     ///     fn close(&mut self) {
     ///         self.0.fetch_add(1, Ordering::Relaxed);
     ///     }
@@ -395,7 +386,7 @@ impl<K: Clone + 'static, V: Clone + 'static> ProcessorContext<'_, K, V> {
     /// let mut b = Topology::builder();
     /// b.add_store(StoreSpec::key_value("counts", Serdes::string(), Serdes::i64()));
     /// b.stream("in", Serdes::string(), Serdes::string()).process(&["counts"], || Count);
-    /// let mut driver = TopologyTestDriver::new(b.build()?)?;
+    /// # let mut driver = TopologyTestDriver::new(b.build()?)?;
     /// # let input = driver.input_topic("in", Serdes::string(), Serdes::string());
     /// for key in ["a", "b", "a"] {
     ///     driver.pipe(&input, key.to_string(), "x".into(), 0)?;
@@ -433,10 +424,7 @@ impl<K: Clone + 'static, V: Clone + 'static> ProcessorContext<'_, K, V> {
     ///         ctx.schedule(Duration::from_secs(10), TimeKind::WallClock);
     ///         Ok(())
     ///     }
-    ///     fn process(&mut self, _: Record<(), String>, _: &mut ProcessorContext<'_, (), i64>) -> Result<(), ProcessError> {
-    ///         self.0 += 1;
-    ///         Ok(())
-    ///     }
+    ///     fn process(&mut self, _: Record<(), String>, _: &mut ProcessorContext<'_, (), i64>) -> Result<(), ProcessError> { self.0 += 1; Ok(()) }
     ///     fn on_timer(&mut self, _: TimeKind, at: i64, ctx: &mut ProcessorContext<'_, (), i64>) -> Result<(), ProcessError> {
     ///         ctx.forward(Record::new((), std::mem::take(&mut self.0), at))
     ///     }
@@ -525,7 +513,7 @@ impl<K: Clone + 'static, V: Clone + 'static> ProcessorContext<'_, K, V> {
     /// # use rivulet::prelude::*;
     /// # use rivulet::processor::ProcessError;
     /// # use rivulet::testing::TopologyTestDriver;
-    /// use std::time::Duration;
+    /// # use std::time::Duration;
     /// /// Drops records the watermark has passed.
     /// struct DropLate;
     /// impl Processor<(), String, (), String> for DropLate {

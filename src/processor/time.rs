@@ -145,8 +145,8 @@ impl<V> Timestamps<V> {
     ///         .group_by_key()
     ///         .windowed_by(Windows::tumbling(Duration::from_secs(10)))
     ///         .count("counts");
-    ///     let mut driver = TopologyTestDriver::new(b.build()?)?;
-    ///     let input = driver.input_topic("in", Serdes::string(), Serdes::string());
+    /// #   let mut driver = TopologyTestDriver::new(b.build()?)?;
+    /// #   let input = driver.input_topic("in", Serdes::string(), Serdes::string());
     ///     for t in [1_000, 12_000, 8_000] {
     ///         driver.pipe(&input, "k".into(), "x".into(), t)?;
     ///     }
@@ -185,6 +185,7 @@ impl<V> Timestamps<V> {
     /// let time = Timestamps::record().idle_after(Duration::from_secs(60));
     /// let a = b.stream_with_time("a", Serdes::unit(), Serdes::string(), time.clone());
     /// let c = b.stream_with_time("c", Serdes::unit(), Serdes::string(), time);
+    /// // Marks (see Processor::on_watermark) emits each new watermark of the task.
     /// a.merge(&c).process(&[], || Marks).to("watermarks", Serdes::unit(), Serdes::i64());
     /// let mut driver = TopologyTestDriver::new(b.build()?)?;
     /// # let (a, c) = (driver.input_topic("a", Serdes::unit(), Serdes::string()), driver.input_topic("c", Serdes::unit(), Serdes::string()));
