@@ -43,7 +43,22 @@ use crate::Config;
 /// Exit code after the shutdown timeout passed.
 const EXIT_SHUTDOWN_TIMEOUT: i32 = 1;
 
-/// A configured rivulet application.
+/// A configured rivulet application: [`App::run`] is a service's `main`,
+/// [`App::start`] runs it in the background (for tests and embedding).
+///
+/// ```no_run
+/// use rivulet::prelude::*;
+///
+/// fn main() -> Result<()> {
+///     let config = Config::load()?; // RIVULET__KAFKA__BOOTSTRAP_SERVERS, RIVULET__APPLICATION_ID, ...
+///     rivulet::init_logging(&config)?;
+///     let mut b = Topology::builder();
+///     b.stream("orders", Serdes::string(), Serdes::string())
+///         .filter(|_, order: &String| !order.is_empty())
+///         .to("valid-orders", Serdes::string(), Serdes::string());
+///     App::new(config)?.run(b.build()?)
+/// }
+/// ```
 pub struct App {
     config: Config,
 }
@@ -51,6 +66,17 @@ pub struct App {
 impl App {
     /// An application with this configuration. Fails when no Kafka cluster
     /// is configured.
+    ///
+    /// ```
+    /// use rivulet::{App, Config};
+    /// # fn main() -> rivulet::Result<()> {
+    /// let mut config = Config::loader().env([("RIVULET__APPLICATION_ID", "orders")]).load()?;
+    /// assert!(App::new(config.clone()).is_err()); // kafka.bootstrap_servers is not set
+    /// config.kafka.bootstrap_servers = "kafka-0:9092".into();
+    /// let app = App::new(config)?; // nothing connects before start or run
+    /// # drop(app);
+    /// # Ok(()) }
+    /// ```
     pub fn new(config: Config) -> Result<App> {
         crate::kafka::client_config(&config, crate::kafka::ClientRole::Admin)?;
         Ok(App { config })
@@ -59,6 +85,30 @@ impl App {
     /// Starts the HTTP server on `http.listen`, checks topics, creates
     /// internal topics and starts `num_threads` processing threads; returns
     /// at once.
+    ///
+    /// ```
+    /// # use std::time::{Duration, Instant};
+    /// use rivulet::kafka::embedded::EmbeddedKafka;
+    /// # use rivulet::prelude::*;
+    /// # fn main() -> rivulet::Result<()> {
+    /// let kafka = EmbeddedKafka::start()?;
+    /// let mut config = Config::loader().env([("RIVULET__APPLICATION_ID", "doc-start")]).load()?;
+    /// config.kafka.bootstrap_servers = kafka.bootstrap_servers();
+    /// config.http.listen = ([127, 0, 0, 1], 0).into();
+    /// config.state_dir = std::env::temp_dir().join(format!("rivulet-doc-start-{}", std::process::id()));
+    /// let mut b = Topology::builder();
+    /// b.stream("in", Serdes::string(), Serdes::string()).to("out", Serdes::string(), Serdes::string());
+    /// let topology = b.build()?;
+    /// kafka.create_topics_for(&topology, &config, 1)?;
+    /// let app = App::new(config)?.start(topology)?;
+    /// let deadline = Instant::now() + Duration::from_secs(30);
+    /// while app.assignment().is_empty() && Instant::now() < deadline {
+    ///     std::thread::sleep(Duration::from_millis(50));
+    /// }
+    /// assert_eq!(app.assignment(), [("in".to_string(), 0)].into());
+    /// app.shutdown()?;
+    /// # Ok(()) }
+    /// ```
     pub fn start(self, topology: Topology) -> Result<RunningApp> {
         let config = self.config;
         let metrics = Arc::new(Metrics::new()?);
@@ -124,6 +174,16 @@ impl App {
     /// Runs until SIGTERM or SIGINT, then shuts down gracefully within
     /// `shutdown_timeout_ms` (see the module docs), or until a processing
     /// thread fails (then returns its error).
+    ///
+    /// ```no_run
+    /// use rivulet::prelude::*;
+    /// # fn topology() -> Result<Topology> { unimplemented!() }
+    /// fn main() -> Result<()> {
+    ///     // Returns Ok after a SIGTERM once the tasks are committed and
+    ///     // closed, so the process exits 0.
+    ///     App::new(Config::load()?)?.run(topology()?)
+    /// }
+    /// ```
     pub fn run(self, topology: Topology) -> Result<()> {
         let running = self.start(topology)?;
         let runtime = tokio::runtime::Builder::new_current_thread()
@@ -234,7 +294,34 @@ impl Signals {
     }
 }
 
-/// A started application.
+/// A started application, from [`App::start`]: what it has done, and how
+/// to stop it.
+///
+/// ```
+/// # use std::time::{Duration, Instant};
+/// # use rivulet::kafka::embedded::EmbeddedKafka;
+/// # use rivulet::prelude::*;
+/// # fn main() -> rivulet::Result<()> {
+/// # let kafka = EmbeddedKafka::start()?;
+/// # let mut config = Config::loader().env([("RIVULET__APPLICATION_ID", "doc-app")]).load()?;
+/// # config.kafka.bootstrap_servers = kafka.bootstrap_servers();
+/// # config.http.listen = ([127, 0, 0, 1], 0).into();
+/// # config.commit_interval = Duration::from_millis(100);
+/// # config.state_dir = std::env::temp_dir().join(format!("rivulet-doc-app-{}", std::process::id()));
+/// # let mut b = Topology::builder();
+/// # b.stream("in", Serdes::string(), Serdes::string()).to("out", Serdes::string(), Serdes::string());
+/// # let topology = b.build()?;
+/// # kafka.create_topics_for(&topology, &config, 1)?;
+/// // Set up as in App::start: `kafka` (embedded), `config` for it, `topology` reading "in".
+/// let app = App::new(config)?.start(topology)?;
+/// let deadline = Instant::now() + Duration::from_secs(30);
+/// while app.stats().commits == 0 {
+///     assert!(!app.has_stopped() && Instant::now() < deadline, "no commit within 30 s");
+///     std::thread::sleep(Duration::from_millis(50));
+/// }
+/// app.shutdown()?;
+/// # Ok(()) }
+/// ```
 pub struct RunningApp {
     shutdown: Arc<AtomicBool>,
     threads: Vec<JoinHandle<Result<()>>>,
@@ -245,22 +332,142 @@ pub struct RunningApp {
 
 impl RunningApp {
     /// What the application has done so far.
+    ///
+    /// ```
+    /// # use std::time::{Duration, Instant};
+    /// # use rivulet::kafka::embedded::EmbeddedKafka;
+    /// # use rivulet::prelude::*;
+    /// # fn main() -> rivulet::Result<()> {
+    /// # let kafka = EmbeddedKafka::start()?;
+    /// # let mut config = Config::loader().env([("RIVULET__APPLICATION_ID", "doc-app")]).load()?;
+    /// # config.kafka.bootstrap_servers = kafka.bootstrap_servers();
+    /// # config.http.listen = ([127, 0, 0, 1], 0).into();
+    /// # config.commit_interval = Duration::from_millis(100);
+    /// # config.state_dir = std::env::temp_dir().join(format!("rivulet-doc-app-{}", std::process::id()));
+    /// # let mut b = Topology::builder();
+    /// # b.stream("in", Serdes::string(), Serdes::string()).to("out", Serdes::string(), Serdes::string());
+    /// # let topology = b.build()?;
+    /// # kafka.create_topics_for(&topology, &config, 1)?;
+    /// // Set up as in App::start: `kafka` (embedded), `config` for it, `topology` reading "in".
+    /// use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+    /// let producer: BaseProducer = rdkafka::ClientConfig::new().set("bootstrap.servers", kafka.bootstrap_servers()).create().unwrap();
+    /// for line in ["a", "b", "c"] {
+    ///     producer.send(BaseRecord::<str, str>::to("in").key("k").payload(line)).map_err(|(e, _)| e).unwrap();
+    /// }
+    /// producer.flush(Duration::from_secs(10)).unwrap();
+    /// let app = App::new(config)?.start(topology)?;
+    /// let deadline = Instant::now() + Duration::from_secs(30);
+    /// while app.stats().records_processed < 3 && Instant::now() < deadline {
+    ///     std::thread::sleep(Duration::from_millis(50));
+    /// }
+    /// assert_eq!(app.stats().records_processed, 3);
+    /// # app.shutdown()?;
+    /// # Ok(()) }
+    /// ```
     pub fn stats(&self) -> StatsSnapshot {
         self.stats.snapshot()
     }
 
-    /// The source partitions (topic, partition) assigned to this instance.
+    /// The source partitions (topic, partition) assigned to this instance;
+    /// empty until its consumers have joined the group.
+    ///
+    /// ```
+    /// # use std::time::{Duration, Instant};
+    /// # use rivulet::kafka::embedded::EmbeddedKafka;
+    /// # use rivulet::prelude::*;
+    /// # fn main() -> rivulet::Result<()> {
+    /// # let kafka = EmbeddedKafka::start()?;
+    /// # let mut config = Config::loader().env([("RIVULET__APPLICATION_ID", "doc-app")]).load()?;
+    /// # config.kafka.bootstrap_servers = kafka.bootstrap_servers();
+    /// # config.http.listen = ([127, 0, 0, 1], 0).into();
+    /// # config.commit_interval = Duration::from_millis(100);
+    /// # config.state_dir = std::env::temp_dir().join(format!("rivulet-doc-app-{}", std::process::id()));
+    /// # let mut b = Topology::builder();
+    /// # b.stream("in", Serdes::string(), Serdes::string()).to("out", Serdes::string(), Serdes::string());
+    /// # let topology = b.build()?;
+    /// # kafka.create_topics_for(&topology, &config, 1)?;
+    /// // Set up as in App::start: `kafka` (embedded), `config` for it, `topology` reading "in".
+    /// let app = App::new(config)?.start(topology)?;
+    /// let deadline = Instant::now() + Duration::from_secs(30);
+    /// while app.assignment().is_empty() && Instant::now() < deadline {
+    ///     std::thread::sleep(Duration::from_millis(50));
+    /// }
+    /// assert_eq!(app.assignment(), [("in".to_string(), 0)].into());
+    /// # app.shutdown()?;
+    /// # Ok(()) }
+    /// ```
     pub fn assignment(&self) -> std::collections::BTreeSet<(String, i32)> {
         self.stats.assignment()
     }
 
     /// The address the HTTP server listens on (`http.listen`, with the
     /// port it got when `http.listen` asked for port 0).
+    ///
+    /// ```
+    /// # use std::time::{Duration, Instant};
+    /// # use rivulet::kafka::embedded::EmbeddedKafka;
+    /// # use rivulet::prelude::*;
+    /// # fn main() -> rivulet::Result<()> {
+    /// # let kafka = EmbeddedKafka::start()?;
+    /// # let mut config = Config::loader().env([("RIVULET__APPLICATION_ID", "doc-app")]).load()?;
+    /// # config.kafka.bootstrap_servers = kafka.bootstrap_servers();
+    /// # config.http.listen = ([127, 0, 0, 1], 0).into();
+    /// # config.commit_interval = Duration::from_millis(100);
+    /// # config.state_dir = std::env::temp_dir().join(format!("rivulet-doc-app-{}", std::process::id()));
+    /// # let mut b = Topology::builder();
+    /// # b.stream("in", Serdes::string(), Serdes::string()).to("out", Serdes::string(), Serdes::string());
+    /// # let topology = b.build()?;
+    /// # kafka.create_topics_for(&topology, &config, 1)?;
+    /// // Set up as in App::start: `kafka` (embedded), `config` for it, `topology` reading "in".
+    /// use std::io::{Read, Write};
+    /// // config.http.listen is 127.0.0.1:0: any free port.
+    /// let app = App::new(config)?.start(topology)?;
+    /// let addr = app.http_addr().expect("the server runs until shutdown");
+    /// let mut http = std::net::TcpStream::connect(addr).unwrap();
+    /// http.write_all(b"GET /health/live HTTP/1.0\r\n\r\n").unwrap();
+    /// let mut answer = String::new();
+    /// http.read_to_string(&mut answer).unwrap();
+    /// assert!(answer.starts_with("HTTP/1.0 200"), "{answer}");
+    /// # app.shutdown()?;
+    /// # Ok(()) }
+    /// ```
     pub fn http_addr(&self) -> Option<SocketAddr> {
         self.http.as_ref().map(HttpServer::addr)
     }
 
-    /// Whether a thread has stopped (after a failure every thread stops).
+    /// Whether a thread has stopped (after a failure every thread stops):
+    /// then [`shutdown`](Self::shutdown) returns the failure.
+    ///
+    /// ```
+    /// # use std::time::{Duration, Instant};
+    /// # use rivulet::kafka::embedded::EmbeddedKafka;
+    /// # use rivulet::prelude::*;
+    /// # fn main() -> rivulet::Result<()> {
+    /// # let kafka = EmbeddedKafka::start()?;
+    /// # let mut config = Config::loader().env([("RIVULET__APPLICATION_ID", "doc-app")]).load()?;
+    /// # config.kafka.bootstrap_servers = kafka.bootstrap_servers();
+    /// # config.http.listen = ([127, 0, 0, 1], 0).into();
+    /// # config.commit_interval = Duration::from_millis(100);
+    /// # config.state_dir = std::env::temp_dir().join(format!("rivulet-doc-app-{}", std::process::id()));
+    /// # let mut b = Topology::builder();
+    /// # b.stream("in", Serdes::string(), Serdes::string()).to("out", Serdes::string(), Serdes::string());
+    /// # let topology = b.build()?;
+    /// # kafka.create_topics_for(&topology, &config, 1)?;
+    /// // Set up as in App::start: `kafka` (embedded), `config` for it, `topology` reading "in".
+    /// use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+    /// // A value that is not UTF-8, under errors.deserialization = "fail" (the default).
+    /// let producer: BaseProducer = rdkafka::ClientConfig::new().set("bootstrap.servers", kafka.bootstrap_servers()).create().unwrap();
+    /// producer.send(BaseRecord::<str, [u8]>::to("in").key("k").payload(&[0xff][..])).map_err(|(e, _)| e).unwrap();
+    /// producer.flush(Duration::from_secs(10)).unwrap();
+    /// let app = App::new(config)?.start(topology)?;
+    /// let deadline = Instant::now() + Duration::from_secs(30);
+    /// while !app.has_stopped() && Instant::now() < deadline {
+    ///     std::thread::sleep(Duration::from_millis(50));
+    /// }
+    /// let err = app.shutdown().unwrap_err();
+    /// assert!(err.to_string().contains("not valid UTF-8"), "{err}");
+    /// # Ok(()) }
+    /// ```
     pub fn has_stopped(&self) -> bool {
         self.threads.iter().any(JoinHandle::is_finished)
     }
@@ -274,6 +481,27 @@ impl RunningApp {
     /// Stops polling, commits, closes the tasks (keeping their state on
     /// disk) and waits for the threads, then stops the HTTP server; returns
     /// the first thread's error.
+    ///
+    /// ```
+    /// # use std::time::{Duration, Instant};
+    /// # use rivulet::kafka::embedded::EmbeddedKafka;
+    /// # use rivulet::prelude::*;
+    /// # fn main() -> rivulet::Result<()> {
+    /// # let kafka = EmbeddedKafka::start()?;
+    /// # let mut config = Config::loader().env([("RIVULET__APPLICATION_ID", "doc-app")]).load()?;
+    /// # config.kafka.bootstrap_servers = kafka.bootstrap_servers();
+    /// # config.http.listen = ([127, 0, 0, 1], 0).into();
+    /// # config.commit_interval = Duration::from_millis(100);
+    /// # config.state_dir = std::env::temp_dir().join(format!("rivulet-doc-app-{}", std::process::id()));
+    /// # let mut b = Topology::builder();
+    /// # b.stream("in", Serdes::string(), Serdes::string()).to("out", Serdes::string(), Serdes::string());
+    /// # let topology = b.build()?;
+    /// # kafka.create_topics_for(&topology, &config, 1)?;
+    /// // Set up as in App::start: `kafka` (embedded), `config` for it, `topology` reading "in".
+    /// let app = App::new(config)?.start(topology)?;
+    /// app.shutdown()?; // Ok: every thread committed and closed its tasks
+    /// # Ok(()) }
+    /// ```
     pub fn shutdown(mut self) -> Result<()> {
         self.begin_shutdown();
         let mut first = Ok(());

@@ -17,6 +17,17 @@ use crate::state::StateError;
 ///
 /// `Debug` prints the message and its causes, so `fn main() -> rivulet::Result<()>`
 /// shows an operator the readable error.
+///
+/// ```
+/// use rivulet::{App, Config, Error};
+/// # fn main() -> rivulet::Result<()> {
+/// let config = Config::loader().env([("RIVULET__APPLICATION_ID", "orders")]).load()?;
+/// // No Kafka cluster is configured.
+/// let err = App::new(config).err().expect("no bootstrap servers");
+/// assert!(matches!(err, Error::Config(_)));
+/// assert!(err.to_string().starts_with("config key `kafka.bootstrap_servers` must be set"), "{err}");
+/// # Ok(()) }
+/// ```
 #[derive(thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -101,7 +112,7 @@ impl std::fmt::Debug for Error {
 
 impl Error {
     /// Wraps a Kafka error with what rivulet was doing when it happened.
-    pub fn kafka(context: impl Into<String>, source: KafkaError) -> Self {
+    pub(crate) fn kafka(context: impl Into<String>, source: KafkaError) -> Self {
         Error::Kafka { context: context.into(), source }
     }
 
@@ -114,6 +125,18 @@ impl Error {
 
     /// Whether retrying the same operation may succeed (a broker that is
     /// briefly unreachable, a timed-out request).
+    ///
+    /// ```
+    /// use rdkafka::error::KafkaError;
+    /// use rdkafka::types::RDKafkaErrorCode;
+    /// use rivulet::Error;
+    /// let timed_out = Error::Kafka {
+    ///     context: "committing".into(),
+    ///     source: KafkaError::ConsumerCommit(RDKafkaErrorCode::RequestTimedOut),
+    /// };
+    /// assert!(timed_out.is_retriable());
+    /// assert!(!Error::Topics("topic orders is missing".into()).is_retriable());
+    /// ```
     pub fn is_retriable(&self) -> bool {
         match self {
             Error::Kafka { source, .. } => {
@@ -144,5 +167,16 @@ impl From<ProcessError> for Error {
     }
 }
 
-/// `Result` with [`Error`].
+/// `Result` with [`Error`]: what `main` and the functions that build a
+/// topology can return, with `?` on every rivulet call.
+///
+/// ```
+/// use rivulet::prelude::*;
+/// fn topology() -> Result<Topology> {
+///     let mut b = Topology::builder();
+///     b.stream("in", Serdes::string(), Serdes::string()).to("out", Serdes::string(), Serdes::string());
+///     Ok(b.build()?) // a TopologyError becomes an Error
+/// }
+/// assert_eq!(topology().unwrap().source_topics(), ["in"]);
+/// ```
 pub type Result<T, E = Error> = std::result::Result<T, E>;

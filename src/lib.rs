@@ -57,7 +57,24 @@ pub use crate::logging::init_logging;
 pub use crate::record::Record;
 pub use crate::runtime::stats::StatsSnapshot;
 
-/// The everyday types, for `use rivulet::prelude::*`.
+/// The everyday types, for `use rivulet::prelude::*`: enough to build a
+/// topology, configure and run it.
+///
+/// ```
+/// use std::time::Duration;
+/// use rivulet::prelude::*;
+///
+/// fn clicks_per_minute() -> Result<Topology> {
+///     let mut b = Topology::builder();
+///     b.stream("clicks", Serdes::string(), Serdes::string())
+///         .group_by_key()
+///         .windowed_by(Windows::tumbling(Duration::from_secs(60)))
+///         .count("clicks-per-minute")
+///         .to("clicks-per-minute", Serdes::windowed(Serdes::string()), Serdes::i64());
+///     Ok(b.build()?)
+/// }
+/// assert_eq!(clicks_per_minute().unwrap().source_topics(), ["clicks"]);
+/// ```
 pub mod prelude {
     pub use crate::app::App;
     pub use crate::config::{Config, ProcessingGuarantee};

@@ -5,6 +5,17 @@ use super::*;
 
 /// An error in the configuration. Each names the key, the bad value and
 /// where it came from, and says what is accepted.
+///
+/// ```
+/// use rivulet::{Config, ConfigError};
+/// let err = Config::loader()
+///     .env([("RIVULET__APPLICATION_ID", "orders"), ("RIVULET__NUM_THREADS", "lots")])
+///     .load()
+///     .unwrap_err();
+/// assert!(matches!(&err, ConfigError::InvalidValue { key, .. } if key == "num_threads"));
+/// let message = err.to_string();
+/// assert!(message.starts_with("config key `num_threads` has the bad value \"lots\""), "{message}");
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ConfigError {

@@ -6,6 +6,20 @@ use super::*;
 /// Builds a [`Config`] from its layers. [`Config::load`] is the usual entry;
 /// the loader lets an application set its own defaults and lets tests
 /// supply the environment instead of reading the process's.
+///
+/// ```
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let path = std::env::temp_dir().join(format!("rivulet-doc-loader-{}.toml", std::process::id()));
+/// std::fs::write(&path, "application_id = \"orders\"\nnum_threads = 2\n")?;
+/// let config = rivulet::Config::loader()
+///     .default_value("num_threads", "8") // under the file
+///     .args(["--config", path.to_str().unwrap()])?
+///     .env([("RIVULET__NUM_THREADS", "4")]) // over the file
+///     .load()?;
+/// # std::fs::remove_file(&path)?;
+/// assert_eq!((config.application_id.as_str(), config.num_threads), ("orders", 4));
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Default)]
 pub struct ConfigLoader {
     defaults: Vec<(String, String)>,
@@ -16,12 +30,38 @@ pub struct ConfigLoader {
 impl ConfigLoader {
     /// Sets a default for `key` (a dotted path such as `app.input_topic`),
     /// over the built-in defaults and under the file and environment.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), rivulet::ConfigError> {
+    /// let config = rivulet::Config::loader()
+    ///     .default_value("application_id", "wordcount")
+    ///     .default_value("app.input_topic", "lines")
+    ///     .env([("RIVULET__APP__INPUT_TOPIC", "text")])
+    ///     .load()?;
+    /// assert_eq!(config.application_id, "wordcount");
+    /// #[derive(serde::Deserialize)]
+    /// struct Settings { input_topic: String }
+    /// assert_eq!(config.app::<Settings>()?.input_topic, "text"); // the environment wins
+    /// # Ok(()) }
+    /// ```
     pub fn default_value(mut self, key: &str, value: &str) -> Self {
         self.defaults.push((key.to_string(), value.to_string()));
         self
     }
 
-    /// Reads the config file from this path.
+    /// Reads the config file from this path (over `RIVULET_CONFIG`). A
+    /// missing file fails the load.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let path = std::env::temp_dir().join(format!("rivulet-doc-file-{}.toml", std::process::id()));
+    /// std::fs::write(&path, "application_id = \"orders\"\n[state]\ncache_bytes = 0\n")?;
+    /// let config = rivulet::Config::loader().file(&path).env([("HOSTNAME", "pod-0")]).load()?;
+    /// # std::fs::remove_file(&path)?;
+    /// assert_eq!(config.state.cache_bytes, 0);
+    /// assert!(rivulet::Config::loader().file("/no/such.toml").load().is_err());
+    /// # Ok(()) }
+    /// ```
     pub fn file(mut self, path: impl Into<PathBuf>) -> Self {
         self.file = Some(path.into());
         self
@@ -29,6 +69,14 @@ impl ConfigLoader {
 
     /// Takes `--config <path>` (or `--config=<path>`) from command-line
     /// arguments; other arguments are left to the application.
+    ///
+    /// ```
+    /// use rivulet::{Config, ConfigError};
+    /// // Usually Config::loader().args(std::env::args().skip(1))?
+    /// let err = Config::loader().args(["--verbose", "--config"]).unwrap_err();
+    /// assert!(matches!(err, ConfigError::Args(_)));
+    /// assert_eq!(err.to_string(), "bad command line: --config needs a path after it; use --config <path to a TOML file>");
+    /// ```
     pub fn args<I, S>(mut self, args: I) -> Result<Self, ConfigError>
     where
         I: IntoIterator<Item = S>,
@@ -52,6 +100,16 @@ impl ConfigLoader {
     /// Uses these variables instead of the process environment (for tests
     /// and embedding). Only `RIVULET_CONFIG`, `HOSTNAME` and `RIVULET__*`
     /// are read.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), rivulet::ConfigError> {
+    /// let config = rivulet::Config::loader()
+    ///     .env([("RIVULET__APPLICATION_ID", "orders"), ("HOSTNAME", "orders-7f9c")])
+    ///     .load()?;
+    /// // Without RIVULET__INSTANCE_ID, the instance is named after the host.
+    /// assert_eq!(config.instance_id, "orders-7f9c");
+    /// # Ok(()) }
+    /// ```
     pub fn env<I, K, V>(mut self, vars: I) -> Self
     where
         I: IntoIterator<Item = (K, V)>,
@@ -62,7 +120,18 @@ impl ConfigLoader {
         self
     }
 
-    /// Loads and validates.
+    /// Loads the layers and validates every key: the first key that is
+    /// unknown, bad or missing fails the load.
+    ///
+    /// ```
+    /// use rivulet::{Config, ConfigError};
+    /// let err = Config::loader()
+    ///     .env([("RIVULET__APPLICATION_ID", "orders"), ("RIVULET__NUM_THREAD", "4")])
+    ///     .load()
+    ///     .unwrap_err();
+    /// assert!(matches!(&err, ConfigError::UnknownKey { key, .. } if key == "num_thread"));
+    /// assert!(err.to_string().contains("num_threads"), "{err}"); // the likely meant key
+    /// ```
     pub fn load(self) -> Result<Config, ConfigError> {
         let env: BTreeMap<String, String> = match self.env {
             Some(env) => env,

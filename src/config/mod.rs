@@ -52,9 +52,25 @@ use tree::Tree;
 const DEFAULT_TOML: &str = include_str!("../../config/default.toml");
 
 /// Environment variable naming a config file, when `--config` is not given.
-pub const CONFIG_FILE_ENV: &str = "RIVULET_CONFIG";
+pub(crate) const CONFIG_FILE_ENV: &str = "RIVULET_CONFIG";
 
-/// What a commit promises about outputs after a crash.
+/// What a commit promises about outputs after a crash: the key
+/// `processing_guarantee`, `at_least_once` (the default) or `exactly_once`.
+/// It also sets the default commit interval (30 s and 100 ms, as in Kafka
+/// Streams).
+///
+/// ```
+/// # fn main() -> Result<(), rivulet::ConfigError> {
+/// use std::time::Duration;
+/// use rivulet::{Config, ProcessingGuarantee};
+/// let config = Config::loader()
+///     .env([("RIVULET__APPLICATION_ID", "payments"), ("RIVULET__PROCESSING_GUARANTEE", "exactly_once")])
+///     .load()?;
+/// assert_eq!(config.processing_guarantee, ProcessingGuarantee::ExactlyOnce);
+/// assert_eq!(config.processing_guarantee.to_string(), "exactly_once");
+/// assert_eq!(config.commit_interval, Duration::from_millis(100));
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ProcessingGuarantee {
     /// Offsets are committed only after outputs are delivered; a crash can
@@ -74,6 +90,18 @@ impl fmt::Display for ProcessingGuarantee {
 }
 
 /// What happens to a bad record: see `errors.*` in docs/configuration.md.
+/// The keys take `fail` (the default), `skip` or `dead_letter`.
+///
+/// ```
+/// # fn main() -> Result<(), rivulet::ConfigError> {
+/// use rivulet::{Config, ErrorPolicy};
+/// let config = Config::loader()
+///     .env([("RIVULET__APPLICATION_ID", "orders"), ("RIVULET__ERRORS__DESERIALIZATION", "dead_letter")])
+///     .load()?;
+/// assert_eq!(config.errors.deserialization, ErrorPolicy::DeadLetter);
+/// assert_eq!(config.errors.processing, ErrorPolicy::Fail);
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorPolicy {
     /// Stop with an error naming the record's topic, partition and offset.
@@ -84,7 +112,22 @@ pub enum ErrorPolicy {
     DeadLetter,
 }
 
-/// The bad-record policies.
+/// The bad-record policies: the `[errors]` table.
+///
+/// ```
+/// # fn main() -> Result<(), rivulet::ConfigError> {
+/// use rivulet::{Config, ErrorPolicy};
+/// let config = Config::loader()
+///     .env([
+///         ("RIVULET__APPLICATION_ID", "orders"),
+///         ("RIVULET__ERRORS__PROCESSING", "skip"),
+///         ("RIVULET__ERRORS__DEAD_LETTER_TOPIC", "orders-bad"),
+///     ])
+///     .load()?;
+/// assert_eq!(config.errors.processing, ErrorPolicy::Skip);
+/// assert_eq!(config.errors.dead_letter_topic, "orders-bad");
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ErrorsConfig {
@@ -100,12 +143,22 @@ pub struct ErrorsConfig {
 
 impl ErrorsConfig {
     /// Whether any policy writes to the dead-letter topic.
-    pub fn uses_dead_letter(&self) -> bool {
+    pub(crate) fn uses_dead_letter(&self) -> bool {
         [self.deserialization, self.processing, self.production].contains(&ErrorPolicy::DeadLetter)
     }
 }
 
-/// Local state sizing.
+/// Local state sizing: the `[state]` table.
+///
+/// ```
+/// # fn main() -> Result<(), rivulet::ConfigError> {
+/// let config = rivulet::Config::loader()
+///     .env([("RIVULET__APPLICATION_ID", "orders"), ("RIVULET__STATE__CACHE_BYTES", "0")])
+///     .load()?;
+/// assert_eq!(config.state.cache_bytes, 0); // no read cache
+/// assert_eq!(config.state.block_cache_bytes, 64 << 20); // the default
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct StateConfig {
@@ -121,7 +174,16 @@ pub struct StateConfig {
     pub window_changelog_additional_retention_ms: i64,
 }
 
-/// The HTTP server's settings.
+/// The HTTP server's settings: the `[http]` table.
+///
+/// ```
+/// # fn main() -> Result<(), rivulet::ConfigError> {
+/// let config = rivulet::Config::loader()
+///     .env([("RIVULET__APPLICATION_ID", "orders"), ("RIVULET__HTTP__LISTEN", "127.0.0.1:9000")])
+///     .load()?;
+/// assert_eq!(config.http.listen.port(), 9000);
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct HttpConfig {
@@ -129,7 +191,18 @@ pub struct HttpConfig {
     pub listen: SocketAddr,
 }
 
-/// How log lines are written.
+/// How log lines are written: the key `log.format`, `text` (the default)
+/// or `json`.
+///
+/// ```
+/// # fn main() -> Result<(), rivulet::ConfigError> {
+/// use rivulet::{Config, LogFormat};
+/// let config = Config::loader()
+///     .env([("RIVULET__APPLICATION_ID", "orders"), ("RIVULET__LOG__FORMAT", "json")])
+///     .load()?;
+/// assert_eq!(config.log.format, LogFormat::Json);
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
     /// Human-readable lines.
@@ -138,7 +211,18 @@ pub enum LogFormat {
     Json,
 }
 
-/// The logging settings, used by [`crate::init_logging`].
+/// The logging settings, used by [`crate::init_logging`]: the `[log]` table.
+///
+/// ```
+/// # fn main() -> Result<(), rivulet::ConfigError> {
+/// use rivulet::{Config, LogFormat};
+/// let config = Config::loader()
+///     .env([("RIVULET__APPLICATION_ID", "orders"), ("RIVULET__LOG__LEVEL", "warn,rivulet=debug")])
+///     .load()?;
+/// assert_eq!(config.log.level, "warn,rivulet=debug");
+/// assert_eq!(config.log.format, LogFormat::Text);
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct LogConfig {
@@ -148,22 +232,64 @@ pub struct LogConfig {
     pub level: String,
 }
 
-/// A map of librdkafka properties. Its `Debug` output redacts secrets.
+/// A map of librdkafka properties, from `[kafka.common]`,
+/// `[kafka.consumer]` or `[kafka.producer]`. Its `Debug` output redacts
+/// secrets.
+///
+/// ```
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let path = std::env::temp_dir().join(format!("rivulet-doc-kafka-{}.toml", std::process::id()));
+/// std::fs::write(&path, "application_id = \"orders\"\n[kafka.common]\n\"sasl.password\" = \"hunter2\"\n")?;
+/// let config = rivulet::Config::loader().env([("RIVULET_CONFIG", path.to_str().unwrap())]).load()?;
+/// # std::fs::remove_file(&path)?;
+/// assert_eq!(config.kafka.common.get("sasl.password"), Some("hunter2"));
+/// assert_eq!(format!("{:?}", config.kafka.common), r#"{"sasl.password": "[redacted]"}"#);
+/// # Ok(()) }
+/// ```
 #[derive(Clone, Default, PartialEq, Eq)]
 pub struct KafkaProperties(BTreeMap<String, String>);
 
 impl KafkaProperties {
     /// The properties, in name order.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let path = std::env::temp_dir().join(format!("rivulet-doc-iter-{}.toml", std::process::id()));
+    /// std::fs::write(&path, "application_id = \"orders\"\n[kafka.consumer]\n\"fetch.min.bytes\" = 1024\n\"client.rack\" = \"eu-1a\"\n")?;
+    /// let config = rivulet::Config::loader().file(&path).load()?;
+    /// # std::fs::remove_file(&path)?;
+    /// let props: Vec<(&str, &str)> = config.kafka.consumer.iter().collect();
+    /// assert_eq!(props, [("client.rack", "eu-1a"), ("fetch.min.bytes", "1024")]);
+    /// # Ok(()) }
+    /// ```
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
         self.0.iter().map(|(k, v)| (k.as_str(), v.as_str()))
     }
 
     /// One property's value.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let path = std::env::temp_dir().join(format!("rivulet-doc-get-{}.toml", std::process::id()));
+    /// std::fs::write(&path, "application_id = \"orders\"\n[kafka.producer]\n\"compression.type\" = \"zstd\"\n")?;
+    /// let config = rivulet::Config::loader().file(&path).load()?;
+    /// # std::fs::remove_file(&path)?;
+    /// assert_eq!(config.kafka.producer.get("compression.type"), Some("zstd"));
+    /// assert_eq!(config.kafka.producer.get("linger.ms"), None);
+    /// # Ok(()) }
+    /// ```
     pub fn get(&self, key: &str) -> Option<&str> {
         self.0.get(key).map(String::as_str)
     }
 
     /// Whether no property is set.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), rivulet::ConfigError> {
+    /// let config = rivulet::Config::loader().env([("RIVULET__APPLICATION_ID", "orders")]).load()?;
+    /// assert!(config.kafka.common.is_empty());
+    /// # Ok(()) }
+    /// ```
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
@@ -175,7 +301,17 @@ impl fmt::Debug for KafkaProperties {
     }
 }
 
-/// The Kafka connection settings.
+/// The Kafka connection settings: the `[kafka]` table.
+///
+/// ```
+/// # fn main() -> Result<(), rivulet::ConfigError> {
+/// let config = rivulet::Config::loader()
+///     .env([("RIVULET__APPLICATION_ID", "orders"), ("RIVULET__KAFKA__BOOTSTRAP_SERVERS", "kafka-0:9092,kafka-1:9092")])
+///     .load()?;
+/// assert_eq!(config.kafka.bootstrap_servers, "kafka-0:9092,kafka-1:9092");
+/// assert!(config.kafka.consumer.is_empty());
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct KafkaConfig {
@@ -189,7 +325,23 @@ pub struct KafkaConfig {
     pub producer: KafkaProperties,
 }
 
-/// The loaded, validated configuration of one instance.
+/// The loaded, validated configuration of one instance. Load it with
+/// [`Config::load`] (or [`Config::loader`]); its fields can be changed
+/// before it is given to [`App::new`](crate::App::new). `Display` prints
+/// it as TOML, secrets redacted.
+///
+/// ```
+/// # fn main() -> Result<(), rivulet::ConfigError> {
+/// use std::time::Duration;
+/// let mut config = rivulet::Config::loader()
+///     .env([("RIVULET__APPLICATION_ID", "orders"), ("RIVULET__NUM_THREADS", "2")])
+///     .load()?;
+/// config.commit_interval = Duration::from_secs(1);
+/// let toml = config.to_string();
+/// assert!(toml.contains("application_id = \"orders\""), "{toml}");
+/// assert!(toml.contains("num_threads = 2") && toml.contains("commit_interval_ms = 1000"), "{toml}");
+/// # Ok(()) }
+/// ```
 #[derive(Clone)]
 #[non_exhaustive]
 pub struct Config {
@@ -227,20 +379,45 @@ pub struct Config {
 
 impl Config {
     /// Loads from the built-in defaults, `--config`/`RIVULET_CONFIG`, and
-    /// the process environment.
+    /// the process environment: what `main` usually calls.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), rivulet::ConfigError> {
+    /// # std::env::set_var("RIVULET__APPLICATION_ID", "orders");
+    /// // With RIVULET__APPLICATION_ID=orders in the environment:
+    /// let config = rivulet::Config::load()?;
+    /// assert_eq!(config.application_id, "orders");
+    /// # Ok(()) }
+    /// ```
     pub fn load() -> Result<Config, ConfigError> {
         Config::loader().args(std::env::args().skip(1))?.load()
     }
 
     /// A loader reading the process environment, to which files, args and
-    /// defaults can be added.
+    /// defaults can be added; see [`ConfigLoader`].
+    ///
+    /// ```
+    /// # fn main() -> Result<(), rivulet::ConfigError> {
+    /// let config = rivulet::Config::loader()
+    ///     .default_value("application_id", "wordcount")
+    ///     .env([("RIVULET__NUM_THREADS", "3")])
+    ///     .load()?;
+    /// assert_eq!((config.application_id.as_str(), config.num_threads), ("wordcount", 3));
+    /// # Ok(()) }
+    /// ```
     pub fn loader() -> ConfigLoader {
         ConfigLoader::default()
     }
 
     /// The reference of every config key rivulet knows, as Markdown table
     /// rows (key, default, accepted values, meaning); `docs/configuration.md`
-    /// holds the same rows.
+    /// holds the same rows. An application can print it for its operators.
+    ///
+    /// ```
+    /// let reference = rivulet::Config::reference();
+    /// assert!(reference.starts_with("| key | default | accepts | meaning |"));
+    /// assert!(reference.lines().any(|row| row.starts_with("| `num_threads` | 1 |")));
+    /// ```
     pub fn reference() -> String {
         let mut out = String::from("| key | default | accepts | meaning |\n|---|---|---|---|\n");
         for k in keys::KEYS {
@@ -252,11 +429,18 @@ impl Config {
     /// The `group.instance.id` of processing thread `thread`'s consumer:
     /// `<instance_id>-<thread>` when `instance_id` was set explicitly (static
     /// group membership), `None` when it was taken from the host name.
-    pub fn group_instance_id(&self, thread: usize) -> Option<String> {
+    pub(crate) fn group_instance_id(&self, thread: usize) -> Option<String> {
         self.instance_id_explicit.then(|| format!("{}-{thread}", self.instance_id))
     }
 
     /// The dead-letter topic: `errors.dead_letter_topic`, or `<application_id>-dlq`.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), rivulet::ConfigError> {
+    /// let config = rivulet::Config::loader().env([("RIVULET__APPLICATION_ID", "orders")]).load()?;
+    /// assert_eq!(config.dead_letter_topic(), "orders-dlq");
+    /// # Ok(()) }
+    /// ```
     pub fn dead_letter_topic(&self) -> String {
         if self.errors.dead_letter_topic.is_empty() {
             format!("{}-dlq", self.application_id)

@@ -26,26 +26,62 @@ pub(crate) fn is_embedded(bootstrap_servers: &str) -> bool {
     EMBEDDED.lock().unwrap_or_else(|e| e.into_inner()).contains(bootstrap_servers)
 }
 
-/// A mock Kafka cluster of one broker, alive until dropped.
+/// A mock Kafka cluster of one broker, alive until dropped. The quickstart
+/// (`examples/wordcount.rs`) runs on it when no cluster is configured.
+///
+/// ```
+/// use rivulet::kafka::embedded::EmbeddedKafka;
+/// use rivulet::prelude::*;
+/// # fn main() -> rivulet::Result<()> {
+/// let kafka = EmbeddedKafka::start()?;
+/// let mut config = Config::loader().env([("RIVULET__APPLICATION_ID", "demo")]).load()?;
+/// config.kafka.bootstrap_servers = kafka.bootstrap_servers();
+/// let mut b = Topology::builder();
+/// b.stream("in", Serdes::string(), Serdes::string()).to("out", Serdes::string(), Serdes::string());
+/// let topology = b.build()?;
+/// kafka.create_topics_for(&topology, &config, 2)?;
+/// let app = App::new(config)?; // start or run it as against any cluster
+/// # drop(app);
+/// # Ok(()) }
+/// ```
 pub struct EmbeddedKafka {
     cluster: MockCluster<'static, DefaultProducerContext>,
 }
 
 impl EmbeddedKafka {
-    /// Starts the cluster.
+    /// Starts the cluster, on a free local port.
+    ///
+    /// ```
+    /// # fn main() -> rivulet::Result<()> {
+    /// let kafka = rivulet::kafka::embedded::EmbeddedKafka::start()?;
+    /// assert!(!kafka.bootstrap_servers().is_empty());
+    /// # Ok(()) }
+    /// ```
     pub fn start() -> Result<EmbeddedKafka> {
         let cluster = MockCluster::new(1).map_err(|e| Error::kafka("starting the embedded Kafka cluster", e))?;
         EMBEDDED.lock().unwrap_or_else(|e| e.into_inner()).insert(cluster.bootstrap_servers());
         Ok(EmbeddedKafka { cluster })
     }
 
-    /// Its `bootstrap.servers`.
+    /// Its `bootstrap.servers`, for `kafka.bootstrap_servers` and for any
+    /// other Kafka client.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use rdkafka::consumer::{BaseConsumer, Consumer};
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let kafka = rivulet::kafka::embedded::EmbeddedKafka::start()?;
+    /// let client: BaseConsumer = rdkafka::ClientConfig::new().set("bootstrap.servers", kafka.bootstrap_servers()).create()?;
+    /// let metadata = client.fetch_metadata(None, Duration::from_secs(10))?;
+    /// assert_eq!(metadata.brokers().len(), 1);
+    /// # Ok(()) }
+    /// ```
     pub fn bootstrap_servers(&self) -> String {
         self.cluster.bootstrap_servers()
     }
 
     /// Creates a topic.
-    pub fn create_topic(&self, name: &str, partitions: i32) -> Result<()> {
+    fn create_topic(&self, name: &str, partitions: i32) -> Result<()> {
         self.cluster
             .create_topic(name, partitions, 1)
             .map_err(|e| Error::kafka(format!("creating topic {name} in the embedded cluster"), e))
@@ -54,7 +90,8 @@ impl EmbeddedKafka {
     /// Makes the broker answer the next `count` requests of kind `api` with
     /// `error`, as a struggling broker would: for testing how an
     /// application rides out a coordinator moving or a request timing out.
-    pub fn fail_requests(
+    #[cfg(test)]
+    pub(crate) fn fail_requests(
         &self,
         api: rdkafka::types::RDKafkaApiKey,
         error: rdkafka::types::RDKafkaRespErr,
@@ -64,7 +101,28 @@ impl EmbeddedKafka {
     }
 
     /// Creates every topic `topology` reads or writes, internal topics and
-    /// the dead-letter topic included, with `partitions` partitions each.
+    /// the dead-letter topic included, with `partitions` partitions each
+    /// (the mock cluster answers no CreateTopics request, so the
+    /// application cannot create its internal topics itself).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use rdkafka::consumer::{BaseConsumer, Consumer};
+    /// use rivulet::kafka::embedded::EmbeddedKafka;
+    /// use rivulet::prelude::*;
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let kafka = EmbeddedKafka::start()?;
+    /// let config = Config::loader().env([("RIVULET__APPLICATION_ID", "demo")]).load()?;
+    /// let mut b = Topology::builder();
+    /// b.stream("words", Serdes::string(), Serdes::string()).group_by_key().count("counts").to_stream().to("counts", Serdes::string(), Serdes::i64());
+    /// kafka.create_topics_for(&b.build()?, &config, 2)?;
+    /// let client: BaseConsumer = rdkafka::ClientConfig::new().set("bootstrap.servers", kafka.bootstrap_servers()).create()?;
+    /// let metadata = client.fetch_metadata(None, Duration::from_secs(10))?;
+    /// let mut topics: Vec<&str> = metadata.topics().iter().map(|t| t.name()).collect();
+    /// topics.sort();
+    /// assert_eq!(topics, ["counts", "demo-counts-changelog", "demo-dlq", "words"]);
+    /// # Ok(()) }
+    /// ```
     pub fn create_topics_for(&self, topology: &Topology, config: &Config, partitions: i32) -> Result<()> {
         let mut topics: Vec<String> = topology.source_topics();
         for st in &topology.subtopologies {

@@ -6,9 +6,54 @@ use crate::state::StateError;
 
 /// What a user function returns when it rejects a record: any error. The
 /// record then goes to the processing-error policy (`errors.processing`).
+///
+/// The fallible DSL operators (`try_map_values`, `try_filter`, ...) take any
+/// error that converts into it, such as a `ParseIntError` or a `String`.
+///
+/// ```
+/// # use rivulet::prelude::*;
+/// # use rivulet::testing::TopologyTestDriver;
+/// use rivulet::processor::UserError;
+/// # fn main() -> rivulet::Result<()> {
+/// let parse = |v: String| v.trim().parse::<i64>().map_err(UserError::from);
+/// let mut b = Topology::builder();
+/// b.stream("in", Serdes::unit(), Serdes::string()).try_map_values(parse).to("out", Serdes::unit(), Serdes::i64());
+/// let mut driver = TopologyTestDriver::new(b.build()?)?;
+/// let input = driver.input_topic("in", Serdes::unit(), Serdes::string());
+/// // Under the default `errors.processing = "fail"`, the rejection stops the driver.
+/// let err = driver.pipe(&input, (), "12x".into(), 0).unwrap_err();
+/// assert!(err.to_string().contains("invalid digit found in string"), "{err}");
+/// # Ok(()) }
+/// ```
 pub type UserError = Box<dyn std::error::Error + Send + Sync>;
 
-/// Why processing a record failed.
+/// Why processing a record failed. A [`Processor`](crate::processor::Processor)
+/// returns it; the runtime sends the record-level kinds (`Rejected`,
+/// `Deserialize`, `Serde`, `Produce`) to the bad-record policies and stops
+/// on the others.
+///
+/// ```
+/// # use rivulet::prelude::*;
+/// # use rivulet::testing::TopologyTestDriver;
+/// use rivulet::processor::ProcessError;
+/// struct NonEmpty;
+/// impl Processor<(), String, (), String> for NonEmpty {
+///     fn process(&mut self, r: Record<(), String>, ctx: &mut ProcessorContext<'_, (), String>) -> Result<(), ProcessError> {
+///         if r.value.is_empty() {
+///             return Err(ProcessError::Rejected { node: "non-empty".into(), source: "an empty value".into() });
+///         }
+///         ctx.forward(r)
+///     }
+/// }
+/// # fn main() -> rivulet::Result<()> {
+/// # let mut b = Topology::builder();
+/// # b.stream("in", Serdes::unit(), Serdes::string()).process(&[], || NonEmpty);
+/// # let mut driver = TopologyTestDriver::new(b.build()?)?;
+/// # let input = driver.input_topic("in", Serdes::unit(), Serdes::string());
+/// let err = driver.pipe(&input, (), String::new(), 0).unwrap_err();
+/// assert_eq!(err.to_string(), "record at topic in partition 0 offset 0 failed: non-empty rejected the record: an empty value");
+/// # Ok(()) }
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ProcessError {
@@ -77,7 +122,7 @@ pub enum ProcessError {
 impl ProcessError {
     /// Whether the error concerns one record (and so goes to a bad-record
     /// policy) rather than the task or the application.
-    pub fn is_record_error(&self) -> bool {
+    pub(crate) fn is_record_error(&self) -> bool {
         matches!(
             self,
             ProcessError::Rejected { .. }
@@ -88,7 +133,18 @@ impl ProcessError {
     }
 }
 
-/// Why a topology cannot be built.
+/// Why a topology cannot be built, from
+/// [`TopologyBuilder::build`](crate::topology::TopologyBuilder::build).
+///
+/// ```
+/// use rivulet::prelude::*;
+/// use rivulet::processor::TopologyError;
+/// let mut b = Topology::builder();
+/// b.add_store(StoreSpec::key_value("counts", Serdes::string(), Serdes::i64()));
+/// b.add_store(StoreSpec::key_value("counts", Serdes::string(), Serdes::i64()));
+/// let Err(TopologyError::Invalid(why)) = b.build() else { panic!("a store declared twice") };
+/// assert!(why.contains("store `counts` is declared twice"), "{why}");
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum TopologyError {

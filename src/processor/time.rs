@@ -63,11 +63,43 @@ impl<V> Timestamps<V> {
 
     /// The Kafka record's timestamp (the default): event time when the
     /// topic uses `CreateTime`, ingestion time under `LogAppendTime`.
+    ///
+    /// ```
+    /// # use rivulet::prelude::*;
+    /// # use rivulet::testing::TopologyTestDriver;
+    /// # fn main() -> rivulet::Result<()> {
+    /// let mut b = Topology::builder();
+    /// // The same as b.stream("in", ..).
+    /// b.stream_with_time("in", Serdes::unit(), Serdes::string(), Timestamps::record())
+    ///     .to("out", Serdes::unit(), Serdes::string());
+    /// let mut driver = TopologyTestDriver::new(b.build()?)?;
+    /// # let input = driver.input_topic("in", Serdes::unit(), Serdes::string());
+    /// # let output = driver.output_topic("out", Serdes::unit(), Serdes::string());
+    /// driver.pipe(&input, (), "x".into(), 1_234)?;
+    /// assert_eq!(driver.read(&output)?[0].timestamp, 1_234);
+    /// # Ok(()) }
+    /// ```
     pub fn record() -> Self {
         Self::with(Extract::Record)
     }
 
-    /// The wall clock when the record is processed: processing time.
+    /// The wall clock when the record is processed: processing time. The
+    /// record's own timestamp is ignored, and the outputs carry the new one.
+    ///
+    /// ```
+    /// # use rivulet::prelude::*;
+    /// # use rivulet::testing::TopologyTestDriver;
+    /// # fn main() -> rivulet::Result<()> {
+    /// let mut b = Topology::builder();
+    /// b.stream_with_time("in", Serdes::unit(), Serdes::string(), Timestamps::wall_clock())
+    ///     .to("out", Serdes::unit(), Serdes::string());
+    /// let mut driver = TopologyTestDriver::new(b.build()?)?.start_wall_clock_at(1_700_000_000_000)?;
+    /// # let input = driver.input_topic("in", Serdes::unit(), Serdes::string());
+    /// # let output = driver.output_topic("out", Serdes::unit(), Serdes::string());
+    /// driver.pipe(&input, (), "x".into(), 5)?;
+    /// assert_eq!(driver.read(&output)?[0].timestamp, 1_700_000_000_000);
+    /// # Ok(()) }
+    /// ```
     pub fn wall_clock() -> Self {
         Self::with(Extract::WallClock)
     }
@@ -75,6 +107,25 @@ impl<V> Timestamps<V> {
     /// Event time read from the deserialized value, in ms since the epoch.
     /// A record for which `f` returns `None` is a processing error (it goes
     /// to `errors.processing`).
+    ///
+    /// ```
+    /// # use rivulet::prelude::*;
+    /// # use rivulet::testing::TopologyTestDriver;
+    /// #[derive(Clone, serde::Serialize, serde::Deserialize)]
+    /// struct Reading { sensor: String, taken_at: i64 }
+    /// # fn main() -> rivulet::Result<()> {
+    /// let mut b = Topology::builder();
+    /// let time = Timestamps::from_value(|r: &Reading| Some(r.taken_at));
+    /// b.stream_with_time("in", Serdes::unit(), Serdes::json::<Reading>(), time)
+    ///     .to("out", Serdes::unit(), Serdes::json::<Reading>());
+    /// # let mut driver = TopologyTestDriver::new(b.build()?)?;
+    /// # let input = driver.input_topic("in", Serdes::unit(), Serdes::json::<Reading>());
+    /// # let output = driver.output_topic("out", Serdes::unit(), Serdes::json::<Reading>());
+    /// // Kafka says 5; the reading says when it was taken.
+    /// driver.pipe(&input, (), Reading { sensor: "t1".into(), taken_at: 60_000 }, 5)?;
+    /// assert_eq!(driver.read(&output)?[0].timestamp, 60_000);
+    /// # Ok(()) }
+    /// ```
     pub fn from_value(f: impl Fn(&V) -> Option<i64> + Send + Sync + 'static) -> Self {
         Self::with(Extract::Value(Arc::new(f)))
     }
@@ -82,6 +133,31 @@ impl<V> Timestamps<V> {
     /// How far behind the largest timestamp seen a record may arrive and
     /// still be on time: the watermark trails the partition time by this
     /// much. Default 0.
+    ///
+    /// ```
+    /// # use rivulet::prelude::*;
+    /// # use rivulet::testing::TopologyTestDriver;
+    /// use std::time::Duration;
+    /// // Counts per 10 s window; returns how many records came too late.
+    /// fn late(time: Timestamps<String>) -> rivulet::Result<u64> {
+    ///     let mut b = Topology::builder();
+    ///     b.stream_with_time("in", Serdes::string(), Serdes::string(), time)
+    ///         .group_by_key()
+    ///         .windowed_by(Windows::tumbling(Duration::from_secs(10)))
+    ///         .count("counts");
+    /// #   let mut driver = TopologyTestDriver::new(b.build()?)?;
+    /// #   let input = driver.input_topic("in", Serdes::string(), Serdes::string());
+    ///     for t in [1_000, 12_000, 8_000] {
+    ///         driver.pipe(&input, "k".into(), "x".into(), t)?;
+    ///     }
+    ///     Ok(driver.late_records())
+    /// }
+    /// # fn main() -> rivulet::Result<()> {
+    /// // At 12 s the window [0 s, 10 s) closes, unless records may be 5 s late.
+    /// assert_eq!(late(Timestamps::record())?, 1);
+    /// assert_eq!(late(Timestamps::record().out_of_orderness(Duration::from_secs(5)))?, 0);
+    /// # Ok(()) }
+    /// ```
     pub fn out_of_orderness(mut self, d: Duration) -> Self {
         self.out_of_orderness_ms = duration_ms(d);
         self
@@ -90,6 +166,38 @@ impl<V> Timestamps<V> {
     /// A source partition with no record for this long (wall clock) stops
     /// holding the task's watermark back, until it has data again. Default:
     /// never.
+    ///
+    /// ```
+    /// # use rivulet::prelude::*;
+    /// # use rivulet::processor::ProcessError;
+    /// # use rivulet::testing::TopologyTestDriver;
+    /// use std::time::Duration;
+    /// # /// Emits each new watermark.
+    /// # struct Marks;
+    /// # impl Processor<(), String, (), i64> for Marks {
+    /// #     fn process(&mut self, _: Record<(), String>, _: &mut ProcessorContext<'_, (), i64>) -> Result<(), ProcessError> { Ok(()) }
+    /// #     fn on_watermark(&mut self, w: i64, ctx: &mut ProcessorContext<'_, (), i64>) -> Result<(), ProcessError> {
+    /// #         ctx.forward(Record::new((), w, w))
+    /// #     }
+    /// # }
+    /// # fn main() -> rivulet::Result<()> {
+    /// let mut b = Topology::builder();
+    /// let time = Timestamps::record().idle_after(Duration::from_secs(60));
+    /// let a = b.stream_with_time("a", Serdes::unit(), Serdes::string(), time.clone());
+    /// let c = b.stream_with_time("c", Serdes::unit(), Serdes::string(), time);
+    /// // Marks (see Processor::on_watermark) emits each new watermark of the task.
+    /// a.merge(&c).process(&[], || Marks).to("watermarks", Serdes::unit(), Serdes::i64());
+    /// let mut driver = TopologyTestDriver::new(b.build()?)?;
+    /// # let (a, c) = (driver.input_topic("a", Serdes::unit(), Serdes::string()), driver.input_topic("c", Serdes::unit(), Serdes::string()));
+    /// # let watermarks = driver.output_topic("watermarks", Serdes::unit(), Serdes::i64());
+    /// driver.pipe(&a, (), "x".into(), 1_000)?;
+    /// driver.pipe(&c, (), "x".into(), 1_000)?;
+    /// driver.pipe(&a, (), "x".into(), 20_000)?; // "c" holds the watermark at 1 s...
+    /// driver.advance_wall_clock(Duration::from_secs(60))?;
+    /// driver.pipe(&a, (), "x".into(), 50_000)?; // ...until it has been quiet for a minute
+    /// assert_eq!(driver.read_key_values(&watermarks)?, [((), 1_000), ((), 50_000)]);
+    /// # Ok(()) }
+    /// ```
     pub fn idle_after(mut self, d: Duration) -> Self {
         self.idle_after_ms = Some(duration_ms(d));
         self

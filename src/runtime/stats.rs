@@ -43,7 +43,19 @@ pub(crate) struct RuntimeStats {
     shutting_down: AtomicBool,
 }
 
-/// The application's counters at one moment, from [`RunningApp::stats`](crate::RunningApp::stats).
+/// The application's counters at one moment, from [`RunningApp::stats`](crate::RunningApp::stats)
+/// (the same counters are on `/metrics`). Two snapshots compare, so a test
+/// or a supervisor can tell whether the application moved on.
+///
+/// ```
+/// use rivulet::StatsSnapshot;
+/// fn progress(before: &StatsSnapshot, now: &StatsSnapshot) -> String {
+///     let bad = now.records_skipped + now.records_dead_lettered - before.records_skipped - before.records_dead_lettered;
+///     format!("{} records, {bad} bad, {} commits", now.records_processed - before.records_processed, now.commits - before.commits)
+/// }
+/// let start = StatsSnapshot::default(); // every counter 0
+/// assert_eq!(progress(&start, &start), "0 records, 0 bad, 0 commits");
+/// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct StatsSnapshot {

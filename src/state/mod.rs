@@ -52,7 +52,20 @@ pub(crate) use self::resources::StateResources;
 pub(crate) use self::rocks::RocksDbStore;
 pub(crate) use self::write_buffer::WriteBuffer;
 
-/// Something went wrong in a local state store. Each variant says what to do.
+/// Something went wrong in a local state store. Each variant says what to
+/// do; an application meets it as [`Error::State`](crate::Error::State) or
+/// inside a [`ProcessError`](crate::processor::ProcessError).
+///
+/// ```
+/// use rivulet::state::StateError;
+/// let err = StateError::Corrupt {
+///     store: "counts".into(),
+///     path: "/var/lib/rivulet/orders/0_1/counts".into(),
+///     reason: "unreadable offset file".into(),
+/// };
+/// assert!(err.to_string().ends_with("is corrupt: unreadable offset file; wipe it and restore it from the changelog"));
+/// assert!(matches!(rivulet::Error::from(err), rivulet::Error::State(_)));
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum StateError {
@@ -117,13 +130,13 @@ pub enum StateError {
 impl StateError {
     /// Whether the store must be wiped and restored from its changelog
     /// (rather than the operation retried or the instance stopped).
-    pub fn is_corrupt(&self) -> bool {
+    pub(crate) fn is_corrupt(&self) -> bool {
         matches!(self, StateError::Corrupt { .. })
     }
 }
 
 /// `Result` with [`StateError`].
-pub type StateResult<T> = Result<T, StateError>;
+pub(crate) type StateResult<T> = Result<T, StateError>;
 
 /// A key range `[from, to)`.
 pub(crate) type KeyRange = (Vec<u8>, Vec<u8>);

@@ -11,7 +11,25 @@ use crate::processor::time::RECORD_MARK_HEADER;
 use crate::processor::ProcessError;
 use crate::record::Headers;
 
-/// A record as it sits in a topic: bytes, timestamp and headers.
+/// A record as it sits in a topic: bytes, timestamp and headers. The test
+/// driver takes it in [`pipe_raw`](super::TopologyTestDriver::pipe_raw) and
+/// gives it out in [`read_raw`](super::TopologyTestDriver::read_raw) and
+/// [`dead_letters`](super::TopologyTestDriver::dead_letters).
+///
+/// ```
+/// # use rivulet::prelude::*;
+/// # use rivulet::testing::TopologyTestDriver;
+/// # fn main() -> rivulet::Result<()> {
+/// let mut b = Topology::builder();
+/// b.stream("in", Serdes::unit(), Serdes::i64()).to("out", Serdes::unit(), Serdes::i64());
+/// let mut driver = TopologyTestDriver::new(b.build()?)?;
+/// # let input = driver.input_topic("in", Serdes::unit(), Serdes::i64());
+/// driver.pipe(&input, (), 7, 1_000)?;
+/// let out = &driver.read_raw("out")[0];
+/// assert_eq!((out.key.as_deref(), out.value.as_deref()), (None, Some(&7i64.to_be_bytes()[..])));
+/// assert_eq!(out.timestamp, 1_000);
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RawRecord {
     /// The key's bytes (`None`: a Kafka null key).
@@ -26,11 +44,26 @@ pub struct RawRecord {
 
 impl RawRecord {
     /// A record with these bytes, this timestamp and no headers.
+    ///
+    /// ```
+    /// use rivulet::testing::RawRecord;
+    /// let tombstone = RawRecord::new(Some(b"user-1"), None, 1_000);
+    /// assert_eq!(tombstone.key, Some(b"user-1".to_vec()));
+    /// assert!(tombstone.value.is_none() && tombstone.headers.is_empty());
+    /// ```
     pub fn new(key: Option<&[u8]>, value: Option<&[u8]>, timestamp: i64) -> Self {
         RawRecord { key: key.map(<[u8]>::to_vec), value: value.map(<[u8]>::to_vec), timestamp, headers: Headers::new() }
     }
 
     /// The value of the first header called `name`.
+    ///
+    /// ```
+    /// use rivulet::testing::RawRecord;
+    /// let mut r = RawRecord::new(None, Some(b"v"), 0);
+    /// r.headers.push(("rivulet.error.kind".into(), Some(b"processing".to_vec())));
+    /// assert_eq!(r.header("rivulet.error.kind"), Some(&b"processing"[..]));
+    /// assert_eq!(r.header("missing"), None);
+    /// ```
     pub fn header(&self, name: &str) -> Option<&[u8]> {
         self.headers.iter().find(|(k, _)| k == name).and_then(|(_, v)| v.as_deref())
     }

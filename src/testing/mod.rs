@@ -67,6 +67,20 @@ use crate::topology::Topology;
 /// An input topic with the serdes that turn its keys and values into
 /// bytes (Kafka Streams' `TestInputTopic`); from
 /// [`TopologyTestDriver::input_topic`].
+///
+/// ```
+/// # use rivulet::prelude::*;
+/// # use rivulet::testing::TopologyTestDriver;
+/// # fn main() -> rivulet::Result<()> {
+/// # let mut b = Topology::builder();
+/// # b.stream("in", Serdes::string(), Serdes::string()).map_values(|v: String| v.to_uppercase()).to("out", Serdes::string(), Serdes::string());
+/// let mut driver = TopologyTestDriver::new(b.build()?)?;
+/// let input = driver.input_topic("in", Serdes::string(), Serdes::string());
+/// driver.pipe(&input, "k".into(), "hello".into(), 0)?;
+/// # let output = driver.output_topic("out", Serdes::string(), Serdes::string());
+/// # assert_eq!(driver.read_key_values(&output)?.len(), 1);
+/// # Ok(()) }
+/// ```
 pub struct TestInputTopic<K: 'static, V: 'static> {
     name: String,
     key: Arc<dyn Serde<K>>,
@@ -75,13 +89,43 @@ pub struct TestInputTopic<K: 'static, V: 'static> {
 
 /// An output topic with the serdes that read its records (Kafka Streams'
 /// `TestOutputTopic`); from [`TopologyTestDriver::output_topic`].
+///
+/// ```
+/// # use rivulet::prelude::*;
+/// # use rivulet::testing::TopologyTestDriver;
+/// # fn main() -> rivulet::Result<()> {
+/// # let mut b = Topology::builder();
+/// # b.stream("in", Serdes::string(), Serdes::string()).map_values(|v: String| v.to_uppercase()).to("out", Serdes::string(), Serdes::string());
+/// let mut driver = TopologyTestDriver::new(b.build()?)?;
+/// # let input = driver.input_topic("in", Serdes::string(), Serdes::string());
+/// let output = driver.output_topic("out", Serdes::string(), Serdes::string());
+/// driver.pipe(&input, "k".into(), "hello".into(), 0)?;
+/// assert_eq!(driver.read_key_values(&output)?, [("k".to_string(), "HELLO".to_string())]);
+/// # Ok(()) }
+/// ```
 pub struct TestOutputTopic<K: 'static, V: 'static> {
     name: String,
     key: Arc<dyn Serde<K>>,
     value: Arc<dyn Serde<V>>,
 }
 
-/// Runs a topology without a broker; see the [module docs](self).
+/// Runs a topology without a broker; see the [module docs](self). Each
+/// piped record is processed, with everything it leads to, before the call
+/// returns.
+///
+/// ```
+/// use rivulet::prelude::*;
+/// use rivulet::testing::TopologyTestDriver;
+/// # fn main() -> rivulet::Result<()> {
+/// let mut b = Topology::builder();
+/// b.stream("in", Serdes::string(), Serdes::string()).map_values(|v: String| v.to_uppercase()).to("out", Serdes::string(), Serdes::string());
+/// let mut driver = TopologyTestDriver::new(b.build()?)?;
+/// let input = driver.input_topic("in", Serdes::string(), Serdes::string());
+/// let output = driver.output_topic("out", Serdes::string(), Serdes::string());
+/// driver.pipe(&input, "k".into(), "hello".into(), 1_000)?;
+/// assert_eq!(driver.read_key_values(&output)?, [("k".to_string(), "HELLO".to_string())]);
+/// # Ok(()) }
+/// ```
 pub struct TopologyTestDriver {
     pub(crate) app: Arc<AppContext>,
     /// One task per sub-topology (partition 0), by sub-topology id.
@@ -106,6 +150,25 @@ impl TopologyTestDriver {
     /// A driver for `topology` with the built-in config defaults and
     /// `application_id = "rivulet-test"`; the wall clock starts at the
     /// system's time.
+    ///
+    /// ```
+    /// # use rivulet::prelude::*;
+    /// # use rivulet::testing::TopologyTestDriver;
+    /// # fn main() -> rivulet::Result<()> {
+    /// let mut b = Topology::builder();
+    /// b.stream("in", Serdes::string(), Serdes::string())
+    ///     .group_by_key()
+    ///     .count("counts")
+    ///     .to_stream()
+    ///     .to("out", Serdes::string(), Serdes::i64());
+    /// let mut driver = TopologyTestDriver::new(b.build()?)?;
+    /// # let input = driver.input_topic("in", Serdes::string(), Serdes::string());
+    /// # let output = driver.output_topic("out", Serdes::string(), Serdes::i64());
+    /// driver.pipe(&input, "a".into(), "x".into(), 0)?;
+    /// // Internal topics are named after application_id "rivulet-test".
+    /// assert_eq!(driver.read_raw("rivulet-test-counts-changelog").len(), 1);
+    /// # Ok(()) }
+    /// ```
     pub fn new(topology: Topology) -> Result<Self> {
         let config = Config::loader()
             .env(std::iter::empty::<(String, String)>())
@@ -117,6 +180,27 @@ impl TopologyTestDriver {
     /// A driver with this config (for its `application_id`, `errors.*`
     /// policies and `state.*` sizes); `state_dir` is replaced by a
     /// temporary directory, removed when the driver is dropped.
+    ///
+    /// ```
+    /// # use rivulet::prelude::*;
+    /// # use rivulet::testing::TopologyTestDriver;
+    /// # fn main() -> rivulet::Result<()> {
+    /// let mut b = Topology::builder();
+    /// b.stream("in", Serdes::string(), Serdes::string())
+    ///     .group_by_key()
+    ///     .count("counts")
+    ///     .to_stream()
+    ///     .to("out", Serdes::string(), Serdes::i64());
+    /// let config = Config::loader()
+    ///     .env([("RIVULET__APPLICATION_ID", "orders"), ("RIVULET__ERRORS__DESERIALIZATION", "skip")])
+    ///     .load()?;
+    /// let mut driver = TopologyTestDriver::with_config(b.build()?, config)?;
+    /// # use rivulet::testing::RawRecord;
+    /// driver.pipe_raw("in", RawRecord::new(Some(b"a"), Some(&[0xff]), 0))?; // skipped: not UTF-8
+    /// driver.pipe_raw("in", RawRecord::new(Some(b"a"), Some(b"x"), 0))?;
+    /// assert_eq!(driver.read_raw("orders-counts-changelog").len(), 1);
+    /// # Ok(()) }
+    /// ```
     pub fn with_config(topology: Topology, mut config: Config) -> Result<Self> {
         let state = tempfile::Builder::new()
             .prefix("rivulet-test-")
@@ -166,6 +250,17 @@ impl TopologyTestDriver {
     /// Sets the wall clock to `ms` (since the epoch) before anything is
     /// processed, so wall-clock callbacks and processing-time timers are
     /// scheduled from it.
+    ///
+    /// ```
+    /// # use rivulet::prelude::*;
+    /// # use rivulet::testing::TopologyTestDriver;
+    /// # fn main() -> rivulet::Result<()> {
+    /// # let mut b = Topology::builder();
+    /// # b.stream("in", Serdes::string(), Serdes::string()).map_values(|v: String| v.to_uppercase()).to("out", Serdes::string(), Serdes::string());
+    /// let driver = TopologyTestDriver::new(b.build()?)?.start_wall_clock_at(1_700_000_000_000)?;
+    /// assert_eq!(driver.wall_clock_ms(), 1_700_000_000_000);
+    /// # Ok(()) }
+    /// ```
     pub fn start_wall_clock_at(mut self, ms: i64) -> Result<Self> {
         self.stop_tasks();
         self.clock.store(ms, Ordering::Relaxed);
@@ -176,12 +271,50 @@ impl TopologyTestDriver {
     /// Commits only when the test calls [`commit`](Self::commit) (or
     /// never), so a [`restart`](Self::restart) shows what a crash between
     /// commits loses and repeats.
+    ///
+    /// ```
+    /// # use rivulet::prelude::*;
+    /// # use rivulet::testing::TopologyTestDriver;
+    /// # fn main() -> rivulet::Result<()> {
+    /// let mut b = Topology::builder();
+    /// b.stream("in", Serdes::string(), Serdes::string())
+    ///     .group_by_key()
+    ///     .count("counts")
+    ///     .to_stream()
+    ///     .to("out", Serdes::string(), Serdes::i64());
+    /// let mut driver = TopologyTestDriver::new(b.build()?)?.manual_commits();
+    /// # let input = driver.input_topic("in", Serdes::string(), Serdes::string());
+    /// # let output = driver.output_topic("out", Serdes::string(), Serdes::i64());
+    /// driver.pipe(&input, "a".into(), "x".into(), 0)?;
+    /// driver.commit()?;
+    /// driver.pipe(&input, "a".into(), "x".into(), 0)?; // not committed
+    /// assert_eq!(driver.read_key_values(&output)?, [("a".to_string(), 1), ("a".to_string(), 2)]);
+    /// // A crash: the uncommitted output is taken back, the record read and counted again.
+    /// driver.restart()?;
+    /// assert_eq!(driver.read_key_values(&output)?, [("a".to_string(), 2)]);
+    /// assert_eq!(driver.store_get::<String, i64>("counts", &"a".to_string())?, Some(2));
+    /// # Ok(()) }
+    /// ```
     pub fn manual_commits(mut self) -> Self {
         self.auto_commit = false;
         self
     }
 
-    /// An input topic: the test pipes typed records into it.
+    /// An input topic: the test pipes typed records into it. The serdes
+    /// should be the ones the topology reads the topic with.
+    ///
+    /// ```
+    /// # use rivulet::prelude::*;
+    /// # use rivulet::testing::TopologyTestDriver;
+    /// # fn main() -> rivulet::Result<()> {
+    /// # let mut b = Topology::builder();
+    /// # b.stream("in", Serdes::string(), Serdes::string()).map_values(|v: String| v.to_uppercase()).to("out", Serdes::string(), Serdes::string());
+    /// let mut driver = TopologyTestDriver::new(b.build()?)?;
+    /// let input = driver.input_topic("in", Serdes::string(), Serdes::string());
+    /// driver.pipe(&input, "k".into(), "v".into(), 0)?;
+    /// assert_eq!(driver.read_raw("out")[0].value.as_deref(), Some(&b"V"[..]));
+    /// # Ok(()) }
+    /// ```
     pub fn input_topic<K: 'static, V: 'static>(
         &self,
         name: &str,
@@ -191,7 +324,23 @@ impl TopologyTestDriver {
         TestInputTopic { name: name.to_string(), key: Arc::new(key), value: Arc::new(value) }
     }
 
-    /// An output topic: the test reads typed records from it.
+    /// An output topic: the test reads typed records from it (with
+    /// [`read`](Self::read) or [`read_key_values`](Self::read_key_values)).
+    ///
+    /// ```
+    /// # use rivulet::prelude::*;
+    /// # use rivulet::testing::TopologyTestDriver;
+    /// # fn main() -> rivulet::Result<()> {
+    /// # let mut b = Topology::builder();
+    /// # b.stream("in", Serdes::string(), Serdes::string()).map_values(|v: String| v.to_uppercase()).to("out", Serdes::string(), Serdes::string());
+    /// let mut driver = TopologyTestDriver::new(b.build()?)?;
+    /// # let input = driver.input_topic("in", Serdes::string(), Serdes::string());
+    /// let output = driver.output_topic("out", Serdes::string(), Serdes::string());
+    /// driver.pipe(&input, "k".into(), "v".into(), 0)?;
+    /// assert_eq!(driver.read_key_values(&output)?, [("k".to_string(), "V".to_string())]);
+    /// assert_eq!(driver.read_key_values(&output)?, []); // each record is read once
+    /// # Ok(()) }
+    /// ```
     pub fn output_topic<K: 'static, V: 'static>(
         &self,
         name: &str,
@@ -203,6 +352,27 @@ impl TopologyTestDriver {
 
     /// Pipes one record (no headers) into `topic` and processes it, with
     /// everything it leads to.
+    ///
+    /// ```
+    /// # use rivulet::prelude::*;
+    /// # use rivulet::testing::TopologyTestDriver;
+    /// # fn main() -> rivulet::Result<()> {
+    /// let mut b = Topology::builder();
+    /// b.stream("in", Serdes::string(), Serdes::string())
+    ///     .group_by_key()
+    ///     .count("counts")
+    ///     .to_stream()
+    ///     .to("out", Serdes::string(), Serdes::i64());
+    /// let mut driver = TopologyTestDriver::new(b.build()?)?;
+    /// # let input = driver.input_topic("in", Serdes::string(), Serdes::string());
+    /// # let output = driver.output_topic("out", Serdes::string(), Serdes::i64());
+    /// for key in ["a", "b", "a"] {
+    ///     driver.pipe(&input, key.to_string(), "x".into(), 0)?;
+    /// }
+    /// let counts = driver.read_key_values(&output)?;
+    /// assert_eq!(counts, [("a".to_string(), 1), ("b".to_string(), 1), ("a".to_string(), 2)]);
+    /// # Ok(()) }
+    /// ```
     pub fn pipe<K: 'static, V: 'static>(
         &mut self,
         topic: &TestInputTopic<K, V>,
@@ -214,6 +384,23 @@ impl TopologyTestDriver {
     }
 
     /// [`pipe`](Self::pipe) with the record's headers.
+    ///
+    /// ```
+    /// # use rivulet::prelude::*;
+    /// # use rivulet::testing::TopologyTestDriver;
+    /// # fn main() -> rivulet::Result<()> {
+    /// # let mut b = Topology::builder();
+    /// # b.stream("in", Serdes::string(), Serdes::string()).map_values(|v: String| v.to_uppercase()).to("out", Serdes::string(), Serdes::string());
+    /// let mut driver = TopologyTestDriver::new(b.build()?)?;
+    /// # let input = driver.input_topic("in", Serdes::string(), Serdes::string());
+    /// # let output = driver.output_topic("out", Serdes::string(), Serdes::string());
+    /// let mut record = Record::new("k".to_string(), "v".to_string(), 1_000);
+    /// record.headers.push(("trace-id".into(), Some(b"abc".to_vec())));
+    /// driver.pipe_record(&input, record)?;
+    /// let out = driver.read(&output)?;
+    /// assert_eq!(out[0].headers, [("trace-id".to_string(), Some(b"abc".to_vec()))]); // passed through
+    /// # Ok(()) }
+    /// ```
     pub fn pipe_record<K: 'static, V: 'static>(
         &mut self,
         topic: &TestInputTopic<K, V>,
@@ -226,6 +413,20 @@ impl TopologyTestDriver {
 
     /// Pipes a record's bytes, as any producer could have written them
     /// (for records the topology cannot read).
+    ///
+    /// ```
+    /// # use rivulet::prelude::*;
+    /// # use rivulet::testing::TopologyTestDriver;
+    /// # fn main() -> rivulet::Result<()> {
+    /// # let mut b = Topology::builder();
+    /// # b.stream("in", Serdes::string(), Serdes::string()).map_values(|v: String| v.to_uppercase()).to("out", Serdes::string(), Serdes::string());
+    /// use rivulet::testing::RawRecord;
+    /// let mut driver = TopologyTestDriver::new(b.build()?)?;
+    /// // Under errors.deserialization = "fail" (the default) a bad record stops the driver.
+    /// let err = driver.pipe_raw("in", RawRecord::new(Some(b"k"), Some(&[0xff]), 0)).unwrap_err();
+    /// assert!(err.to_string().contains("not valid UTF-8"), "{err}");
+    /// # Ok(()) }
+    /// ```
     pub fn pipe_raw(&mut self, topic: &str, record: RawRecord) -> Result<()> {
         {
             let mut log = self.collector.log.borrow_mut();
@@ -235,7 +436,22 @@ impl TopologyTestDriver {
         self.settle()
     }
 
-    /// The records written to `topic` since the last read, decoded.
+    /// The records written to `topic` since the last read, decoded, with
+    /// their timestamps and headers.
+    ///
+    /// ```
+    /// # use rivulet::prelude::*;
+    /// # use rivulet::testing::TopologyTestDriver;
+    /// # fn main() -> rivulet::Result<()> {
+    /// # let mut b = Topology::builder();
+    /// # b.stream("in", Serdes::string(), Serdes::string()).map_values(|v: String| v.to_uppercase()).to("out", Serdes::string(), Serdes::string());
+    /// let mut driver = TopologyTestDriver::new(b.build()?)?;
+    /// # let input = driver.input_topic("in", Serdes::string(), Serdes::string());
+    /// # let output = driver.output_topic("out", Serdes::string(), Serdes::string());
+    /// driver.pipe(&input, "k".into(), "v".into(), 1_000)?;
+    /// assert_eq!(driver.read(&output)?, [Record::new("k".to_string(), "V".to_string(), 1_000)]);
+    /// # Ok(()) }
+    /// ```
     pub fn read<K: 'static, V: 'static>(&mut self, topic: &TestOutputTopic<K, V>) -> Result<Vec<Record<K, V>>> {
         let mut out = Vec::new();
         for raw in self.read_raw(&topic.name) {
@@ -248,6 +464,21 @@ impl TopologyTestDriver {
     }
 
     /// [`read`](Self::read), keys and values only.
+    ///
+    /// ```
+    /// # use rivulet::prelude::*;
+    /// # use rivulet::testing::TopologyTestDriver;
+    /// # fn main() -> rivulet::Result<()> {
+    /// # let mut b = Topology::builder();
+    /// # b.stream("in", Serdes::string(), Serdes::string()).map_values(|v: String| v.to_uppercase()).to("out", Serdes::string(), Serdes::string());
+    /// let mut driver = TopologyTestDriver::new(b.build()?)?;
+    /// # let input = driver.input_topic("in", Serdes::string(), Serdes::string());
+    /// # let output = driver.output_topic("out", Serdes::string(), Serdes::string());
+    /// driver.pipe(&input, "a".into(), "x".into(), 0)?;
+    /// driver.pipe(&input, "b".into(), "y".into(), 0)?;
+    /// assert_eq!(driver.read_key_values(&output)?, [("a".to_string(), "X".to_string()), ("b".to_string(), "Y".to_string())]);
+    /// # Ok(()) }
+    /// ```
     pub fn read_key_values<K: 'static, V: 'static>(&mut self, topic: &TestOutputTopic<K, V>) -> Result<Vec<(K, V)>> {
         Ok(self.read(topic)?.into_iter().map(|r| (r.key, r.value)).collect())
     }
@@ -255,6 +486,25 @@ impl TopologyTestDriver {
     /// The records written to `topic` since the last read, as bytes: any
     /// topic, internal ones (`<application_id>-<name>-repartition`,
     /// `-changelog`) included.
+    ///
+    /// ```
+    /// # use rivulet::prelude::*;
+    /// # use rivulet::testing::TopologyTestDriver;
+    /// # fn main() -> rivulet::Result<()> {
+    /// let mut b = Topology::builder();
+    /// b.stream("in", Serdes::string(), Serdes::string())
+    ///     .group_by_key()
+    ///     .count("counts")
+    ///     .to_stream()
+    ///     .to("out", Serdes::string(), Serdes::i64());
+    /// let mut driver = TopologyTestDriver::new(b.build()?)?;
+    /// # let input = driver.input_topic("in", Serdes::string(), Serdes::string());
+    /// driver.pipe(&input, "a".into(), "x".into(), 0)?;
+    /// let changelog = driver.read_raw("rivulet-test-counts-changelog");
+    /// assert_eq!(changelog[0].key.as_deref(), Some(&b"a"[..]));
+    /// assert_eq!(changelog[0].value.as_deref(), Some(&1i64.to_be_bytes()[..]));
+    /// # Ok(()) }
+    /// ```
     pub fn read_raw(&mut self, topic: &str) -> Vec<RawRecord> {
         let log = self.collector.log.borrow();
         let records = log.records(topic);
@@ -266,6 +516,24 @@ impl TopologyTestDriver {
     /// The records the bad-record policies wrote to the dead-letter topic
     /// since the last call, with their `rivulet.error.*` and
     /// `rivulet.source.*` headers.
+    ///
+    /// ```
+    /// # use rivulet::prelude::*;
+    /// # use rivulet::testing::TopologyTestDriver;
+    /// # fn main() -> rivulet::Result<()> {
+    /// # let mut b = Topology::builder();
+    /// # b.stream("in", Serdes::string(), Serdes::string()).map_values(|v: String| v.to_uppercase()).to("out", Serdes::string(), Serdes::string());
+    /// use rivulet::testing::RawRecord;
+    /// let config = Config::loader()
+    ///     .env([("RIVULET__APPLICATION_ID", "orders"), ("RIVULET__ERRORS__DESERIALIZATION", "dead_letter")])
+    ///     .load()?;
+    /// let mut driver = TopologyTestDriver::with_config(b.build()?, config)?;
+    /// driver.pipe_raw("in", RawRecord::new(Some(b"k"), Some(&[0xff]), 0))?;
+    /// let dead = driver.dead_letters(); // from the topic "orders-dlq"
+    /// assert_eq!(dead[0].value.as_deref(), Some(&[0xff][..])); // the record as it came
+    /// assert_eq!(dead[0].header("rivulet.error.kind"), Some(&b"deserialization"[..]));
+    /// # Ok(()) }
+    /// ```
     pub fn dead_letters(&mut self) -> Vec<RawRecord> {
         let topic = self.app.dead_letter_topic.clone();
         self.read_raw(&topic)
@@ -273,17 +541,81 @@ impl TopologyTestDriver {
 
     /// How many records arrived for a window or timer already closed
     /// (`rivulet_late_records_total`), since the driver started.
+    ///
+    /// ```
+    /// # use rivulet::prelude::*;
+    /// # use rivulet::testing::TopologyTestDriver;
+    /// use std::time::Duration;
+    /// # fn main() -> rivulet::Result<()> {
+    /// let mut b = Topology::builder();
+    /// b.stream("in", Serdes::string(), Serdes::string())
+    ///     .group_by_key()
+    ///     .windowed_by(Windows::tumbling(Duration::from_secs(60)))
+    ///     .count("per-minute");
+    /// let mut driver = TopologyTestDriver::new(b.build()?)?;
+    /// # let input = driver.input_topic("in", Serdes::string(), Serdes::string());
+    /// driver.pipe(&input, "a".into(), "x".into(), 130_000)?; // closes the minute [60 s, 120 s)
+    /// driver.pipe(&input, "a".into(), "x".into(), 70_000)?; // too late for it
+    /// assert_eq!(driver.late_records(), 1);
+    /// # Ok(()) }
+    /// ```
     pub fn late_records(&self) -> u64 {
         self.late
     }
 
-    /// The driver's wall clock, ms since the epoch.
+    /// The driver's wall clock, ms since the epoch: what
+    /// `ProcessorContext::current_system_time_ms` and `Timestamps::wall_clock`
+    /// read. It moves only when the test advances it.
+    ///
+    /// ```
+    /// # use rivulet::prelude::*;
+    /// # use rivulet::testing::TopologyTestDriver;
+    /// # fn main() -> rivulet::Result<()> {
+    /// # let mut b = Topology::builder();
+    /// # b.stream("in", Serdes::string(), Serdes::string()).map_values(|v: String| v.to_uppercase()).to("out", Serdes::string(), Serdes::string());
+    /// use std::time::Duration;
+    /// let mut driver = TopologyTestDriver::new(b.build()?)?.start_wall_clock_at(0)?;
+    /// driver.advance_wall_clock(Duration::from_millis(1_500))?;
+    /// assert_eq!(driver.wall_clock_ms(), 1_500);
+    /// # Ok(()) }
+    /// ```
     pub fn wall_clock_ms(&self) -> i64 {
         self.clock.load(Ordering::Relaxed)
     }
 
     /// Moves the wall clock on and fires what is due: wall-clock callbacks,
     /// keyed processing-time timers and TTL, idleness.
+    ///
+    /// ```
+    /// # use rivulet::prelude::*;
+    /// # use rivulet::testing::TopologyTestDriver;
+    /// use std::time::Duration;
+    /// # use rivulet::processor::{ProcessError, TimeKind};
+    /// # struct Ticker;
+    /// # impl Processor<(), String, (), String> for Ticker {
+    /// #     fn init(&mut self, ctx: &mut ProcessorContext<'_, (), String>) -> Result<(), ProcessError> {
+    /// #         ctx.schedule(Duration::from_secs(60), TimeKind::WallClock);
+    /// #         Ok(())
+    /// #     }
+    /// #     fn process(&mut self, _: Record<(), String>, _: &mut ProcessorContext<'_, (), String>) -> Result<(), ProcessError> {
+    /// #         Ok(())
+    /// #     }
+    /// #     fn on_timer(&mut self, _: TimeKind, at: i64, ctx: &mut ProcessorContext<'_, (), String>) -> Result<(), ProcessError> {
+    /// #         ctx.forward(Record::new((), "tick".into(), at))
+    /// #     }
+    /// # }
+    /// # fn main() -> rivulet::Result<()> {
+    /// let mut b = Topology::builder();
+    /// // Ticker schedules a wall-clock callback every minute, which emits "tick".
+    /// b.stream("in", Serdes::unit(), Serdes::string()).process(&[], || Ticker).to("ticks", Serdes::unit(), Serdes::string());
+    /// let mut driver = TopologyTestDriver::new(b.build()?)?.start_wall_clock_at(0)?;
+    /// let ticks = driver.output_topic("ticks", Serdes::unit(), Serdes::string());
+    /// driver.advance_wall_clock(Duration::from_secs(30))?;
+    /// assert_eq!(driver.read(&ticks)?.len(), 0);
+    /// driver.advance_wall_clock(Duration::from_secs(30))?;
+    /// assert_eq!(driver.read(&ticks)?[0].timestamp, 60_000);
+    /// # Ok(()) }
+    /// ```
     pub fn advance_wall_clock(&mut self, by: Duration) -> Result<()> {
         let by = i64::try_from(by.as_millis()).unwrap_or(i64::MAX);
         let now = self.clock.load(Ordering::Relaxed).saturating_add(by);
@@ -296,7 +628,32 @@ impl TopologyTestDriver {
     }
 
     /// Runs the commit: processors' commit hooks (caches, final results),
-    /// changelog writes, then the stores take the committed state.
+    /// changelog writes, then the stores take the committed state. Only
+    /// needed after [`manual_commits`](Self::manual_commits).
+    ///
+    /// ```
+    /// # use rivulet::prelude::*;
+    /// # use rivulet::testing::TopologyTestDriver;
+    /// # fn main() -> rivulet::Result<()> {
+    /// let mut b = Topology::builder();
+    /// // A cached table emits at most one update per key per commit.
+    /// b.stream("in", Serdes::string(), Serdes::string())
+    ///     .group_by_key()
+    ///     .count("counts")
+    ///     .with_caching()
+    ///     .to_stream()
+    ///     .to("out", Serdes::string(), Serdes::i64());
+    /// let mut driver = TopologyTestDriver::new(b.build()?)?.manual_commits();
+    /// # let input = driver.input_topic("in", Serdes::string(), Serdes::string());
+    /// # let output = driver.output_topic("out", Serdes::string(), Serdes::i64());
+    /// for key in ["a", "a", "b"] {
+    ///     driver.pipe(&input, key.to_string(), "x".into(), 0)?;
+    /// }
+    /// assert_eq!(driver.read_key_values(&output)?, []);
+    /// driver.commit()?;
+    /// assert_eq!(driver.read_key_values(&output)?, [("a".to_string(), 2), ("b".to_string(), 1)]);
+    /// # Ok(()) }
+    /// ```
     pub fn commit(&mut self) -> Result<()> {
         loop {
             for task in &mut self.tasks {
@@ -311,7 +668,29 @@ impl TopologyTestDriver {
         }
     }
 
-    /// The value of `key` in the store `store`, as the processors see it.
+    /// The value of `key` in the store `store`, as the processors see it
+    /// (uncommitted writes included). `K` and `V` are the store's types.
+    ///
+    /// ```
+    /// # use rivulet::prelude::*;
+    /// # use rivulet::testing::TopologyTestDriver;
+    /// # fn main() -> rivulet::Result<()> {
+    /// let mut b = Topology::builder();
+    /// b.stream("in", Serdes::string(), Serdes::string())
+    ///     .group_by_key()
+    ///     .count("counts")
+    ///     .to_stream()
+    ///     .to("out", Serdes::string(), Serdes::i64());
+    /// let mut driver = TopologyTestDriver::new(b.build()?)?;
+    /// # let input = driver.input_topic("in", Serdes::string(), Serdes::string());
+    /// # let output = driver.output_topic("out", Serdes::string(), Serdes::i64());
+    /// driver.pipe(&input, "a".into(), "x".into(), 0)?;
+    /// driver.pipe(&input, "a".into(), "x".into(), 0)?;
+    /// assert_eq!(driver.store_get::<String, i64>("counts", &"a".to_string())?, Some(2));
+    /// assert_eq!(driver.store_get::<String, i64>("counts", &"b".to_string())?, None);
+    /// assert!(driver.store_get::<String, i64>("no-such-store", &"a".to_string()).is_err());
+    /// # Ok(()) }
+    /// ```
     pub fn store_get<K: 'static, V: 'static>(&mut self, store: &str, key: &K) -> Result<Option<V>> {
         let task = self.task_with_store(store)?;
         let view = KeyValueView::<K, V>::new(task.context_mut(), store, "the test driver")?;
@@ -319,6 +698,27 @@ impl TopologyTestDriver {
     }
 
     /// Every entry of the store `store`, in key-byte order.
+    ///
+    /// ```
+    /// # use rivulet::prelude::*;
+    /// # use rivulet::testing::TopologyTestDriver;
+    /// # fn main() -> rivulet::Result<()> {
+    /// let mut b = Topology::builder();
+    /// b.stream("in", Serdes::string(), Serdes::string())
+    ///     .group_by_key()
+    ///     .count("counts")
+    ///     .to_stream()
+    ///     .to("out", Serdes::string(), Serdes::i64());
+    /// let mut driver = TopologyTestDriver::new(b.build()?)?;
+    /// # let input = driver.input_topic("in", Serdes::string(), Serdes::string());
+    /// # let output = driver.output_topic("out", Serdes::string(), Serdes::i64());
+    /// for key in ["b", "a", "b"] {
+    ///     driver.pipe(&input, key.to_string(), "x".into(), 0)?;
+    /// }
+    /// let entries = driver.store_entries::<String, i64>("counts")?;
+    /// assert_eq!(entries, [("a".to_string(), 1), ("b".to_string(), 2)]);
+    /// # Ok(()) }
+    /// ```
     pub fn store_entries<K: 'static, V: 'static>(&mut self, store: &str) -> Result<Vec<(K, V)>> {
         let task = self.task_with_store(store)?;
         let view = KeyValueView::<K, V>::new(task.context_mut(), store, "the test driver")?;
@@ -329,6 +729,26 @@ impl TopologyTestDriver {
     /// too, as an aborted transaction), the stores reopen from their
     /// local files and replay the changelog tail, and the tasks read their
     /// sources again from the last committed position.
+    ///
+    /// ```
+    /// # use rivulet::prelude::*;
+    /// # use rivulet::testing::TopologyTestDriver;
+    /// # fn main() -> rivulet::Result<()> {
+    /// let mut b = Topology::builder();
+    /// b.stream("in", Serdes::string(), Serdes::string())
+    ///     .group_by_key()
+    ///     .count("counts")
+    ///     .to_stream()
+    ///     .to("out", Serdes::string(), Serdes::i64());
+    /// let mut driver = TopologyTestDriver::new(b.build()?)?;
+    /// # let input = driver.input_topic("in", Serdes::string(), Serdes::string());
+    /// # let output = driver.output_topic("out", Serdes::string(), Serdes::i64());
+    /// driver.pipe(&input, "a".into(), "x".into(), 0)?;
+    /// driver.restart()?; // every piped record was committed: nothing is lost or repeated
+    /// driver.pipe(&input, "a".into(), "x".into(), 0)?;
+    /// assert_eq!(driver.read_key_values(&output)?, [("a".to_string(), 1), ("a".to_string(), 2)]);
+    /// # Ok(()) }
+    /// ```
     pub fn restart(&mut self) -> Result<()> {
         self.stop_tasks();
         self.start_tasks()?;
@@ -337,6 +757,27 @@ impl TopologyTestDriver {
 
     /// [`restart`](Self::restart) on a new machine: the local state is
     /// gone, and every store is restored from its whole changelog.
+    ///
+    /// ```
+    /// # use rivulet::prelude::*;
+    /// # use rivulet::testing::TopologyTestDriver;
+    /// # fn main() -> rivulet::Result<()> {
+    /// let mut b = Topology::builder();
+    /// b.stream("in", Serdes::string(), Serdes::string())
+    ///     .group_by_key()
+    ///     .count("counts")
+    ///     .to_stream()
+    ///     .to("out", Serdes::string(), Serdes::i64());
+    /// let mut driver = TopologyTestDriver::new(b.build()?)?;
+    /// # let input = driver.input_topic("in", Serdes::string(), Serdes::string());
+    /// # let output = driver.output_topic("out", Serdes::string(), Serdes::i64());
+    /// for key in ["a", "b", "a"] {
+    ///     driver.pipe(&input, key.to_string(), "x".into(), 0)?;
+    /// }
+    /// driver.restart_without_local_state()?;
+    /// assert_eq!(driver.store_entries::<String, i64>("counts")?, [("a".to_string(), 2), ("b".to_string(), 1)]);
+    /// # Ok(()) }
+    /// ```
     pub fn restart_without_local_state(&mut self) -> Result<()> {
         self.stop_tasks();
         let dir = self.state.path().join(&self.app.config.application_id);
