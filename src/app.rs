@@ -132,6 +132,7 @@ impl App {
         source_topics.sort();
         let shutdown_timeout = config.shutdown_timeout;
         let purger = RecordPurger::start(&config, plan.repartition_topics)?;
+        let globals = crate::runtime::global::open_stores(&config, &topology)?;
         let app = Arc::new(AppContext {
             dead_letter_topic: config.dead_letter_topic(),
             config,
@@ -143,9 +144,26 @@ impl App {
             partitions: plan.partitions,
             purger,
             clock: Clock::System,
+            globals,
         });
         let shutdown = Arc::new(AtomicBool::new(false));
         let mut threads = Vec::new();
+        if !app.topology.globals.is_empty() {
+            stats.globals_loading();
+            let (app, stop) = (app.clone(), shutdown.clone());
+            let spawned = std::thread::Builder::new().name("rivulet-global".into()).spawn(move || {
+                let result = crate::runtime::global::run(app, stop.clone());
+                if let Err(e) = &result {
+                    tracing::error!(error = %e, "the global thread failed; stopping the application");
+                    stop.store(true, Ordering::Relaxed);
+                }
+                result
+            });
+            match spawned {
+                Ok(handle) => threads.push(handle),
+                Err(e) => return Err(Error::Internal(format!("spawning the global thread: {e}"))),
+            }
+        }
         for index in 0..app.config.num_threads {
             let (app, topics, stop) = (app.clone(), source_topics.clone(), shutdown.clone());
             let spawned = std::thread::Builder::new().name(format!("rivulet-{index}")).spawn(move || {

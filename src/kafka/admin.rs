@@ -93,6 +93,13 @@ pub(crate) fn prepare_topics(config: &Config, topology: &Topology) -> Result<Top
         .map(|t| (t.name().to_string(), t.partitions().len() as i32))
         .collect();
     let app = &config.application_id;
+    if let Some(g) = topology.globals.iter().find(|g| !existing.contains_key(&g.topic)) {
+        return Err(Error::Topics(format!(
+            "topic {} of the global table `{}` does not exist; create it (rivulet creates only its internal \
+             topics) or fix the topic name in the topology",
+            g.topic, g.name
+        )));
+    }
 
     // Partition counts, sub-topology by sub-topology: external sources fix
     // a count; a repartition topic takes the count of the sub-topology

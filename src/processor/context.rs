@@ -10,7 +10,7 @@ use std::time::Duration;
 use crate::processor::collector::Collector;
 use crate::processor::{ProcessError, TimeKind};
 use crate::record::SourceOffset;
-use crate::state::{KeyValueStore, WriteBuffer};
+use crate::state::{GlobalStores, KeyValueStore, WriteBuffer};
 
 /// A task: one sub-topology for one partition number.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -67,6 +67,8 @@ pub(crate) struct TaskContext {
     pub(crate) shuffle: ShuffleMark,
     /// The wall clock of processing time, idleness and wall-clock callbacks.
     pub(crate) clock: Clock,
+    /// The instance's global tables, read by stream-global joins.
+    pub(crate) globals: GlobalStores,
 }
 
 /// The wall clock a task reads: the system's, or one a test sets

@@ -43,6 +43,14 @@ pub enum StoreKind {
     InMemory,
 }
 
+/// A global table: the topic every instance reads whole into the
+/// store `name` (see `TopologyBuilder::global_table`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct GlobalSpec {
+    pub(crate) name: String,
+    pub(crate) topic: String,
+}
+
 /// A key-value store declared in a topology: its name (which also names
 /// its changelog topic, `<application_id>-<name>-changelog`), serdes and kind.
 /// Declare it with [`TopologyBuilder::add_store`](crate::topology::TopologyBuilder::add_store)

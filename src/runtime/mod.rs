@@ -12,6 +12,7 @@
 //! ([`task_manager::TaskManager::commit`]).
 
 pub(crate) mod collector;
+pub(crate) mod global;
 pub(crate) mod policy;
 pub(crate) mod producer;
 pub(crate) mod purge;
@@ -30,7 +31,7 @@ use std::sync::Arc;
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::processor::Clock;
-use crate::state::StateResources;
+use crate::state::{GlobalStores, StateResources};
 use crate::topology::Topology;
 use purge::RecordPurger;
 use stats::RuntimeStats;
@@ -53,4 +54,6 @@ pub(crate) struct AppContext {
     pub(crate) purger: Option<RecordPurger>,
     /// The wall clock of the tasks (the system's, or a test driver's).
     pub(crate) clock: Clock,
+    /// The global tables' stores (written by the global thread).
+    pub(crate) globals: GlobalStores,
 }

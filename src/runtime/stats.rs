@@ -41,6 +41,8 @@ pub(crate) struct RuntimeStats {
     threads: Mutex<Vec<ThreadPhase>>,
     /// Set when a shutdown begins: the instance is no longer ready.
     shutting_down: AtomicBool,
+    /// Set while the global tables are loading: processing waits for them.
+    globals_loading: AtomicBool,
 }
 
 /// The application's counters at one moment, from [`RunningApp::stats`](crate::RunningApp::stats)
@@ -91,6 +93,20 @@ impl RuntimeStats {
         }
     }
 
+    /// The instance has global tables to load before it processes.
+    pub(crate) fn globals_loading(&self) {
+        self.globals_loading.store(true, Ordering::Release);
+    }
+
+    pub(crate) fn globals_loaded(&self) {
+        self.globals_loading.store(false, Ordering::Release);
+    }
+
+    /// Whether processing may start: the global tables are loaded.
+    pub(crate) fn globals_ready(&self) -> bool {
+        !self.globals_loading.load(Ordering::Acquire)
+    }
+
     pub(crate) fn begin_shutdown(&self) {
         self.shutting_down.store(true, Ordering::Relaxed);
     }
@@ -101,6 +117,9 @@ impl RuntimeStats {
     pub(crate) fn readiness(&self) -> Result<(), String> {
         if self.shutting_down.load(Ordering::Relaxed) {
             return Err("shutting down".into());
+        }
+        if !self.globals_ready() {
+            return Err("the global tables are loading".into());
         }
         let threads = self.threads.lock().unwrap_or_else(|e| e.into_inner()).clone();
         for (i, phase) in threads.iter().enumerate() {

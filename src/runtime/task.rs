@@ -135,6 +135,7 @@ impl Task {
             value_buf: Vec::new(),
             shuffle: Default::default(),
             clock: app.clock.clone(),
+            globals: app.globals.clone(),
         };
         let (repartition_targets, upstream_tasks) =
             repartition_targets(sub, topology, &config.application_id, &app.partitions)?;

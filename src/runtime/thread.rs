@@ -140,6 +140,13 @@ pub(crate) fn run(
     source_topics: Vec<String>,
     shutdown: Arc<AtomicBool>,
 ) -> Result<()> {
+    // Records are joined with global tables only once those are loaded.
+    while !app.stats.globals_ready() {
+        if shutdown.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
     loop {
         match run_once(app.clone(), index, &source_topics, &shutdown) {
             Err(Error::TaskMigrated(why)) if !shutdown.load(Ordering::Relaxed) => {

@@ -41,12 +41,14 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 mod cache;
+mod global;
 mod memory;
 mod resources;
 mod rocks;
 mod write_buffer;
 
 pub(crate) use self::cache::CachedStore;
+pub(crate) use self::global::{GlobalStore, GlobalStores, RocksGlobalStore};
 pub(crate) use self::memory::InMemoryStore;
 pub(crate) use self::resources::StateResources;
 pub(crate) use self::rocks::RocksDbStore;

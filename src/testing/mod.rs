@@ -66,7 +66,7 @@ use crate::runtime::stats::RuntimeStats;
 use crate::runtime::task::{Input, RestorePartition, Task};
 use crate::runtime::AppContext;
 use crate::serde::{Encoded, Serde};
-use crate::state::StateResources;
+use crate::state::{GlobalStores, StateResources};
 use crate::topology::Topology;
 
 /// Runs a topology without a broker; see the [module docs](self). Each
@@ -178,6 +178,7 @@ impl TopologyTestDriver {
         let clock = Arc::new(AtomicI64::new(wall_clock_ms()));
         let resources = StateResources::new(config.state.block_cache_bytes, config.state.write_buffer_bytes)
             .with_cache_bytes(config.state.cache_bytes);
+        let globals = GlobalStores::in_memory(topology.globals.iter().map(|g| g.name.as_str()));
         let app = Arc::new(AppContext {
             dead_letter_topic: config.dead_letter_topic(),
             partitions: vec![1; topology.subtopologies.len()],
@@ -189,6 +190,7 @@ impl TopologyTestDriver {
             purger: None,
             clock: Clock::Manual(clock.clone()),
             config,
+            globals,
         });
         let mut driver = TopologyTestDriver {
             app,

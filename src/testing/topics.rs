@@ -127,6 +127,13 @@ impl TopologyTestDriver {
     /// # Ok(()) }
     /// ```
     pub fn pipe_raw(&mut self, topic: &str, record: RawRecord) -> Result<()> {
+        // A global table's topic goes straight to its store, as the global
+        // thread would have it by the next record.
+        if let Some(g) = self.app.topology.globals.iter().find(|g| g.topic == topic) {
+            if let (Some(store), Some(key)) = (self.app.globals.get(&g.name), record.key.as_deref()) {
+                store.put(key, record.value.as_deref())?;
+            }
+        }
         {
             let mut log = self.collector.log.borrow_mut();
             log.append(topic, record);

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use crate::processor::api::{Children, Entry, Node, Processor, ProcessorContext, ProcessorNode, Typed};
 use crate::processor::graph::{BuildFn, Instantiator, NodeKind, NodeSpec, RawSource, SourceEntry, TopicName};
-use crate::processor::store::StoreSpec;
+use crate::processor::store::{GlobalSpec, StoreSpec};
 use crate::processor::time::{decode_mark, is_marker, Extract, Timestamps, MARKER_HEADER};
 use crate::processor::{ProcessError, UserError};
 use crate::record::Record;
@@ -21,6 +21,7 @@ use crate::topology::ops::{
 };
 use crate::topology::{Topology, TopologyError};
 
+mod global;
 mod grouped;
 mod grouped_table;
 mod nodes;
@@ -28,6 +29,7 @@ mod split;
 mod stream;
 mod table;
 
+pub use global::GlobalKTable;
 pub use grouped_table::KGroupedTable;
 
 use nodes::{source, SinkNode, SinkTarget};
@@ -57,6 +59,7 @@ impl<T: Clone + 'static> Data for T {}
 pub(crate) struct Graph {
     pub(crate) nodes: Vec<NodeSpec>,
     pub(crate) stores: Vec<StoreSpec>,
+    pub(crate) globals: Vec<GlobalSpec>,
     pub(crate) errors: Vec<TopologyError>,
     counter: usize,
 }
@@ -102,6 +105,7 @@ impl Default for TopologyBuilder {
             graph: Rc::new(RefCell::new(Graph {
                 nodes: Vec::new(),
                 stores: Vec::new(),
+                globals: Vec::new(),
                 errors: Vec::new(),
                 counter: 0,
             })),
@@ -260,6 +264,7 @@ impl TopologyBuilder {
             Ok::<Graph, TopologyError>(Graph {
                 nodes: std::mem::take(&mut g.nodes),
                 stores: std::mem::take(&mut g.stores),
+                globals: std::mem::take(&mut g.globals),
                 errors: std::mem::take(&mut g.errors),
                 counter: g.counter,
             })

@@ -28,10 +28,13 @@ pub use crate::processor::{
     UserError,
 };
 pub use crate::record::Windowed;
-pub use builder::{Branches, Data, KGroupedStream, KGroupedTable, KStream, KTable, Split, TopologyBuilder};
+pub use builder::{
+    Branches, Data, GlobalKTable, KGroupedStream, KGroupedTable, KStream, KTable, Split, TopologyBuilder,
+};
 pub use windows::{Aggregator, EmitMode, Updates, WindowOutput, WindowResult, WindowedStream, Windows, WithTombstones};
 
 use crate::processor::graph::{NodeKind, NodeSpec, TopicName};
+use crate::processor::store::GlobalSpec;
 use builder::Graph;
 
 /// One connected piece of the graph between source topics and sinks.
@@ -76,6 +79,8 @@ pub struct Topology {
     pub(crate) nodes: Vec<NodeSpec>,
     pub(crate) stores: Vec<StoreSpec>,
     pub(crate) subtopologies: Vec<Subtopology>,
+    /// Global tables: read whole by every instance, outside the tasks.
+    pub(crate) globals: Vec<GlobalSpec>,
 }
 
 impl std::fmt::Debug for Topology {
@@ -153,7 +158,24 @@ impl Topology {
             }
         }
         let subtopologies = split_subtopologies(&nodes)?;
-        Ok(Topology { nodes, stores: graph.stores, subtopologies })
+        for g in &graph.globals {
+            check_name("global table", &g.name)?;
+            if graph.stores.iter().any(|s| s.name == g.name) || graph.globals.iter().filter(|o| o.name == g.name).count() > 1 {
+                return Err(TopologyError::Invalid(format!(
+                    "store `{}` is declared twice; store names, global tables' included, must be unique in a topology",
+                    g.name
+                )));
+            }
+            if topics_read.contains_key(&TopicName::External(g.topic.clone()))
+                || graph.globals.iter().filter(|o| o.topic == g.topic).count() > 1
+            {
+                return Err(TopologyError::Invalid(format!(
+                    "topic {} is read by the global table `{}` and by another source; read it once and reuse it",
+                    g.topic, g.name
+                )));
+            }
+        }
+        Ok(Topology { nodes, stores: graph.stores, subtopologies, globals: graph.globals })
     }
 
     /// The user topics the topology reads, sorted; internal (repartition)
@@ -254,6 +276,12 @@ impl Topology {
                     StoreKind::InMemory => "in-memory",
                 };
                 let _ = writeln!(out, "    {} ({kind}, changelog {})", s.name, changelog_topic(&s.name));
+            }
+        }
+        if !self.globals.is_empty() {
+            out.push_str("  Global tables\n");
+            for g in &self.globals {
+                let _ = writeln!(out, "    {} (topic {}; read whole by every instance)", g.name, g.topic);
             }
         }
         let internal = self.internal_topics();
