@@ -14,6 +14,7 @@
 
 mod builder;
 mod cache;
+mod joins;
 pub mod keyed;
 mod ops;
 mod windows;
@@ -27,6 +28,7 @@ pub use crate::processor::{
 };
 pub use crate::record::Windowed;
 pub use builder::{Branches, Data, KGroupedStream, KStream, KTable, Split, TopologyBuilder};
+pub use joins::{JoinWindows, StreamJoinKind};
 pub use windows::{Aggregator, EmitMode, Updates, WindowOutput, WindowResult, WindowedStream, Windows, WithTombstones};
 
 use crate::processor::graph::{NodeKind, NodeSpec, TopicName};

@@ -352,6 +352,7 @@ use layout::*;
 type Ctx<'a, K, V, O> = ProcessorContext<'a, (), WinOut<K, V, O>>;
 
 mod dsl;
+pub(crate) use dsl::late_records_to;
 mod processor;
 mod segmented;
 
