@@ -81,7 +81,7 @@ fn counting(windows: Windows, final_only: bool) -> Topology {
 }
 
 /// A xorshift pseudo-random sequence: the same input for the same seed.
-fn xorshift(seed: u64) -> impl FnMut() -> u64 {
+pub(crate) fn xorshift(seed: u64) -> impl FnMut() -> u64 {
     let mut x = seed;
     move || {
         x ^= x << 13;

@@ -358,4 +358,4 @@ mod segmented;
 
 #[cfg(test)]
 #[path = "window_tests.rs"]
-mod tests;
+pub(crate) mod tests;

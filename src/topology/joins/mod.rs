@@ -7,3 +7,6 @@ mod windows;
 
 pub use stream_stream::StreamJoinKind;
 pub use windows::JoinWindows;
+
+#[cfg(test)]
+mod stream_stream_tests;

@@ -107,6 +107,8 @@ pub(crate) enum JoinOut<V, V2, VR> {
 /// without both sides, which does not happen).
 type JoinFn<K, V, V2, VR> = Arc<dyn Fn(&K, Option<&V>, Option<&V2>) -> Option<VR> + Send + Sync>;
 
+type Entries = Vec<(Vec<u8>, Vec<u8>)>;
+
 const DATA: u8 = 0;
 const INDEX: u8 = 1;
 const META: &[u8] = &[2];
@@ -196,17 +198,23 @@ impl<K: Data, V: Data> KStream<K, V> {
         self.stream_join(other, name, windows, StreamJoinKind::Outer, f)
     }
 
-    /// This stream, repartitioned through `<name>-repartition` if its key
-    /// changed; `None` after recording a topology error.
-    fn join_input(&self, name: &str, which: &str) -> Option<(KStream<K, V>, Arc<dyn Serde<K>>, Arc<dyn Serde<V>>)> {
+    /// This stream, repartitioned through `<store>-repartition` if its key
+    /// changed, with its serdes; `None` after recording a topology error.
+    #[allow(clippy::type_complexity)]
+    fn join_input(
+        &self,
+        join: &str,
+        store: &str,
+        which: &str,
+    ) -> Option<(KStream<K, V>, Arc<dyn Serde<K>>, Arc<dyn Serde<V>>)> {
         let (Some(ks), Some(vs)) = (self.key_serde.clone(), self.value_serde.clone()) else {
             self.graph.borrow_mut().errors.push(TopologyError::Invalid(format!(
-                "stream join `{name}` keeps the records of {which} stream in a store, which needs its key and value \
+                "stream join `{join}` keeps the records of {which} stream in a store, which needs its key and value \
                  serdes; call .with_serdes(key_serde, value_serde) on it before the join"
             )));
             return None;
         };
-        let input = if self.key_changed { self.repartition(name) } else { self.clone() };
+        let input = if self.key_changed { self.repartition(store) } else { self.clone() };
         Some((input, ks, vs))
     }
 
@@ -220,7 +228,7 @@ impl<K: Data, V: Data> KStream<K, V> {
     ) -> KStream<K, VR> {
         let (this_store, other_store) = (format!("{name}-this"), format!("{name}-other"));
         let (Some((this, ks, vs)), Some((that, _, vs2))) =
-            (self.join_input(&this_store, "this"), other.join_input(&other_store, "the other"))
+            (self.join_input(name, &this_store, "this"), other.join_input(name, &other_store, "the other"))
         else {
             return self.derive(self.node, false);
         };
@@ -408,7 +416,7 @@ impl<K: Data, V: Data, V2: Data, VR: Data> JoinProcessor<K, V, V2, VR> {
         side: usize,
         from: Vec<u8>,
         to: Vec<u8>,
-    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, ProcessError> {
+    ) -> Result<Entries, ProcessError> {
         ctx.store::<Vec<u8>, Vec<u8>>(&self.stores[side])?.range(Some(&from), Some(&to))
     }
 
