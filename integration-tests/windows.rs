@@ -20,7 +20,7 @@ mod sessions;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use harness::TestRecord;
+use harness::{xorshift, TestRecord};
 use rivulet::prelude::*;
 use rivulet::topology::{Timestamps, Windows};
 
@@ -66,17 +66,6 @@ fn topology(input: &str, topics: &BTreeMap<&str, (String, String)>) -> Topology 
             .to(out, Serdes::windowed(Serdes::string()), Serdes::i64());
     }
     b.build().unwrap()
-}
-
-/// A xorshift pseudo-random sequence: the same input for the same seed.
-fn xorshift(seed: u64) -> impl FnMut() -> u64 {
-    let mut x = seed;
-    move || {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        x
-    }
 }
 
 /// Records with timestamps mostly rising in 100 ms steps, some out of

@@ -395,3 +395,14 @@ pub fn check_running_counts(output: &str, expected: &BTreeMap<String, i64>) -> R
         Err(problems.into_iter().take(5).collect::<Vec<_>>().join("; "))
     }
 }
+
+/// A xorshift pseudo-random sequence: the same input for the same seed.
+pub fn xorshift(seed: u64) -> impl FnMut() -> u64 {
+    let mut x = seed;
+    move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    }
+}
