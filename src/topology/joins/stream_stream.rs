@@ -144,10 +144,10 @@ impl<K: Data, V: Data> KStream<K, V> {
     /// use rivulet::topology::JoinWindows;
     /// let mut b = Topology::builder();
     /// let orders = b.stream("orders", Serdes::string(), Serdes::string());
-    /// let payments = b.stream("payments", Serdes::string(), Serdes::f64());
+    /// let payments = b.stream("payments", Serdes::string(), Serdes::i64());
     /// orders
     ///     .join_stream(&payments, "paid", JoinWindows::symmetric(Duration::from_secs(3600)), |id, order, amount| {
-    ///         format!("{id}: {order} paid {amount}")
+    ///         format!("{id}: {order} paid {amount} cents")
     ///     })
     ///     .to("paid-orders", Serdes::string(), Serdes::string());
     /// let described = b.build().unwrap().describe();
