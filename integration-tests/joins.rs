@@ -257,22 +257,7 @@ async fn click_attribution_on_three_instances_killed_and_restarted_emits_every_c
         }
     });
 
-    let wait_progress = |min: usize| {
-        harness::eventually("output grows", Duration::from_secs(180), || {
-            let n = harness::read_committed(&output).len();
-            if n >= min {
-                Ok(())
-            } else {
-                Err(format!("{n} outputs"))
-            }
-        })
-    };
-    for (step, victim) in [0usize, 2, 1].into_iter().enumerate() {
-        wait_progress((step + 1) * 15_000);
-        children[victim].kill();
-        std::thread::sleep(Duration::from_secs(1));
-        children[victim] = spawn(&specs[victim]);
-    }
+    child::kill_in_turn(&mut children, &[0, 2, 1], 15_000, &output, |i| spawn(&specs[i]));
     assert!(!writer.is_finished(), "the kills ended while input was still streaming in");
     writer.await.unwrap();
     harness::eventually("every click emitted exactly once, rightly attributed", Duration::from_secs(300), || {

@@ -406,3 +406,15 @@ pub fn xorshift(seed: u64) -> impl FnMut() -> u64 {
         x
     }
 }
+
+/// Waits until `output` holds at least `min` records (read_committed).
+pub fn wait_for_output(output: &str, min: usize) {
+    eventually("output grows", Duration::from_secs(180), || {
+        let n = read_committed(output).len();
+        if n >= min {
+            Ok(())
+        } else {
+            Err(format!("{n} outputs"))
+        }
+    })
+}
