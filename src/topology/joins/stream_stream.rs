@@ -262,6 +262,7 @@ impl<K: Data, V: Data> KStream<K, V> {
                 other_serde: v2.clone(),
                 time: Times::default(),
                 persisted: Times::default(),
+                scanned_below: [i64::MIN; 2],
             });
         if let Some((this_late, other_late)) = &windows.late_topics {
             let hint = format!("late records of stream join `{name}`");
@@ -352,6 +353,9 @@ struct JoinProcessor<K, V, V2, VR> {
     other_serde: Arc<dyn Serde<V2>>,
     time: Times,
     persisted: Times,
+    /// Per side: the index holds no record before this time (all closed
+    /// and purged); `i64::MIN` after `init`.
+    scanned_below: [i64; 2],
 }
 
 impl<K: Data, V: Data, V2: Data, VR: Data> JoinProcessor<K, V, V2, VR> {
@@ -432,7 +436,16 @@ impl<K: Data, V: Data, V2: Data, VR: Data> JoinProcessor<K, V, V2, VR> {
         for side in 0..2 {
             // Closed: ts + ahead + grace < time.
             let bound = candidate.saturating_sub(self.ahead(side)).saturating_sub(self.grace);
-            let due = self.range(ctx, side, vec![INDEX], key_of(INDEX, &[&enc(bound)]))?;
+            if bound <= self.scanned_below[side] {
+                continue;
+            }
+            // From where the last scan stopped: a record buffered since is
+            // not late, so its ts is at or past that bound, and the purged
+            // keys before it (tombstones in RocksDB until compaction) are
+            // not walked again.
+            let from = key_of(INDEX, &[&enc(self.scanned_below[side])]);
+            self.scanned_below[side] = bound;
+            let due = self.range(ctx, side, from, key_of(INDEX, &[&enc(bound)]))?;
             for (index_key, kb) in due {
                 if index_key.len() != 17 {
                     return Err(self.corrupt("an index key is not 17 bytes"));
@@ -489,6 +502,7 @@ impl<K: Data, V: Data, V2: Data, VR: Data> Processor<K, Side<V, V2>, K, JoinOut<
             None => Times::default(),
         };
         self.persisted = self.time;
+        self.scanned_below = [i64::MIN; 2];
         if self.time.join != i64::MIN {
             ctx.task.time.restore(self.time.join);
         }
