@@ -28,13 +28,17 @@
 //! - an attributed click is emitted as soon as both it and its impression
 //!   have arrived, stamped with the click's time;
 //! - an unattributed click is emitted once no impression can attribute it
-//!   any more: when the join's time (the smaller of the two streams' event
-//!   times) has passed the click's time plus `grace_ms`, stamped with the
-//!   click's time. Never earlier, so a click is never emitted unattributed
-//!   and then attributed (Kafka Streams 3.1+ behaviour).
+//!   any more: when the impressions' time (their largest `ts` so far, held
+//!   back by the watermark) has passed the click's time plus `grace_ms`,
+//!   stamped with the click's time. Never earlier, so a click is never
+//!   emitted unattributed and then attributed (Kafka Streams 3.1+
+//!   behaviour). The watermark is the minimum over the task's partitions,
+//!   so while clicks stop coming the last ones wait for the next; give
+//!   the sources `Timestamps::idle_after` to let a quiet partition go.
 //!
-//! A click or impression more than `grace_ms` behind the join's time is
-//! late: counted (`rivulet_late_records_total`) and dropped. Clicks and
+//! A click (impression) more than `grace_ms` behind the largest `ts` of the
+//! clicks (impressions) so far is late: counted
+//! (`rivulet_late_records_total`) and dropped. Clicks and
 //! impressions wait in the stores `click-attribution-this` and
 //! `click-attribution-other` (changelogged), so a restart resumes the join;
 //! under `exactly_once` each click is emitted exactly once. An impression

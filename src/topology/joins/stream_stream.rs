@@ -13,32 +13,37 @@
 //!
 //! # Time
 //!
-//! The join's time is the smaller of the two sides' times, each the
-//! largest timestamp that side has delivered to the join, and never ahead
-//! of the task's watermark (so a source's out-of-orderness holds it back);
-//! it never goes back, and is kept in the store across restarts. Kafka
-//! Streams uses the largest timestamp of *both* sides (its `TimeTracker`);
-//! rivulet does not process records across partitions in timestamp order,
-//! so a backlog of one side read before the other would make the other
-//! side all late. Taking the minimum is Flink's rule for a two-input
-//! operator (its watermark is the minimum of both inputs'): until both
-//! sides have delivered a record, the join's time does not move.
+//! Each side has its own time: the largest timestamp it has delivered to
+//! the join, held back by the task's watermark (so a source's
+//! out-of-orderness, a repartition topic's slowest upstream task and idle
+//! partitions count), never going back, kept in the store across restarts.
+//! Kafka Streams has one stream time for both sides, the largest timestamp
+//! of either (its `TimeTracker`); rivulet does not process records across
+//! partitions in timestamp order, so a backlog of one side read before the
+//! other would make the other side all late. Here each side is judged
+//! against its own progress, and the other side's time decides when no
+//! partner can come any more.
 //!
 //! # Lateness, windows closing, purging
 //!
-//! With `time` the join's time and `grace` the grace period:
+//! With `grace` the grace period:
 //!
-//! - a record (of either side) is **late** when `ts + grace < time`: it is
-//!   counted in `rivulet_late_records_total`, dropped (or written to the
-//!   late topic), and joins nothing. Flink's interval join drops a record
-//!   behind the watermark the same way; Kafka Streams still joins such a
-//!   record with what its stores hold;
-//! - a record of this stream at `t` can then only meet partners arriving at
-//!   `time - grace` or later, so once `t + after + grace < time` no partner
-//!   can come: its window has **closed**. The left and outer joins then emit
-//!   it if it never joined, and it is purged from its store (Kafka Streams
-//!   keeps it `before + after + grace`, as its late records may still join).
-//!   A record of the other stream closes at `t + before + grace < time`.
+//! - a record is **late** when `ts + grace` is before its own side's time:
+//!   it is counted in `rivulet_late_records_total`, dropped (or written to
+//!   the late topic), and joins nothing. Flink's interval join drops a
+//!   record behind the watermark the same way; Kafka Streams still joins
+//!   such a record with what its stores hold;
+//! - the other side's records still to come are then at or after the other
+//!   side's time minus `grace`, so a record of this stream at `t` has no
+//!   partner to wait for once `t + after + grace` is before the other
+//!   side's time: its window has **closed**. The left and outer joins then
+//!   emit it if it never joined, and it is purged from its store (Kafka
+//!   Streams keeps it `before + after + grace`, as its late records may
+//!   still join). A record of the other stream closes when
+//!   `t + before + grace` is before this stream's time. A record whose
+//!   window is closed when it arrives (the other side runs ahead) joins
+//!   what is buffered and is not buffered itself: without a partner, the
+//!   left and outer joins emit it at once, as Kafka Streams does.
 //!
 //! Unmatched records are emitted in timestamp order (this stream's first on
 //! a tie), stamped with their own timestamp.
@@ -54,9 +59,9 @@
 //!   in a third, shared store; here a record's window closes when it is
 //!   purged, so a flag on the buffered record does it);
 //! - `0x01 | ts | seq` -> key: the index by time that purging walks;
-//! - `0x02` (in `<name>-this` only) -> the join's time, both sides' times
-//!   and the next sequence number, written at each commit that changed
-//!   them.
+//! - `0x02` (in `<name>-this` only) -> both sides' largest timestamps and
+//!   times, and the next sequence number, written at each commit that
+//!   changed them.
 //!
 //! All of it goes through the task's write buffer and changelogs, so under
 //! exactly-once a restart from the changelogs resumes the same join.
@@ -134,9 +139,11 @@ impl<K: Data, V: Data> KStream<K, V> {
     /// `<name>-this-repartition` / `<name>-other-repartition`. Both need
     /// their key and value serdes (the records wait in the stores
     /// `<name>-this` and `<name>-other`). A record arriving more than
-    /// `grace` behind the join's time is late: counted, and dropped or
-    /// written to the late topics of [`JoinWindows::late_records_to`]. See
-    /// `docs/architecture.md` ("Stream-stream joins") for the join's time.
+    /// `grace` behind its stream's time (the largest timestamp that stream
+    /// has delivered, held back by the watermark) is late: counted, and
+    /// dropped or written to the late topics of
+    /// [`JoinWindows::late_records_to`]. See `docs/architecture.md`
+    /// ("Stream-stream joins") for the details.
     ///
     /// ```
     /// use std::time::Duration;
@@ -169,8 +176,8 @@ impl<K: Data, V: Data> KStream<K, V> {
 
     /// The left windowed join with `other`: as [`join_stream`](Self::join_stream),
     /// and each record of this stream that joins nothing is emitted once
-    /// with `None`, when its window has closed (the join's time is past its
-    /// timestamp + `after` + grace), as Kafka Streams 3.1+ does: never
+    /// with `None`, when its window has closed (the other stream's time is
+    /// past its timestamp + `after` + grace), as Kafka Streams 3.1+ does: never
     /// early, so no left-with-null result is followed by a joined one.
     pub fn left_join_stream<V2: Data, VR: Data>(
         &self,
@@ -291,26 +298,27 @@ impl<K: Data, V: Data> KStream<K, V> {
     }
 }
 
-/// The join's clock: the two sides' times and the join's time (see the
-/// module docs), and the next sequence number of a buffered record.
+/// The join's clocks (see the module docs): per side, the largest
+/// timestamp it has delivered (`seen`) and its time (`time`: `seen` held
+/// back by the task's watermark, never decreasing); and the next sequence
+/// number of a buffered record. Index 0 is this stream, 1 the other.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Times {
-    join: i64,
-    this: i64,
-    other: i64,
+    seen: [i64; 2],
+    time: [i64; 2],
     seq: u64,
 }
 
 impl Default for Times {
     fn default() -> Self {
-        Times { join: i64::MIN, this: i64::MIN, other: i64::MIN, seq: 0 }
+        Times { seen: [i64::MIN; 2], time: [i64::MIN; 2], seq: 0 }
     }
 }
 
 impl Times {
     fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(32);
-        for t in [self.join, self.this, self.other] {
+        let mut out = Vec::with_capacity(40);
+        for t in [self.seen[0], self.seen[1], self.time[0], self.time[1]] {
             out.extend_from_slice(&enc(t));
         }
         out.extend_from_slice(&self.seq.to_be_bytes());
@@ -318,12 +326,16 @@ impl Times {
     }
 
     fn decode(b: &[u8]) -> Option<Times> {
-        if b.len() != 32 {
+        if b.len() != 40 {
             return None;
         }
         let mut seq = [0u8; 8];
-        seq.copy_from_slice(&b[24..]);
-        Some(Times { join: dec(&b[..8]), this: dec(&b[8..16]), other: dec(&b[16..24]), seq: u64::from_be_bytes(seq) })
+        seq.copy_from_slice(&b[32..]);
+        Some(Times {
+            seen: [dec(&b[..8]), dec(&b[8..16])],
+            time: [dec(&b[16..24]), dec(&b[24..32])],
+            seq: u64::from_be_bytes(seq),
+        })
     }
 }
 
@@ -424,18 +436,23 @@ impl<K: Data, V: Data, V2: Data, VR: Data> JoinProcessor<K, V, V2, VR> {
         ctx.store::<Vec<u8>, Vec<u8>>(&self.stores[side])?.range(Some(&from), Some(&to))
     }
 
-    /// The join's time as the sides' times and the task's watermark now
-    /// allow; closes the windows it passes.
+    /// The sides' times as what they delivered and the task's watermark
+    /// now allow; closes the windows they pass.
     fn advance(&mut self, ctx: &mut Ctx<'_, K, V, V2, VR>) -> Result<(), ProcessError> {
-        let candidate = ctx.watermark().min(self.time.this).min(self.time.other);
-        if candidate <= self.time.join {
+        let wm = ctx.watermark();
+        let before = self.time.time;
+        for side in 0..2 {
+            if self.time.seen[side] != i64::MIN {
+                self.time.time[side] = self.time.time[side].max(self.time.seen[side].min(wm));
+            }
+        }
+        if self.time.time == before {
             return Ok(());
         }
-        self.time.join = candidate;
         let mut closed = Vec::new();
         for side in 0..2 {
-            // Closed: ts + ahead + grace < time.
-            let bound = candidate.saturating_sub(self.ahead(side)).saturating_sub(self.grace);
+            // Closed: ts + ahead + grace < the other side's time.
+            let bound = self.time.time[1 - side].saturating_sub(self.ahead(side)).saturating_sub(self.grace);
             if bound <= self.scanned_below[side] {
                 continue;
             }
@@ -498,13 +515,14 @@ impl<K: Data, V: Data, V2: Data, VR: Data> Processor<K, Side<V, V2>, K, JoinOut<
                 })?;
         }
         self.time = match ctx.task.raw_get(self.store_index[0], META)? {
-            Some(b) => Times::decode(&b).ok_or_else(|| self.corrupt("the join's time is not 32 bytes"))?,
+            Some(b) => Times::decode(&b).ok_or_else(|| self.corrupt("the join's clocks are not 40 bytes"))?,
             None => Times::default(),
         };
         self.persisted = self.time;
         self.scanned_below = [i64::MIN; 2];
-        if self.time.join != i64::MIN {
-            ctx.task.time.restore(self.time.join);
+        let restored = self.time.time[0].max(self.time.time[1]);
+        if restored != i64::MIN {
+            ctx.task.time.restore(restored);
         }
         Ok(())
     }
@@ -516,13 +534,9 @@ impl<K: Data, V: Data, V2: Data, VR: Data> Processor<K, Side<V, V2>, K, JoinOut<
             Side::This(_) => 0,
             Side::Other(_) => 1,
         };
-        if side == 0 {
-            self.time.this = self.time.this.max(ts);
-        } else {
-            self.time.other = self.time.other.max(ts);
-        }
+        self.time.seen[side] = self.time.seen[side].max(ts);
         self.advance(ctx)?;
-        if ts.saturating_add(self.grace) < self.time.join {
+        if ts.saturating_add(self.grace) < self.time.time[side] {
             ctx.task.late_records += 1;
             let out = match value {
                 Side::This(v) => JoinOut::LateThis(v),
@@ -565,6 +579,23 @@ impl<K: Data, V: Data, V2: Data, VR: Data> Processor<K, Side<V, V2>, K, JoinOut<
                 };
                 ctx.forward(record)?;
             }
+        }
+        // The other side's time may be past this record's window already
+        // (that side runs ahead): no partner can come, so it is not
+        // buffered, and emitted at once if it has none (Kafka Streams does
+        // the same for a record whose window ends before stream time).
+        if ts.saturating_add(self.ahead(side)).saturating_add(self.grace) < self.time.time[other] {
+            if !partners.is_empty() || !self.unmatched(side) {
+                return Ok(());
+            }
+            let out = match &value {
+                Side::This(v) => (self.joiner)(&key, Some(v), None),
+                Side::Other(w) => (self.joiner)(&key, None, Some(w)),
+            };
+            return match out {
+                Some(out) => ctx.forward(Record { key, value: JoinOut::Joined(out), timestamp: ts, headers }),
+                None => Ok(()),
+            };
         }
         // Buffer the record for the other side's records to come.
         let seq = self.time.seq.to_be_bytes();

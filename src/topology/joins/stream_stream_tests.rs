@@ -4,17 +4,18 @@
 //! side's timestamp in `[t - before, t + after]`, each once, stamped with
 //! the later timestamp; for left and outer joins every record with no
 //! partner once, with `None`, stamped with its own timestamp. The oracle
-//! decides which records are late by replaying rivulet's time rule (the
-//! smaller of the two sides' times, never ahead of the task's watermark,
-//! restored at a restart) and computes the results from the accepted
-//! records alone, with plain loops.
+//! decides which records are late by replaying rivulet's time rule (a
+//! record is late when it is more than the grace behind its side's time:
+//! the largest timestamp the side delivered, held back by the task's
+//! watermark, restored at a restart) and computes the results from the
+//! accepted records alone, with plain loops.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::serde::Serdes;
-use crate::testing::TopologyTestDriver;
+use crate::testing::{TestInputTopic, TestOutputTopic, TopologyTestDriver};
 use crate::topology::windows::tests::xorshift;
 use crate::topology::{JoinWindows, StreamJoinKind, Topology};
 
@@ -86,34 +87,38 @@ fn input(seed: u64, n: usize) -> Vec<In> {
         .collect()
 }
 
-/// rivulet's clock for the join, as the oracle replays it.
+/// rivulet's clocks for the join, as the oracle replays them.
 #[derive(Debug, Clone, Default)]
 struct Clock {
-    /// The sides' times and the join's time (persisted at commits).
-    side: [Option<i64>; 2],
-    join: Option<i64>,
+    /// Per side: the largest timestamp delivered, and the side's time
+    /// (persisted at commits).
+    seen: [Option<i64>; 2],
+    time: [Option<i64>; 2],
     /// The task's per-topic times and watermark (not persisted).
     topic: [Option<i64>; 2],
     watermark: Option<i64>,
 }
 
 impl Clock {
-    /// A record arrives: the join's time after it.
+    /// A record arrives: its side's time after it.
     fn observe(&mut self, side: usize, ts: i64) -> Option<i64> {
         self.topic[side] = Some(self.topic[side].map_or(ts, |t| t.max(ts)));
         let seen = self.topic.iter().flatten().copied().min();
         self.watermark = self.watermark.max(seen);
-        self.side[side] = Some(self.side[side].map_or(ts, |t| t.max(ts)));
-        if let (Some(wm), Some(a), Some(b)) = (self.watermark, self.side[0], self.side[1]) {
-            self.join = self.join.max(Some(wm.min(a).min(b)));
+        self.seen[side] = Some(self.seen[side].map_or(ts, |t| t.max(ts)));
+        for s in 0..2 {
+            if let (Some(seen), Some(wm)) = (self.seen[s], self.watermark) {
+                self.time[s] = self.time[s].max(Some(seen.min(wm)));
+            }
         }
-        self.join
+        self.time[side]
     }
 
-    /// A restart: the task's time starts again from the join's.
+    /// A restart: the task's watermark starts again from the larger of
+    /// the sides' times.
     fn restart(&mut self) {
         self.topic = [None, None];
-        self.watermark = self.join;
+        self.watermark = self.time[0].max(self.time[1]);
     }
 }
 
@@ -257,15 +262,23 @@ fn outer_join_matches_the_oracle_with_late_records_and_a_restart() {
     check(StreamJoinKind::Outer);
 }
 
+type Input = TestInputTopic<String, u64>;
+
+/// A driver for the join of `kind`, auto-committing, with its topics.
+fn driven(kind: StreamJoinKind) -> (TopologyTestDriver, Input, Input, TestOutputTopic<String, Pair>) {
+    let driver = TopologyTestDriver::new(topology(kind)).unwrap();
+    let l = driver.input_topic(LEFT, Serdes::string(), Serdes::u64());
+    let r = driver.input_topic(RIGHT, Serdes::string(), Serdes::u64());
+    let out = driver.output_topic(OUT, Serdes::string(), Serdes::json::<Pair>());
+    (driver, l, r, out)
+}
+
 /// Kafka Streams 3.1+: a left record with no partner yet is not emitted
 /// with `None` until its window closes, and never when a partner comes in
 /// time.
 #[test]
 fn left_join_emits_the_unmatched_only_when_the_window_closes() {
-    let mut driver = TopologyTestDriver::new(topology(StreamJoinKind::Left)).unwrap();
-    let l = driver.input_topic(LEFT, Serdes::string(), Serdes::u64());
-    let r = driver.input_topic(RIGHT, Serdes::string(), Serdes::u64());
-    let out = driver.output_topic(OUT, Serdes::string(), Serdes::json::<Pair>());
+    let (mut driver, l, r, out) = driven(StreamJoinKind::Left);
     driver.pipe(&r, "other".to_string(), 100, 10_000).unwrap();
     driver.pipe(&l, "a".to_string(), 1, 10_000).unwrap();
     driver.pipe(&l, "b".to_string(), 2, 10_000).unwrap();
@@ -284,14 +297,11 @@ fn left_join_emits_the_unmatched_only_when_the_window_closes() {
     assert_eq!(got, vec![("b".to_string(), 10_000, (Some(2), None))], "b closes, a was joined");
 }
 
-/// Until both sides have delivered a record the join's time stays put, so
-/// a backlog of one side read first does not make the other side late.
+/// Each side is judged against its own time, so a backlog of one side read
+/// first does not make the other side late.
 #[test]
 fn one_side_running_ahead_does_not_make_the_other_late() {
-    let mut driver = TopologyTestDriver::new(topology(StreamJoinKind::Inner)).unwrap();
-    let l = driver.input_topic(LEFT, Serdes::string(), Serdes::u64());
-    let r = driver.input_topic(RIGHT, Serdes::string(), Serdes::u64());
-    let out = driver.output_topic(OUT, Serdes::string(), Serdes::json::<Pair>());
+    let (mut driver, l, r, out) = driven(StreamJoinKind::Inner);
     for i in 0..50u64 {
         driver.pipe(&r, "k".to_string(), i, 1_000 * i as i64).unwrap();
     }
@@ -332,4 +342,19 @@ fn a_stream_join_needs_the_serdes_of_both_streams() {
     l.join_stream(&r, "j", windows(), |_, a, b| format!("{a}{b}")).to(OUT, Serdes::string(), Serdes::string());
     let e = b.build().unwrap_err().to_string();
     assert!(e.contains("stream join `j`") && e.contains("with_serdes"), "{e}");
+}
+
+/// When the other side runs far ahead, a record can arrive on time for its
+/// own side with its window already closed: no partner can come, so an
+/// outer join emits it at once, and it is not buffered.
+#[test]
+fn a_record_whose_window_closed_on_arrival_is_emitted_at_once() {
+    let (mut driver, l, r, out) = driven(StreamJoinKind::Outer);
+    driver.pipe(&l, "a".to_string(), 1, 100_000).unwrap();
+    driver.pipe(&r, "b".to_string(), 2, 50_000).unwrap();
+    let got: Vec<_> = driver.read(&out).unwrap().into_iter().map(|r| (r.key, r.timestamp, r.value)).collect();
+    assert_eq!(got, vec![("b".to_string(), 50_000, (None, Some(2)))]);
+    assert_eq!(driver.late_records(), 0);
+    let other: Vec<(Vec<u8>, Vec<u8>)> = driver.store_entries("j-other").unwrap();
+    assert!(other.is_empty(), "nothing buffered: {other:?}");
 }

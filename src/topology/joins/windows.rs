@@ -9,7 +9,7 @@ use crate::processor::time::duration_ms;
 /// joins the records of the other stream with the same key and a timestamp
 /// in `[t - before, t + after]` (both ends inclusive), and so a record of
 /// the other stream at `t` joins this stream's records in
-/// `[t - after, t + before]`. `grace` is how far behind the join's time a
+/// `[t - after, t + before]`. `grace` is how far behind its stream's time a
 /// record may arrive and still join (default 0).
 ///
 /// Kafka Streams' `JoinWindows` (`streams/.../kstream/JoinWindows.java`)
@@ -51,7 +51,7 @@ impl JoinWindows {
         JoinWindows::of(time_difference, time_difference)
     }
 
-    /// How far behind the join's time a record may arrive and still join,
+    /// How far behind its stream's time a record may arrive and still join,
     /// and how much longer each record waits for a partner (default 0).
     pub fn grace(mut self, grace: Duration) -> JoinWindows {
         self.grace = duration_ms(grace);
