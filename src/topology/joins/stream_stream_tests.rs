@@ -313,7 +313,7 @@ fn one_side_running_ahead_does_not_make_the_other_late() {
 }
 
 #[test]
-fn the_stores_changelogs_and_repartition_topics_are_described() {
+fn the_stores_changelogs_and_repartition_topics_are_described_and_a_rekeyed_side_joins() {
     let mut b = Topology::builder();
     let l = b.stream(LEFT, Serdes::string(), Serdes::u64());
     let r = b.stream(RIGHT, Serdes::u64(), Serdes::u64());
@@ -332,6 +332,16 @@ fn the_stores_changelogs_and_repartition_topics_are_described() {
     assert!(d.contains("STREAM_JOIN(outer, before 3000 ms, after 1000 ms, grace 500 ms)"), "{d}");
     // The source of `left` and the repartitioned right side meet in one sub-topology.
     assert_eq!(t.subtopologies.len(), 2, "{d}");
+    // And the re-keyed records meet their partners.
+    let mut driver = TopologyTestDriver::new(t).unwrap();
+    let l = driver.input_topic(LEFT, Serdes::string(), Serdes::u64());
+    let r = driver.input_topic(RIGHT, Serdes::u64(), Serdes::u64());
+    let out = driver.output_topic(OUT, Serdes::string(), Serdes::json::<Pair>());
+    driver.pipe(&l, "k7".to_string(), 1, 10_000).unwrap();
+    driver.pipe(&r, 7, 2, 10_500).unwrap();
+    driver.pipe(&r, 8, 3, 10_500).unwrap();
+    let got: Vec<_> = driver.read(&out).unwrap().into_iter().map(|r| (r.key, r.timestamp, r.value)).collect();
+    assert_eq!(got, vec![("k7".to_string(), 10_500, (Some(1), Some(2)))]);
 }
 
 #[test]
@@ -357,4 +367,45 @@ fn a_record_whose_window_closed_on_arrival_is_emitted_at_once() {
     assert_eq!(driver.late_records(), 0);
     let other: Vec<(Vec<u8>, Vec<u8>)> = driver.store_entries("j-other").unwrap();
     assert!(other.is_empty(), "nothing buffered: {other:?}");
+}
+
+/// A quiet side holds the watermark, and so the closing of the other
+/// side's windows, until its partition is idle (`idle_after`).
+#[test]
+fn a_quiet_side_holds_the_unmatched_results_until_it_is_idle() {
+    use crate::topology::Timestamps;
+    for idle in [false, true] {
+        let time = || {
+            let t = Timestamps::record();
+            if idle {
+                t.idle_after(Duration::from_secs(1))
+            } else {
+                t
+            }
+        };
+        let mut b = Topology::builder();
+        let l = b.stream_with_time(LEFT, Serdes::string(), Serdes::u64(), time());
+        let r = b.stream_with_time(RIGHT, Serdes::string(), Serdes::u64(), time());
+        l.left_join_stream(&r, "j", windows(), |_, a, b| (Some(*a), b.copied())).to(
+            OUT,
+            Serdes::string(),
+            Serdes::json::<Pair>(),
+        );
+        let mut driver = TopologyTestDriver::new(b.build().unwrap()).unwrap();
+        let (lt, rt) = (
+            driver.input_topic(LEFT, Serdes::string(), Serdes::u64()),
+            driver.input_topic(RIGHT, Serdes::string(), Serdes::u64()),
+        );
+        let out = driver.output_topic(OUT, Serdes::string(), Serdes::json::<Pair>());
+        driver.pipe(&lt, "a".to_string(), 1, 10_000).unwrap();
+        driver.pipe(&rt, "b".to_string(), 2, 10_000).unwrap();
+        // The left side goes quiet; the right side moves on.
+        driver.advance_wall_clock(Duration::from_secs(5)).unwrap();
+        for (i, ts) in [15_000i64, 20_000].into_iter().enumerate() {
+            driver.pipe(&rt, "b".to_string(), 3 + i as u64, ts).unwrap();
+        }
+        let got: Vec<_> = driver.read(&out).unwrap().into_iter().map(|r| r.value).collect();
+        let want = if idle { vec![(Some(1), None)] } else { vec![] };
+        assert_eq!(got, want, "idle_after: {idle}");
+    }
 }
