@@ -409,3 +409,30 @@ fn a_quiet_side_holds_the_unmatched_results_until_it_is_idle() {
         assert_eq!(got, want, "idle_after: {idle}");
     }
 }
+
+/// The sides' times are kept in the store: after a restart (with or
+/// without the state dir) a record late before it is late still.
+#[test]
+fn a_restart_keeps_the_sides_times() {
+    for fresh in [false, true] {
+        let (driver, l, r, out) = driven(StreamJoinKind::Outer);
+        let mut driver = driver.manual_commits();
+        for (side, key, id, ts) in
+            [(&l, "a", 1, 10_000), (&r, "x", 2, 10_000), (&l, "b", 3, 20_000), (&r, "y", 4, 20_000)]
+        {
+            driver.pipe(side, key.to_string(), id, ts).unwrap();
+        }
+        driver.commit().unwrap();
+        if fresh {
+            driver.restart_without_local_state().unwrap();
+        } else {
+            driver.restart().unwrap();
+        }
+        driver.pipe(&r, "c".to_string(), 5, 9_000).unwrap();
+        driver.commit().unwrap();
+        let got: Vec<_> = driver.read(&out).unwrap().into_iter().map(|r| r.value).collect();
+        assert_eq!(got, vec![(Some(1), None), (None, Some(2))], "fresh: {fresh}");
+        assert_eq!(driver.late_records(), 1, "fresh: {fresh}");
+        assert_eq!(driver.read_raw(LATE_RIGHT).len(), 1, "fresh: {fresh}");
+    }
+}
