@@ -225,7 +225,9 @@ fn run(
 fn check(kind: StreamJoinKind) {
     for seed in [3u64, 11, 29] {
         let input = input(seed, 1_200);
-        let (commit_every, restart_after) = (37, 611);
+        // Seed 11 restarts right after a commit: nothing to replay, the
+        // sides' times come from the store alone.
+        let (commit_every, restart_after) = (37, if seed == 11 { 17 * 37 - 1 } else { 611 });
         let ok = accepted(&input, commit_every, restart_after);
         let late = ok.iter().filter(|ok| !**ok).count();
         let want = expected(&input, &ok, kind);
