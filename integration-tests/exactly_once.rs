@@ -146,23 +146,8 @@ async fn chaos_three_processes_killed_and_paused_still_count_every_record_exactl
     // Kill -9 and restart a different instance three times, then pause one
     // past its session timeout (6 s) and resume it: a zombie that must be
     // fenced rather than commit.
-    let wait_progress = |min: usize| {
-        harness::eventually("output grows", Duration::from_secs(120), || {
-            let n = harness::read_committed(&output).len();
-            if n >= min {
-                Ok(())
-            } else {
-                Err(format!("{n} outputs"))
-            }
-        })
-    };
-    for (step, victim) in [0usize, 2, 1].into_iter().enumerate() {
-        wait_progress((step + 1) * 20_000);
-        children[victim].kill();
-        std::thread::sleep(Duration::from_secs(1));
-        children[victim] = spawn_child(&specs[victim]);
-    }
-    wait_progress(80_000);
+    child::kill_in_turn(&mut children, &[0, 2, 1], 20_000, &output, |i| spawn_child(&specs[i]));
+    harness::wait_for_output(&output, 80_000);
     children[0].signal(Signal::SIGSTOP);
     std::thread::sleep(Duration::from_secs(12)); // session timeout 6 s, transaction timeout 10 s
     children[0].signal(Signal::SIGCONT);

@@ -10,8 +10,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod harness;
-#[path = "../src/topology/window_tests/oracle.rs"]
-mod oracle;
 
 #[allow(dead_code)]
 #[path = "../examples/page_views_per_minute.rs"]
@@ -23,8 +21,8 @@ mod sessions;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use harness::oracle::{xorshift, Oracle, Win};
 use harness::TestRecord;
-use oracle::{xorshift, Oracle, Win};
 use rivulet::prelude::*;
 use rivulet::topology::{Timestamps, Windows};
 

@@ -126,3 +126,21 @@ impl Drop for ChildApp {
         }
     }
 }
+
+/// Kills (SIGKILL) each child of `order` in turn and starts it again with
+/// `respawn`: the first once `output` holds `step` records
+/// (read_committed), the next at `2 step`, and so on.
+pub fn kill_in_turn(
+    children: &mut [ChildApp],
+    order: &[usize],
+    step: usize,
+    output: &str,
+    respawn: impl Fn(usize) -> ChildApp,
+) {
+    for (n, &victim) in order.iter().enumerate() {
+        super::wait_for_output(output, (n + 1) * step);
+        children[victim].kill();
+        std::thread::sleep(Duration::from_secs(1));
+        children[victim] = respawn(victim);
+    }
+}

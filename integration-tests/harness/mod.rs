@@ -10,6 +10,9 @@
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod child;
+/// The window oracle of the unit tests, and its pseudo-random input.
+#[path = "../../src/topology/window_tests/oracle.rs"]
+pub mod oracle;
 
 use std::collections::{BTreeMap, HashSet};
 use std::process::Command;
@@ -417,4 +420,16 @@ pub fn check_running_counts(output: &str, expected: &BTreeMap<String, i64>) -> R
     } else {
         Err(problems.into_iter().take(5).collect::<Vec<_>>().join("; "))
     }
+}
+
+/// Waits until `output` holds at least `min` records (read_committed).
+pub fn wait_for_output(output: &str, min: usize) {
+    eventually("output grows", Duration::from_secs(180), || {
+        let n = read_committed(output).len();
+        if n >= min {
+            Ok(())
+        } else {
+            Err(format!("{n} outputs"))
+        }
+    })
 }

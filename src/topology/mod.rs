@@ -31,6 +31,7 @@ pub use crate::record::Windowed;
 pub use builder::{
     Branches, Data, GlobalKTable, KGroupedStream, KGroupedTable, KStream, KTable, Split, TopologyBuilder,
 };
+pub use joins::{JoinWindows, StreamJoinKind};
 pub use windows::{Aggregator, EmitMode, Updates, WindowOutput, WindowResult, WindowedStream, Windows, WithTombstones};
 
 use crate::processor::graph::{NodeKind, NodeSpec, TopicName};
@@ -160,7 +161,9 @@ impl Topology {
         let subtopologies = split_subtopologies(&nodes)?;
         for g in &graph.globals {
             check_name("global table", &g.name)?;
-            if graph.stores.iter().any(|s| s.name == g.name) || graph.globals.iter().filter(|o| o.name == g.name).count() > 1 {
+            if graph.stores.iter().any(|s| s.name == g.name)
+                || graph.globals.iter().filter(|o| o.name == g.name).count() > 1
+            {
                 return Err(TopologyError::Invalid(format!(
                     "store `{}` is declared twice; store names, global tables' included, must be unique in a topology",
                     g.name

@@ -65,7 +65,8 @@ const OOO: i64 = 1_000;
 
 #[path = "window_tests/oracle.rs"]
 mod oracle;
-use oracle::{xorshift, Oracle, Win};
+pub(crate) use oracle::xorshift;
+use oracle::{Oracle, Win};
 
 /// A topology counting per key in `windows`, event time from the value,
 /// with tombstones for merged sessions.

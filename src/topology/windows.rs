@@ -365,9 +365,10 @@ use layout::*;
 type Ctx<'a, K, V, O> = ProcessorContext<'a, (), WinOut<K, V, O>>;
 
 mod dsl;
+pub(crate) use dsl::late_records_to;
 mod processor;
 mod segmented;
 
 #[cfg(test)]
 #[path = "window_tests.rs"]
-mod tests;
+pub(crate) mod tests;

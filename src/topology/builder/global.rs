@@ -23,7 +23,11 @@ pub struct GlobalKTable<K, V> {
 
 impl<K, V> Clone for GlobalKTable<K, V> {
     fn clone(&self) -> Self {
-        GlobalKTable { name: self.name.clone(), key_serde: self.key_serde.clone(), value_serde: self.value_serde.clone() }
+        GlobalKTable {
+            name: self.name.clone(),
+            key_serde: self.key_serde.clone(),
+            value_serde: self.value_serde.clone(),
+        }
     }
 }
 
@@ -94,7 +98,12 @@ impl<K: Data, V: Data> KStream<K, V> {
         key_selector: impl Fn(&K, &V) -> KG + Send + Sync + 'static,
         joiner: impl Fn(&K, &V, &VG) -> VR + Send + Sync + 'static,
     ) -> KStream<K, VR> {
-        self.global_join("JOIN_GLOBAL", global, Arc::new(key_selector), Arc::new(move |k, v, g| g.map(|g| joiner(k, v, g))))
+        self.global_join(
+            "JOIN_GLOBAL",
+            global,
+            Arc::new(key_selector),
+            Arc::new(move |k, v, g| g.map(|g| joiner(k, v, g))),
+        )
     }
 
     /// Joins each record with the value `global` holds for the key
@@ -118,7 +127,12 @@ impl<K: Data, V: Data> KStream<K, V> {
         key_selector: impl Fn(&K, &V) -> KG + Send + Sync + 'static,
         joiner: impl Fn(&K, &V, Option<&VG>) -> VR + Send + Sync + 'static,
     ) -> KStream<K, VR> {
-        self.global_join("LEFT_JOIN_GLOBAL", global, Arc::new(key_selector), Arc::new(move |k, v, g| Some(joiner(k, v, g))))
+        self.global_join(
+            "LEFT_JOIN_GLOBAL",
+            global,
+            Arc::new(key_selector),
+            Arc::new(move |k, v, g| Some(joiner(k, v, g))),
+        )
     }
 
     fn global_join<KG: Data, VG: Data, VR: Data>(
@@ -166,11 +180,10 @@ impl<K: Data, V: Data, KG: Data, VG: Data, VR: Data> GlobalJoin<K, V, KG, VG, VR
         let Some(bytes) = store.get(&self.key_buf)? else {
             return Ok(None);
         };
-        self.global
-            .value_serde
-            .deserialize(Some(&bytes))
-            .map(Some)
-            .map_err(|source| ProcessError::Serde { what: format!("value of global table `{}`", self.global.name), source })
+        self.global.value_serde.deserialize(Some(&bytes)).map(Some).map_err(|source| ProcessError::Serde {
+            what: format!("value of global table `{}`", self.global.name),
+            source,
+        })
     }
 }
 

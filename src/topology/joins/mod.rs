@@ -1,13 +1,26 @@
 //! Joins (Kafka Streams' developer guide, "Joining", is the specification):
 //!
 //! - [`table`]: stream-table (`KStream::join_table`, `left_join_table`) and
-//!   table-table (`KTable::join`, `left_join`, `outer_join`).
+//!   table-table (`KTable::join`, `left_join`, `outer_join`);
+//! - `stream_stream`: the windowed join of two streams
+//!   ([`KStream::join_stream`](crate::topology::KStream::join_stream) and its
+//!   left and outer forms), with [`JoinWindows`].
+//!
+//! Global tables and the stream-global join are in
+//! `topology/builder/global.rs`.
 //!
 //! A join looks keys up in the other side's store, so the node that does it
 //! and the nodes that write that store are in one sub-topology: their
 //! source topics must be co-partitioned, which the start checks.
 
+mod stream_stream;
 mod table;
+mod windows;
 
+pub use stream_stream::StreamJoinKind;
+pub use windows::JoinWindows;
+
+#[cfg(test)]
+mod stream_stream_tests;
 #[cfg(test)]
 mod tests;

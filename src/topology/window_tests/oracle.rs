@@ -11,30 +11,30 @@
 use std::collections::BTreeMap;
 
 /// A window the oracle tracks: key, start, end.
-pub(super) type Win = (String, i64, i64);
+pub(crate) type Win = (String, i64, i64);
 
 /// Plain-arithmetic windows from the arrival order: the watermark is the
 /// largest timestamp so far minus the out-of-orderness; a window closes
 /// when the watermark reaches its close time (its end, plus the gap for a
 /// session, plus grace).
-pub(super) struct Oracle {
+pub(crate) struct Oracle {
     ooo: i64,
     grace: i64,
     wm: i64,
     /// On-time records (sliding windows aggregate over them).
     accepted: Vec<(String, i64)>,
-    pub(super) open: BTreeMap<Win, (i64, i64)>, // -> (count, close_at)
-    pub(super) closed: BTreeMap<Win, i64>,
+    pub(crate) open: BTreeMap<Win, (i64, i64)>, // -> (count, close_at)
+    pub(crate) closed: BTreeMap<Win, i64>,
     /// Records late for every window of theirs, in arrival order.
-    pub(super) late: Vec<(String, i64)>,
+    pub(crate) late: Vec<(String, i64)>,
     /// Records late for some window of theirs that an open one took.
-    pub(super) rescued: usize,
+    pub(crate) rescued: usize,
 }
 
 impl Oracle {
     /// An oracle for a watermark `ooo` ms behind the largest timestamp and
     /// windows that take records until `grace` ms after they end.
-    pub(super) fn new(ooo: i64, grace: i64) -> Self {
+    pub(crate) fn new(ooo: i64, grace: i64) -> Self {
         Oracle {
             ooo,
             grace,
@@ -49,7 +49,7 @@ impl Oracle {
 
     /// Moves the watermark with a record at `ts` and closes the windows it
     /// reaches.
-    pub(super) fn advance(&mut self, ts: i64) {
+    pub(crate) fn advance(&mut self, ts: i64) {
         self.wm = self.wm.max(ts - self.ooo);
         let wm = self.wm;
         let due: Vec<Win> = self.open.iter().filter(|(_, (_, c))| *c <= wm).map(|(w, _)| w.clone()).collect();
@@ -61,7 +61,7 @@ impl Oracle {
 
     /// Tumbling (`advance == size`) and hopping windows: a record joins the
     /// open windows it falls in and is late when none is open.
-    pub(super) fn time(&mut self, input: &[(String, i64)], size: i64, advance: i64) {
+    pub(crate) fn time(&mut self, input: &[(String, i64)], size: i64, advance: i64) {
         for (k, ts) in input {
             // The watermark moves with the record, before it is placed.
             self.wm = self.wm.max(ts - self.ooo);
@@ -90,7 +90,7 @@ impl Oracle {
     /// with the open sessions of its key within the gap and is late only
     /// when the merged session is closed (a record with nothing to merge
     /// with: when its own session is). Closed sessions merge with nothing.
-    pub(super) fn sessions(&mut self, input: &[(String, i64)], gap: i64) {
+    pub(crate) fn sessions(&mut self, input: &[(String, i64)], gap: i64) {
         for (k, ts) in input {
             self.wm = self.wm.max(ts - self.ooo);
             let (wm, grace) = (self.wm, self.grace);
@@ -126,7 +126,7 @@ impl Oracle {
     /// key between its bounds while it is open. A record is late when the
     /// last window it could be in (`[t, t + size]`) is closed; a window
     /// closed when a record would create it is never created.
-    pub(super) fn sliding(&mut self, input: &[(String, i64)], size: i64) {
+    pub(crate) fn sliding(&mut self, input: &[(String, i64)], size: i64) {
         for (k, ts) in input {
             self.sliding_step(k, *ts, size);
             self.advance(*ts);
@@ -135,7 +135,7 @@ impl Oracle {
 
     /// One record of [`Oracle::sliding`], without closing windows (the
     /// caller then calls [`Oracle::advance`]).
-    pub(super) fn sliding_step(&mut self, k: &str, ts: i64, size: i64) {
+    pub(crate) fn sliding_step(&mut self, k: &str, ts: i64, size: i64) {
         self.wm = self.wm.max(ts - self.ooo);
         let (wm, grace) = (self.wm, self.grace);
         if ts + size + 1 + grace <= wm {
@@ -168,7 +168,7 @@ impl Oracle {
 }
 
 /// A xorshift pseudo-random sequence: the same input for the same seed.
-pub(super) fn xorshift(seed: u64) -> impl FnMut() -> u64 {
+pub(crate) fn xorshift(seed: u64) -> impl FnMut() -> u64 {
     let mut x = seed;
     move || {
         x ^= x << 13;

@@ -484,25 +484,19 @@ impl<K: Data, V: Data, R: WindowOutput> WindowedStream<K, V, R> {
                 _k: std::marker::PhantomData,
             });
         if let Some(topic) = late_topic {
-            let late = node.flat(
-                "LATE",
-                false,
-                Arc::new(|r: Record<(), WinOut<K, V, O>>| {
-                    Ok(match r.value {
-                        WinOut::Late(key, value) => {
-                            Emit::One(Record { key, value, timestamp: r.timestamp, headers: r.headers })
-                        }
-                        WinOut::Result(..) => Emit::None,
-                    })
-                }),
+            let hint = format!("late records of `{name}`");
+            late_records_to(
+                &node,
+                &hint,
+                "before grouping",
+                &topic,
+                key_serde.clone(),
+                value_serde,
+                |_, out| match out {
+                    WinOut::Late(key, value) => Some((key, value)),
+                    WinOut::Result(..) => None,
+                },
             );
-            match value_serde {
-                Some(vs) => late.to(&topic, ArcSerde(key_serde.clone()), ArcSerde(vs)),
-                None => node.graph.borrow_mut().errors.push(TopologyError::Invalid(format!(
-                    "late records of `{name}` go to topic {topic} unchanged, which needs the value serde; \
-                     call .with_serdes(..) before grouping"
-                ))),
-            }
         }
         let results = node.flat(
             "WINDOW_RESULTS",
@@ -563,5 +557,37 @@ impl<K: Data, A: Data> KStream<Windowed<K>, A> {
             (w.key, result)
         });
         KStream { value_serde: Some(Arc::new(Serdes::json::<WindowResult<K, A>>())), ..s }
+    }
+}
+
+/// Writes the late records an operator's node emits (a window operator's
+/// or a stream-stream join's) to `topic` unchanged: `pick` takes a late
+/// record's key and value out of the node's output and leaves the rest out.
+/// Needs the value serde; `what` and `fix` name the operator and where to
+/// call `with_serdes` in the error.
+pub(crate) fn late_records_to<KI: Data, T: Data, K: Data, V: Data>(
+    node: &KStream<KI, T>,
+    what: &str,
+    fix: &str,
+    topic: &str,
+    key_serde: Arc<dyn Serde<K>>,
+    value_serde: Option<Arc<dyn Serde<V>>>,
+    pick: impl Fn(KI, T) -> Option<(K, V)> + Send + Sync + 'static,
+) {
+    let late = node.flat(
+        "LATE",
+        false,
+        Arc::new(move |r: Record<KI, T>| {
+            Ok(match pick(r.key, r.value) {
+                Some((key, value)) => Emit::One(Record { key, value, timestamp: r.timestamp, headers: r.headers }),
+                None => Emit::None,
+            })
+        }),
+    );
+    match value_serde {
+        Some(vs) => late.to(topic, ArcSerde(key_serde), ArcSerde(vs)),
+        None => node.graph.borrow_mut().errors.push(TopologyError::Invalid(format!(
+            "{what} go to topic {topic} unchanged, which needs the value serde; call .with_serdes(..) {fix}"
+        ))),
     }
 }
