@@ -1,7 +1,8 @@
 //! Tables and stream-table joins on a real broker: the `order_enrichment`
 //! example under exactly-once, its tables loaded from a backlog, restored
 //! from their changelogs on a new machine in the middle; and the start
-//! refusing a join of topics that are not co-partitioned.
+//! refusing a join of topics that are not co-partitioned; a global table
+//! loaded before processing and followed after.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod harness;
@@ -179,4 +180,93 @@ async fn a_join_of_topics_with_different_partition_counts_is_refused_naming_both
     let m = e.to_string();
     assert!(m.contains(&format!("{orders}: 3")) && m.contains(&format!("{customers}: 2")), "{m}");
     assert!(m.contains("same number of partitions"), "{m}");
+}
+
+/// Products as a global table: every instance holds all of them, orders
+/// (on a topic with another partition count) look up the product their
+/// value names, and a product's update reaches later orders.
+#[tokio::test(flavor = "multi_thread")]
+async fn orders_join_a_global_table_loaded_before_processing_and_kept_up_to_date() {
+    let orders = harness::new_topic("orders", 2).await;
+    let products = harness::new_topic("products", 3).await;
+    let output = harness::new_topic("titled", 1).await;
+    let product_records: Vec<TestRecord> =
+        (0..200).map(|p| json_record(p % 3, &format!("p{p}"), &product(p as usize))).collect();
+    harness::produce_many(&products, &product_records).await;
+
+    let topology = || {
+        let mut b = Topology::builder();
+        let products = b.global_table(&products, "products", Serdes::string(), Serdes::json::<Product>());
+        b.stream(&orders, Serdes::string(), Serdes::string())
+            .left_join_global(&products, |_, product_id| product_id.clone(), |_, _, p| p.map(|p| p.title.clone()))
+            .to(&output, Serdes::string(), Serdes::json::<Option<String>>());
+        b.build().unwrap()
+    };
+    let state = tempfile::tempdir().unwrap();
+    let app_id = harness::unique("global");
+    let config = harness::app_config(&app_id, state.path(), &[("RIVULET__PROCESSING_GUARANTEE", "exactly_once")]);
+    // The orders are there before the app starts: they must still all see
+    // the products, which are loaded before any order is processed.
+    let order_records: Vec<TestRecord> =
+        (0..400).map(|i| text_record(i % 2, &format!("o{i}"), &format!("p{}", i % 250))).collect();
+    harness::produce_many(&orders, &order_records).await;
+    let app = App::new(config).unwrap().start(topology()).unwrap();
+    let titles = || -> BTreeMap<String, Option<String>> {
+        harness::read_committed(&output)
+            .iter()
+            .map(|r| (r.key_str().to_string(), serde_json::from_slice(r.value.as_deref().unwrap()).unwrap()))
+            .collect()
+    };
+    harness::eventually("every order is joined", TIMEOUT, || {
+        let n = titles().len();
+        if n == 400 {
+            Ok(())
+        } else {
+            Err(format!("{n} of 400 orders"))
+        }
+    });
+    let got = titles();
+    for i in 0..400 {
+        let p = i % 250;
+        assert_eq!(got[&format!("o{i}")], (p < 200).then(|| format!("title-{p}")), "order {i}");
+    }
+    assert_eq!(harness::read_committed(&output).len(), 400, "each order once");
+
+    // A product update reaches the global store, and later orders see it.
+    let renamed = Product { title: "renamed".into(), price_cents: 1 };
+    harness::produce_many(&products, &[json_record(1, "p7", &renamed)]).await;
+    let mut i = 400;
+    harness::eventually("an order sees the renamed product", TIMEOUT, || {
+        let key = format!("o{i}");
+        i += 1;
+        let record = text_record(0, &key, "p7");
+        produce_blocking(&orders, record);
+        match titles().values().any(|t| t.as_deref() == Some("renamed")) {
+            true => Ok(()),
+            false => Err("no order has seen the update yet".into()),
+        }
+    });
+    app.shutdown().unwrap();
+}
+
+/// A record whose value is a plain string (not JSON).
+fn text_record(partition: i32, key: &str, value: &str) -> TestRecord {
+    TestRecord {
+        partition,
+        key: Some(key.as_bytes().to_vec()),
+        value: Some(value.as_bytes().to_vec()),
+        headers: vec![],
+        timestamp: None,
+    }
+}
+
+/// Produces one record from a synchronous closure.
+fn produce_blocking(topic: &str, record: TestRecord) {
+    let topic = topic.to_string();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(harness::produce(&topic, &[record]));
+    })
+    .join()
+    .unwrap();
 }
