@@ -1,5 +1,6 @@
-//! `order_enrichment`: orders joined with their customer and their product,
-//! with Kafka Streams' stream-table join.
+//! `order_enrichment`: orders joined with their customer (a table) and
+//! their product (a global table), with Kafka Streams' stream-table and
+//! stream-global-table joins.
 //!
 //! Three input topics, all with JSON values and string keys:
 //!
@@ -10,22 +11,21 @@
 //!   "p-7", "quantity": 2}`.
 //!
 //! Each order looks up its customer (`left_join_table`: an order of an
-//! unknown customer is kept, with `customer: null`), is re-keyed by its
-//! product id (through the repartition topic
-//! `<application_id>-products-join-repartition`), looks up its product
-//! (`left_join_table` again) and is written to `enriched-orders`, keyed by
-//! order id: `{"order_id", "customer_id", "customer", "product_id",
-//! "product", "quantity", "total_cents"}` (`total_cents` is null when the
-//! product is unknown).
+//! unknown customer is kept, with `customer: null`), then its product in
+//! the global table (`left_join_global`, by the order's `product_id`), and
+//! is written to `enriched-orders`, keyed by order id: `{"order_id",
+//! "customer_id", "customer", "product_id", "product", "quantity",
+//! "total_cents"}` (`total_cents` is null when the product is unknown).
 //!
 //! `customers` and `orders` must have the same partition count (the join
 //! reads partition p of both in one task; the start checks it and names
-//! both topics if not), and so must `products` and the repartition topic,
-//! which rivulet creates with the partition count of `orders`.
+//! both topics if not). `products` is read whole by every instance, before
+//! processing starts, so it may have any partition count and the orders
+//! are not repartitioned.
 //!
-//! A stream record sees the table as it is when the record is processed:
-//! load the tables before the orders arrive (rivulet does not yet order a
-//! task's partitions by timestamp as Kafka Streams does).
+//! A stream record sees the customer table as it is when the record is
+//! processed: load the customers before the orders arrive (rivulet does
+//! not yet order a task's partitions by timestamp as Kafka Streams does).
 //!
 //! # Running it
 //!
@@ -95,12 +95,12 @@ struct Settings {
     output_topic: String,
 }
 
-/// The topology: orders joined with customers, re-keyed by product,
-/// joined with products, written keyed by order id.
+/// The topology: orders joined with customers, then with products by
+/// product id, written keyed by order id.
 pub(crate) fn topology(orders: &str, customers: &str, products: &str, output: &str) -> Result<Topology> {
     let mut b = Topology::builder();
     let customers = b.table(customers, "customers", Serdes::string(), Serdes::json::<Customer>());
-    let products = b.table(products, "products", Serdes::string(), Serdes::json::<Product>());
+    let products = b.global_table(products, "products", Serdes::string(), Serdes::json::<Product>());
     b.stream(orders, Serdes::string(), Serdes::json::<Order>())
         .left_join_table(&customers, |customer_id, order, customer| EnrichedOrder {
             order_id: order.order_id.clone(),
@@ -111,13 +111,15 @@ pub(crate) fn topology(orders: &str, customers: &str, products: &str, output: &s
             quantity: order.quantity,
             total_cents: None,
         })
-        .select_key(|_, o| o.product_id.clone())
-        .with_serdes(Serdes::string(), Serdes::json::<EnrichedOrder>())
-        .left_join_table(&products, |_, order, product| EnrichedOrder {
-            product: product.cloned(),
-            total_cents: product.map(|p| p.price_cents * order.quantity),
-            ..order.clone()
-        })
+        .left_join_global(
+            &products,
+            |_, o| o.product_id.clone(),
+            |_, order, product| EnrichedOrder {
+                product: product.cloned(),
+                total_cents: product.map(|p| p.price_cents * order.quantity),
+                ..order.clone()
+            },
+        )
         .select_key(|_, o| o.order_id.clone())
         .to(output, Serdes::string(), Serdes::json::<EnrichedOrder>());
     Ok(b.build()?)
