@@ -170,7 +170,23 @@ impl TopologyBuilder {
     }
 
     /// A table of the latest value per key of the compacted topic `topic`;
-    /// a null value deletes the key. The table is kept in the store `name`.
+    /// a null value deletes the key. The table is kept in the store `name`
+    /// (with its changelog, `<application_id>-<name>-changelog`), which
+    /// joins read and the test driver's `store_get` shows.
+    ///
+    /// ```
+    /// use rivulet::prelude::*;
+    /// use rivulet::testing::TopologyTestDriver;
+    ///
+    /// let mut b = Topology::builder();
+    /// b.table("users", "users", Serdes::string(), Serdes::string());
+    /// let mut driver = TopologyTestDriver::new(b.build().unwrap()).unwrap();
+    /// let users = driver.input_topic("users", Serdes::string(), Serdes::optional(Serdes::string()));
+    /// driver.pipe(&users, "u1".to_string(), Some("Ann".to_string()), 0).unwrap();
+    /// driver.pipe(&users, "u2".to_string(), Some("Bob".to_string()), 0).unwrap();
+    /// driver.pipe(&users, "u2".to_string(), None, 0).unwrap(); // a tombstone deletes u2
+    /// assert_eq!(driver.store_entries::<String, String>("users").unwrap(), [("u1".to_string(), "Ann".to_string())]);
+    /// ```
     pub fn table<K: Data, V: Data>(
         &mut self,
         topic: &str,
@@ -458,6 +474,19 @@ impl<T: 'static> Serde<T> for NoSerde {
 /// `Change`), so `filter` turns a key that stops passing into a delete,
 /// `group_by` moves a value from its old group to its new one, and joins
 /// retract what they emitted before.
+///
+/// ```
+/// use rivulet::prelude::*;
+/// // A table from a topic, and one from an aggregation; both have a store.
+/// let mut b = Topology::builder();
+/// let names: KTable<String, String> = b.table("names", "names", Serdes::string(), Serdes::string());
+/// let clicks: KTable<String, i64> = b.stream("clicks", Serdes::string(), Serdes::string()).group_by_key().count("clicks");
+/// names
+///     .join(&clicks, |_, name, n| format!("{name}: {n} clicks"), Serdes::string())
+///     .to_stream()
+///     .to("clicks-by-name", Serdes::string(), Serdes::string());
+/// assert!(b.build().is_ok());
+/// ```
 pub struct KTable<K, V> {
     pub(crate) stream: KStream<K, Change<V>>,
     pub(crate) key_serde: Arc<dyn Serde<K>>,

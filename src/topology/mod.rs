@@ -31,7 +31,9 @@ pub use crate::record::Windowed;
 pub use builder::{
     Branches, Data, GlobalKTable, KGroupedStream, KGroupedTable, KStream, KTable, Split, TopologyBuilder,
 };
-pub use joins::{JoinWindows, StreamJoinKind};
+pub use joins::JoinWindows;
+#[cfg(test)]
+pub(crate) use joins::StreamJoinKind;
 pub use windows::{Aggregator, EmitMode, Updates, WindowOutput, WindowResult, WindowedStream, Windows, WithTombstones};
 
 use crate::processor::graph::{NodeKind, NodeSpec, TopicName};

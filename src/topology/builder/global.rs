@@ -15,6 +15,21 @@ use super::*;
 /// A table every instance holds whole (Kafka Streams' `GlobalKTable`),
 /// made by [`TopologyBuilder::global_table`]; joined with
 /// [`KStream::join_global`] and [`KStream::left_join_global`].
+///
+/// ```
+/// use rivulet::prelude::*;
+/// use rivulet::topology::GlobalKTable;
+/// let mut b = Topology::builder();
+/// let currencies: GlobalKTable<String, String> =
+///     b.global_table("currencies", "currencies", Serdes::string(), Serdes::string());
+/// // One table for any number of streams, whatever their partitioning.
+/// for topic in ["eu-payments", "us-payments"] {
+///     b.stream(topic, Serdes::string(), Serdes::string())
+///         .join_global(&currencies, |_, code| code.clone(), |_, code, name| format!("{code} ({name})"))
+///         .to(&format!("{topic}-named"), Serdes::string(), Serdes::string());
+/// }
+/// assert!(b.build().is_ok());
+/// ```
 pub struct GlobalKTable<K, V> {
     name: String,
     key_serde: Arc<dyn Serde<K>>,

@@ -18,6 +18,17 @@ use super::*;
 /// A table regrouped by a new key, ready to aggregate with
 /// [`aggregate`](Self::aggregate), [`reduce`](Self::reduce) or
 /// [`count`](Self::count). Made by [`KTable::group_by`].
+///
+/// ```
+/// use rivulet::prelude::*;
+/// use rivulet::topology::KGroupedTable;
+/// let mut b = Topology::builder();
+/// let by_team: KGroupedTable<String, ()> = b
+///     .table("players", "players", Serdes::string(), Serdes::string())
+///     .group_by(|_player, team: String| (team, ()), Serdes::string(), Serdes::unit());
+/// by_team.count("players-per-team").to_stream().to("team-sizes", Serdes::string(), Serdes::i64());
+/// assert!(b.build().is_ok());
+/// ```
 pub struct KGroupedTable<K, V> {
     stream: KStream<K, Change<V>>,
     key_serde: Arc<dyn Serde<K>>,

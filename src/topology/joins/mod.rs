@@ -17,7 +17,8 @@ mod stream_stream;
 mod table;
 mod windows;
 
-pub use stream_stream::StreamJoinKind;
+#[cfg(test)]
+pub(crate) use stream_stream::StreamJoinKind;
 pub use windows::JoinWindows;
 
 #[cfg(test)]

@@ -83,7 +83,7 @@ use super::JoinWindows;
 
 /// Which records of a stream-stream join are emitted without a partner.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StreamJoinKind {
+pub(crate) enum StreamJoinKind {
     /// Only pairs.
     Inner,
     /// Pairs, and this stream's records that found none.
@@ -179,6 +179,37 @@ impl<K: Data, V: Data> KStream<K, V> {
     /// with `None`, when its window has closed (the other stream's time is
     /// past its timestamp + `after` + grace), as Kafka Streams 3.1+ does: never
     /// early, so no left-with-null result is followed by a joined one.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use rivulet::prelude::*;
+    /// use rivulet::testing::TopologyTestDriver;
+    /// use rivulet::topology::JoinWindows;
+    ///
+    /// let mut b = Topology::builder();
+    /// let clicks = b.stream("clicks", Serdes::string(), Serdes::string());
+    /// let views = b.stream("views", Serdes::string(), Serdes::string());
+    /// let ten_minutes = JoinWindows::of(Duration::from_secs(600), Duration::ZERO);
+    /// clicks
+    ///     .left_join_stream(&views, "attribution", ten_minutes, |_, click, view| {
+    ///         format!("{click} <- {}", view.map_or("nothing", String::as_str))
+    ///     })
+    ///     .to("attributed", Serdes::string(), Serdes::string());
+    /// let mut driver = TopologyTestDriver::new(b.build().unwrap()).unwrap();
+    /// let (clicks, views) = (
+    ///     driver.input_topic("clicks", Serdes::string(), Serdes::string()),
+    ///     driver.input_topic("views", Serdes::string(), Serdes::string()),
+    /// );
+    /// driver.pipe(&views, "u1".into(), "ad-1".into(), 1_000).unwrap();
+    /// driver.pipe(&clicks, "u1".into(), "c1".into(), 2_000).unwrap(); // joins ad-1 at once
+    /// driver.pipe(&clicks, "u2".into(), "c2".into(), 3_000).unwrap(); // waits for its window to close
+    /// // Both streams move on (a side's time is held back by the watermark):
+    /// driver.pipe(&views, "u3".into(), "ad-3".into(), 700_000).unwrap();
+    /// driver.pipe(&clicks, "u4".into(), "c4".into(), 700_000).unwrap();
+    /// let out = driver.output_topic("attributed", Serdes::string(), Serdes::string());
+    /// let got: Vec<String> = driver.read_key_values(&out).unwrap().into_iter().map(|(_, v)| v).collect();
+    /// assert_eq!(got, ["c1 <- ad-1", "c2 <- nothing"]);
+    /// ```
     pub fn left_join_stream<V2: Data, VR: Data>(
         &self,
         other: &KStream<K, V2>,
@@ -194,6 +225,24 @@ impl<K: Data, V: Data> KStream<K, V> {
     /// and the records of `other` that join nothing too (with `None` for
     /// this side), once their window has closed (timestamp + `before` +
     /// grace).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use rivulet::prelude::*;
+    /// use rivulet::topology::JoinWindows;
+    /// let mut b = Topology::builder();
+    /// let sent = b.stream("sent", Serdes::string(), Serdes::i64());
+    /// let received = b.stream("received", Serdes::string(), Serdes::i64());
+    /// sent.outer_join_stream(&received, "delivery", JoinWindows::symmetric(Duration::from_secs(60)), |id, s, r| {
+    ///     match (s, r) {
+    ///         (Some(_), Some(_)) => format!("{id} delivered"),
+    ///         (Some(_), None) => format!("{id} lost"),
+    ///         _ => format!("{id} unexpected"),
+    ///     }
+    /// })
+    /// .to("deliveries", Serdes::string(), Serdes::string());
+    /// assert!(b.build().is_ok());
+    /// ```
     pub fn outer_join_stream<V2: Data, VR: Data>(
         &self,
         other: &KStream<K, V2>,
