@@ -20,8 +20,8 @@
 //!
 //! `customers` and `orders` must have the same partition count (the join
 //! reads partition p of both in one task; the start checks it and names
-//! both topics if not), and so must `products` and the repartition topic,
-//! which rivulet creates with the partition count of `orders`.
+//! both topics if not). `products` may have another: rivulet creates the
+//! repartition topic with the partition count of `products`.
 //!
 //! A stream record sees the table as it is when the record is processed:
 //! load the tables before the orders arrive (rivulet does not yet order a
