@@ -11,7 +11,7 @@ use crate::serde::Serdes;
 use crate::testing::{RawRecord, TopologyTestDriver};
 use crate::topology::{Topology, TopologyError};
 
-use super::test_support::{apply, changes, table_input, with_restart, Lcg, Table};
+use super::shared_tests::{apply, changes, table_input, with_restart, Lcg, Table};
 
 /// The foreign key of a left value: `k<v % 6>`, none for 0 (values are 0 to 9).
 fn fk(v: i64) -> Option<String> {

@@ -17,6 +17,6 @@ mod table;
 #[cfg(test)]
 mod foreign_key_tests;
 #[cfg(test)]
-mod test_support;
+mod shared_tests;
 #[cfg(test)]
 mod tests;

@@ -10,7 +10,7 @@ use crate::serde::Serdes;
 use crate::testing::TopologyTestDriver;
 use crate::topology::{Topology, TopologyError};
 
-use super::test_support::{apply, changes, read_into, table_input, with_restart, Lcg, Table};
+use super::shared_tests::{apply, changes, read_into, table_input, with_restart, Lcg, Table};
 
 /// filter + map_values, and group_by + aggregate / count, over one table.
 fn derived_tables() -> Topology {

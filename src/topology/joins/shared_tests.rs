@@ -1,5 +1,6 @@
 //! What the join tests share: tables of `String -> i64`, a fixed
-//! pseudo-random sequence of updates, and a run with a restart in the middle.
+//! pseudo-random sequence of updates, and a run with a restart in the
+//! middle. (Named `*_tests`: test code, which may use any floor.)
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::BTreeMap;
