@@ -8,20 +8,20 @@
 //! through two internal topics, both named after the join:
 //!
 //! ```text
-//!  left table (K -> V)                              right table (KO -> VO)
-//!     | SubscriptionSend: fk(new) / fk(old)               |
-//!     v                                                    v
-//!  <name>-subscription-registration  (KO -> sub) --> SubscriptionReceive   ForeignTableJoin
-//!     (key: FK; value: instruction, hash of the       (store <name>-subscription-store:
-//!      left value's bytes, primary key)                 (FK, K) -> sub; answers with the
-//!                                                       current right value)  (a right update
-//!                                                                              answers every
-//!                                                                              subscriber of its key)
-//!  <name>-subscription-response  (K -> hash, VO?) <------------+------------------+
+//! left table (K -> V), left sub-topology       right table (KO -> VO), right sub-topology
+//!   SubscriptionSend
+//!     | (FK -> instruction, hash(V bytes), K)
 //!     v
-//!  ResponseJoin: drops a response whose hash is not the hash of the left
-//!  table's current value (it answers an older value), else joins; the
-//!  result table is kept in the store <name>-result.
+//!   <name>-subscription-registration ----------> SubscriptionReceive  (store <name>-subscription-store:
+//!                                                  |                   (FK, K) -> subscription; answers
+//!                                                  |                   with the right row of FK)
+//!                                                  |  ForeignTableJoin (a right update answers
+//!                                                  |    |              every subscriber of its key)
+//!                                                  v    v
+//!   <name>-subscription-response <---------------- (K -> hash, VO or none)
+//!     v
+//!   ResponseJoin: drops an answer whose hash is not the hash of the left row's
+//!   current value, joins the others; the result table is kept in <name>-result
 //! ```
 //!
 //! **Left updates** (Kafka Streams' `SubscriptionSendProcessorSupplier`):
