@@ -35,26 +35,7 @@ fn json_record(partition: i32, key: &str, value: &impl serde::Serialize) -> Test
 /// and rivulet's own sinks) gives `key`: a customer's record is where its
 /// orders are.
 fn partition_of(key: &str) -> i32 {
-    const M: u32 = 0x5bd1_e995;
-    let data = key.as_bytes();
-    let mut h: u32 = 0x9747_b28c ^ data.len() as u32;
-    let mut chunks = data.chunks_exact(4);
-    for c in &mut chunks {
-        let mut k = u32::from_le_bytes([c[0], c[1], c[2], c[3]]).wrapping_mul(M);
-        k ^= k >> 24;
-        h = h.wrapping_mul(M) ^ k.wrapping_mul(M);
-    }
-    let tail = chunks.remainder();
-    if !tail.is_empty() {
-        for (i, b) in tail.iter().enumerate() {
-            h ^= u32::from(*b) << (8 * i);
-        }
-        h = h.wrapping_mul(M);
-    }
-    h ^= h >> 13;
-    h = h.wrapping_mul(M);
-    h ^= h >> 15;
-    ((h & 0x7fff_ffff) % PARTITIONS as u32) as i32
+    harness::partition_of(key, PARTITIONS)
 }
 
 fn customer_id(i: usize) -> String {

@@ -102,8 +102,11 @@ pub(crate) fn prepare_topics(config: &Config, topology: &Topology) -> Result<Top
     }
 
     // Partition counts, sub-topology by sub-topology: external sources fix
-    // a count; a repartition topic takes the count of the sub-topology
-    // writing it.
+    // a count, and the internal topics read with them are co-partitioned
+    // with them (Kafka Streams' co-partition groups: a foreign-key join's
+    // subscription topic takes the right table's count, its response topic
+    // the left table's); a repartition topic read alone takes the count of
+    // the sub-topology writing it.
     let subs = &topology.subtopologies;
     let mut partitions: Vec<Option<i32>> = vec![None; subs.len()];
     let mut topic_counts: BTreeMap<TopicName, i32> = BTreeMap::new();
@@ -114,6 +117,7 @@ pub(crate) fn prepare_topics(config: &Config, topology: &Topology) -> Result<Top
             }
             let mut counts = Vec::new();
             let mut unknown = false;
+            let has_external = st.sources.iter().any(|(_, t)| matches!(t, TopicName::External(_)));
             for (_, t) in &st.sources {
                 match t {
                     TopicName::External(name) => match existing.get(name) {
@@ -125,6 +129,7 @@ pub(crate) fn prepare_topics(config: &Config, topology: &Topology) -> Result<Top
                             )))
                         }
                     },
+                    TopicName::Internal(_) if has_external => {}
                     TopicName::Internal(_) => match topic_counts.get(t) {
                         Some(&n) => counts.push((t.resolve(app), n)),
                         None => unknown = true,

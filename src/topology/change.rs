@@ -40,6 +40,19 @@ pub(crate) struct ChangeSerde<V> {
     pub(crate) inner: std::sync::Arc<dyn Serde<V>>,
 }
 
+/// Appends `value` as `serde` writes it; true when the serde means a Kafka
+/// null (a unit value), which then takes no bytes.
+pub(crate) fn append_value<V: 'static>(serde: &dyn Serde<V>, value: &V, out: &mut Vec<u8>) -> Result<bool, SerdeError> {
+    let at = out.len();
+    match serde.serialize(value, out)? {
+        Encoded::Bytes => Ok(false),
+        Encoded::Null => {
+            out.truncate(at);
+            Ok(true)
+        }
+    }
+}
+
 const HAS_NEW: u8 = 1;
 const HAS_OLD: u8 = 2;
 const NEW_IS_NULL: u8 = 4;
@@ -53,17 +66,8 @@ impl<V: 'static> ChangeSerde<V> {
         )
     }
 
-    /// Appends one value's encoding; true when the value serde means a
-    /// Kafka null (a unit value), which then takes no bytes.
     fn part(&self, value: &V, out: &mut Vec<u8>) -> Result<bool, SerdeError> {
-        let at = out.len();
-        match self.inner.serialize(value, out)? {
-            Encoded::Bytes => Ok(false),
-            Encoded::Null => {
-                out.truncate(at);
-                Ok(true)
-            }
-        }
+        append_value(self.inner.as_ref(), value, out)
     }
 
     fn value(&self, null: bool, bytes: &[u8]) -> Result<V, SerdeError> {

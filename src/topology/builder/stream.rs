@@ -164,10 +164,28 @@ impl<K: Data, V: Data> KStream<K, V> {
             )));
             return self.clone();
         };
-        let topic = TopicName::Internal(format!("{name}-repartition"));
-        self.sink(SinkTopic::Topic(topic.clone()), ks.clone(), vs.clone());
-        let s = source(&self.graph, topic, ArcSerde(ks.clone()), ArcSerde(vs.clone()), Timestamps::record());
-        KStream { key_serde: Some(ks), value_serde: Some(vs), ..s }
+        self.through_internal(&format!("{name}-repartition"), ks, vs)
+    }
+
+    /// Writes the stream to the internal topic `<application_id>-<topic>`
+    /// and reads it back: a repartition topic under a name of the caller's
+    /// (the foreign-key join's subscription and response topics).
+    pub(crate) fn through_internal(
+        &self,
+        topic: &str,
+        key_serde: Arc<dyn Serde<K>>,
+        value_serde: Arc<dyn Serde<V>>,
+    ) -> KStream<K, V> {
+        let topic = TopicName::Internal(topic.to_string());
+        self.sink(SinkTopic::Topic(topic.clone()), key_serde.clone(), value_serde.clone());
+        let s = source(
+            &self.graph,
+            topic,
+            ArcSerde(key_serde.clone()),
+            ArcSerde(value_serde.clone()),
+            Timestamps::record(),
+        );
+        KStream { key_serde: Some(key_serde), value_serde: Some(value_serde), ..s }
     }
 
     pub(super) fn sink(&self, target: SinkTopic<K, V>, key_serde: Arc<dyn Serde<K>>, value_serde: Arc<dyn Serde<V>>) {
