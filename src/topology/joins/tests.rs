@@ -273,3 +273,65 @@ fn joining_a_table_without_a_store_asks_for_materialize() {
     let out = driver.output_topic("out", Serdes::string(), Serdes::i64());
     assert_eq!(driver.read_key_values(&out).unwrap(), vec![("k".to_string(), 4)]);
 }
+
+/// Orders (stream, keyed by order id, valued by a product id) joined with
+/// products (global table): each order takes the product's value as of its
+/// turn, inner and left; a restart loses nothing and the global table
+/// survives it.
+#[test]
+fn a_stream_record_joins_the_global_value_its_selector_picks_as_of_its_turn() {
+    let topology =
+        || {
+            let mut b = Topology::builder();
+            let products = b.global_table("products", "products", Serdes::string(), Serdes::i64());
+            let orders = b.stream("orders", Serdes::string(), Serdes::string());
+            orders.join_global(&products, |_, p: &String| p.clone(), |_, _, price| *price).to(
+                "inner",
+                Serdes::string(),
+                Serdes::i64(),
+            );
+            orders
+                .left_join_global(&products, |_, p: &String| p.clone(), |_, _, price| price.copied().unwrap_or(-1))
+                .to("left", Serdes::string(), Serdes::i64());
+            b.build().unwrap()
+        };
+    let t = topology();
+    assert!(t.describe().contains("products (topic products; read whole by every instance)"));
+    assert_eq!(t.subtopologies.len(), 1, "a global table is no sub-topology of its own");
+    for restart in [false, true] {
+        let mut driver = TopologyTestDriver::new(topology()).unwrap().manual_commits();
+        let products = table_input(&driver, "products");
+        let orders = driver.input_topic("orders", Serdes::string(), Serdes::string());
+        let mut table = Table::new();
+        let (mut inner, mut left) = (Vec::new(), Vec::new());
+        let mut rng = Lcg(23);
+        for step in 0..300 {
+            let (k, v) = rng.update();
+            if rng.below(3) == 0 {
+                driver.pipe(&products, k.clone(), v, step).unwrap();
+                apply(&mut table, k, v);
+            } else {
+                let order = format!("o{step}");
+                driver.pipe(&orders, order.clone(), k.clone(), step).unwrap();
+                if let Some(price) = table.get(&k) {
+                    inner.push((order.clone(), *price));
+                }
+                left.push((order, table.get(&k).copied().unwrap_or(-1)));
+            }
+            if step % 5 == 4 {
+                driver.commit().unwrap();
+            }
+            if restart && step == 150 {
+                // Uncommitted orders are processed again, against the
+                // global table as it is now: none changed since step 149.
+                driver.commit().unwrap();
+                driver.restart().unwrap();
+            }
+        }
+        driver.commit().unwrap();
+        let inner_out = driver.output_topic("inner", Serdes::string(), Serdes::i64());
+        let left_out = driver.output_topic("left", Serdes::string(), Serdes::i64());
+        assert_eq!(driver.read_key_values(&inner_out).unwrap(), inner, "restart: {restart}");
+        assert_eq!(driver.read_key_values(&left_out).unwrap(), left, "restart: {restart}");
+    }
+}
