@@ -28,9 +28,11 @@ mod nodes;
 mod split;
 mod stream;
 mod table;
+mod table_transform;
 
 pub use global::GlobalKTable;
 pub use grouped_table::KGroupedTable;
+pub use table_transform::{ValueTransformerContext, ValueTransformerWithKey};
 
 use nodes::{source, SinkNode, SinkTarget};
 

@@ -30,6 +30,7 @@ pub use crate::processor::{
 pub use crate::record::Windowed;
 pub use builder::{
     Branches, Data, GlobalKTable, KGroupedStream, KGroupedTable, KStream, KTable, Split, TopologyBuilder,
+    ValueTransformerContext, ValueTransformerWithKey,
 };
 pub use joins::JoinWindows;
 #[cfg(test)]

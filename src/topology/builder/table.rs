@@ -105,18 +105,20 @@ impl<K: Data, V: Data> KTable<K, V> {
         f: impl Fn(V) -> V2 + Send + Sync + 'static,
         value_serde: impl Serde<V2>,
     ) -> KTable<K, V2> {
-        self.transform_values(move |_, v| Ok::<_, UserError>(f(v)), value_serde)
+        self.try_map_values_with_key(move |_, v| Ok::<_, UserError>(f(v)), value_serde)
     }
 
     /// [`map_values`](Self::map_values) with the key, and fallible: an
     /// error sends the update to the processing-error policy (Kafka
-    /// Streams' `KTable#transformValues` with a `ValueMapperWithKey`).
+    /// Streams' `KTable#mapValues` with a `ValueMapperWithKey`). For a
+    /// transformer with state stores, see
+    /// [`transform_values`](Self::transform_values).
     ///
     /// ```
     /// use rivulet::prelude::*;
     /// let mut b = Topology::builder();
     /// b.table("users", "users", Serdes::string(), Serdes::string())
-    ///     .transform_values(
+    ///     .try_map_values_with_key(
     ///         |id: &String, name: String| -> Result<String, std::num::ParseIntError> {
     ///             Ok(format!("{name} (#{})", id.parse::<u32>()?))
     ///         },
@@ -126,7 +128,7 @@ impl<K: Data, V: Data> KTable<K, V> {
     ///     .to("user-labels", Serdes::string(), Serdes::string());
     /// assert!(b.build().is_ok());
     /// ```
-    pub fn transform_values<V2: Data, E: Into<UserError>>(
+    pub fn try_map_values_with_key<V2: Data, E: Into<UserError>>(
         &self,
         f: impl Fn(&K, V) -> Result<V2, E> + Send + Sync + 'static,
         value_serde: impl Serde<V2>,

@@ -335,3 +335,63 @@ fn a_stream_record_joins_the_global_value_its_selector_picks_as_of_its_turn() {
         assert_eq!(driver.read_key_values(&left_out).unwrap(), left, "restart: {restart}");
     }
 }
+
+/// Numbers each update of a key (deletes included) in a store of its own.
+struct Versions;
+
+impl crate::topology::ValueTransformerWithKey<String, i64, i64> for Versions {
+    fn transform(
+        &mut self,
+        key: &String,
+        value: Option<&i64>,
+        ctx: &mut crate::topology::ValueTransformerContext<'_, '_, String, i64>,
+    ) -> Result<Option<i64>, crate::topology::ProcessError> {
+        let mut versions = ctx.store::<String, i64>("versions")?;
+        let n = versions.get(key)?.unwrap_or(0) + 1;
+        versions.put(key, &n)?;
+        Ok(value.map(|v| v * 1_000 + n))
+    }
+}
+
+/// transform_values runs its transformer once per update, with its store,
+/// and keeps its result: after every update, and across restarts, the
+/// result table is the oracle's.
+#[test]
+fn transform_values_with_a_store_runs_once_per_update_across_restarts() {
+    let topology = || {
+        let mut b = Topology::builder();
+        b.add_store(crate::processor::StoreSpec::key_value("versions", Serdes::string(), Serdes::i64()));
+        b.table("t", "t", Serdes::string(), Serdes::i64())
+            .transform_values("versioned", &["versions"], || Versions, Serdes::i64())
+            .to_change_stream()
+            .to("versioned", Serdes::string(), Serdes::optional(Serdes::i64()));
+        b.build().unwrap()
+    };
+    for wipe in [None, Some(false), Some(true)] {
+        let mut driver = TopologyTestDriver::new(topology()).unwrap().manual_commits();
+        let input = table_input(&driver, "t");
+        let (mut want, mut versions) = (Table::new(), Table::new());
+        let mut rng = Lcg(31);
+        for step in 0..200 {
+            let (k, v) = rng.update();
+            driver.pipe(&input, k.clone(), v, step).unwrap();
+            let n = versions.entry(k.clone()).or_default();
+            *n += 1;
+            apply(&mut want, k, v.map(|v| v * 1_000 + *n));
+            if step % 7 == 6 {
+                driver.commit().unwrap();
+            }
+            match wipe {
+                Some(false) if step == 100 => driver.restart().unwrap(),
+                Some(true) if step == 100 => driver.restart_without_local_state().unwrap(),
+                _ => {}
+            }
+        }
+        driver.commit().unwrap();
+        let mut seen = Table::new();
+        let out = changes(&driver, "versioned");
+        read_into(&mut driver, &out, &mut seen);
+        assert_eq!(seen, want, "{wipe:?}");
+        assert_eq!(driver.store_entries::<String, i64>("versioned").unwrap(), Vec::from_iter(want), "{wipe:?}");
+    }
+}
