@@ -60,6 +60,27 @@ pub trait ValueTransformerWithKey<K, V, V2>: 'static {
 /// What a [`ValueTransformerWithKey`] may ask of its task: its declared
 /// stores, time and the record's coordinates. It cannot forward records:
 /// its result is the value it returns.
+///
+/// ```
+/// # use rivulet::prelude::*;
+/// use rivulet::topology::{ProcessError, ValueTransformerContext, ValueTransformerWithKey};
+/// /// Keeps the first value each key ever had, in the store `first`.
+/// struct First;
+/// impl ValueTransformerWithKey<String, String, String> for First {
+///     fn transform(&mut self, key: &String, v: Option<&String>, ctx: &mut ValueTransformerContext<'_, '_, String, String>)
+///         -> Result<Option<String>, ProcessError> {
+///         let mut first = ctx.store::<String, String>("first")?;
+///         if let (None, Some(v)) = (first.get(key)?, v) {
+///             first.put(key, v)?;
+///         }
+///         first.get(key)
+///     }
+/// }
+/// # let mut b = Topology::builder();
+/// # b.add_store(StoreSpec::key_value("first", Serdes::string(), Serdes::string()));
+/// # b.table("t", "t", Serdes::string(), Serdes::string()).transform_values("firsts", &["first"], || First, Serdes::string());
+/// # assert!(b.build().is_ok());
+/// ```
 pub struct ValueTransformerContext<'c, 'a, K, V2> {
     ctx: &'c mut ProcessorContext<'a, K, Change<V2>>,
 }
@@ -160,7 +181,27 @@ impl<K: Data, V: Data> KTable<K, V> {
     /// Streams' `KTable#transformValues`. The result is kept in the store
     /// `name`, so each update carries the result it replaces and the
     /// transformer runs once per update (also for deletes, with `None`).
-    /// See [`ValueTransformerWithKey`] for an example.
+    /// See [`ValueTransformerWithKey`] for a transformer with a store.
+    ///
+    /// ```
+    /// use rivulet::prelude::*;
+    /// use rivulet::testing::TopologyTestDriver;
+    /// use rivulet::topology::{ProcessError, ValueTransformerContext, ValueTransformerWithKey};
+    ///
+    /// struct Upper;
+    /// impl ValueTransformerWithKey<String, String, String> for Upper {
+    ///     fn transform(&mut self, _: &String, v: Option<&String>, _: &mut ValueTransformerContext<'_, '_, String, String>)
+    ///         -> Result<Option<String>, ProcessError> {
+    ///         Ok(v.map(|v| v.to_uppercase()))
+    ///     }
+    /// }
+    /// let mut b = Topology::builder();
+    /// b.table("names", "names", Serdes::string(), Serdes::string()).transform_values("upper", &[], || Upper, Serdes::string());
+    /// let mut driver = TopologyTestDriver::new(b.build().unwrap()).unwrap();
+    /// let names = driver.input_topic("names", Serdes::string(), Serdes::optional(Serdes::string()));
+    /// driver.pipe(&names, "u1".to_string(), Some("ann".to_string()), 0).unwrap();
+    /// assert_eq!(driver.store_get::<String, String>("upper", &"u1".to_string()).unwrap(), Some("ANN".to_string()));
+    /// ```
     pub fn transform_values<V2: Data, T: ValueTransformerWithKey<K, V, V2>>(
         &self,
         name: &str,
