@@ -538,4 +538,41 @@ impl TopologyTestDriver {
         self.start_tasks()?;
         self.settle()
     }
+
+    /// Commits and closes the tasks, as a clean shutdown does (Kafka
+    /// Streams' `TopologyTestDriver#close`): each processor's
+    /// [`close`](crate::processor::Processor::close) runs once. Dropping the
+    /// driver without it closes nothing and commits nothing.
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicBool, Ordering};
+    /// use std::sync::Arc;
+    /// use rivulet::prelude::*;
+    /// use rivulet::testing::TopologyTestDriver;
+    /// use rivulet::topology::ProcessError;
+    ///
+    /// struct Flag(Arc<AtomicBool>);
+    /// impl Processor<String, String, String, String> for Flag {
+    ///     fn process(&mut self, r: Record<String, String>, ctx: &mut ProcessorContext<'_, String, String>) -> Result<(), ProcessError> {
+    ///         ctx.forward(r)
+    ///     }
+    ///     fn close(&mut self) {
+    ///         self.0.store(true, Ordering::SeqCst);
+    ///     }
+    /// }
+    /// let closed = Arc::new(AtomicBool::new(false));
+    /// let mut b = Topology::builder();
+    /// let flag = closed.clone();
+    /// b.stream("in", Serdes::string(), Serdes::string()).process(&[], move || Flag(flag.clone())).to("out", Serdes::string(), Serdes::string());
+    /// let driver = TopologyTestDriver::new(b.build().unwrap()).unwrap();
+    /// driver.close().unwrap();
+    /// assert!(closed.load(Ordering::SeqCst));
+    /// ```
+    pub fn close(mut self) -> Result<()> {
+        self.commit()?;
+        for task in self.tasks.drain(..) {
+            task.close();
+        }
+        Ok(())
+    }
 }
