@@ -183,13 +183,13 @@ async fn orders_join_a_global_table_loaded_before_processing_and_kept_up_to_date
     };
     let state = tempfile::tempdir().unwrap();
     let app_id = harness::unique("global");
-    let config = harness::app_config(&app_id, state.path(), &[("RIVULET__PROCESSING_GUARANTEE", "exactly_once")]);
+    let config = || harness::app_config(&app_id, state.path(), &[("RIVULET__PROCESSING_GUARANTEE", "exactly_once")]);
     // The orders are there before the app starts: they must still all see
     // the products, which are loaded before any order is processed.
     let order_records: Vec<TestRecord> =
         (0..400).map(|i| text_record(i % 2, &format!("o{i}"), &format!("p{}", i % 250))).collect();
     harness::produce_many(&orders, &order_records).await;
-    let app = App::new(config).unwrap().start(topology()).unwrap();
+    let app = App::new(config()).unwrap().start(topology()).unwrap();
     let titles = || -> BTreeMap<String, Option<String>> {
         harness::read_committed(&output)
             .iter()
@@ -223,6 +223,29 @@ async fn orders_join_a_global_table_loaded_before_processing_and_kept_up_to_date
         match titles().values().any(|t| t.as_deref() == Some("renamed")) {
             true => Ok(()),
             false => Err("no order has seen the update yet".into()),
+        }
+    });
+    assert_eq!(app.stats().records_restored, 200, "the first start reads the whole topic");
+    app.shutdown().unwrap();
+
+    // A restart with its state reads on from the store's offsets: only the
+    // five updates written while it was down.
+    let updates: Vec<TestRecord> = (0..5).map(|p| json_record(p % 3, &format!("p{p}"), &renamed)).collect();
+    harness::produce_many(&products, &updates).await;
+    let app = App::new(config()).unwrap().start(topology()).unwrap();
+    harness::eventually("the restarted instance is ready", TIMEOUT, || {
+        if app.assignment().is_empty() {
+            Err("no partitions yet".into())
+        } else {
+            Ok(())
+        }
+    });
+    assert_eq!(app.stats().records_restored, 5, "the global store kept what it had read");
+    produce_blocking(&orders, text_record(0, "after-restart", "p3"));
+    harness::eventually("an order after the restart sees the update", TIMEOUT, || {
+        match titles().get("after-restart") {
+            Some(Some(t)) if t == "renamed" => Ok(()),
+            other => Err(format!("got {other:?}")),
         }
     });
     app.shutdown().unwrap();

@@ -3,8 +3,11 @@
 //! to the end offsets it finds at start (the bootstrap; the processing
 //! threads wait for it and `/health/ready` answers 503 meanwhile), then
 //! follows the topics until shutdown. It reads `read_committed` under
-//! exactly-once, as the processing threads do, and commits nothing: the
-//! stores are rebuilt from the topics at every start.
+//! exactly-once, as the processing threads do, and commits nothing to the
+//! group: each store keeps the offset after every record it applied, so a
+//! restart reads on from there (and from the beginning when those offsets
+//! are outside the topic: it was recreated). Records read during the
+//! bootstrap count as restored (`RunningApp::stats().records_restored`).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -19,17 +22,18 @@ use crate::config::Config;
 use crate::error::kafka::{classify, KafkaErrorKind};
 use crate::error::{Error, Result};
 use crate::kafka::{client_config, ClientRole};
+use crate::runtime::stats::RuntimeStats;
 use crate::runtime::AppContext;
 use crate::state::{GlobalStore, GlobalStores, RocksGlobalStore};
 use crate::topology::Topology;
 
-/// Opens the global stores of `topology`, empty, under
-/// `<state_dir>/<application_id>/global/`.
+/// Opens the global stores of `topology` under
+/// `<state_dir>/<application_id>/global/`, as they were left.
 pub(crate) fn open_stores(config: &Config, topology: &Topology) -> Result<GlobalStores> {
     let mut stores: BTreeMap<String, Arc<dyn GlobalStore>> = BTreeMap::new();
     for g in &topology.globals {
         let dir = config.state_dir.join(&config.application_id).join("global").join(&g.name);
-        stores.insert(g.name.clone(), Arc::new(RocksGlobalStore::open_empty(&dir, &g.name)?));
+        stores.insert(g.name.clone(), Arc::new(RocksGlobalStore::open(&dir, &g.name)?));
     }
     Ok(GlobalStores::new(stores))
 }
@@ -52,15 +56,30 @@ pub(crate) fn run(app: Arc<AppContext>, shutdown: Arc<AtomicBool>) -> Result<()>
         let metadata = consumer
             .fetch_metadata(Some(&g.topic), Duration::from_secs(30))
             .map_err(|e| Error::kafka(format!("reading the partitions of global table topic {}", g.topic), e))?;
-        let partitions = metadata.topics().first().map(|t| t.partitions().len()).unwrap_or(0);
-        for p in 0..partitions as i32 {
-            assignment
-                .add_partition_offset(&g.topic, p, Offset::Beginning)
-                .map_err(|e| Error::kafka(format!("assigning {}[{p}]", g.topic), e))?;
-            let (_, high) = consumer
+        let partitions = metadata.topics().first().map(|t| t.partitions().len()).unwrap_or(0) as i32;
+        let mut from = Vec::new();
+        let mut out_of_range = false;
+        for p in 0..partitions {
+            let (low, high) = consumer
                 .fetch_watermarks(&g.topic, p, Duration::from_secs(30))
-                .map_err(|e| Error::kafka(format!("reading the end offset of {}[{p}]", g.topic), e))?;
+                .map_err(|e| Error::kafka(format!("reading the offsets of {}[{p}]", g.topic), e))?;
+            let stored = store.offset(&g.topic, p)?;
+            // The topic was recreated or its records deleted: what the
+            // store holds no longer matches it.
+            out_of_range |= stored.is_some_and(|o| o < low || o > high);
+            from.push((p, stored));
             end.push((g.topic.clone(), p, high));
+        }
+        if out_of_range {
+            tracing::warn!(table = %g.name, topic = %g.topic, "the global store's offsets are outside its topic; rebuilding it from the beginning");
+            store.clear()?;
+            from.iter_mut().for_each(|(_, o)| *o = None);
+        }
+        for (p, stored) in from {
+            let offset = stored.map_or(Offset::Beginning, Offset::Offset);
+            assignment
+                .add_partition_offset(&g.topic, p, offset)
+                .map_err(|e| Error::kafka(format!("assigning {}[{p}]", g.topic), e))?;
         }
     }
     consumer.assign(&assignment).map_err(|e| Error::kafka("assigning the global tables' partitions", e))?;
@@ -74,17 +93,20 @@ pub(crate) fn run(app: Arc<AppContext>, shutdown: Arc<AtomicBool>) -> Result<()>
                 let Some(store) = by_topic.get(msg.topic()) else {
                     return Err(Error::Internal(format!("the global consumer read topic {}", msg.topic())));
                 };
-                match msg.key() {
-                    Some(key) => store.put(key, msg.payload())?,
+                if msg.key().is_none() {
                     // As Kafka Streams' global state update task: a table has no null key.
-                    None => tracing::warn!(
+                    tracing::warn!(
                         topic = msg.topic(),
                         partition = msg.partition(),
                         offset = msg.offset(),
                         "skipping a global table record with a null key"
-                    ),
+                    );
                 }
-                applied += 1;
+                store.apply(msg.key(), msg.payload(), (msg.topic(), msg.partition(), msg.offset() + 1))?;
+                if !loaded {
+                    applied += 1;
+                    RuntimeStats::add(&app.stats.records_restored, 1);
+                }
             }
             Some(Err(e)) if classify(&e) == KafkaErrorKind::Retriable => {
                 tracing::warn!(error = %e, "the global consumer cannot reach Kafka right now; it keeps retrying");

@@ -130,8 +130,9 @@ impl TopologyTestDriver {
         // A global table's topic goes straight to its store, as the global
         // thread would have it by the next record.
         if let Some(g) = self.app.topology.globals.iter().find(|g| g.topic == topic) {
-            if let (Some(store), Some(key)) = (self.app.globals.get(&g.name), record.key.as_deref()) {
-                store.put(key, record.value.as_deref())?;
+            if let Some(store) = self.app.globals.get(&g.name) {
+                let next = self.collector.log.borrow().len(topic) as i64 + 1;
+                store.apply(record.key.as_deref(), record.value.as_deref(), (topic, 0, next))?;
             }
         }
         {

@@ -50,9 +50,10 @@ impl TopologyBuilder {
     /// A global table of the latest value per key of `topic` (a null value
     /// deletes), kept whole on every instance in the store `name`.
     ///
-    /// The store is rebuilt from the topic at every start, before
-    /// processing begins (`/health/ready` answers 503 until it is loaded),
-    /// and kept up to date by a thread of its own.
+    /// The store is brought up to the topic's end offsets at every start,
+    /// before processing begins (`/health/ready` answers 503 until then),
+    /// reading on from the offsets it kept (from the beginning the first
+    /// time), and kept up to date by a thread of its own.
     ///
     /// ```
     /// use rivulet::prelude::*;
