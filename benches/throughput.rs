@@ -11,9 +11,26 @@
 //! commit interval: W0 a bare rdkafka consume-produce loop (transactional
 //! under exactly-once); W1 stateless (parse JSON, filter, map, write JSON);
 //! W2 count per key (RocksDB store with its changelog); W3 tumbling
-//! one-minute window count on event time, emitted when windows close. W1-W3
+//! one-minute window count on event time, emitted when windows close; W4
+//! (issue 14) a stream-table join: each input record joined with its user's
+//! profile from a table of `RIVULET_BENCH_KEYS` profiles (`left_join_table`,
+//! Kafka Streams' `leftJoin` with a `KTable`), written as JSON. W1-W4
 //! run in rivulet and in Kafka Streams (`benches/kstreams`, built with Maven
-//! on the first run). Kafka Streams runs with its record cache on (its
+//! on the first run).
+//!
+//! W4's table topic is loaded once, co-partitioned with the input (the
+//! input puts key `user-x` in partition `x % 4`, so the table does too; the
+//! keys must be a multiple of 4), with timestamps older than the input's.
+//! Each W4 run gets a fresh, empty stream topic: the driver spawns the
+//! engine, waits until the group's committed offsets of the table reach its
+//! end (both engines have loaded the table: rivulet does not order a task's
+//! partitions by timestamp, so a stream record read before its profile
+//! would join with null), then produces the same records as the shared
+//! input to the stream topic. W4's time and CPU run from the start of that
+//! production (the stream becoming available; the driver's producer stays
+//! ahead of every engine, on the same 2 cores) until the
+//! committed offsets reach the stream's end; the table load (time and CPU
+//! from the spawn) is printed apart, with the outputs whose profile is null. Kafka Streams runs with its record cache on (its
 //! default), so its W2 writes at most one count per key per commit; rivulet
 //! writes every count unless `RIVULET_BENCH_CACHING=1`, which adds
 //! `with_caching()` to its W2 table.
@@ -952,6 +969,15 @@ async fn driver() {
     let rate_of = |m: &Measured| n as f64 / m.seconds;
     let cpu_per_m = |m: &Measured| m.cpu / n as f64 * 1e6;
     let w0 = Workload { name: "W0", engine: Engine::Raw };
+    // Per-round ratios of rivulet to Kafka Streams, "-" for other engines.
+    let vs_ks = |guarantee: &str, w: Workload, f: &dyn Fn(&Measured, &Measured) -> f64| {
+        let ks = Workload { name: w.name, engine: Engine::KStreams };
+        if w.engine == Engine::Rivulet && results.contains_key(&(guarantee, ks)) {
+            spread(per_round(guarantee, w, f, ks), 2)
+        } else {
+            "-".into()
+        }
+    };
     println!("\n{n} records, {keys} keys, {PARTITIONS} partitions, {rounds} rounds, commit interval {COMMIT_INTERVAL_MS} ms; median (min-max)\n");
     let caching = if caching() { " (rivulet W2 with_caching)" } else { "" };
     println!("| workload{caching} | guarantee | records/s | vs W0 | CPU s per 1M records | CPU/record vs W0 | peak RSS MiB | records per CPU-s vs KS | peak RSS vs KS | p50 / p99 ms at {rate}/s | outputs per input | changelog + repartition records per input | broker bytes per input |");
@@ -959,14 +985,6 @@ async fn driver() {
     for guarantee in guarantees {
         for &w in &workloads {
             let Some(ms) = results.get(&(guarantee, w)) else { continue };
-            let ks = Workload { name: w.name, engine: Engine::KStreams };
-            let vs_ks = |f: &dyn Fn(&Measured, &Measured) -> f64| {
-                if w.engine == Engine::Rivulet && results.contains_key(&(guarantee, ks)) {
-                    spread(per_round(guarantee, w, f, ks), 2)
-                } else {
-                    "-".into()
-                }
-            };
             let lat = latencies
                 .get(&(guarantee, w))
                 .map(|(p50, p99, _)| format!("{p50:.0} / {p99:.0}"))
@@ -985,8 +1003,8 @@ async fn driver() {
                 spread(ms.iter().map(cpu_per_m).collect(), 2),
                 spread(per_round(guarantee, w, &|a, b| a.cpu / b.cpu, w0), 2),
                 spread(ms.iter().map(|m| m.rss_mib).collect(), 0),
-                vs_ks(&|a, b| b.cpu / a.cpu),
-                vs_ks(&|a, b| a.rss_mib / b.rss_mib),
+                vs_ks(guarantee, w, &|a, b| b.cpu / a.cpu),
+                vs_ks(guarantee, w, &|a, b| a.rss_mib / b.rss_mib),
                 per_input(&|w| w.outputs, 3),
                 per_input(&|w| Some(w.internal), 3),
                 per_input(&|w| w.bytes, 0),
@@ -1011,8 +1029,8 @@ async fn driver() {
     }
     if workloads.iter().any(|w| w.name == "W4") {
         println!("\nW4: the table ({keys} keys) loaded before the stream; records/s and CPU above count from the start of the stream's production (median (min-max) over rounds):\n");
-        println!("| workload | guarantee | records/s | records per CPU-s | table loaded after s (from spawn) | CPU s until then | driver produced the stream in s | outputs | outputs with a null profile |");
-        println!("|---|---|---:|---:|---:|---:|---:|---:|---:|");
+        println!("| workload | guarantee | records/s | records/s vs KS | records per CPU-s | records per CPU-s vs KS | table loaded after s (from spawn) | CPU s until then | driver produced the stream in s | outputs | outputs with a null profile |");
+        println!("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
         for guarantee in guarantees {
             for w in workloads.iter().filter(|w| w.name == "W4") {
                 let Some(ms) = results.get(&(guarantee, *w)) else { continue };
@@ -1020,10 +1038,12 @@ async fn driver() {
                 let outputs: Vec<f64> = ms.iter().filter_map(|m| m.written.outputs).map(|o| o as f64).collect();
                 let unjoined: Vec<f64> = ms.iter().filter_map(|m| m.written.unjoined).map(|o| o as f64).collect();
                 println!(
-                    "| {} | {guarantee} | {} | {} | {} | {} | {} | {} | {} |",
+                    "| {} | {guarantee} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
                     w.label(),
                     spread(ms.iter().map(rate_of).collect(), 0),
+                    vs_ks(guarantee, *w, &|a, b| b.seconds / a.seconds),
                     spread(ms.iter().map(|m| n as f64 / m.cpu).collect(), 0),
+                    vs_ks(guarantee, *w, &|a, b| b.cpu / a.cpu),
                     spread(loads.iter().map(|l| l.0).collect(), 1),
                     spread(loads.iter().map(|l| l.1).collect(), 1),
                     spread(loads.iter().map(|l| l.2).collect(), 1),
