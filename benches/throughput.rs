@@ -16,7 +16,10 @@
 //! profile from a table of `RIVULET_BENCH_KEYS` profiles (`left_join_table`,
 //! Kafka Streams' `leftJoin` with a `KTable`), written as JSON. W1-W4
 //! run in rivulet and in Kafka Streams (`benches/kstreams`, built with Maven
-//! on the first run).
+//! on the first run). Kafka Streams runs with its record cache on (its
+//! default), so its W2 writes at most one count per key per commit; rivulet
+//! writes every count unless `RIVULET_BENCH_CACHING=1`, which adds
+//! `with_caching()` to its W2 table.
 //!
 //! W4's table topic is loaded once, co-partitioned with the input (the
 //! input puts key `user-x` in partition `x % 4`, so the table does too; the
@@ -28,12 +31,10 @@
 //! would join with null), then produces the same records as the shared
 //! input to the stream topic. W4's time and CPU run from the start of that
 //! production (the stream becoming available; the driver's producer stays
-//! ahead of every engine, on the same 2 cores) until the
-//! committed offsets reach the stream's end; the table load (time and CPU
-//! from the spawn) is printed apart, with the outputs whose profile is null. Kafka Streams runs with its record cache on (its
-//! default), so its W2 writes at most one count per key per commit; rivulet
-//! writes every count unless `RIVULET_BENCH_CACHING=1`, which adds
-//! `with_caching()` to its W2 table.
+//! ahead of every engine, on the same 2 cores) until the committed offsets
+//! reach the stream's end; the table load (time and CPU from the spawn) is
+//! printed apart, with the outputs whose profile is null. See
+//! `docs/benchmarks.md`, "Run of 2026-12-03", for the figures.
 //!
 //! Every workload runs in a process of its own (this binary re-executed, or
 //! the JVM), so its CPU time (user + system, all threads, from
