@@ -11,12 +11,30 @@
 //! commit interval: W0 a bare rdkafka consume-produce loop (transactional
 //! under exactly-once); W1 stateless (parse JSON, filter, map, write JSON);
 //! W2 count per key (RocksDB store with its changelog); W3 tumbling
-//! one-minute window count on event time, emitted when windows close. W1-W3
+//! one-minute window count on event time, emitted when windows close; W4
+//! (issue 14) a stream-table join: each input record joined with its user's
+//! profile from a table of `RIVULET_BENCH_KEYS` profiles (`left_join_table`,
+//! Kafka Streams' `leftJoin` with a `KTable`), written as JSON. W1-W4
 //! run in rivulet and in Kafka Streams (`benches/kstreams`, built with Maven
 //! on the first run). Kafka Streams runs with its record cache on (its
 //! default), so its W2 writes at most one count per key per commit; rivulet
 //! writes every count unless `RIVULET_BENCH_CACHING=1`, which adds
 //! `with_caching()` to its W2 table.
+//!
+//! W4's table topic is loaded once, co-partitioned with the input (the
+//! input puts key `user-x` in partition `x % 4`, so the table does too; the
+//! keys must be a multiple of 4), with timestamps older than the input's.
+//! Each W4 run gets a fresh, empty stream topic: the driver spawns the
+//! engine, waits until the group's committed offsets of the table reach its
+//! end (both engines have loaded the table: rivulet does not order a task's
+//! partitions by timestamp, so a stream record read before its profile
+//! would join with null), then produces the same records as the shared
+//! input to the stream topic. W4's time and CPU run from the start of that
+//! production (the stream becoming available; the driver's producer stays
+//! ahead of every engine, on the same 2 cores) until the committed offsets
+//! reach the stream's end; the table load (time and CPU from the spawn) is
+//! printed apart, with the outputs whose profile is null. See
+//! `docs/benchmarks.md`, "Run of 2026-12-03", for the figures.
 //!
 //! Every workload runs in a process of its own (this binary re-executed, or
 //! the JVM), so its CPU time (user + system, all threads, from
@@ -108,6 +126,28 @@ struct Out {
     cents: i64,
 }
 
+/// W4's table value: user id -> profile.
+#[derive(Clone, serde::Serialize, serde::Deserialize)]
+struct Profile {
+    name: String,
+    tier: String,
+    country: String,
+}
+
+/// W4's output: the input record's fields and its user's profile (`null`
+/// when the table lacks the user when the record is processed).
+#[derive(Clone, serde::Serialize, serde::Deserialize)]
+struct Enriched {
+    user: String,
+    page: String,
+    amount: f64,
+    ts: i64,
+    profile: Option<Profile>,
+}
+
+/// What W4's output value holds where the table side is missing.
+const UNJOINED: &[u8] = b"\"profile\":null";
+
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
     match std::env::var(name) {
         Ok(v) => v.parse().unwrap_or_else(|_| panic!("{name}={v} is not a valid value")),
@@ -152,6 +192,42 @@ impl Gen {
     }
 }
 
+/// W4's table: one profile per key `user-000000`.. of the input, in the
+/// partition the input puts that key in (`x % PARTITIONS` where the key is
+/// `x % keys`: the same partition for every record of a key when `keys` is a
+/// multiple of `PARTITIONS`), so table and stream are co-partitioned. The
+/// timestamps are older than every input record's.
+fn table_records(keys: u64) -> Vec<TestRecord> {
+    const TIERS: [&str; 3] = ["bronze", "silver", "gold"];
+    const COUNTRIES: [&str; 5] = ["DE", "FR", "US", "JP", "BR"];
+    (0..keys)
+        .map(|id| {
+            let p = Profile {
+                name: format!("name-{id:06}"),
+                tier: TIERS[(id % 3) as usize].into(),
+                country: COUNTRIES[(id % 5) as usize].into(),
+            };
+            TestRecord {
+                partition: (id % PARTITIONS as u64) as i32,
+                key: Some(format!("user-{id:06}").into_bytes()),
+                value: Some(serde_json::to_vec(&p).unwrap()),
+                headers: vec![],
+                timestamp: Some(EVENT_TIME_START - 1),
+            }
+        })
+        .collect()
+}
+
+/// W4's inputs: the table topic (loaded before the runs) and what makes a
+/// fresh stream topic per run (the same records as the shared input).
+struct JoinInput {
+    table: String,
+    table_end: TopicPartitionList,
+    n: usize,
+    keys: u64,
+    seed: u64,
+}
+
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
 enum Engine {
     Raw,
@@ -182,6 +258,10 @@ struct Measured {
     cpu: f64,
     rss_mib: f64,
     written: Written,
+    /// W4: seconds from the spawn until the table was loaded (its offsets
+    /// committed to the end), and the CPU seconds spent until then (not in
+    /// `cpu`); seconds the driver took to produce the stream input.
+    table_load: Option<(f64, f64, f64)>,
 }
 
 /// What one run wrote to the broker (see the module docs).
@@ -189,6 +269,8 @@ struct Measured {
 struct Written {
     /// Output records, committed (`None` for W0, killed mid-transaction).
     outputs: Option<u64>,
+    /// W4: committed outputs whose table side is null.
+    unjoined: Option<u64>,
     /// Changelog and repartition records, committed.
     internal: u64,
     /// Bytes of the output and internal topics' log segments.
@@ -211,6 +293,7 @@ fn child(spec: &str) {
         "W1" => w1(input, output),
         "W2" => w2(input, output),
         "W3" => w3(input, output),
+        "W4" => w4(input, output),
         other => panic!("unknown workload {other}"),
     };
     let mut env: Vec<(String, String)> = [
@@ -329,6 +412,24 @@ fn w3(input: &str, output: &str) -> Topology {
     b.build().unwrap()
 }
 
+/// W4: each input record joined with its user's profile from the table
+/// (`left_join_table`), written as JSON. `input` is `<stream>,<table>`.
+fn w4(input: &str, output: &str) -> Topology {
+    let (stream, table) = input.split_once(',').expect("W4's input is <stream topic>,<table topic>");
+    let mut b = Topology::builder();
+    let profiles = b.table(table, "profiles", Serdes::string(), Serdes::json::<Profile>());
+    b.stream(stream, Serdes::string(), Serdes::json::<View>())
+        .left_join_table(&profiles, |_, v, p| Enriched {
+            user: v.user.clone(),
+            page: v.page.clone(),
+            amount: v.amount,
+            ts: v.ts,
+            profile: p.cloned(),
+        })
+        .to(output, Serdes::string(), Serdes::json::<Enriched>());
+    b.build().unwrap()
+}
+
 // ---------------------------------------------------------------- driver
 
 /// CPU seconds (user + system, all threads) and peak RSS (MiB) of a process.
@@ -389,8 +490,18 @@ fn stop(mut child: ChildApp, engine: Engine) {
 }
 
 /// Runs one workload over the whole input: from the spawn until the group's
-/// committed offsets reach `end`.
-async fn run_once(w: Workload, guarantee: &str, input: &str, end: &TopicPartitionList) -> Measured {
+/// committed offsets reach `end`. W4 (`join`) runs on a fresh stream topic
+/// instead: from the spawn until the table is loaded (the group's committed
+/// offsets of the table topic at its end), then the driver produces the
+/// stream, and the time (and CPU) measured runs from the start of that
+/// production until the committed offsets reach the stream's end.
+async fn run_once(
+    w: Workload,
+    guarantee: &str,
+    input: &str,
+    end: &TopicPartitionList,
+    join: Option<&JoinInput>,
+) -> Measured {
     // The outputs keep the input's 2023 timestamps: keep them from the
     // broker's time-based retention until they are counted.
     let output = harness::unique(&format!("bench-{}", w.name.to_lowercase()));
@@ -408,32 +519,75 @@ async fn run_once(w: Workload, guarantee: &str, input: &str, end: &TopicPartitio
             .await;
     }
     let checker: BaseConsumer = harness::client_config().set("group.id", &group).create().unwrap();
+    let spawned = Instant::now();
+    let Some(join) = join else {
+        let mut child = spawn(w, guarantee, input, &output, &group, state.path());
+        wait_committed(&mut child, w, guarantee, &checker, end, spawned).await;
+        let seconds = spawned.elapsed().as_secs_f64();
+        let (cpu, rss_mib) = proc_usage(child.id());
+        stop(child, w.engine);
+        let written = written(w, &output, &group);
+        return Measured { seconds, cpu, rss_mib, written, table_load: None };
+    };
+    let stream = harness::unique("bench-w4-in");
+    harness::create_topic(&stream, PARTITIONS, &[("retention.ms", "-1")]).await;
+    let mut gen = Gen(join.seed);
+    let records: Vec<TestRecord> = (0..join.n).map(|i| gen.record(join.keys, EVENT_TIME_START + i as i64)).collect();
+    let mut child = spawn(w, guarantee, &format!("{stream},{}", join.table), &output, &group, state.path());
+    wait_committed(&mut child, w, guarantee, &checker, &join.table_end, spawned).await;
+    let table_seconds = spawned.elapsed().as_secs_f64();
+    let (table_cpu, _) = proc_usage(child.id());
+    let started = Instant::now();
+    harness::produce_many(&stream, &records).await;
+    let produce_seconds = started.elapsed().as_secs_f64();
+    drop(records);
+    let mut stream_end = TopicPartitionList::new();
+    for (p, (_, high)) in harness::watermarks(&stream).into_iter().enumerate() {
+        stream_end.add_partition_offset(&stream, p as i32, Offset::Offset(high)).unwrap();
+    }
+    wait_committed(&mut child, w, guarantee, &checker, &stream_end, spawned).await;
+    let seconds = started.elapsed().as_secs_f64();
+    let (cpu, rss_mib) = proc_usage(child.id());
+    stop(child, w.engine);
+    let written = written(w, &output, &group);
+    Measured {
+        seconds,
+        cpu: cpu - table_cpu,
+        rss_mib,
+        written,
+        table_load: Some((table_seconds, table_cpu, produce_seconds)),
+    }
+}
+
+/// Waits until `checker`'s group has committed `end` (every partition), the
+/// child still running.
+async fn wait_committed(
+    child: &mut ChildApp,
+    w: Workload,
+    guarantee: &str,
+    checker: &BaseConsumer,
+    end: &TopicPartitionList,
+    spawned: Instant,
+) {
     let mut wanted = TopicPartitionList::new();
     for e in end.elements() {
         wanted.add_partition(e.topic(), e.partition());
     }
-    let started = Instant::now();
-    let mut child = spawn(w, guarantee, input, &output, &group, state.path());
     loop {
         tokio::time::sleep(Duration::from_millis(50)).await;
         if let Some(status) = child.try_wait() {
             panic!("{} ({guarantee}) exited early with {status}; log:\n{}", w.label(), child.log());
         }
-        assert!(started.elapsed() < Duration::from_secs(900), "{} ({guarantee}) took over 15 minutes", w.label());
+        assert!(spawned.elapsed() < Duration::from_secs(900), "{} ({guarantee}) took over 15 minutes", w.label());
         let Ok(committed) = checker.committed_offsets(wanted.clone(), Duration::from_secs(5)) else { continue };
-        let done = end
-            .elements()
-            .iter()
-            .all(|e| committed.find_partition(e.topic(), e.partition()).map(|c| c.offset()) == Some(e.offset()));
+        let done = end.elements().iter().all(|e| {
+            e.offset() == Offset::Offset(0)
+                || committed.find_partition(e.topic(), e.partition()).map(|c| c.offset()) == Some(e.offset())
+        });
         if done {
-            break;
+            return;
         }
     }
-    let seconds = started.elapsed().as_secs_f64();
-    let (cpu, rss_mib) = proc_usage(child.id());
-    stop(child, w.engine);
-    let written = written(w, &output, &group);
-    Measured { seconds, cpu, rss_mib, written }
 }
 
 /// What a stopped run left on the broker: its output topic and its
@@ -453,13 +607,16 @@ fn written(w: Workload, output: &str, group: &str) -> Written {
     eprintln!("  internal topics of {}: {:?}", w.label(), internal.iter().map(|(t, _)| t.as_str()).collect::<Vec<_>>());
     let mut written = Written::default();
     for (topic, partitions) in &internal {
-        let (n, truncated) = count_committed(topic, *partitions);
+        let (n, _, truncated) = count_committed_matching(topic, *partitions, b"");
         written.internal += n;
         written.truncated |= truncated;
     }
     if w.engine != Engine::Raw {
-        let (n, truncated) = count_committed(output, PARTITIONS);
+        let (n, unjoined, truncated) = count_committed_matching(output, PARTITIONS, UNJOINED);
         written.outputs = Some(n);
+        if w.name == "W4" {
+            written.unjoined = Some(unjoined);
+        }
         written.truncated |= truncated;
     }
     written.bytes = broker_data_dir().map(|dir| {
@@ -470,9 +627,10 @@ fn written(w: Workload, output: &str, group: &str) -> Written {
     written
 }
 
-/// Committed records of `topic`, and whether retention deleted some
-/// (a log start offset above 0).
-fn count_committed(topic: &str, partitions: i32) -> (u64, bool) {
+/// Committed records of `topic`, how many of their values contain `needle`
+/// (a non-empty one), and whether retention deleted some (a log start
+/// offset above 0).
+fn count_committed_matching(topic: &str, partitions: i32, needle: &[u8]) -> (u64, u64, bool) {
     let consumer: BaseConsumer = harness::client_config()
         .set("group.id", harness::unique("bench-count"))
         .set("enable.auto.commit", "false")
@@ -491,16 +649,20 @@ fn count_committed(topic: &str, partitions: i32) -> (u64, bool) {
         }
     }
     if ends.is_empty() {
-        return (0, truncated);
+        return (0, 0, truncated);
     }
     consumer.assign(&tpl).unwrap();
     let deadline = Instant::now() + Duration::from_secs(300);
     let mut n = 0u64;
+    let mut matching = 0u64;
     loop {
         let idle = match consumer.poll(Duration::from_millis(100)) {
             Some(m) => {
-                m.unwrap();
+                let m = m.unwrap();
                 n += 1;
+                if !needle.is_empty() && m.payload().is_some_and(|v| v.windows(needle.len()).any(|x| x == needle)) {
+                    matching += 1;
+                }
                 false
             }
             None => true,
@@ -512,7 +674,7 @@ fn count_committed(topic: &str, partitions: i32) -> (u64, bool) {
                 matches!(positions.find_partition(topic, *p).map(|e| e.offset()), Some(Offset::Offset(o)) if o >= *high)
             });
             if done {
-                return (n, truncated);
+                return (n, matching, truncated);
             }
         }
         assert!(Instant::now() < deadline, "counting {topic} took over 5 minutes");
@@ -709,7 +871,7 @@ async fn driver() {
         build_kstreams();
     }
     let mut workloads = vec![Workload { name: "W0", engine: Engine::Raw }];
-    for name in ["W1", "W2", "W3"] {
+    for name in ["W1", "W2", "W3", "W4"] {
         workloads.push(Workload { name, engine: Engine::Rivulet });
         if kstreams {
             workloads.push(Workload { name, engine: Engine::KStreams });
@@ -737,6 +899,20 @@ async fn driver() {
         "loaded {n} records (~100-byte JSON, {keys} keys, {PARTITIONS} partitions) in {:.1}s",
         t.elapsed().as_secs_f64()
     );
+    let join = if workloads.iter().any(|w| w.name == "W4") {
+        assert_eq!(keys % PARTITIONS as u64, 0, "W4 needs RIVULET_BENCH_KEYS to be a multiple of {PARTITIONS}");
+        let table = harness::unique("bench-w4-table");
+        harness::create_topic(&table, PARTITIONS, &[("retention.ms", "-1")]).await;
+        harness::produce_many(&table, &table_records(keys)).await;
+        let mut table_end = TopicPartitionList::new();
+        for (p, (_, high)) in harness::watermarks(&table).into_iter().enumerate() {
+            table_end.add_partition_offset(&table, p as i32, Offset::Offset(high)).unwrap();
+        }
+        eprintln!("loaded W4's table: {keys} profiles");
+        Some(JoinInput { table, table_end, n, keys, seed })
+    } else {
+        None
+    };
 
     let guarantees = ["at_least_once", "exactly_once"];
     let mut results: BTreeMap<(&str, Workload), Vec<Measured>> = BTreeMap::new();
@@ -748,16 +924,18 @@ async fn driver() {
                 order.sort_by_key(|w| (w.name, std::cmp::Reverse(w.engine)));
             }
             for w in order {
-                let m = run_once(w, guarantee, &input, &end).await;
+                let join = join.as_ref().filter(|_| w.name == "W4");
+                let m = run_once(w, guarantee, &input, &end, join).await;
                 eprintln!(
-                    "round {} {guarantee} {}: {:.1}s, {:.0} records/s, {:.1} CPU s, peak RSS {:.0} MiB, {:?}",
+                    "round {} {guarantee} {}: {:.1}s, {:.0} records/s, {:.1} CPU s, peak RSS {:.0} MiB, {:?}, table load {:?}",
                     round + 1,
                     w.label(),
                     m.seconds,
                     n as f64 / m.seconds,
                     m.cpu,
                     m.rss_mib,
-                    m.written
+                    m.written,
+                    m.table_load
                 );
                 results.entry((guarantee, w)).or_default().push(m);
             }
@@ -767,7 +945,7 @@ async fn driver() {
     let mut latencies: BTreeMap<(&str, Workload), (f64, f64, usize)> = BTreeMap::new();
     if latency_secs > 0 {
         for guarantee in guarantees {
-            for &w in workloads.iter().filter(|w| w.name != "W3") {
+            for &w in workloads.iter().filter(|w| w.name != "W3" && w.name != "W4") {
                 let l = latency(w, guarantee, keys, rate, latency_secs).await;
                 eprintln!(
                     "latency {guarantee} {} at {rate}/s: p50 {} ms, p99 {} ms ({} outputs)",
@@ -792,6 +970,15 @@ async fn driver() {
     let rate_of = |m: &Measured| n as f64 / m.seconds;
     let cpu_per_m = |m: &Measured| m.cpu / n as f64 * 1e6;
     let w0 = Workload { name: "W0", engine: Engine::Raw };
+    // Per-round ratios of rivulet to Kafka Streams, "-" for other engines.
+    let vs_ks = |guarantee: &str, w: Workload, f: &dyn Fn(&Measured, &Measured) -> f64| {
+        let ks = Workload { name: w.name, engine: Engine::KStreams };
+        if w.engine == Engine::Rivulet && results.contains_key(&(guarantee, ks)) {
+            spread(per_round(guarantee, w, f, ks), 2)
+        } else {
+            "-".into()
+        }
+    };
     println!("\n{n} records, {keys} keys, {PARTITIONS} partitions, {rounds} rounds, commit interval {COMMIT_INTERVAL_MS} ms; median (min-max)\n");
     let caching = if caching() { " (rivulet W2 with_caching)" } else { "" };
     println!("| workload{caching} | guarantee | records/s | vs W0 | CPU s per 1M records | CPU/record vs W0 | peak RSS MiB | records per CPU-s vs KS | peak RSS vs KS | p50 / p99 ms at {rate}/s | outputs per input | changelog + repartition records per input | broker bytes per input |");
@@ -799,14 +986,6 @@ async fn driver() {
     for guarantee in guarantees {
         for &w in &workloads {
             let Some(ms) = results.get(&(guarantee, w)) else { continue };
-            let ks = Workload { name: w.name, engine: Engine::KStreams };
-            let vs_ks = |f: &dyn Fn(&Measured, &Measured) -> f64| {
-                if w.engine == Engine::Rivulet && results.contains_key(&(guarantee, ks)) {
-                    spread(per_round(guarantee, w, f, ks), 2)
-                } else {
-                    "-".into()
-                }
-            };
             let lat = latencies
                 .get(&(guarantee, w))
                 .map(|(p50, p99, _)| format!("{p50:.0} / {p99:.0}"))
@@ -825,8 +1004,8 @@ async fn driver() {
                 spread(ms.iter().map(cpu_per_m).collect(), 2),
                 spread(per_round(guarantee, w, &|a, b| a.cpu / b.cpu, w0), 2),
                 spread(ms.iter().map(|m| m.rss_mib).collect(), 0),
-                vs_ks(&|a, b| b.cpu / a.cpu),
-                vs_ks(&|a, b| a.rss_mib / b.rss_mib),
+                vs_ks(guarantee, w, &|a, b| b.cpu / a.cpu),
+                vs_ks(guarantee, w, &|a, b| a.rss_mib / b.rss_mib),
                 per_input(&|w| w.outputs, 3),
                 per_input(&|w| Some(w.internal), 3),
                 per_input(&|w| w.bytes, 0),
@@ -846,6 +1025,32 @@ async fn driver() {
                 }
                 let m = median(&mut v);
                 println!("| {} | {guarantee} | {m:.0} | {:.4} |", w.label(), m / w3_windows as f64);
+            }
+        }
+    }
+    if workloads.iter().any(|w| w.name == "W4") {
+        println!("\nW4: the table ({keys} keys) loaded before the stream; records/s and CPU above count from the start of the stream's production (median (min-max) over rounds):\n");
+        println!("| workload | guarantee | records/s | records/s vs KS | records per CPU-s | records per CPU-s vs KS | table loaded after s (from spawn) | CPU s until then | driver produced the stream in s | outputs | outputs with a null profile |");
+        println!("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+        for guarantee in guarantees {
+            for w in workloads.iter().filter(|w| w.name == "W4") {
+                let Some(ms) = results.get(&(guarantee, *w)) else { continue };
+                let loads: Vec<(f64, f64, f64)> = ms.iter().filter_map(|m| m.table_load).collect();
+                let outputs: Vec<f64> = ms.iter().filter_map(|m| m.written.outputs).map(|o| o as f64).collect();
+                let unjoined: Vec<f64> = ms.iter().filter_map(|m| m.written.unjoined).map(|o| o as f64).collect();
+                println!(
+                    "| {} | {guarantee} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                    w.label(),
+                    spread(ms.iter().map(rate_of).collect(), 0),
+                    vs_ks(guarantee, *w, &|a, b| b.seconds / a.seconds),
+                    spread(ms.iter().map(|m| n as f64 / m.cpu).collect(), 0),
+                    vs_ks(guarantee, *w, &|a, b| b.cpu / a.cpu),
+                    spread(loads.iter().map(|l| l.0).collect(), 1),
+                    spread(loads.iter().map(|l| l.1).collect(), 1),
+                    spread(loads.iter().map(|l| l.2).collect(), 1),
+                    spread(outputs, 0),
+                    spread(unjoined, 0),
+                );
             }
         }
     }

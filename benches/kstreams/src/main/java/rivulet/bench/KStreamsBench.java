@@ -24,6 +24,7 @@ import org.apache.kafka.streams.TopologyConfig;
 import org.apache.kafka.streams.errors.StreamsUncaughtExceptionHandler.StreamThreadExceptionResponse;
 import org.apache.kafka.streams.kstream.Consumed;
 import org.apache.kafka.streams.kstream.EmitStrategy;
+import org.apache.kafka.streams.kstream.KTable;
 import org.apache.kafka.streams.kstream.Materialized;
 import org.apache.kafka.streams.kstream.Produced;
 import org.apache.kafka.streams.kstream.TimeWindows;
@@ -32,7 +33,8 @@ import org.apache.kafka.streams.state.WindowStore;
 
 /**
  * Kafka Streams side of rivulet's throughput benchmark (issue 7): the same
- * workloads W1, W2 and W3 as {@code benches/throughput.rs}, written the way a
+ * workloads W1, W2, W3 and W4 (issue 14's stream-table join, whose input
+ * argument is {@code <stream topic>,<table topic>}) as {@code benches/throughput.rs}, written the way a
  * Kafka Streams user would write them, with Kafka Streams' defaults wherever
  * the benchmark does not say otherwise.
  *
@@ -48,7 +50,7 @@ import org.apache.kafka.streams.state.WindowStore;
 public final class KStreamsBench {
 
     static final String USAGE = "usage: java -jar rivulet-kstreams-bench.jar"
-            + " <W1|W2|W3> <at_least_once|exactly_once> <bootstrap> <input-topic> <output-topic>"
+            + " <W1|W2|W3|W4> <at_least_once|exactly_once> <bootstrap> <input-topic> <output-topic>"
             + " <application-id> <state-dir> <commit-interval-ms>"
             + "  (env KSTREAMS_THREADS overrides num.stream.threads, default 1)";
 
@@ -63,11 +65,19 @@ public final class KStreamsBench {
     /** W1's output value. */
     public record Out(String user, long cents) {}
 
+    /** W4's table value: a user's profile. */
+    public record Profile(String name, String tier, String country) {}
+
+    /** W4's output value: the input fields and the user's profile, or null. */
+    public record Enriched(String user, String page, double amount, long ts, Profile profile) {}
+
     // Unknown fields are ignored, as serde does by default on the Rust side.
     static final ObjectMapper JSON =
             new ObjectMapper().configure(DeserializationFeature.FAIL_ON_UNKNOWN_PROPERTIES, false);
     static final ObjectReader VIEW_READER = JSON.readerFor(View.class);
     static final ObjectWriter OUT_WRITER = JSON.writerFor(Out.class);
+    static final ObjectReader PROFILE_READER = JSON.readerFor(Profile.class);
+    static final ObjectWriter ENRICHED_WRITER = JSON.writerFor(Enriched.class);
 
     /** W1 values that were not valid JSON of the input shape (skipped). */
     static final AtomicLong UNPARSABLE = new AtomicLong();
@@ -75,21 +85,39 @@ public final class KStreamsBench {
     private KStreamsBench() {}
 
     static Serde<Out> outSerde() {
+        return jsonSerde(OUT_WRITER, JSON.readerFor(Out.class));
+    }
+
+    /** A Jackson serde (a null value reads as null: a tombstone of a table). */
+    static <T> Serde<T> jsonSerde(ObjectWriter writer, ObjectReader reader) {
         return Serdes.serdeFrom(
-                (topic, out) -> {
+                (topic, value) -> {
                     try {
-                        return OUT_WRITER.writeValueAsBytes(out);
+                        return writer.writeValueAsBytes(value);
                     } catch (IOException e) {
                         throw new UncheckedIOException(e);
                     }
                 },
                 (topic, bytes) -> {
+                    if (bytes == null) {
+                        return null;
+                    }
                     try {
-                        return JSON.readValue(bytes, Out.class);
+                        return reader.readValue(bytes);
                     } catch (IOException e) {
                         throw new UncheckedIOException(e);
                     }
                 });
+    }
+
+    /** Parses an input value, or skips (and counts) one that is not JSON of the input shape. */
+    static List<View> parseView(byte[] bytes) {
+        try {
+            return List.of(VIEW_READER.<View>readValue(bytes));
+        } catch (IOException | RuntimeException e) {
+            UNPARSABLE.incrementAndGet();
+            return List.of();
+        }
     }
 
     static Topology topology(String workload, String input, String output, Properties config) {
@@ -98,15 +126,7 @@ public final class KStreamsBench {
         StreamsBuilder builder = new StreamsBuilder(new TopologyConfig(new StreamsConfig(config)));
         switch (workload) {
             case "W1" -> builder.stream(input, Consumed.with(Serdes.String(), Serdes.ByteArray()))
-                    // Parse, skipping (and counting) a value that is not JSON of the input shape.
-                    .flatMapValues(bytes -> {
-                        try {
-                            return List.of(VIEW_READER.<View>readValue(bytes));
-                        } catch (IOException | RuntimeException e) {
-                            UNPARSABLE.incrementAndGet();
-                            return List.<View>of();
-                        }
-                    })
+                    .flatMapValues(KStreamsBench::parseView)
                     .filter((user, v) -> v.amount > -5.0)
                     .mapValues(v -> new Out(v.user, (long) (v.amount * 100.0)))
                     .to(output, Produced.with(Serdes.String(), outSerde()));
@@ -124,6 +144,18 @@ public final class KStreamsBench {
                     .count(Materialized.<String, Long, WindowStore<Bytes, byte[]>>as("per-user-minute"))
                     .toStream((windowed, count) -> windowed.key() + "@" + windowed.window().start())
                     .to(output, Produced.with(Serdes.String(), Serdes.Long()));
+            case "W4" -> {
+                // The input argument is "<stream topic>,<table topic>".
+                String[] topics = input.split(",", 2);
+                KTable<String, Profile> profiles = builder.table(topics[1],
+                        Consumed.with(Serdes.String(), jsonSerde(JSON.writerFor(Profile.class), PROFILE_READER)),
+                        Materialized.<String, Profile, KeyValueStore<Bytes, byte[]>>as("profiles"));
+                builder.stream(topics[0], Consumed.with(Serdes.String(), Serdes.ByteArray()))
+                        .flatMapValues(KStreamsBench::parseView)
+                        .leftJoin(profiles, (v, p) -> new Enriched(v.user, v.page, v.amount, v.ts, p))
+                        .to(output, Produced.with(Serdes.String(),
+                                jsonSerde(ENRICHED_WRITER, JSON.readerFor(Enriched.class))));
+            }
             default -> throw new IllegalArgumentException("unknown workload " + workload);
         }
         return builder.build();
@@ -166,7 +198,7 @@ public final class KStreamsBench {
         }
         String workload = args[0];
         String guarantee = args[1];
-        if (!List.of("W1", "W2", "W3").contains(workload)) {
+        if (!List.of("W1", "W2", "W3", "W4").contains(workload)) {
             System.exit(usage("unknown workload '" + workload + "'"));
         }
         if (!List.of("at_least_once", "exactly_once").contains(guarantee)) {
