@@ -32,7 +32,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use prometheus::IntCounter;
 use rdkafka::consumer::ConsumerGroupMetadata;
@@ -50,6 +50,10 @@ const TXN_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long one attempt to abort waits for the purged records' delivery
 /// reports, which are served between attempts.
 const ABORT_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long one poll for delivery reports waits, while flushing or with a
+/// full queue. `BaseProducer::poll` returns only when this has passed, so it
+/// is the granularity of a flush.
+const REPORT_POLL: Duration = Duration::from_millis(1);
 
 /// An output record the broker did not accept.
 #[derive(Debug, Clone)]
@@ -221,7 +225,7 @@ impl StreamsProducer {
             match self.producer.send(record) {
                 Ok(()) => return Ok(()),
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
-                    self.producer.poll(Duration::from_millis(50));
+                    self.producer.poll(REPORT_POLL);
                     record = r;
                 }
                 Err((e, _)) => return Err(e),
@@ -245,9 +249,27 @@ impl StreamsProducer {
         self.producer.poll(Duration::ZERO);
     }
 
-    /// Waits until every queued record is delivered or failed.
+    /// Waits until every queued record is delivered or failed, serving
+    /// delivery reports every [`REPORT_POLL`].
+    ///
+    /// Not rdkafka's `flush`: it serves reports in slices of up to 100 ms,
+    /// and since rdkafka 0.38 `BaseProducer::poll` waits out its whole
+    /// timeout even when a report arrived at once, so every flush with a
+    /// record in flight took about 100 ms. At a 100 ms commit interval
+    /// that kept the stream thread waiting half the time, and exactly-once
+    /// outputs became visible 215 ms after their input (p50) instead of
+    /// 80 ms (issue 15; `docs/benchmarks.md`).
     pub(crate) fn flush(&self, timeout: Duration) -> KafkaResult<()> {
-        self.producer.flush(timeout)
+        let deadline = Instant::now() + timeout;
+        loop {
+            // librdkafka's flush with a zero timeout: done, or timed out.
+            match self.producer.flush(Duration::ZERO) {
+                Err(KafkaError::Flush(RDKafkaErrorCode::OperationTimedOut)) if Instant::now() < deadline => {
+                    self.producer.poll(REPORT_POLL)
+                }
+                done => return done,
+            }
+        }
     }
 
     /// Failures reported since the last call.
