@@ -88,6 +88,8 @@
 //! configuration, to try a setting.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
+#[path = "throughput/broker.rs"]
+mod broker;
 #[path = "../integration-tests/harness/mod.rs"]
 mod harness;
 
@@ -252,9 +254,13 @@ impl Workload {
 }
 
 /// What one run of a workload measured.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 struct Measured {
     seconds: f64,
+    /// Seconds from 10% to 90% of the input committed (the steady state).
+    steady: f64,
+    /// What the broker served during the run (see `broker.rs`).
+    broker: Option<broker::Snapshot>,
     cpu: f64,
     rss_mib: f64,
     written: Written,
@@ -316,6 +322,24 @@ fn child(spec: &str) {
     App::new(config).unwrap().run(topology).unwrap();
 }
 
+/// Waits until every record is delivered, serving delivery reports every
+/// millisecond, as rivulet's producer does: rdkafka's own `flush` (which
+/// `commit_transaction` calls first) polls in slices of up to 100 ms, and
+/// `BaseProducer::poll` waits out its whole timeout, so it takes about
+/// 100 ms whenever a record is in flight (issue 15).
+fn flush(producer: &BaseProducer) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match producer.flush(Duration::ZERO) {
+            Ok(()) => return,
+            Err(e) => {
+                assert!(Instant::now() < deadline, "flush: {e}");
+                producer.poll(Duration::from_millis(1));
+            }
+        }
+    }
+}
+
 /// W0: consume every record and produce it unchanged, committing offsets
 /// (in a transaction under exactly-once) every 100 ms, until killed.
 fn w0(input: &str, output: &str, group: &str, exactly_once: bool) {
@@ -364,6 +388,7 @@ fn w0(input: &str, output: &str, group: &str, exactly_once: bool) {
             for (p, o) in &offsets {
                 tpl.add_partition_offset(input, *p, Offset::Offset(*o)).unwrap();
             }
+            flush(&producer);
             if exactly_once {
                 producer
                     .send_offsets_to_transaction(&tpl, &consumer.group_metadata().unwrap(), Duration::from_secs(30))
@@ -371,7 +396,6 @@ fn w0(input: &str, output: &str, group: &str, exactly_once: bool) {
                 producer.commit_transaction(Duration::from_secs(30)).unwrap();
                 producer.begin_transaction().unwrap();
             } else {
-                producer.flush(Duration::from_secs(30)).unwrap();
                 consumer.commit(&tpl, CommitMode::Async).unwrap();
             }
             last_commit = Instant::now();
@@ -519,15 +543,18 @@ async fn run_once(
             .await;
     }
     let checker: BaseConsumer = harness::client_config().set("group.id", &group).create().unwrap();
+    let before = broker::snapshot(KSTREAMS_JAR);
     let spawned = Instant::now();
     let Some(join) = join else {
         let mut child = spawn(w, guarantee, input, &output, &group, state.path());
-        wait_committed(&mut child, w, guarantee, &checker, end, spawned).await;
+        let steady = wait_committed(&mut child, w, guarantee, &checker, end, spawned).await;
         let seconds = spawned.elapsed().as_secs_f64();
         let (cpu, rss_mib) = proc_usage(child.id());
+        let after = broker::snapshot(KSTREAMS_JAR);
         stop(child, w.engine);
         let written = written(w, &output, &group);
-        return Measured { seconds, cpu, rss_mib, written, table_load: None };
+        let broker = before.zip(after).map(|(b, a)| broker::delta(&b, &a));
+        return Measured { seconds, steady, broker, cpu, rss_mib, written, table_load: None };
     };
     let stream = harness::unique("bench-w4-in");
     harness::create_topic(&stream, PARTITIONS, &[("retention.ms", "-1")]).await;
@@ -545,13 +572,16 @@ async fn run_once(
     for (p, (_, high)) in harness::watermarks(&stream).into_iter().enumerate() {
         stream_end.add_partition_offset(&stream, p as i32, Offset::Offset(high)).unwrap();
     }
-    wait_committed(&mut child, w, guarantee, &checker, &stream_end, spawned).await;
+    let steady = wait_committed(&mut child, w, guarantee, &checker, &stream_end, started).await;
     let seconds = started.elapsed().as_secs_f64();
     let (cpu, rss_mib) = proc_usage(child.id());
     stop(child, w.engine);
     let written = written(w, &output, &group);
     Measured {
         seconds,
+        steady,
+        // The driver's own production of the stream would be counted.
+        broker: None,
         cpu: cpu - table_cpu,
         rss_mib,
         written,
@@ -560,7 +590,9 @@ async fn run_once(
 }
 
 /// Waits until `checker`'s group has committed `end` (every partition), the
-/// child still running.
+/// child still running. Returns the seconds from 10% to 90% of the records
+/// committed (the steady state, without start-up and the last batch), as
+/// seen by polling every 50 ms.
 async fn wait_committed(
     child: &mut ChildApp,
     w: Workload,
@@ -568,11 +600,14 @@ async fn wait_committed(
     checker: &BaseConsumer,
     end: &TopicPartitionList,
     spawned: Instant,
-) {
+) -> f64 {
     let mut wanted = TopicPartitionList::new();
     for e in end.elements() {
         wanted.add_partition(e.topic(), e.partition());
     }
+    let offset = |o: Offset| if let Offset::Offset(o) = o { o.max(0) } else { 0 };
+    let total: i64 = end.elements().iter().map(|e| offset(e.offset())).sum();
+    let (mut t10, mut t90) = (None, None);
     loop {
         tokio::time::sleep(Duration::from_millis(50)).await;
         if let Some(status) = child.try_wait() {
@@ -580,12 +615,22 @@ async fn wait_committed(
         }
         assert!(spawned.elapsed() < Duration::from_secs(900), "{} ({guarantee}) took over 15 minutes", w.label());
         let Ok(committed) = checker.committed_offsets(wanted.clone(), Duration::from_secs(5)) else { continue };
+        let sum: i64 = committed.elements().iter().map(|e| offset(e.offset())).sum();
+        if t10.is_none() && sum * 10 >= total {
+            t10 = Some(spawned.elapsed());
+        }
+        if t90.is_none() && sum * 10 >= total * 9 {
+            t90 = Some(spawned.elapsed());
+        }
         let done = end.elements().iter().all(|e| {
             e.offset() == Offset::Offset(0)
                 || committed.find_partition(e.topic(), e.partition()).map(|c| c.offset()) == Some(e.offset())
         });
         if done {
-            return;
+            let t90 = t90.unwrap_or_else(|| spawned.elapsed());
+            // At least one polling period, for a run that jumped from below
+            // 10% to above 90% between two polls.
+            return (t90 - t10.unwrap_or(t90)).as_secs_f64().max(0.05);
         }
     }
 }
@@ -728,12 +773,13 @@ fn closable_windows(records: &[TestRecord]) -> usize {
 
 /// The latency phase for one workload: a fixed input rate, latency from
 /// each input record's create time to its output's receipt.
-async fn latency(w: Workload, guarantee: &str, keys: u64, rate: u64, secs: u64) -> (f64, f64, usize) {
+async fn latency(w: Workload, guarantee: &str, keys: u64, rate: u64, secs: u64) -> Latency {
     let input = harness::new_topic("lat-in", PARTITIONS).await;
     let output = harness::new_topic("lat-out", PARTITIONS).await;
     let group = harness::unique("lat");
     let state = tempfile::tempdir().unwrap();
     let child = spawn(w, guarantee, &input, &output, &group, state.path());
+    let mut broker_before = None;
 
     let first_output = Arc::new(AtomicI64::new(0));
     let stop_reading = Arc::new(AtomicBool::new(false));
@@ -778,6 +824,11 @@ async fn latency(w: Workload, guarantee: &str, keys: u64, rate: u64, secs: u64) 
         if window.is_none() && first > 0 {
             // Three seconds to settle after the first output, then measure.
             window = Some((first + 3_000, first + 3_000 + secs as i64 * 1000));
+            // The broker's figures from here (in the settling time, so that
+            // the snapshot's JVM is gone before the measured window) to
+            // the window's end.
+            let jar = KSTREAMS_JAR;
+            broker_before = Some((std::thread::spawn(move || broker::snapshot(jar)), Instant::now()));
         }
         if let Some((_, to)) = window {
             if now_ms() >= to {
@@ -802,6 +853,13 @@ async fn latency(w: Workload, guarantee: &str, keys: u64, rate: u64, secs: u64) 
         producer.poll(Duration::ZERO);
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
+    let broker = match broker_before {
+        Some((before, since)) => {
+            let after = broker::snapshot(KSTREAMS_JAR);
+            before.join().unwrap().zip(after).map(|(b, a)| (broker::delta(&b, &a), since.elapsed().as_secs_f64()))
+        }
+        None => None,
+    };
     producer.flush(Duration::from_secs(30)).unwrap();
     // Outputs of the last measured inputs arrive within a commit or two.
     tokio::time::sleep(Duration::from_secs(3)).await;
@@ -813,7 +871,17 @@ async fn latency(w: Workload, guarantee: &str, keys: u64, rate: u64, secs: u64) 
     lat.sort_unstable();
     assert!(!lat.is_empty(), "{}: no output in the measured window", w.label());
     let pct = |p: f64| lat[((lat.len() - 1) as f64 * p).round() as usize] as f64;
-    (pct(0.5), pct(0.99), lat.len())
+    Latency { p50: pct(0.5), p99: pct(0.99), outputs: lat.len(), broker }
+}
+
+/// The latency phase's figures for one workload.
+#[derive(Clone, Debug)]
+struct Latency {
+    p50: f64,
+    p99: f64,
+    outputs: usize,
+    /// What the broker served in the measured window, and its seconds.
+    broker: Option<(broker::Snapshot, f64)>,
 }
 
 fn build_kstreams() {
@@ -942,7 +1010,7 @@ async fn driver() {
         }
     }
 
-    let mut latencies: BTreeMap<(&str, Workload), (f64, f64, usize)> = BTreeMap::new();
+    let mut latencies: BTreeMap<(&str, Workload), Latency> = BTreeMap::new();
     if latency_secs > 0 {
         for guarantee in guarantees {
             for &w in workloads.iter().filter(|w| w.name != "W3" && w.name != "W4") {
@@ -950,9 +1018,9 @@ async fn driver() {
                 eprintln!(
                     "latency {guarantee} {} at {rate}/s: p50 {} ms, p99 {} ms ({} outputs)",
                     w.label(),
-                    l.0,
-                    l.1,
-                    l.2
+                    l.p50,
+                    l.p99,
+                    l.outputs
                 );
                 latencies.insert((guarantee, w), l);
             }
@@ -988,7 +1056,7 @@ async fn driver() {
             let Some(ms) = results.get(&(guarantee, w)) else { continue };
             let lat = latencies
                 .get(&(guarantee, w))
-                .map(|(p50, p99, _)| format!("{p50:.0} / {p99:.0}"))
+                .map(|l| format!("{:.0} / {:.0}", l.p50, l.p99))
                 .unwrap_or_else(|| "-".into());
             // Lower bounds when retention deleted records in a round.
             let at_least = if ms.iter().any(|m| m.written.truncated) { ">= " } else { "" };
@@ -1054,6 +1122,7 @@ async fn driver() {
             }
         }
     }
+    print_steady_and_broker(n, &workloads, &results, &latencies);
     println!("\nexactly-once throughput against at-least-once (per round):\n");
     println!("| workload | EOS / ALOS |");
     println!("|---|---:|");
@@ -1062,5 +1131,91 @@ async fn driver() {
             continue;
         };
         println!("| {} | {} |", w.label(), spread(e.iter().zip(a).map(|(e, a)| a.seconds / e.seconds).collect(), 2));
+    }
+}
+
+/// The steady-state rate and what each workload asked of the broker
+/// (issue 15, items 1 and 3), per 1,000 input records; and, from the
+/// latency phase, the broker's time per transaction request.
+fn print_steady_and_broker(
+    n: usize,
+    workloads: &[Workload],
+    results: &BTreeMap<(&str, Workload), Vec<Measured>>,
+    latencies: &BTreeMap<(&str, Workload), Latency>,
+) {
+    let guarantees = ["at_least_once", "exactly_once"];
+    let steady = |m: &Measured| 0.8 * n as f64 / m.steady;
+    let ratio = |guarantee: &str, w: Workload, base: Workload| {
+        let (Some(a), Some(b)) = (results.get(&(guarantee, w)), results.get(&(guarantee, base))) else {
+            return "-".to_string();
+        };
+        if w == base {
+            return "-".into();
+        }
+        spread(a.iter().zip(b).map(|(x, y)| steady(x) / steady(y)).collect(), 2)
+    };
+    println!("\nSteady state (10% to 90% of the input committed) and what the broker served during each run, per 1,000 input records (median over rounds):\n");
+    print!("| workload | guarantee | steady records/s | vs W0 | vs KS | all requests |");
+    for r in broker::SHOWN {
+        print!(" {r} |");
+    }
+    println!(" produce KiB per request | broker CPU s per 1M records |");
+    println!("|---|---|---:|---:|---:|---:|{}---:|---:|", "---:|".repeat(broker::SHOWN.len()));
+    for guarantee in guarantees {
+        for &w in workloads {
+            let Some(ms) = results.get(&(guarantee, w)) else { continue };
+            let per_k = |f: &dyn Fn(&broker::Snapshot) -> f64| {
+                let v: Vec<f64> =
+                    ms.iter().filter_map(|m| m.broker.as_ref()).map(|b| f(b) * 1000.0 / n as f64).collect();
+                spread(v, 2)
+            };
+            let ks = Workload { name: w.name, engine: Engine::KStreams };
+            print!(
+                "| {} | {guarantee} | {} | {} | {} | {} |",
+                w.label(),
+                spread(ms.iter().map(steady).collect(), 0),
+                ratio(guarantee, w, Workload { name: "W0", engine: Engine::Raw }),
+                if w.engine == Engine::Rivulet { ratio(guarantee, w, ks) } else { "-".into() },
+                per_k(&|b| b.total()),
+            );
+            for r in broker::SHOWN {
+                print!(" {} |", per_k(&|b| b.get(r).count));
+            }
+            let kib: Vec<f64> = ms
+                .iter()
+                .filter_map(|m| m.broker.as_ref())
+                .map(|b| b.get("Produce"))
+                .filter(|p| p.count > 0.0)
+                .map(|p| p.bytes / p.count / 1024.0)
+                .collect();
+            println!(" {} | {} |", spread(kib, 1), per_k(&|b| b.cpu_s * 1000.0));
+        }
+    }
+    if latencies.values().all(|l| l.broker.is_none()) {
+        return;
+    }
+    const TXN: &[&str] = &["Produce", "AddPartitionsToTxn", "AddOffsetsToTxn", "TxnOffsetCommit", "EndTxn", "Fetch"];
+    println!("\nLatency phase: requests per second and the broker's mean time per request in ms (total, of which remote: waiting on the log or a delayed operation), over the measured window; the driver's input production is included in Produce:\n");
+    print!("| workload | guarantee | p50 / p99 ms |");
+    for r in TXN {
+        print!(" {r} /s, ms (remote) |");
+    }
+    println!();
+    println!("|---|---|---:|{}", "---:|".repeat(TXN.len()));
+    for guarantee in guarantees {
+        for &w in workloads {
+            let Some(l) = latencies.get(&(guarantee, w)) else { continue };
+            let Some((b, secs)) = &l.broker else { continue };
+            print!("| {} | {guarantee} | {:.0} / {:.0} |", w.label(), l.p50, l.p99);
+            for r in TXN {
+                let q = b.get(r);
+                if q.count > 0.0 {
+                    print!(" {:.1}, {:.1} ({:.1}) |", q.count / secs, q.total_ms / q.count, q.remote_ms / q.count);
+                } else {
+                    print!(" - |");
+                }
+            }
+            println!();
+        }
     }
 }
