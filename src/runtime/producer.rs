@@ -54,6 +54,9 @@ const ABORT_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(5);
 /// full queue. `BaseProducer::poll` returns only when this has passed, so it
 /// is the granularity of a flush.
 const REPORT_POLL: Duration = Duration::from_millis(1);
+/// At most this many events (produce requests' reports) served by one
+/// [`StreamsProducer::poll`].
+const MAX_POLLS: usize = 32;
 
 /// An output record the broker did not accept.
 #[derive(Debug, Clone)]
@@ -244,9 +247,19 @@ impl StreamsProducer {
                 || e.rdkafka_error_code() == Some(RDKafkaErrorCode::State))
     }
 
-    /// Serves delivery reports without waiting.
+    /// Serves the delivery reports that are waiting, without waiting for
+    /// more. One `poll` serves one event (the reports of one produce
+    /// request), so it polls again while that served some.
     pub(crate) fn poll(&self) {
-        self.producer.poll(Duration::ZERO);
+        let mut outstanding = self.producer.in_flight_count();
+        for _ in 0..MAX_POLLS {
+            self.producer.poll(Duration::ZERO);
+            let now = self.producer.in_flight_count();
+            if now >= outstanding {
+                return;
+            }
+            outstanding = now;
+        }
     }
 
     /// Waits until every queued record is delivered or failed, serving
