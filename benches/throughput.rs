@@ -85,7 +85,16 @@
 //! reach the broker rather than when they become visible to
 //! `read_committed` readers), `RIVULET_BENCH_LOG` (rivulet's log level,
 //! printed). Any `RIVULET__*` variable is passed to the rivulet workloads'
-//! configuration, to try a setting.
+//! configuration, to try a setting; `RIVULET_BENCH_B` (space-separated
+//! `RIVULET__KEY=value` pairs) adds a "rivulet B" run of each rivulet
+//! workload with those settings to every round, an A/B in one run.
+//!
+//! Besides the table, it prints the steady-state rate (10% to 90% of the
+//! input committed) and what the broker served during each run (its
+//! request metrics over JMX, `throughput/broker.rs`): requests per 1,000
+//! input records by type, produce KiB per request, broker CPU per record,
+//! and in the latency phase each transaction request's rate and the
+//! broker's mean time on it.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 #[path = "throughput/broker.rs"]
@@ -234,6 +243,8 @@ struct JoinInput {
 enum Engine {
     Raw,
     Rivulet,
+    /// rivulet with the settings of `RIVULET_BENCH_B` (an A/B in one run).
+    RivuletB,
     KStreams,
 }
 
@@ -248,6 +259,7 @@ impl Workload {
         match self.engine {
             Engine::Raw => "W0 raw rdkafka".into(),
             Engine::Rivulet => format!("{} rivulet", self.name),
+            Engine::RivuletB => format!("{} rivulet B", self.name),
             Engine::KStreams => format!("{} Kafka Streams", self.name),
         }
     }
@@ -291,6 +303,10 @@ struct Written {
 fn child(spec: &str) {
     let parts: Vec<&str> = spec.split('|').collect();
     let [workload, guarantee, input, output, group, state] = parts[..] else { panic!("bad child spec {spec}") };
+    let (workload, variant_b) = match workload.strip_suffix("+B") {
+        Some(w) => (w, true),
+        None => (workload, false),
+    };
     if workload == "W0" {
         w0(input, output, group, guarantee == "exactly_once");
         return;
@@ -317,6 +333,9 @@ fn child(spec: &str) {
     // Other rivulet settings from the environment (to try a setting, e.g.
     // RIVULET__KAFKA__PRODUCER__LINGER_MS=20), after the bench's own.
     env.extend(std::env::vars().filter(|(k, _)| k.starts_with("RIVULET__")));
+    if variant_b {
+        env.extend(b_settings());
+    }
     let config = rivulet::Config::loader().env(env).load().unwrap();
     rivulet::init_logging(&config).unwrap();
     App::new(config).unwrap().run(topology).unwrap();
@@ -420,6 +439,18 @@ fn w2(input: &str, output: &str) -> Topology {
     b.build().unwrap()
 }
 
+/// `RIVULET_BENCH_B`: `KEY=VALUE` pairs separated by spaces (rivulet
+/// settings, e.g. `RIVULET__KAFKA__PRODUCER__LINGER_MS=20`), which the "rivulet B"
+/// runs add to the "rivulet" ones: an A/B in one run.
+fn b_settings() -> Vec<(String, String)> {
+    std::env::var("RIVULET_BENCH_B")
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
 fn caching() -> bool {
     env_or::<String>("RIVULET_BENCH_CACHING", "0".into()) == "1"
 }
@@ -477,6 +508,9 @@ fn spawn(w: Workload, guarantee: &str, input: &str, output: &str, group: &str, s
     match w.engine {
         Engine::Raw | Engine::Rivulet => {
             ChildApp::spawn(&[], &format!("{}|{guarantee}|{input}|{output}|{group}|{}", w.name, state.display()))
+        }
+        Engine::RivuletB => {
+            ChildApp::spawn(&[], &format!("{}+B|{guarantee}|{input}|{output}|{group}|{}", w.name, state.display()))
         }
         Engine::KStreams => {
             let mut c = Command::new("java");
@@ -884,8 +918,28 @@ struct Latency {
     broker: Option<(broker::Snapshot, f64)>,
 }
 
+/// Builds the Kafka Streams bench (and `BrokerMetrics`) with Maven, unless
+/// the jar is newer than every source file.
 fn build_kstreams() {
-    if Path::new(KSTREAMS_JAR).exists() {
+    fn newest(dir: &Path) -> Option<SystemTime> {
+        std::fs::read_dir(dir)
+            .ok()?
+            .filter_map(Result::ok)
+            .filter_map(|e| {
+                let meta = e.metadata().ok()?;
+                if meta.is_dir() {
+                    newest(&e.path())
+                } else {
+                    meta.modified().ok()
+                }
+            })
+            .max()
+    }
+    let jar = std::fs::metadata(KSTREAMS_JAR).and_then(|m| m.modified()).ok();
+    let pom = Path::new(KSTREAMS_DIR).join("pom.xml");
+    let sources =
+        [newest(&Path::new(KSTREAMS_DIR).join("src")), std::fs::metadata(pom).and_then(|m| m.modified()).ok()];
+    if jar.is_some_and(|jar| sources.iter().flatten().all(|s| *s <= jar)) {
         return;
     }
     eprintln!("building the Kafka Streams bench with Maven ({KSTREAMS_DIR})");
@@ -935,12 +989,17 @@ async fn driver() {
     let kstreams = env_or::<String>("RIVULET_BENCH_KSTREAMS", "1".into()) != "0";
     let only: Option<Vec<String>> =
         std::env::var("RIVULET_BENCH_WORKLOADS").ok().map(|v| v.split(',').map(|s| s.trim().to_uppercase()).collect());
-    if kstreams {
+    // The jar holds the broker-metrics reader too: without Maven, and with
+    // Kafka Streams left out, the broker figures are left out instead.
+    if kstreams || Command::new("mvn").arg("-v").output().is_ok_and(|o| o.status.success()) {
         build_kstreams();
     }
     let mut workloads = vec![Workload { name: "W0", engine: Engine::Raw }];
     for name in ["W1", "W2", "W3", "W4"] {
         workloads.push(Workload { name, engine: Engine::Rivulet });
+        if !b_settings().is_empty() {
+            workloads.push(Workload { name, engine: Engine::RivuletB });
+        }
         if kstreams {
             workloads.push(Workload { name, engine: Engine::KStreams });
         }
@@ -1041,7 +1100,7 @@ async fn driver() {
     // Per-round ratios of rivulet to Kafka Streams, "-" for other engines.
     let vs_ks = |guarantee: &str, w: Workload, f: &dyn Fn(&Measured, &Measured) -> f64| {
         let ks = Workload { name: w.name, engine: Engine::KStreams };
-        if w.engine == Engine::Rivulet && results.contains_key(&(guarantee, ks)) {
+        if matches!(w.engine, Engine::Rivulet | Engine::RivuletB) && results.contains_key(&(guarantee, ks)) {
             spread(per_round(guarantee, w, f, ks), 2)
         } else {
             "-".into()
@@ -1175,7 +1234,11 @@ fn print_steady_and_broker(
                 w.label(),
                 spread(ms.iter().map(steady).collect(), 0),
                 ratio(guarantee, w, Workload { name: "W0", engine: Engine::Raw }),
-                if w.engine == Engine::Rivulet { ratio(guarantee, w, ks) } else { "-".into() },
+                if matches!(w.engine, Engine::Rivulet | Engine::RivuletB) {
+                    ratio(guarantee, w, ks)
+                } else {
+                    "-".into()
+                },
                 per_k(&|b| b.total()),
             );
             for r in broker::SHOWN {
