@@ -106,7 +106,12 @@ pub(crate) fn prepare_topics(config: &Config, topology: &Topology) -> Result<Top
     // with them (Kafka Streams' co-partition groups: a foreign-key join's
     // subscription topic takes the right table's count, its response topic
     // the left table's); a repartition topic read alone takes the count of
-    // the sub-topology writing it.
+    // the sub-topology writing it. Without an external source, the
+    // repartition topics fix the count and a foreign-key join's topics
+    // follow them: when both tables come from repartition topics, the
+    // subscription and response topics make a cycle between the two sides,
+    // and sizing from them would never end (or pick the writer's count, not
+    // the reader's).
     let subs = &topology.subtopologies;
     let mut partitions: Vec<Option<i32>> = vec![None; subs.len()];
     let mut topic_counts: BTreeMap<TopicName, i32> = BTreeMap::new();
@@ -118,6 +123,8 @@ pub(crate) fn prepare_topics(config: &Config, topology: &Topology) -> Result<Top
             let mut counts = Vec::new();
             let mut unknown = false;
             let has_external = st.sources.iter().any(|(_, t)| matches!(t, TopicName::External(_)));
+            let follows = |t: &TopicName| matches!(t, TopicName::Internal(n) if !n.ends_with("-repartition"));
+            let has_repartition = st.sources.iter().any(|(_, t)| !follows(t));
             for (_, t) in &st.sources {
                 match t {
                     TopicName::External(name) => match existing.get(name) {
@@ -130,6 +137,7 @@ pub(crate) fn prepare_topics(config: &Config, topology: &Topology) -> Result<Top
                         }
                     },
                     TopicName::Internal(_) if has_external => {}
+                    TopicName::Internal(_) if has_repartition && follows(t) => {}
                     TopicName::Internal(_) => match topic_counts.get(t) {
                         Some(&n) => counts.push((t.resolve(app), n)),
                         None => unknown = true,
