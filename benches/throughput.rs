@@ -90,6 +90,8 @@
 
 #[path = "../integration-tests/harness/mod.rs"]
 mod harness;
+#[path = "nexmark/mod.rs"]
+mod nexmark;
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -294,6 +296,7 @@ fn child(spec: &str) {
         "W2" => w2(input, output),
         "W3" => w3(input, output),
         "W4" => w4(input, output),
+        q if q.starts_with('Q') => nexmark::topology(q, input, output),
         other => panic!("unknown workload {other}"),
     };
     let mut env: Vec<(String, String)> = [
@@ -878,6 +881,11 @@ async fn driver() {
         }
     }
     workloads.retain(|w| only.as_ref().map_or(true, |o| o.iter().any(|x| x == w.name)));
+    let queries = nexmark::selected(only.as_deref());
+    if workloads.is_empty() {
+        nexmark::run(&queries, kstreams).await;
+        return;
+    }
 
     // The event times are from 2023: without retention.ms=-1 the broker's
     // time-based retention deletes the input under the running workloads.
@@ -1063,4 +1071,5 @@ async fn driver() {
         };
         println!("| {} | {} |", w.label(), spread(e.iter().zip(a).map(|(e, a)| a.seconds / e.seconds).collect(), 2));
     }
+    nexmark::run(&queries, kstreams).await;
 }
