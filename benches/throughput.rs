@@ -74,6 +74,11 @@
 //! `read_committed` as it appears: latency is the wall clock at receipt
 //! minus the input record's create time (which the output keeps).
 //!
+//! Nexmark (issue 15, item 4; `benches/nexmark/`): queries q0-q5, q7 and
+//! q8 as workloads `Q0`..`Q8`, on their own generated input, after W0-W4 by
+//! default (`RIVULET_BENCH_NEXMARK_EVENTS`, `RIVULET_BENCH_NEXMARK_RUNS`; see
+//! the module docs of `nexmark`).
+//!
 //! Settings (environment): `RIVULET_BENCH_RECORDS` (2,000,000),
 //! `RIVULET_BENCH_KEYS` (100,000), `RIVULET_BENCH_SEED`, `RIVULET_BENCH_RUNS`
 //! (3), `RIVULET_BENCH_WORKLOADS` (e.g. `W0,W1`), `RIVULET_BENCH_KSTREAMS`

@@ -36,10 +36,13 @@
 //!   so that a record written last is consumed too. The time and CPU are
 //!   those of the first check of that quiet stretch.
 //! - **Reported** per run: events/s, CPU s per 1M events, peak RSS,
-//!   committed outputs per event, committed changelog + repartition (and
-//!   subscription) records per event (read `read_committed`; `>=` where
-//!   the broker deleted some: Kafka Streams purges its repartition topics
-//!   once consumed), and a cross-check against the Kafka Streams run of the
+//!   committed outputs per event, committed changelog records per event
+//!   (read `read_committed`; `>=` where the broker deleted some), the end
+//!   offsets of the repartition and subscription topics per event (both
+//!   engines delete what they consumed, so the records cannot be counted
+//!   afterwards; the offsets include rivulet's watermark markers and, under
+//!   exactly-once, commit markers), and a cross-check against the Kafka
+//!   Streams run of the
 //!   same round and guarantee: the last value per output key (a tombstone
 //!   removes the key) must be the same in both, floats within 1e-9
 //!   relative; for q8, whose output has one record per person-auction
@@ -210,16 +213,23 @@ pub(crate) fn topology(query: &str, prefix: &str, output: &str) -> Topology {
             .map_values(|b: Bid| Q2Out { auction: b.auction, price: b.price })
             .to(output, s(), Serdes::json::<Q2Out>()),
         "Q3" => {
-            // The filtered tables are materialized: the foreign-key join
-            // reads both sides from stores.
+            // The inputs are partitioned by id % 4, rivulet's internal
+            // topics by murmur2 (no custom partitioner): the foreign-key
+            // join's subscriptions and responses would reach other tasks
+            // than the rows'. So both sides go through a repartition topic
+            // first, and become tables there (the last row per id: the
+            // same table, as Nexmark never updates an auction or a person;
+            // filtered before, which for such rows is the same as after).
             let auctions = b
-                .table(&auction, "q3-auctions", s(), Serdes::json::<Auction>())
+                .stream(&auction, s(), Serdes::json::<Auction>())
                 .filter(|_, a| a.category == 10)
-                .materialize("q3-auctions-category-10");
+                .group_by(|id, _| id.clone(), s())
+                .reduce("q3-auctions-category-10", |_, newer| newer);
             let persons = b
-                .table(&person, "q3-persons", s(), Serdes::json::<Person>())
+                .stream(&person, s(), Serdes::json::<Person>())
                 .filter(|_, p| matches!(p.state.as_str(), "OR" | "ID" | "CA"))
-                .materialize("q3-persons-or-id-ca");
+                .group_by(|id, _| id.clone(), s())
+                .reduce("q3-persons-or-id-ca", |_, newer| newer);
             auctions
                 .join_foreign_key(
                     &persons,
@@ -295,7 +305,11 @@ pub(crate) fn topology(query: &str, prefix: &str, output: &str) -> Topology {
             let persons = b
                 .stream(&person, s(), Serdes::json::<Person>())
                 .map_values(|p: Person| Q8Person { id: p.id, name: p.name })
-                .with_serdes(s(), Serdes::json::<Q8Person>());
+                .with_serdes(s(), Serdes::json::<Q8Person>())
+                // Partitioned by id % 4; the auctions re-keyed by seller go
+                // by murmur2: both through a repartition topic so that they
+                // meet (rivulet has no custom partitioner).
+                .repartition("q8-persons-by-id");
             let auctions = b
                 .stream(&auction, s(), Serdes::json::<Auction>())
                 .map(|_, a: Auction| (a.seller.to_string(), a.id))
@@ -360,6 +374,9 @@ async fn load(events: usize, seed: u64) -> Input {
     let started = Instant::now();
     let mut gen = Generator::new(seed, base);
     let mut counts = [0usize; 3];
+    // For the expected sizes of q3's and q8's results (printed).
+    let mut persons: BTreeMap<i64, (bool, i64)> = BTreeMap::new();
+    let mut auctions: Vec<(i64, bool, i64)> = Vec::new();
     let mut left = events;
     while left > 0 {
         let chunk = left.min(100_000);
@@ -367,8 +384,14 @@ async fn load(events: usize, seed: u64) -> Input {
         let mut out: [Vec<TestRecord>; 3] = Default::default();
         for _ in 0..chunk {
             let (i, r) = match gen.next_event() {
-                Event::Person(p) => (0, record(p.id, serde_json::to_vec(&p).unwrap(), p.date_time)),
-                Event::Auction(a) => (1, record(a.id, serde_json::to_vec(&a).unwrap(), a.date_time)),
+                Event::Person(p) => {
+                    persons.insert(p.id, (matches!(p.state.as_str(), "OR" | "ID" | "CA"), p.date_time));
+                    (0, record(p.id, serde_json::to_vec(&p).unwrap(), p.date_time))
+                }
+                Event::Auction(a) => {
+                    auctions.push((a.seller, a.category == 10, a.date_time));
+                    (1, record(a.id, serde_json::to_vec(&a).unwrap(), a.date_time))
+                }
                 Event::Bid(b) => (2, record(b.auction, serde_json::to_vec(&b).unwrap(), b.date_time)),
             };
             out[i].push(r);
@@ -385,8 +408,12 @@ async fn load(events: usize, seed: u64) -> Input {
         }
         tpl
     });
+    let q3 = auctions.iter().filter(|(seller, cat10, _)| *cat10 && persons.get(seller).is_some_and(|p| p.0)).count();
+    let q8 =
+        auctions.iter().filter(|(seller, _, t)| persons.get(seller).is_some_and(|p| (p.1 - t).abs() <= 10_000)).count();
     eprintln!(
-        "nexmark: loaded {events} events ({} persons, {} auctions, {} bids; base time {base}) in {:.1}s",
+        "nexmark: loaded {events} events ({} persons, {} auctions, {} bids; base time {base}) in {:.1}s; \
+         q3 should give {q3} auctions, q8 {q8} pairs",
         counts[0],
         counts[1],
         counts[2],
@@ -647,6 +674,21 @@ fn kstreams_ready() -> bool {
     has()
 }
 
+/// Why rivulet's q3 does not run by default: its topology (both tables
+/// through repartition topics, so that the foreign-key join's internal
+/// topics, partitioned by murmur2, reach the tasks of the rows) fails at
+/// start-up with "cannot size sub-topology 1: its repartition input has no
+/// writer": each side's sub-topology reads only internal topics, one of
+/// them written by the other (the subscription and response topics), and
+/// the partition-count sizing in `src/kafka/admin.rs` waits for all of a
+/// sub-topology's internal inputs to be sized, so neither is.
+/// `RIVULET_BENCH_NEXMARK_Q3=1` runs it anyway.
+const Q3_RIVULET_BLOCKED: &str = "rivulet's q3 fails to start: partition-count sizing of a cycle of internal topics";
+
+fn q3_rivulet() -> bool {
+    env_or::<String>("RIVULET_BENCH_NEXMARK_Q3", "0".into()) == "1"
+}
+
 /// The queries `RIVULET_BENCH_WORKLOADS` selects (all when unset).
 pub(crate) fn selected(only: Option<&[String]>) -> Vec<&'static str> {
     QUERIES.into_iter().filter(|q| only.map_or(true, |o| o.iter().any(|x| x == q))).collect()
@@ -683,6 +725,12 @@ pub(crate) async fn run(queries: &[&'static str], kstreams: bool) {
                 }
                 let mut finals: BTreeMap<Engine, Finals> = BTreeMap::new();
                 for engine in engines {
+                    if (q, engine) == ("Q3", Engine::Rivulet) && !q3_rivulet() {
+                        eprintln!(
+                            "nexmark: Q3 rivulet skipped: {Q3_RIVULET_BLOCKED} (RIVULET_BENCH_NEXMARK_Q3=1 runs it)"
+                        );
+                        continue;
+                    }
                     let (r, f) = run_once(q, engine, guarantee, &input).await;
                     eprintln!(
                         "nexmark round {} {guarantee} {}: {:.1}s, {:.0} events/s, {:.1} CPU s, peak RSS {:.0} MiB, {} outputs, {}{} changelog records, {} repartition offsets",
