@@ -74,6 +74,11 @@
 //! `read_committed` as it appears: latency is the wall clock at receipt
 //! minus the input record's create time (which the output keeps).
 //!
+//! Nexmark (issue 15, item 4; `benches/nexmark/`): queries q0-q5, q7 and
+//! q8 as workloads `Q0`..`Q8`, on their own generated input, after W0-W4 by
+//! default (`RIVULET_BENCH_NEXMARK_EVENTS`, `RIVULET_BENCH_NEXMARK_RUNS`; see
+//! the module docs of `nexmark`).
+//!
 //! Settings (environment): `RIVULET_BENCH_RECORDS` (2,000,000),
 //! `RIVULET_BENCH_KEYS` (100,000), `RIVULET_BENCH_SEED`, `RIVULET_BENCH_RUNS`
 //! (3), `RIVULET_BENCH_WORKLOADS` (e.g. `W0,W1`), `RIVULET_BENCH_KSTREAMS`
@@ -101,6 +106,8 @@
 mod broker;
 #[path = "../integration-tests/harness/mod.rs"]
 mod harness;
+#[path = "nexmark/mod.rs"]
+mod nexmark;
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -316,6 +323,7 @@ fn child(spec: &str) {
         "W2" => w2(input, output),
         "W3" => w3(input, output),
         "W4" => w4(input, output),
+        q if q.starts_with('Q') => nexmark::topology(q, input, output),
         other => panic!("unknown workload {other}"),
     };
     let mut env: Vec<(String, String)> = [
@@ -1005,6 +1013,11 @@ async fn driver() {
         }
     }
     workloads.retain(|w| only.as_ref().map_or(true, |o| o.iter().any(|x| x == w.name)));
+    let queries = nexmark::selected(only.as_deref());
+    if workloads.is_empty() {
+        nexmark::run(&queries, kstreams).await;
+        return;
+    }
 
     // The event times are from 2023: without retention.ms=-1 the broker's
     // time-based retention deletes the input under the running workloads.
@@ -1191,6 +1204,7 @@ async fn driver() {
         };
         println!("| {} | {} |", w.label(), spread(e.iter().zip(a).map(|(e, a)| a.seconds / e.seconds).collect(), 2));
     }
+    nexmark::run(&queries, kstreams).await;
 }
 
 /// The steady-state rate and what each workload asked of the broker

@@ -88,10 +88,13 @@ public final class KStreamsBench {
         return jsonSerde(OUT_WRITER, JSON.readerFor(Out.class));
     }
 
-    /** A Jackson serde (a null value reads as null: a tombstone of a table). */
+    /** A Jackson serde; null (a table's tombstone) stays null both ways. */
     static <T> Serde<T> jsonSerde(ObjectWriter writer, ObjectReader reader) {
         return Serdes.serdeFrom(
                 (topic, value) -> {
+                    if (value == null) {
+                        return null;
+                    }
                     try {
                         return writer.writeValueAsBytes(value);
                     } catch (IOException e) {
@@ -187,9 +190,37 @@ public final class KStreamsBench {
     }
 
     static int usage(String why) {
+        return usage(why, USAGE);
+    }
+
+    static int usage(String why, String usage) {
         System.err.println("kstreams-bench: " + why);
-        System.err.println(USAGE);
+        System.err.println(usage);
         return 2;
+    }
+
+    /** A non-negative integer argument, or -1 if it is not one. */
+    static long nonNegative(String arg) {
+        try {
+            long ms = Long.parseLong(arg);
+            return ms < 0 ? -1 : ms;
+        } catch (NumberFormatException e) {
+            return -1;
+        }
+    }
+
+    /** num.stream.threads: 1, or env KSTREAMS_THREADS; 0 if that is not a positive integer. */
+    static int threadsFromEnv() {
+        String threadsEnv = System.getenv("KSTREAMS_THREADS");
+        if (threadsEnv == null || threadsEnv.isBlank()) {
+            return 1;
+        }
+        try {
+            int threads = Integer.parseInt(threadsEnv.trim());
+            return Math.max(threads, 0);
+        } catch (NumberFormatException e) {
+            return 0;
+        }
     }
 
     public static void main(String[] args) throws InterruptedException {
@@ -204,30 +235,26 @@ public final class KStreamsBench {
         if (!List.of("at_least_once", "exactly_once").contains(guarantee)) {
             System.exit(usage("unknown guarantee '" + guarantee + "'"));
         }
-        long commitIntervalMs;
-        try {
-            commitIntervalMs = Long.parseLong(args[7]);
-        } catch (NumberFormatException e) {
-            commitIntervalMs = -1;
-        }
+        long commitIntervalMs = nonNegative(args[7]);
         if (commitIntervalMs < 0) {
             System.exit(usage("commit-interval-ms must be a non-negative integer, got '" + args[7] + "'"));
         }
-        int threads = 1;
-        String threadsEnv = System.getenv("KSTREAMS_THREADS");
-        if (threadsEnv != null && !threadsEnv.isBlank()) {
-            try {
-                threads = Integer.parseInt(threadsEnv.trim());
-            } catch (NumberFormatException e) {
-                threads = 0;
-            }
-            if (threads < 1) {
-                System.exit(usage("KSTREAMS_THREADS must be a positive integer, got '" + threadsEnv + "'"));
-            }
+        int threads = threadsFromEnv();
+        if (threads < 1) {
+            System.exit(usage("KSTREAMS_THREADS must be a positive integer, got '"
+                    + System.getenv("KSTREAMS_THREADS") + "'"));
         }
 
         Properties config = config(guarantee, args[2], args[5], args[6], commitIntervalMs, threads);
-        KafkaStreams streams = new KafkaStreams(topology(workload, args[3], args[4], config), config);
+        run(topology(workload, args[3], args[4], config), config);
+    }
+
+    /**
+     * Runs the topology until SIGTERM (exit 0) or a dying stream thread
+     * (exit 1); prints {@code RUNNING} when the client first reaches RUNNING.
+     */
+    static void run(Topology topology, Properties config) throws InterruptedException {
+        KafkaStreams streams = new KafkaStreams(topology, config);
 
         AtomicBoolean announced = new AtomicBoolean();
         AtomicBoolean failed = new AtomicBoolean();
