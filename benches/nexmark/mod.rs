@@ -674,21 +674,6 @@ fn kstreams_ready() -> bool {
     has()
 }
 
-/// Why rivulet's q3 does not run by default: its topology (both tables
-/// through repartition topics, so that the foreign-key join's internal
-/// topics, partitioned by murmur2, reach the tasks of the rows) fails at
-/// start-up with "cannot size sub-topology 1: its repartition input has no
-/// writer": each side's sub-topology reads only internal topics, one of
-/// them written by the other (the subscription and response topics), and
-/// the partition-count sizing in `src/kafka/admin.rs` waits for all of a
-/// sub-topology's internal inputs to be sized, so neither is.
-/// `RIVULET_BENCH_NEXMARK_Q3=1` runs it anyway.
-const Q3_RIVULET_BLOCKED: &str = "rivulet's q3 fails to start: partition-count sizing of a cycle of internal topics";
-
-fn q3_rivulet() -> bool {
-    env_or::<String>("RIVULET_BENCH_NEXMARK_Q3", "0".into()) == "1"
-}
-
 /// The queries `RIVULET_BENCH_WORKLOADS` selects (all when unset).
 pub(crate) fn selected(only: Option<&[String]>) -> Vec<&'static str> {
     QUERIES.into_iter().filter(|q| only.map_or(true, |o| o.iter().any(|x| x == q))).collect()
@@ -725,12 +710,6 @@ pub(crate) async fn run(queries: &[&'static str], kstreams: bool) {
                 }
                 let mut finals: BTreeMap<Engine, Finals> = BTreeMap::new();
                 for engine in engines {
-                    if (q, engine) == ("Q3", Engine::Rivulet) && !q3_rivulet() {
-                        eprintln!(
-                            "nexmark: Q3 rivulet skipped: {Q3_RIVULET_BLOCKED} (RIVULET_BENCH_NEXMARK_Q3=1 runs it)"
-                        );
-                        continue;
-                    }
                     let (r, f) = run_once(q, engine, guarantee, &input).await;
                     eprintln!(
                         "nexmark round {} {guarantee} {}: {:.1}s, {:.0} events/s, {:.1} CPU s, peak RSS {:.0} MiB, {} outputs, {}{} changelog records, {} repartition offsets",
