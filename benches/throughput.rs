@@ -375,6 +375,10 @@ fn w0(input: &str, output: &str, group: &str, exactly_once: bool) {
         .set("enable.auto.commit", "false")
         .set("auto.offset.reset", "earliest")
         .set("isolation.level", "read_committed")
+        // rivulet's default (`kafka::FETCH_QUEUE_BACKOFF_MS`), so that W0
+        // stays the client's practical limit: librdkafka's 1000 ms starved
+        // the loop (issue 15).
+        .set("fetch.queue.backoff.ms", "10")
         .create()
         .unwrap();
     let mut pc = harness::client_config();
