@@ -132,6 +132,18 @@ async fn a_missing_source_topic_is_a_clear_error() {
 }
 
 #[tokio::test]
+async fn a_missing_output_topic_is_a_clear_error_at_start() {
+    let input = harness::new_topic("in", 1).await;
+    let missing = harness::unique("no-such-output");
+    let state = tempfile::tempdir().unwrap();
+    let mut b = Topology::builder();
+    b.stream(&input, Serdes::string(), Serdes::string()).to(&missing, Serdes::string(), Serdes::string());
+    let config = harness::app_config(&harness::unique("missing-out"), state.path(), &[]);
+    let err = App::new(config).unwrap().start(b.build().unwrap()).err().expect("start fails").to_string();
+    assert!(err.contains(&format!("output topic {missing} does not exist")), "{err}");
+}
+
+#[tokio::test]
 async fn source_topics_of_one_subtopology_with_different_partition_counts_are_refused() {
     let a = harness::new_topic("left", 4).await;
     let b = harness::new_topic("right", 2).await;
