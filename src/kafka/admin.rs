@@ -101,22 +101,6 @@ pub(crate) fn prepare_topics(config: &Config, topology: &Topology) -> Result<Top
         )));
     }
 
-    // Output topics are checked here too, as sources are, rather than when
-    // the first output fails after the group was joined. Topics chosen per
-    // record (`to_dynamic`) can only be found then.
-    for st in &topology.subtopologies {
-        for t in &st.sinks {
-            if let TopicName::External(name) = t {
-                if !existing.contains_key(name) {
-                    return Err(Error::Topics(format!(
-                        "output topic {name} does not exist; create it (rivulet creates only its internal topics) \
-                         or fix the topic name in the topology"
-                    )));
-                }
-            }
-        }
-    }
-
     // Partition counts, sub-topology by sub-topology: external sources fix
     // a count, and the internal topics read with them are co-partitioned
     // with them (Kafka Streams' co-partition groups: a foreign-key join's
@@ -189,6 +173,22 @@ pub(crate) fn prepare_topics(config: &Config, topology: &Topology) -> Result<Top
             })
         })
         .collect::<Result<_>>()?;
+
+    // Output topics are checked here too, as sources are, rather than when
+    // the first output fails after the group was joined. Topics chosen per
+    // record (`to_dynamic`) can only be found then.
+    for st in &topology.subtopologies {
+        for t in &st.sinks {
+            if let TopicName::External(name) = t {
+                if !existing.contains_key(name) {
+                    return Err(Error::Topics(format!(
+                        "output topic {name} does not exist; create it (rivulet creates only its internal topics) \
+                         or fix the topic name in the topology"
+                    )));
+                }
+            }
+        }
+    }
 
     let mut wanted = Vec::new();
     for st in subs {
