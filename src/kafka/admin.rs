@@ -123,8 +123,7 @@ pub(crate) fn prepare_topics(config: &Config, topology: &Topology) -> Result<Top
             let mut counts = Vec::new();
             let mut unknown = false;
             let has_external = st.sources.iter().any(|(_, t)| matches!(t, TopicName::External(_)));
-            let follows = |t: &TopicName| matches!(t, TopicName::Internal(n) if !n.ends_with("-repartition"));
-            let has_repartition = st.sources.iter().any(|(_, t)| !follows(t));
+            let has_repartition = st.sources.iter().any(|(_, t)| t.is_repartition());
             for (_, t) in &st.sources {
                 match t {
                     TopicName::External(name) => match existing.get(name) {
@@ -137,7 +136,7 @@ pub(crate) fn prepare_topics(config: &Config, topology: &Topology) -> Result<Top
                         }
                     },
                     TopicName::Internal(_) if has_external => {}
-                    TopicName::Internal(_) if has_repartition && follows(t) => {}
+                    TopicName::Internal(_) if has_repartition && !t.is_repartition() => {}
                     TopicName::Internal(_) => match topic_counts.get(t) {
                         Some(&n) => counts.push((t.resolve(app), n)),
                         None => unknown = true,

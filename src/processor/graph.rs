@@ -27,7 +27,17 @@ pub(crate) enum TopicName {
     Internal(String),
 }
 
+/// The name ending of every repartition topic (`KStream::repartition`, and
+/// the re-keying before grouping and joins); a foreign-key join's
+/// subscription and response topics are the only other internal sources.
+pub(crate) const REPARTITION_SUFFIX: &str = "-repartition";
+
 impl TopicName {
+    /// Whether this is an internal repartition topic.
+    pub(crate) fn is_repartition(&self) -> bool {
+        matches!(self, TopicName::Internal(n) if n.ends_with(REPARTITION_SUFFIX))
+    }
+
     pub(crate) fn resolve(&self, application_id: &str) -> String {
         match self {
             TopicName::External(t) => t.clone(),

@@ -2,6 +2,7 @@
 //! Processor API entry point.
 
 use super::*;
+use crate::processor::graph::REPARTITION_SUFFIX;
 
 mod stateless;
 
@@ -164,7 +165,7 @@ impl<K: Data, V: Data> KStream<K, V> {
             )));
             return self.clone();
         };
-        self.through_internal(&format!("{name}-repartition"), ks, vs)
+        self.through_internal(&format!("{name}{REPARTITION_SUFFIX}"), ks, vs)
     }
 
     /// Writes the stream to the internal topic `<application_id>-<topic>`
