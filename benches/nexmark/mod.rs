@@ -70,7 +70,7 @@ use serde_json::Value;
 
 use super::harness::child::ChildApp;
 use super::harness::{self, TestRecord};
-use super::{env_or, spread, Engine, Workload, COMMIT_INTERVAL_MS, KSTREAMS_DIR, KSTREAMS_JAR, PARTITIONS};
+use super::{env_or, spread, Engine, Workload, COMMIT_INTERVAL_MS, KSTREAMS_JAR, PARTITIONS};
 
 /// The queries, as `RIVULET_BENCH_WORKLOADS` names them.
 pub(crate) const QUERIES: [&str; 8] = ["Q0", "Q1", "Q2", "Q3", "Q4", "Q5", "Q7", "Q8"];
@@ -656,22 +656,11 @@ fn cross_check(query: &str, guarantee: &str, rivulet: &Finals, kstreams: &Finals
     line
 }
 
-/// Whether the Kafka Streams jar has the Nexmark class (built by Maven when
-/// the jar is missing or older than it).
+/// Whether the Kafka Streams jar has the Nexmark class (the driver built
+/// the jar, `build_kstreams`, before any workload ran).
 fn kstreams_ready() -> bool {
     let class = format!("{}.class", KSTREAMS_MAIN.replace('.', "/"));
-    let has = || std::fs::read(KSTREAMS_JAR).is_ok_and(|jar| jar.windows(class.len()).any(|w| w == class.as_bytes()));
-    if !has() {
-        eprintln!("nexmark: building the Kafka Streams bench with Maven ({KSTREAMS_DIR})");
-        let built = Command::new("mvn")
-            .args(["-q", "-f", &format!("{KSTREAMS_DIR}/pom.xml"), "package", "-DskipTests"])
-            .status()
-            .is_ok_and(|s| s.success());
-        if !built {
-            eprintln!("nexmark: the Maven build failed");
-        }
-    }
-    has()
+    std::fs::read(KSTREAMS_JAR).is_ok_and(|jar| jar.windows(class.len()).any(|w| w == class.as_bytes()))
 }
 
 /// The queries `RIVULET_BENCH_WORKLOADS` selects (all when unset).
