@@ -24,8 +24,10 @@ for w in $WORKLOADS; do
   for g in $GUARANTEES; do
     id="ksbench-$w-$g-$(date +%s)-$RANDOM"
     echo "== $w $g ($id)"
-    load create "$BOOTSTRAP" "$id-in" 4 >/dev/null
-    load create "$BOOTSTRAP" "$id-out" 4 >/dev/null
+    # The records' timestamps are from 2023: without retention.ms=-1 the
+    # broker's default 7-day retention deletes them while the app runs.
+    load create "$BOOTSTRAP" "$id-in" 4 retention.ms=-1 >/dev/null
+    load create "$BOOTSTRAP" "$id-out" 4 retention.ms=-1 >/dev/null
     load produce "$BOOTSTRAP" "$id-in" "$N"
     start=$(date +%s.%N)
     java -jar "$JAR" "$w" "$g" "$BOOTSTRAP" "$id-in" "$id-out" "$id" "$WORK/state-$id" "$COMMIT_MS" \
