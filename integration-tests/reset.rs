@@ -196,7 +196,11 @@ async fn a_reset_is_refused_while_an_instance_runs_and_a_dry_run_changes_nothing
     for args in ["reset", "reset|--dry-run"] {
         let (ok, log) = f.run_to_end(args);
         assert!(!ok, "{args} ran while an instance runs:\n{log}");
-        let refusal = log.lines().find(|l| l.starts_with("error: ")).unwrap_or_else(|| panic!("no error in:\n{log}"));
+        // (After libtest's "test child_entry ... ", which has no newline.)
+        let refusal = log
+            .lines()
+            .find_map(|l| l.split_once("error: ").map(|(_, e)| e))
+            .unwrap_or_else(|| panic!("no error in:\n{log}"));
         assert!(refusal.contains(&format!("cannot reset application `{}`", f.app_id)), "{refusal}");
         // The member is named by its client id, `<application_id>-<instance_id>-<thread>-consumer`.
         assert!(refusal.contains(&format!("{}-reset-test-0-consumer on ", f.app_id)), "{refusal}");
