@@ -166,7 +166,7 @@ impl Main {
                 print!("{plan}");
                 if dry_run {
                     println!("Dry run: nothing was changed.");
-                    return Ok(());
+                    return Ok(plan.check_source_topics()?);
                 }
                 plan.apply(&config)?;
                 println!("Done: the application processes its input from the new offsets when it starts again.");

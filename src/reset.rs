@@ -343,14 +343,20 @@ impl ResetPlan {
                 ))
             })?;
         }
-        if !self.missing_topics.is_empty() {
-            return Err(Error::Reset(format!(
-                "source topic(s) {} do not exist, so their offsets were not reset (everything else was); create \
-                 them or fix the topology",
-                self.missing_topics.join(", ")
-            )));
+        self.check_source_topics()
+    }
+
+    /// Fails when source topics are missing (after a reset, or a dry run,
+    /// has done all the rest), as Kafka Streams' tool exits 1 then.
+    pub fn check_source_topics(&self) -> Result<()> {
+        if self.missing_topics.is_empty() {
+            return Ok(());
         }
-        Ok(())
+        Err(Error::Reset(format!(
+            "source topic(s) {} do not exist, so their offsets are not reset (everything else is); create them \
+             or fix the topology",
+            self.missing_topics.join(", ")
+        )))
     }
 }
 
