@@ -67,6 +67,7 @@
 //! grace_ms = 60000
 //! ```
 
+use std::process::ExitCode;
 use std::time::Duration;
 
 use rivulet::prelude::*;
@@ -135,18 +136,16 @@ pub(crate) fn topology(s: &Settings) -> Result<Topology> {
     Ok(b.build()?)
 }
 
-fn main() -> Result<()> {
-    let config = Config::loader()
+fn main() -> ExitCode {
+    let defaults = Config::loader()
         .default_value("application_id", "click-attribution")
         .default_value("app.clicks_topic", "clicks")
         .default_value("app.impressions_topic", "impressions")
         .default_value("app.output_topic", "attributed-clicks")
-        .default_value("app.grace_ms", "60000")
-        .args(std::env::args().skip(1))?
-        .load()?;
-    rivulet::init_logging(&config)?;
-    let settings: Settings = config.app()?;
-    let topology = topology(&settings)?;
-    println!("{}", topology.describe());
-    App::new(config)?.run(topology)
+        .default_value("app.grace_ms", "60000");
+    // `run` (the default), `describe` or `reset`; see `--help`.
+    rivulet::Main::new(defaults).main(|config| {
+        let settings: Settings = config.app()?;
+        topology(&settings)
+    })
 }

@@ -48,6 +48,8 @@
 //! output_topic = "payments-json" # RIVULET__APP__OUTPUT_TOPIC
 //! ```
 
+use std::process::ExitCode;
+
 use rivulet::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -99,17 +101,17 @@ pub(crate) fn topology(input: &str, output: &str) -> Result<Topology> {
     Ok(b.build()?)
 }
 
-fn main() -> Result<()> {
-    let config = Config::loader()
+// pub(crate): integration-tests/cli.rs runs it, to check what a person
+// reads when the config is wrong.
+pub(crate) fn main() -> ExitCode {
+    let defaults = Config::loader()
         .default_value("application_id", "csv-to-json")
         .default_value("errors.processing", "dead_letter")
         .default_value("app.input_topic", "payments-csv")
-        .default_value("app.output_topic", "payments-json")
-        .args(std::env::args().skip(1))?
-        .load()?;
-    // Logs as log.format and log.level say (info unless RUST_LOG says otherwise).
-    rivulet::init_logging(&config)?;
-    let settings: Settings = config.app()?;
-    let topology = topology(&settings.input_topic, &settings.output_topic)?;
-    App::new(config)?.run(topology)
+        .default_value("app.output_topic", "payments-json");
+    // `run` (the default), `describe` or `reset`; see `--help`.
+    rivulet::Main::new(defaults).main(|config| {
+        let settings: Settings = config.app()?;
+        topology(&settings.input_topic, &settings.output_topic)
+    })
 }

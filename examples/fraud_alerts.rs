@@ -52,6 +52,7 @@
 //! out_of_orderness_ms = 5000     # RIVULET__APP__OUT_OF_ORDERNESS_MS
 //! ```
 
+use std::process::ExitCode;
 use std::time::Duration;
 
 use rivulet::prelude::*;
@@ -201,20 +202,18 @@ pub(crate) fn topology(s: &Settings) -> Result<Topology> {
     Ok(b.build()?)
 }
 
-fn main() -> Result<()> {
-    let config = Config::loader()
+fn main() -> ExitCode {
+    let defaults = Config::loader()
         .default_value("application_id", "fraud-alerts")
         .default_value("app.input_topic", "payments")
         .default_value("app.output_topic", "fraud-alerts")
         .default_value("app.burst_count", "3")
         .default_value("app.burst_window_secs", "60")
         .default_value("app.large_factor", "10")
-        .default_value("app.out_of_orderness_ms", "5000")
-        .args(std::env::args().skip(1))?
-        .load()?;
-    // Logs as log.format and log.level say (info unless RUST_LOG says otherwise).
-    rivulet::init_logging(&config)?;
-    let settings: Settings = config.app()?;
-    let topology = topology(&settings)?;
-    App::new(config)?.run(topology)
+        .default_value("app.out_of_orderness_ms", "5000");
+    // `run` (the default), `describe` or `reset`; see `--help`.
+    rivulet::Main::new(defaults).main(|config| {
+        let settings: Settings = config.app()?;
+        topology(&settings)
+    })
 }

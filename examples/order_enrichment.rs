@@ -49,6 +49,8 @@
 //! output_topic = "enriched-orders"   # RIVULET__APP__OUTPUT_TOPIC
 //! ```
 
+use std::process::ExitCode;
+
 use rivulet::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -125,20 +127,18 @@ pub(crate) fn topology(orders: &str, customers: &str, products: &str, output: &s
     Ok(b.build()?)
 }
 
-fn main() -> Result<()> {
-    let config = Config::loader()
+fn main() -> ExitCode {
+    let defaults = Config::loader()
         .default_value("application_id", "order-enrichment")
         .default_value("app.orders_topic", "orders")
         .default_value("app.customers_topic", "customers")
         .default_value("app.products_topic", "products")
-        .default_value("app.output_topic", "enriched-orders")
-        .args(std::env::args().skip(1))?
-        .load()?;
-    rivulet::init_logging(&config)?;
-    let settings: Settings = config.app()?;
-    let topology =
-        topology(&settings.orders_topic, &settings.customers_topic, &settings.products_topic, &settings.output_topic)?;
-    App::new(config)?.run(topology)
+        .default_value("app.output_topic", "enriched-orders");
+    // `run` (the default), `describe` or `reset`; see `--help`.
+    rivulet::Main::new(defaults).main(|config| {
+        let settings: Settings = config.app()?;
+        topology(&settings.orders_topic, &settings.customers_topic, &settings.products_topic, &settings.output_topic)
+    })
 }
 
 #[cfg(test)]

@@ -48,6 +48,7 @@
 //! grace_ms = 10000
 //! ```
 
+use std::process::ExitCode;
 use std::time::Duration;
 
 use rivulet::prelude::*;
@@ -107,20 +108,18 @@ pub(crate) fn topology(s: &Settings) -> Result<Topology> {
     Ok(b.build()?)
 }
 
-fn main() -> Result<()> {
-    let config = Config::loader()
+fn main() -> ExitCode {
+    let defaults = Config::loader()
         .default_value("application_id", "page-views-per-minute")
         .default_value("app.input_topic", "page-views")
         .default_value("app.output_topic", "page-views-per-minute")
         .default_value("app.per_page_topic", "page-views-per-page")
         .default_value("app.late_topic", "page-views-late")
         .default_value("app.out_of_orderness_ms", "5000")
-        .default_value("app.grace_ms", "10000")
-        .args(std::env::args().skip(1))?
-        .load()?;
-    rivulet::init_logging(&config)?;
-    let settings: Settings = config.app()?;
-    let topology = topology(&settings)?;
-    println!("{}", topology.describe());
-    App::new(config)?.run(topology)
+        .default_value("app.grace_ms", "10000");
+    // `run` (the default), `describe` or `reset`; see `--help`.
+    rivulet::Main::new(defaults).main(|config| {
+        let settings: Settings = config.app()?;
+        topology(&settings)
+    })
 }

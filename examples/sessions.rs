@@ -28,6 +28,7 @@
 //! grace_ms = 0
 //! ```
 
+use std::process::ExitCode;
 use std::time::Duration;
 
 use rivulet::prelude::*;
@@ -77,19 +78,17 @@ pub(crate) fn topology(s: &Settings) -> Result<Topology> {
     Ok(b.build()?)
 }
 
-fn main() -> Result<()> {
-    let config = Config::loader()
+fn main() -> ExitCode {
+    let defaults = Config::loader()
         .default_value("application_id", "sessions")
         .default_value("app.input_topic", "user-events")
         .default_value("app.output_topic", "user-sessions")
         .default_value("app.gap_ms", "1800000")
         .default_value("app.out_of_orderness_ms", "5000")
-        .default_value("app.grace_ms", "0")
-        .args(std::env::args().skip(1))?
-        .load()?;
-    rivulet::init_logging(&config)?;
-    let settings: Settings = config.app()?;
-    let topology = topology(&settings)?;
-    println!("{}", topology.describe());
-    App::new(config)?.run(topology)
+        .default_value("app.grace_ms", "0");
+    // `run` (the default), `describe` or `reset`; see `--help`.
+    rivulet::Main::new(defaults).main(|config| {
+        let settings: Settings = config.app()?;
+        topology(&settings)
+    })
 }

@@ -49,6 +49,8 @@
 //! output_topic = "visits-per-user"  # RIVULET__APP__OUTPUT_TOPIC
 //! ```
 
+use std::process::ExitCode;
+
 use rivulet::prelude::*;
 use rivulet::topology::ProcessError;
 use serde::Deserialize;
@@ -96,16 +98,14 @@ pub(crate) fn topology(input: &str, output: &str) -> Result<Topology> {
     Ok(b.build()?)
 }
 
-fn main() -> Result<()> {
-    let config = Config::loader()
+fn main() -> ExitCode {
+    let defaults = Config::loader()
         .default_value("application_id", "user-visits")
         .default_value("app.input_topic", "visits")
-        .default_value("app.output_topic", "visits-per-user")
-        .args(std::env::args().skip(1))?
-        .load()?;
-    // Logs as log.format and log.level say (info unless RUST_LOG says otherwise).
-    rivulet::init_logging(&config)?;
-    let settings: Settings = config.app()?;
-    let topology = topology(&settings.input_topic, &settings.output_topic)?;
-    App::new(config)?.run(topology)
+        .default_value("app.output_topic", "visits-per-user");
+    // `run` (the default), `describe` or `reset`; see `--help`.
+    rivulet::Main::new(defaults).main(|config| {
+        let settings: Settings = config.app()?;
+        topology(&settings.input_topic, &settings.output_topic)
+    })
 }

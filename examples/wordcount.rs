@@ -25,8 +25,13 @@
 //!
 //! Other defaults set here: `application_id = "wordcount"`, and
 //! `state_dir` = `<temp dir>/rivulet-wordcount`.
+//!
+//! The binary takes rivulet's subcommands (`cargo run --example wordcount
+//! -- --help`): `describe` prints the topology; with a real cluster,
+//! `reset` makes the next run count every line again from the start.
 
 use std::collections::BTreeMap;
+use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -60,24 +65,26 @@ fn topology(settings: &Settings) -> Result<Topology> {
     Ok(b.build()?)
 }
 
-fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
+fn main() -> ExitCode {
     let state_dir = std::env::temp_dir().join("rivulet-wordcount");
-    let mut config = Config::loader()
+    let defaults = Config::loader()
         .default_value("application_id", "wordcount")
         .default_value("state_dir", &state_dir.to_string_lossy())
         .default_value("app.input_topic", "lines")
         .default_value("app.output_topic", "word-counts")
-        .default_value("log.level", "warn,rivulet=info")
-        .args(std::env::args().skip(1))?
-        .load()?;
-    rivulet::init_logging(&config)?;
-    let settings: Settings = config.app()?;
-    let topology = topology(&settings)?;
-    println!("{}", topology.describe());
+        .default_value("log.level", "warn,rivulet=info");
+    // `run` (the default), `describe` or `reset`; see `--help`.
+    rivulet::Main::new(defaults).run_with(run_or_demo).main(|config| topology(&config.app()?))
+}
 
+/// `run`: on the configured cluster, or the demo on an embedded one when
+/// none is configured.
+fn run_or_demo(mut config: Config, topology: Topology) -> std::result::Result<(), Box<dyn std::error::Error>> {
+    println!("{}", topology.describe());
     if !config.kafka.bootstrap_servers.is_empty() {
         return Ok(App::new(config)?.run(topology)?);
     }
+    let settings: Settings = config.app()?;
 
     // Zero-setup demo on an embedded cluster.
     let kafka = EmbeddedKafka::start()?;
@@ -86,7 +93,7 @@ fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
     // Any free local port: the demo must not need 8080.
     config.http.listen = ([127, 0, 0, 1], 0).into();
     // A fresh state dir: the embedded cluster starts empty every time.
-    let _ = std::fs::remove_dir_all(&state_dir);
+    let _ = std::fs::remove_dir_all(config.state_dir.join(&config.application_id));
     kafka.create_topics_for(&topology, &config, 2)?;
     write_sample(&config.kafka.bootstrap_servers, &settings.input_topic)?;
 

@@ -16,7 +16,10 @@ use crate::state::StateError;
 /// Anything that can stop rivulet.
 ///
 /// `Debug` prints the message and its causes, so `fn main() -> rivulet::Result<()>`
-/// shows an operator the readable error.
+/// shows an operator the readable error (as do [`ConfigError`],
+/// [`TopologyError`], [`StateError`], [`ProcessError`] and
+/// [`SerdeError`](crate::serde::SerdeError), and [`crate::main`], which
+/// prints it after `error: `).
 ///
 /// ```
 /// use rivulet::{App, Config, Error};
@@ -82,6 +85,11 @@ pub enum Error {
         /// Why (address in use, not available, ...).
         reason: String,
     },
+    /// The `reset` subcommand cannot go on (members of the group are
+    /// alive, a source topic is missing, a step failed); see
+    /// [`crate::reset`].
+    #[error("{0}")]
+    Reset(String),
     /// Logging could not be set up (see [`crate::init_logging`]).
     #[error("setting up logging: {0}")]
     Logging(String),
@@ -94,21 +102,38 @@ pub enum Error {
     Internal(String),
 }
 
-impl std::fmt::Debug for Error {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let message = self.to_string();
-        f.write_str(&message)?;
-        let mut cause = std::error::Error::source(self);
-        while let Some(c) = cause {
-            let text = c.to_string();
-            if !message.contains(&text) {
-                write!(f, "\n  caused by: {text}")?;
-            }
-            cause = c.source();
+/// Writes `error`'s message, then each cause that the message does not
+/// already contain, one per line (`caused by: ...`): the `Debug` of every
+/// rivulet error, because `fn main() -> Result<..>` prints an error with
+/// `Debug`, and a person should read a sentence there, not a struct.
+pub(crate) fn write_readable(error: &dyn std::error::Error, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+    let message = error.to_string();
+    f.write_str(&message)?;
+    let mut cause = error.source();
+    while let Some(c) = cause {
+        let text = c.to_string();
+        if !message.contains(&text) {
+            write!(f, "\n  caused by: {text}")?;
         }
-        Ok(())
+        cause = c.source();
     }
+    Ok(())
 }
+
+/// `Debug` as [`write_readable`]: the message and its causes.
+macro_rules! readable_debug {
+    ($($t:ty),+ $(,)?) => {$(
+        impl std::fmt::Debug for $t {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                write_readable(self, f)
+            }
+        }
+    )+};
+}
+
+// The errors a user can meet at start (and the ones they wrap): whichever
+// of them `main` returns, `Error: <message>` is what the process prints.
+readable_debug!(Error, ConfigError, TopologyError, StateError, ProcessError, crate::serde::SerdeError);
 
 impl Error {
     /// Wraps a Kafka error with what rivulet was doing when it happened.
@@ -180,3 +205,61 @@ impl From<ProcessError> for Error {
 /// assert_eq!(topology().unwrap().source_topics(), ["in"]);
 /// ```
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use rdkafka::types::RDKafkaErrorCode;
+
+    use super::*;
+    use crate::serde::SerdeError;
+
+    /// What `fn main() -> Result<(), E>` prints for `e` (`Error: {e:?}`).
+    fn printed_by_main(e: impl std::fmt::Debug) -> String {
+        format!("Error: {e:?}")
+    }
+
+    #[test]
+    fn a_config_error_returned_from_main_prints_as_its_sentence() {
+        let err = crate::Config::loader()
+            .env([("RIVULET__APPLICATION_ID", "orders"), ("RIVULET__KAFKA__LINGER_MS", "5")])
+            .load()
+            .unwrap_err();
+        let expected = "Error: unknown config key `kafka.linger_ms` (from environment variable \
+                        RIVULET__KAFKA__LINGER_MS); librdkafka properties go under [kafka.common], [kafka.consumer] \
+                        or [kafka.producer], for example \"linger.ms\" in [kafka.producer] or \
+                        RIVULET__KAFKA__PRODUCER__LINGER_MS";
+        assert_eq!(printed_by_main(&err), expected);
+        let boxed: Box<dyn std::error::Error> = Box::new(err);
+        assert_eq!(printed_by_main(&boxed), expected, "the same through Box<dyn Error>");
+        let wrapped = Error::from(*boxed.downcast::<ConfigError>().unwrap());
+        assert_eq!(printed_by_main(&wrapped), expected, "the same through rivulet::Error");
+    }
+
+    #[test]
+    fn every_start_error_debugs_as_its_message() {
+        let topology = TopologyError::Invalid("store `s` is declared twice".into());
+        assert_eq!(format!("{topology:?}"), "invalid topology: store `s` is declared twice");
+        let serde = SerdeError::new("json<Order>", "expected a JSON object");
+        assert_eq!(format!("{serde:?}"), "json<Order>: expected a JSON object");
+        let state = StateError::Corrupt { store: "s".into(), path: "/d/s".into(), reason: "bad offset file".into() };
+        assert_eq!(format!("{state:?}"), state.to_string());
+        assert!(format!("{state:?}").ends_with("wipe it and restore it from the changelog"));
+        let process = ProcessError::Serde { what: "the value of topic t".into(), source: serde.clone() };
+        assert_eq!(format!("{process:?}"), "the value of topic t: json<Order>: expected a JSON object");
+        for e in [Error::from(topology), Error::from(state), Error::from(process)] {
+            assert_eq!(format!("{e:?}"), e.to_string());
+        }
+    }
+
+    #[test]
+    fn a_cause_not_in_the_message_follows_it() {
+        let e = Error::kafka("committing", KafkaError::ConsumerCommit(RDKafkaErrorCode::RequestTimedOut));
+        let printed = format!("{e:?}");
+        assert!(printed.starts_with("committing: "), "{printed}");
+        assert!(!printed.contains("ConsumerCommit("), "{printed}");
+        let rejected = ProcessError::Rejected { node: "MAP-0002".into(), source: "not a number".into() };
+        assert_eq!(format!("{rejected:?}"), "MAP-0002 rejected the record: not a number");
+    }
+}

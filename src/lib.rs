@@ -8,15 +8,19 @@
 //! ```no_run
 //! use rivulet::prelude::*;
 //!
-//! fn main() -> Result<()> {
-//!     let mut b = Topology::builder();
-//!     b.stream("lines", Serdes::unit(), Serdes::string())
-//!         .flat_map_values(|line: String| line.split_whitespace().map(str::to_lowercase).collect::<Vec<_>>())
-//!         .group_by(|_, word: &String| word.clone(), Serdes::string())
-//!         .count("word-counts")
-//!         .to_stream()
-//!         .to("word-counts", Serdes::string(), Serdes::i64());
-//!     App::new(Config::load()?)?.run(b.build()?)
+//! // `my-app` runs; `my-app describe` prints the topology; `my-app reset`
+//! // makes it process its input again from the start.
+//! fn main() -> std::process::ExitCode {
+//!     rivulet::main(|_config| {
+//!         let mut b = Topology::builder();
+//!         b.stream("lines", Serdes::unit(), Serdes::string())
+//!             .flat_map_values(|line: String| line.split_whitespace().map(str::to_lowercase).collect::<Vec<_>>())
+//!             .group_by(|_, word: &String| word.clone(), Serdes::string())
+//!             .count("word-counts")
+//!             .to_stream()
+//!             .to("word-counts", Serdes::string(), Serdes::i64());
+//!         Ok(b.build()?)
+//!     })
 //! }
 //! ```
 //!
@@ -29,6 +33,9 @@
 //! - the runtime (internal): processing threads, tasks, the commit cycle;
 //! - [`App`]: a config and a topology become a running instance, with an
 //!   HTTP server for `/metrics` and health checks, and a graceful shutdown;
+//! - [`main`] (and [`Main`]): an application's whole `fn main`, with the
+//!   subcommands `run`, `describe` and `reset` ([`reset`]: reprocess the
+//!   input from the start, as Kafka Streams' application reset tool);
 //! - [`init_logging`]: text or JSON logs as `log.format` and `log.level` say;
 //! - [`testing`]: [`TopologyTestDriver`](testing::TopologyTestDriver), a
 //!   topology run without a broker, for unit tests.
@@ -36,6 +43,7 @@
 //! `docs/architecture.md` maps the code and the design it follows.
 
 pub mod app;
+pub mod cli;
 pub mod config;
 pub mod error;
 mod http;
@@ -44,6 +52,7 @@ mod logging;
 mod metrics;
 pub mod processor;
 pub mod record;
+pub mod reset;
 pub(crate) mod runtime;
 pub mod serde;
 pub mod state;
@@ -51,6 +60,7 @@ pub mod testing;
 pub mod topology;
 
 pub use crate::app::{App, RunningApp};
+pub use crate::cli::{main, Main};
 pub use crate::config::{Config, ConfigError, ConfigLoader, ErrorPolicy, LogFormat, ProcessingGuarantee};
 pub use crate::error::{Error, Result};
 pub use crate::logging::init_logging;

@@ -34,7 +34,7 @@ use serde::Serialize;
 /// assert_eq!(err.serde, "i32");
 /// assert_eq!(err.to_string(), "i32: expected 4 bytes (big-endian), got 3");
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{serde}: {reason}")]
 pub struct SerdeError {
     /// The serde's name, as [`Serde::name`] gives it.

@@ -16,7 +16,7 @@ use super::*;
 /// let message = err.to_string();
 /// assert!(message.starts_with("config key `num_threads` has the bad value \"lots\""), "{message}");
 /// ```
-#[derive(Debug, thiserror::Error)]
+#[derive(thiserror::Error)]
 #[non_exhaustive]
 pub enum ConfigError {
     /// A key rivulet does not know, most often a typo.

@@ -146,6 +146,15 @@ impl Tree {
         let known = keys::KEYS.iter().map(|k| k.name);
         let hint = match keys::closest(&key, known) {
             Some(near) => format!("; did you mean `{near}`?"),
+            // `kafka.linger.ms`: a librdkafka property outside its section.
+            None if key.starts_with("kafka.") => {
+                let property = key.trim_start_matches("kafka.").replace('_', ".");
+                format!(
+                    "; librdkafka properties go under [kafka.common], [kafka.consumer] or [kafka.producer], for \
+                     example \"{property}\" in [kafka.producer] or RIVULET__KAFKA__PRODUCER__{}",
+                    property.to_uppercase().replace('.', "_")
+                )
+            }
             None => format!(
                 "; rivulet's keys are {} (see docs/configuration.md), and the application's own \
                  settings go under [app]",

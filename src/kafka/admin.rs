@@ -30,8 +30,9 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, ResourceSpecifier, TopicReplication};
-use rdkafka::client::DefaultClientContext;
+use rdkafka::client::{Client, DefaultClientContext};
 use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::ClientContext;
 
 use crate::error::{Error, Result};
 use crate::kafka::{client_config, ClientRole};
@@ -69,15 +70,19 @@ struct Wanted {
 const REPARTITION_TOPIC_CONFIG: &[(&str, &str)] =
     &[("cleanup.policy", "delete"), ("retention.ms", "-1"), ("retention.bytes", "-1"), ("segment.bytes", "52428800")];
 
-/// Checks source topics and creates or checks internal topics.
-pub(crate) fn prepare_topics(config: &Config, topology: &Topology) -> Result<TopicPlan> {
+/// The admin client of `config`'s cluster.
+pub(crate) fn admin_client(config: &Config) -> Result<AdminClient<DefaultClientContext>> {
     // No statistics (a user's [kafka.common] interval would have the
     // default context log them).
-    let admin: AdminClient<DefaultClientContext> = client_config(config, ClientRole::Admin)?
+    client_config(config, ClientRole::Admin)?
         .set("statistics.interval.ms", "0")
         .create()
-        .map_err(|e| Error::kafka("creating the admin client", e))?;
-    let metadata = admin.inner().fetch_metadata(None, ADMIN_TIMEOUT).map_err(|e| {
+        .map_err(|e| Error::kafka("creating the admin client", e))
+}
+
+/// Every topic of the cluster, with its partition count.
+pub(crate) fn existing_topics(config: &Config, client: &Client<impl ClientContext>) -> Result<BTreeMap<String, i32>> {
+    let metadata = client.fetch_metadata(None, ADMIN_TIMEOUT).map_err(|e| {
         Error::kafka(
             format!(
                 "reading cluster metadata from {} (is the broker up and kafka.bootstrap_servers right?)",
@@ -86,12 +91,18 @@ pub(crate) fn prepare_topics(config: &Config, topology: &Topology) -> Result<Top
             e,
         )
     })?;
-    let existing: BTreeMap<String, i32> = metadata
+    Ok(metadata
         .topics()
         .iter()
         .filter(|t| t.error().is_none())
         .map(|t| (t.name().to_string(), t.partitions().len() as i32))
-        .collect();
+        .collect())
+}
+
+/// Checks source topics and creates or checks internal topics.
+pub(crate) fn prepare_topics(config: &Config, topology: &Topology) -> Result<TopicPlan> {
+    let admin = admin_client(config)?;
+    let existing = existing_topics(config, admin.inner())?;
     let app = &config.application_id;
     if let Some(g) = topology.globals.iter().find(|g| !existing.contains_key(&g.topic)) {
         return Err(Error::Topics(format!(

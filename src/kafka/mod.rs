@@ -23,6 +23,9 @@ pub(crate) enum ClientRole {
     Producer,
     /// Creates and checks internal topics.
     Admin,
+    /// The `reset` subcommand's consumer: reads and commits the group's
+    /// offsets (configured as [`ClientRole::Consumer`]).
+    Reset,
 }
 
 impl ClientRole {
@@ -31,6 +34,7 @@ impl ClientRole {
             ClientRole::Consumer => "consumer",
             ClientRole::Producer => "producer",
             ClientRole::Admin => "admin",
+            ClientRole::Reset => "reset",
         }
     }
 }
@@ -65,7 +69,7 @@ pub(crate) fn client_config(config: &Config, role: ClientRole) -> Result<ClientC
         .set("client.id", format!("{}-{}-{}", config.application_id, config.instance_id, role.as_str()));
     apply(&mut client, &config.kafka.common);
     match role {
-        ClientRole::Consumer => {
+        ClientRole::Consumer | ClientRole::Reset => {
             client
                 .set("group.id", &config.application_id)
                 .set("enable.auto.commit", "false")

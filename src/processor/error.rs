@@ -54,7 +54,7 @@ pub type UserError = Box<dyn std::error::Error + Send + Sync>;
 /// assert_eq!(err.to_string(), "record at topic in partition 0 offset 0 failed: non-empty rejected the record: an empty value");
 /// # Ok(()) }
 /// ```
-#[derive(Debug, thiserror::Error)]
+#[derive(thiserror::Error)]
 #[non_exhaustive]
 pub enum ProcessError {
     /// A user function rejected the record.
@@ -145,7 +145,7 @@ impl ProcessError {
 /// let Err(TopologyError::Invalid(why)) = b.build() else { panic!("a store declared twice") };
 /// assert!(why.contains("store `counts` is declared twice"), "{why}");
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum TopologyError {
     /// The topology is not valid; the message says what to change.

@@ -165,6 +165,7 @@ fn run_once(app: Arc<AppContext>, index: usize, source_topics: &[String], shutdo
             ClientRole::Consumer => "consumer",
             ClientRole::Producer => "producer",
             ClientRole::Admin => "admin",
+            ClientRole::Reset => "reset",
         };
         c.set("client.id", format!("{}-{}-{index}-{name}", config.application_id, config.instance_id));
         if c.get("statistics.interval.ms").is_none() {

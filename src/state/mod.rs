@@ -68,7 +68,7 @@ pub(crate) use self::write_buffer::WriteBuffer;
 /// assert!(err.to_string().ends_with("is corrupt: unreadable offset file; wipe it and restore it from the changelog"));
 /// assert!(matches!(rivulet::Error::from(err), rivulet::Error::State(_)));
 /// ```
-#[derive(Debug, thiserror::Error)]
+#[derive(thiserror::Error)]
 #[non_exhaustive]
 pub enum StateError {
     /// The store could not be opened, but its contents are not known to be
