@@ -187,6 +187,53 @@ async fn a_reset_and_a_rerun_give_the_first_runs_output_again() {
     assert_eq!(both.values().map(Vec::len).sum::<usize>(), 2 * RECORDS, "{both:?}");
 }
 
+/// Copies the directory tree `from` to `to`.
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.path().is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+/// A reset wipes only the state of the machine it runs on. An instance
+/// elsewhere that starts with the old state finds its stores ahead of the
+/// recreated (empty) changelogs, wipes them and restores, as Kafka Streams
+/// re-bootstraps a store whose checkpoint is past the changelog's end; it
+/// does not count on from the old counts.
+#[tokio::test(flavor = "multi_thread")]
+async fn state_left_on_another_machine_after_a_reset_is_wiped_not_counted_on() {
+    let f = Fixture::new().await;
+    let app = f.spawn("run");
+    harness::wait_for_output(&f.output, RECORDS);
+    stop(app);
+    let first = counts_written(&f.output);
+    let other_machine = tempfile::tempdir().unwrap();
+    copy_tree(&f.state_dir(), other_machine.path());
+
+    let (ok, log) = f.run_to_end("reset");
+    assert!(ok, "the reset failed:\n{log}");
+    assert!(!f.state_dir().exists());
+    // The other machine's instance starts with its old state.
+    copy_tree(other_machine.path(), &f.state_dir());
+
+    let app = f.spawn("run");
+    harness::wait_for_output(&f.output, 2 * RECORDS);
+    let log = app.log();
+    stop(app);
+    assert!(log.contains("the local state is ahead of its changelog"), "no wipe was logged:\n{log}");
+    let both = counts_written(&f.output);
+    for (word, counts) in &first {
+        let again: Vec<i64> = counts.iter().chain(counts).copied().collect();
+        assert_eq!(both[word], again, "the second run counted {word} from scratch; log:\n{log}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_reset_is_refused_while_an_instance_runs_and_a_dry_run_changes_nothing() {
     let f = Fixture::new().await;

@@ -435,7 +435,8 @@ impl fmt::Display for ResetPlan {
         writeln!(
             f,
             "  left as they are: output topics, the dead-letter topic, global-table topics, and the state \
-             directories of other machines (remove {} there before starting an instance)",
+             directories of other machines ({} there: an instance that starts with it finds its stores \
+             ahead of the recreated changelogs, wipes them and restores)",
             self.state_dir.display()
         )
     }

@@ -157,8 +157,16 @@ impl Task {
     /// What each store has to replay: from the changelog offset recorded
     /// in the store (or the beginning) to the partition's end offset now.
     /// Stores already at the end are left out.
+    ///
+    /// A store whose local offset is past its changelog's end is ahead of
+    /// it: the changelog was deleted and recreated (an application reset
+    /// whose local state was left on this machine) or lost records. The
+    /// store is wiped and restored from the changelog, as Kafka Streams does
+    /// when restoring from its checkpoint hits an out-of-range offset
+    /// (`TaskCorruptedException`: "the changelog has been modified and we
+    /// re-bootstrap the store").
     pub(crate) fn restore_plan<C: rdkafka::consumer::ConsumerContext>(
-        &self,
+        &mut self,
         restorer: &BaseConsumer<C>,
     ) -> Result<Vec<RestorePartition>> {
         let mut plan = Vec::new();
@@ -167,6 +175,19 @@ impl Task {
             let (low, high) = restorer
                 .fetch_watermarks(&topic, partition, Duration::from_secs(30))
                 .map_err(|e| Error::kafka(format!("reading the end offsets of changelog {topic}[{partition}]"), e))?;
+            let local = match local {
+                Some(local) if local > high => {
+                    let slot = &mut self.ctx.stores[store];
+                    tracing::warn!(
+                        task = %self.id, store = %slot.name, local, changelog_end = high,
+                        "the local state is ahead of its changelog {topic}[{partition}] (the topic was recreated, \
+                         e.g. by a reset, or lost records); wiping the store and restoring it from the changelog"
+                    );
+                    slot.store.clear(low)?;
+                    None
+                }
+                local => local,
+            };
             let start = local.unwrap_or(low).max(low);
             if start < high {
                 let name = &self.ctx.stores[store].name;

@@ -182,7 +182,7 @@ impl TaskManager {
         restorer: &BaseConsumer<R>,
     ) -> Result<()> {
         while let Some(id) = self.pending.pop_first() {
-            let task = Task::new(id, &self.app, Box::new(self.collector.clone()))?;
+            let mut task = Task::new(id, &self.app, Box::new(self.collector.clone()))?;
             let parts = task.restore_plan(restorer)?;
             if parts.is_empty() {
                 self.start_task(task, 0, Instant::now())?;

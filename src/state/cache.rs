@@ -139,6 +139,10 @@ impl<S: KeyValueStore> KeyValueStore for CachedStore<S> {
         self.inner.changelog_offset()
     }
 
+    fn last_key(&self) -> StateResult<Option<Vec<u8>>> {
+        self.inner.last_key()
+    }
+
     #[cfg(test)]
     fn approximate_len(&self) -> StateResult<u64> {
         self.inner.approximate_len()

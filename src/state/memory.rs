@@ -80,6 +80,10 @@ impl KeyValueStore for InMemoryStore {
         Ok(self.changelog_offset)
     }
 
+    fn last_key(&self) -> StateResult<Option<Vec<u8>>> {
+        Ok(self.entries.keys().next_back().cloned())
+    }
+
     #[cfg(test)]
     fn approximate_len(&self) -> StateResult<u64> {
         Ok(self.entries.len() as u64)
@@ -148,6 +152,19 @@ mod tests {
         assert_eq!(store.approximate_size_bytes().unwrap(), 7);
         store.apply(&[put("a", "1"), delete("bb"), delete("zz")], None).unwrap();
         assert_eq!(store.approximate_size_bytes().unwrap(), 2);
+    }
+
+    #[test]
+    fn clear_empties_the_store_and_records_the_offset() {
+        let mut store = InMemoryStore::new("s");
+        store.clear(3).unwrap();
+        assert_eq!(store.changelog_offset().unwrap(), Some(3));
+        store.apply(&[put("a", "1"), put("z", "2")], Some(7)).unwrap();
+        assert_eq!(store.last_key().unwrap(), Some(b"z".to_vec()));
+        store.clear(0).unwrap();
+        assert!(store.range(None, None).unwrap().is_empty());
+        assert_eq!(store.last_key().unwrap(), None);
+        assert_eq!(store.changelog_offset().unwrap(), Some(0));
     }
 
     #[test]

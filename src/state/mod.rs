@@ -190,6 +190,24 @@ pub(crate) trait KeyValueStore: Send {
     /// carried one (`None` for a fresh store): restore reads from here.
     fn changelog_offset(&self) -> StateResult<Option<i64>>;
 
+    /// The greatest key in the store, if any.
+    fn last_key(&self) -> StateResult<Option<Vec<u8>>>;
+
+    /// Deletes every entry and records `offset`, in one atomic write (one
+    /// range tombstone in RocksDB): the store is empty, as if new, and
+    /// restores from `offset`.
+    fn clear(&mut self, offset: i64) -> StateResult<()> {
+        let dropped = match self.last_key()? {
+            Some(mut last) => {
+                // The key right after `last`: the range ends past it.
+                last.push(0);
+                vec![(Vec::new(), last)]
+            }
+            None => Vec::new(),
+        };
+        self.apply_dropping(&dropped, &[], Some(offset))
+    }
+
     /// The number of entries. Exact for in-memory stores; an estimate for
     /// RocksDB, which cannot count without a full scan (deletes and
     /// overwrites not yet compacted away skew it). For metrics, not logic.

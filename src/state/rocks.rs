@@ -181,6 +181,13 @@ impl KeyValueStore for RocksDbStore {
         self.db.write_opt(write_batch, &self.write_options).map_err(|err| self.error("apply", err))
     }
 
+    fn last_key(&self) -> StateResult<Option<Vec<u8>>> {
+        match self.db.iterator(IteratorMode::End).next() {
+            Some(entry) => entry.map(|(key, _)| Some(key.into_vec())).map_err(|err| self.error("last key", err)),
+            None => Ok(None),
+        }
+    }
+
     fn changelog_offset(&self) -> StateResult<Option<i64>> {
         let meta = self.column_family(META_COLUMN_FAMILY)?;
         let Some(bytes) = self.db.get_cf(meta, CHANGELOG_OFFSET_KEY).map_err(|err| self.error("read offset", err))?
@@ -315,6 +322,25 @@ mod tests {
         assert_eq!(store.get(b"a").unwrap(), None);
         assert_eq!(store.get(b"b").unwrap(), Some(b"2".to_vec()));
         assert_eq!(store.changelog_offset().unwrap(), Some(42), "a batch without an offset keeps the last one");
+    }
+
+    #[test]
+    fn clear_removes_every_key_the_last_included_and_records_the_offset() {
+        let dir = tempfile::tempdir().unwrap();
+        let resources = small_resources();
+        let mut store = RocksDbStore::open(dir.path(), "s", &resources).unwrap();
+        assert_eq!(store.last_key().unwrap(), None);
+        store.apply(&[put("", "empty key"), put("a", "1"), put("\u{ff}\u{ff}", "2")], Some(9)).unwrap();
+        assert_eq!(store.last_key().unwrap(), Some("\u{ff}\u{ff}".as_bytes().to_vec()));
+        store.clear(0).unwrap();
+        assert!(store.range(None, None).unwrap().is_empty());
+        assert_eq!(store.changelog_offset().unwrap(), Some(0));
+        store.close().unwrap();
+
+        let store = RocksDbStore::open(dir.path(), "s", &resources).unwrap();
+        assert!(store.range(None, None).unwrap().is_empty(), "the wipe is durable");
+        assert_eq!(store.last_key().unwrap(), None);
+        assert_eq!(store.changelog_offset().unwrap(), Some(0));
     }
 
     #[test]
