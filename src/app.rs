@@ -36,7 +36,7 @@ use crate::runtime::purge::RecordPurger;
 use crate::runtime::stats::{RuntimeStats, StatsSnapshot, ThreadPhase};
 use crate::runtime::thread;
 use crate::runtime::AppContext;
-use crate::state::StateResources;
+use crate::state::{StateDirLock, StateResources};
 use crate::topology::Topology;
 use crate::Config;
 
@@ -126,6 +126,14 @@ impl App {
             "starting"
         );
         let plan = prepare_topics(&config, &topology)?;
+        let state_lock = StateDirLock::acquire(&config.instance_state_dir())?;
+        let adopted = state_lock.adopt_legacy_stores(&config.instance_state_dir())?;
+        if adopted > 0 {
+            tracing::info!(
+                dir = %config.instance_state_dir().display(), stores = adopted,
+                "moved the local state of the layout without instance directories into this instance's directory"
+            );
+        }
         let resources = StateResources::new(config.state.block_cache_bytes, config.state.write_buffer_bytes)
             .with_cache_bytes(config.state.cache_bytes);
         let mut source_topics: Vec<String> = plan.topic_to_subtopology.keys().cloned().collect();
@@ -178,7 +186,14 @@ impl App {
             match spawned {
                 Ok(handle) => threads.push(handle),
                 Err(e) => {
-                    let running = RunningApp { shutdown, threads, stats, http: Some(http), shutdown_timeout };
+                    let running = RunningApp {
+                        shutdown,
+                        threads,
+                        stats,
+                        http: Some(http),
+                        shutdown_timeout,
+                        _state_lock: state_lock,
+                    };
                     if let Err(stopping) = running.shutdown() {
                         tracing::warn!(error = %stopping, "stopping the threads already started");
                     }
@@ -186,7 +201,7 @@ impl App {
                 }
             }
         }
-        Ok(RunningApp { shutdown, threads, stats, http: Some(http), shutdown_timeout })
+        Ok(RunningApp { shutdown, threads, stats, http: Some(http), shutdown_timeout, _state_lock: state_lock })
     }
 
     /// Runs until SIGTERM or SIGINT, then shuts down gracefully within
@@ -346,6 +361,8 @@ pub struct RunningApp {
     stats: Arc<RuntimeStats>,
     http: Option<HttpServer>,
     shutdown_timeout: Duration,
+    /// Held until the application is dropped: no other process opens these stores.
+    _state_lock: StateDirLock,
 }
 
 impl RunningApp {

@@ -349,10 +349,17 @@ pub fn latest_by_key(topic: &str) -> std::collections::BTreeMap<String, String> 
 
 /// A rivulet config for the test broker: its own application id, state
 /// dir and a short commit interval; `extra` are more `RIVULET__*` variables.
+/// The instance id follows from the state dir, as a pod's name goes with
+/// its volume: a restart on the same state dir is the same instance (and
+/// finds its stores under `<state_dir>/<application_id>/<instance_id>`),
+/// another state dir another instance.
 pub fn app_config(application_id: &str, state_dir: &std::path::Path, extra: &[(&str, &str)]) -> rivulet::Config {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    state_dir.hash(&mut hasher);
     let mut env = vec![
         ("RIVULET__APPLICATION_ID".to_string(), application_id.to_string()),
-        ("RIVULET__INSTANCE_ID".to_string(), unique("instance")),
+        ("RIVULET__INSTANCE_ID".to_string(), format!("instance-{:016x}", hasher.finish())),
         ("RIVULET__KAFKA__BOOTSTRAP_SERVERS".to_string(), bootstrap().to_string()),
         ("RIVULET__STATE_DIR".to_string(), state_dir.display().to_string()),
         ("RIVULET__COMMIT_INTERVAL_MS".to_string(), "200".to_string()),

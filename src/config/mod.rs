@@ -433,6 +433,31 @@ impl Config {
         self.instance_id_explicit.then(|| format!("{}-{thread}", self.instance_id))
     }
 
+    /// This instance's state directory:
+    /// `<state_dir>/<application_id>/<instance_id>`, with characters other
+    /// than letters, digits, `.`, `_` and `-` in the instance id replaced by
+    /// `_`. Instances that share a `state_dir` (a volume, a host) keep
+    /// their stores apart; the running instance locks it.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), rivulet::ConfigError> {
+    /// let config = rivulet::Config::loader()
+    ///     .env([("RIVULET__APPLICATION_ID", "orders"), ("RIVULET__INSTANCE_ID", "orders-0"), ("RIVULET__STATE_DIR", "/var/lib/rivulet")])
+    ///     .load()?;
+    /// assert_eq!(config.instance_state_dir(), std::path::Path::new("/var/lib/rivulet/orders/orders-0"));
+    /// # Ok(()) }
+    /// ```
+    pub fn instance_state_dir(&self) -> PathBuf {
+        let instance: String = self
+            .instance_id
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') { c } else { '_' })
+            .collect();
+        // `.` and `..` would not be directories of their own.
+        let instance = if instance.chars().all(|c| c == '.') { instance.replace('.', "_") } else { instance };
+        self.state_dir.join(&self.application_id).join(instance)
+    }
+
     /// The dead-letter topic: `errors.dead_letter_topic`, or `<application_id>-dlq`.
     ///
     /// ```

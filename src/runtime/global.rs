@@ -28,11 +28,11 @@ use crate::state::{GlobalStore, GlobalStores, RocksGlobalStore};
 use crate::topology::Topology;
 
 /// Opens the global stores of `topology` under
-/// `<state_dir>/<application_id>/global/`, as they were left.
+/// `<state_dir>/<application_id>/<instance_id>/global/`, as they were left.
 pub(crate) fn open_stores(config: &Config, topology: &Topology) -> Result<GlobalStores> {
     let mut stores: BTreeMap<String, Arc<dyn GlobalStore>> = BTreeMap::new();
     for g in &topology.globals {
-        let dir = config.state_dir.join(&config.application_id).join("global").join(&g.name);
+        let dir = config.instance_state_dir().join("global").join(&g.name);
         stores.insert(g.name.clone(), Arc::new(RocksGlobalStore::open(&dir, &g.name)?));
     }
     Ok(GlobalStores::new(stores))

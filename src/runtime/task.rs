@@ -102,7 +102,7 @@ impl Task {
             let store: Box<dyn KeyValueStore> = match spec.kind {
                 StoreKind::InMemory => Box::new(InMemoryStore::new(name.clone())),
                 StoreKind::RocksDb => {
-                    let dir = state::store_dir(&config.state_dir, &config.application_id, &id.to_string(), name);
+                    let dir = state::store_dir(&config.instance_state_dir(), &id.to_string(), name);
                     let store = open_or_wipe(&dir, name, resources)?;
                     match resources.cache_bytes() {
                         0 => Box::new(store),

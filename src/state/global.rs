@@ -4,7 +4,7 @@
 //! only read, so the store needs no write buffer and no changelog: the
 //! topic itself is the changelog.
 //!
-//! A RocksDB store (`<state_dir>/<application_id>/global/<name>`) keeps
+//! A RocksDB store (`<state_dir>/<application_id>/<instance_id>/global/<name>`) keeps
 //! the offset after each record it applied, written with the record in one
 //! batch, so a restart reads on from there instead of from the beginning.
 

@@ -42,6 +42,7 @@ use std::path::{Path, PathBuf};
 
 mod cache;
 mod global;
+mod lock;
 mod memory;
 mod resources;
 mod rocks;
@@ -49,6 +50,7 @@ mod write_buffer;
 
 pub(crate) use self::cache::CachedStore;
 pub(crate) use self::global::{GlobalStore, GlobalStores, RocksGlobalStore};
+pub(crate) use self::lock::StateDirLock;
 pub(crate) use self::memory::InMemoryStore;
 pub(crate) use self::resources::StateResources;
 pub(crate) use self::rocks::RocksDbStore;
@@ -116,6 +118,20 @@ pub enum StateError {
         operation: &'static str,
         /// What RocksDB reported.
         reason: String,
+    },
+    /// Another process holds this instance's state directory: two processes
+    /// sharing one would corrupt each other's stores.
+    #[error(
+        "the state directory {} is in use by another process{holder}; two instances cannot share a \
+         state directory: give each its own `state_dir` (RIVULET__STATE_DIR) or its own `instance_id` \
+         (RIVULET__INSTANCE_ID), or stop the other process",
+        path.display()
+    )]
+    InUse {
+        /// The instance's state directory.
+        path: PathBuf,
+        /// ` (pid N)` when the lock file names the holder, else empty.
+        holder: String,
     },
     /// A file system operation on the state directory failed. Check the
     /// path's permissions and the disk.
@@ -230,9 +246,10 @@ pub(crate) trait KeyValueStore: Send {
     }
 }
 
-/// The directory of one store: `<state_dir>/<application_id>/<task>/<store>`.
-pub(crate) fn store_dir(state_dir: &Path, application_id: &str, task: &str, store: &str) -> PathBuf {
-    state_dir.join(application_id).join(task).join(store)
+/// The directory of one store: `<instance_dir>/<task>/<store>`, where
+/// `instance_dir` is `Config::instance_state_dir`.
+pub(crate) fn store_dir(instance_dir: &Path, task: &str, store: &str) -> PathBuf {
+    instance_dir.join(task).join(store)
 }
 
 /// Deletes a store's directory (or a stray file at its path) and everything
@@ -322,9 +339,9 @@ mod tests {
     }
 
     #[test]
-    fn store_dir_nests_application_task_and_store() {
-        let dir = store_dir(Path::new("/var/lib/rivulet"), "app", "0_1", "counts");
-        assert_eq!(dir, Path::new("/var/lib/rivulet/app/0_1/counts"));
+    fn store_dir_nests_task_and_store_in_the_instance_directory() {
+        let dir = store_dir(Path::new("/var/lib/rivulet/app/pod-0"), "0_1", "counts");
+        assert_eq!(dir, Path::new("/var/lib/rivulet/app/pod-0/0_1/counts"));
     }
 
     #[test]
