@@ -108,7 +108,7 @@ async fn a_topology_reads_avro_confluent_wrote_and_writes_avro_confluent_reads()
     // The schema rivulet registered is the latest under <output>-value.
     let (latest_id, _) = registry.latest(&format!("{output}-value")).unwrap();
     assert_eq!(latest_id, output_id);
-    let read = confluent_consume("avro", &output, 3);
+    let read = confluent_consume("avro", &output, 3, None);
     let expected = [
         ("a", json!({"id": 1, "channel": "web", "units": 10, "note": null})),
         ("b", json!({"id": 2, "channel": "web", "units": 30, "note": "3 x pear"})),
@@ -152,7 +152,7 @@ async fn json_schema_records_cross_check_with_confluent() {
     wait_for_records(&output, 2);
     app.shutdown().unwrap();
 
-    let read = confluent_consume("json", &output, 2);
+    let read = confluent_consume("json", &output, 2, None);
     let values: Vec<_> = read.iter().map(|(k, v, _)| (k.as_str(), v.clone())).collect();
     assert_eq!(values, [("k1", json!({"id": 100, "name": "ONE"})), ("k2", json!({"id": 200, "name": "TWO"}))]);
 }
@@ -168,18 +168,60 @@ struct Reading {
 const READING_PROTO: &str =
     "syntax = \"proto3\";\npackage plant;\n\nmessage Reading {\n  string sensor = 1;\n  double celsius = 2;\n}\n";
 
+#[tokio::test(flavor = "multi_thread")]
+async fn protobuf_records_cross_check_with_confluent() {
+    let input = harness::new_topic("sr-proto-in", 1).await;
+    let output = harness::new_topic("sr-proto-out", 1).await;
+    // Confluent registers the schema as its serialized descriptor (base64);
+    // rivulet reads by id whatever form the registry holds.
+    confluent_produce(
+        "protobuf",
+        &input,
+        READING_PROTO,
+        &[("s1", json!({"sensor": "t1", "celsius": 21.5})), ("s2", json!({"sensor": "t2", "celsius": -3.25}))],
+    );
+
+    let state = tempfile::tempdir().unwrap();
+    let app_id = harness::unique("sr-proto");
+    let config = config(&app_id, state.path(), &[("RIVULET__SCHEMA_REGISTRY__AUTO_REGISTER_SCHEMAS", "true")]);
+    let registry = SchemaRegistry::connect(&config.schema_registry).unwrap();
+    let readings = registry.protobuf::<Reading>(READING_PROTO).value_of(&output);
+    let output_id = readings.writer_id().unwrap();
+    let mut b = Topology::builder();
+    b.stream(&input, Serdes::string(), registry.protobuf::<Reading>(READING_PROTO))
+        .map_values(|r: Reading| Reading { sensor: r.sensor.to_uppercase(), celsius: r.celsius * 2.0 })
+        .to(&output, Serdes::string(), readings);
+    let app = App::new(config).unwrap().start(b.build().unwrap()).unwrap();
+    let written = wait_for_records(&output, 2);
+    app.shutdown().unwrap();
+
+    // The header, then the message indexes [0] as the single byte 0.
+    let value = written[0].value.as_deref().unwrap();
+    assert_eq!(
+        value[..6],
+        [0, (output_id >> 24) as u8, (output_id >> 16) as u8, (output_id >> 8) as u8, output_id as u8, 0]
+    );
+    let read = confluent_consume("protobuf", &output, 2, Some(READING_PROTO));
+    let values: Vec<_> = read.iter().map(|(k, v, id)| (k.as_str(), v.clone(), *id)).collect();
+    assert_eq!(
+        values,
+        [
+            ("s1", json!({"sensor": "T1", "celsius": 43.0}), output_id),
+            ("s2", json!({"sensor": "T2", "celsius": -6.5}), output_id)
+        ]
+    );
+}
+
 #[test]
 fn protobuf_messages_round_trip_through_the_registry_by_id() {
     let state = tempfile::tempdir().unwrap();
-    let topic = harness::unique("sr-proto");
+    let topic = harness::unique("sr-proto-id");
     let config = config(&topic, state.path(), &[("RIVULET__SCHEMA_REGISTRY__AUTO_REGISTER_SCHEMAS", "true")]);
     let writer =
         SchemaRegistry::connect(&config.schema_registry).unwrap().protobuf::<Reading>(READING_PROTO).value_of(&topic);
     let reading = Reading { sensor: "t1".into(), celsius: 21.5 };
     let mut bytes = Vec::new();
     writer.serialize(&reading, &mut bytes).unwrap();
-    let id = writer.writer_id().unwrap();
-    assert_eq!(bytes[..6], [0, (id >> 24) as u8, (id >> 16) as u8, (id >> 8) as u8, id as u8, 0]);
     // A fresh client knows nothing: it asks the registry for the id.
     let reader = SchemaRegistry::connect(&config.schema_registry).unwrap().protobuf::<Reading>(READING_PROTO);
     assert_eq!(reader.deserialize(Some(&bytes)).unwrap(), reading);
@@ -188,8 +230,8 @@ fn protobuf_messages_round_trip_through_the_registry_by_id() {
         .unwrap()
         .protobuf::<Reading>(READING_PROTO)
         .subject_name_strategy(SubjectNameStrategy::Record);
-    by_record.writer_id().unwrap();
-    SchemaRegistry::connect(&config.schema_registry).unwrap().latest("plant.Reading").unwrap();
+    let id = by_record.writer_id().unwrap();
+    assert_eq!(SchemaRegistry::connect(&config.schema_registry).unwrap().latest("plant.Reading").unwrap().0, id);
 }
 
 /// good, a record whose schema id the registry does not know, good.

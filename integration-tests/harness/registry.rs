@@ -64,15 +64,24 @@ fn python() -> &'static str {
     })
 }
 
+/// `schema` in a file of a fresh folder, named as `format` wants it
+/// (protoc takes the Python module's name from a `.proto` file's).
+fn schema_file(format: &str, schema: &str) -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(if format == "protobuf" { "schema.proto" } else { "schema.txt" });
+    std::fs::write(&path, schema).unwrap();
+    (dir, path)
+}
+
 /// Writes `records` (key, value as JSON) to partition 0 of `topic` with
-/// Confluent's serializer of `format` (`avro` or `json`) and `schema`,
+/// Confluent's serializer of `format` (`avro`, `json` or `protobuf`) and
+/// `schema` (for protobuf a .proto file, the value its first message),
 /// which it registers under `<topic>-value`.
 pub fn confluent_produce(format: &str, topic: &str, schema: &str, records: &[(&str, serde_json::Value)]) {
-    let schema_file = tempfile::NamedTempFile::new().unwrap();
-    std::fs::write(schema_file.path(), schema).unwrap();
+    let (_dir, schema_file) = schema_file(format, schema);
     let mut child = Command::new(python())
         .args([PYTHON_SCRIPT, "produce", format, super::bootstrap(), url(), topic])
-        .arg(schema_file.path())
+        .arg(&schema_file)
         .stdin(Stdio::piped())
         .spawn()
         .unwrap();
@@ -87,13 +96,22 @@ pub fn confluent_produce(format: &str, topic: &str, schema: &str, records: &[(&s
 }
 
 /// Reads `count` records from partition 0 of `topic` with Confluent's
-/// deserializer of `format`: (key, value as JSON, schema id) each.
-pub fn confluent_consume(format: &str, topic: &str, count: usize) -> Vec<(String, serde_json::Value, u32)> {
-    let out = Command::new(python())
-        .args([PYTHON_SCRIPT, "consume", format, super::bootstrap(), url(), topic, &count.to_string()])
-        .stderr(Stdio::inherit())
-        .output()
-        .unwrap();
+/// deserializer of `format`: (key, value as JSON, schema id) each. Avro
+/// and JSON Schema records are read with their writer's schema; Protobuf
+/// ones as the first message of the .proto `schema`.
+pub fn confluent_consume(
+    format: &str,
+    topic: &str,
+    count: usize,
+    schema: Option<&str>,
+) -> Vec<(String, serde_json::Value, u32)> {
+    let schema = schema.map(|s| schema_file(format, s));
+    let mut command = Command::new(python());
+    command.args([PYTHON_SCRIPT, "consume", format, super::bootstrap(), url(), topic, &count.to_string()]);
+    if let Some((_, path)) = &schema {
+        command.arg(path);
+    }
+    let out = command.stderr(Stdio::inherit()).output().unwrap();
     assert!(out.status.success(), "confluent_serde.py consume failed; see its output above");
     String::from_utf8(out.stdout)
         .unwrap()

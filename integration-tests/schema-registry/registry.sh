@@ -31,6 +31,8 @@ set -euo pipefail
 
 APICURIO_VERSION=2.4.2.Final
 CONFLUENT_KAFKA_VERSION=2.16.1
+# grpcio-tools brings protoc, for the Python classes of the tests' .proto files.
+PYTHON_PACKAGES="confluent-kafka[avro,json,protobuf,schemaregistry]==$CONFLUENT_KAFKA_VERSION grpcio-tools==1.85.1"
 HERE=$(cd "$(dirname "$0")" && pwd)
 PORT=${RIVULET_SCHEMA_REGISTRY_PORT:-8081}
 TLS_PORT=${RIVULET_SCHEMA_REGISTRY_TLS_PORT:-$((PORT + 362))}
@@ -194,16 +196,17 @@ logs() {
 
 python_venv() {
   local venv="$CACHE_DIR/confluent-kafka-$CONFLUENT_KAFKA_VERSION-venv"
-  if [ ! -f "$venv/.complete" ]; then
+  if [ "$(cat "$venv/.complete" 2>/dev/null)" != "$PYTHON_PACKAGES" ]; then
     command -v python3 >/dev/null 2>&1 || die "python3 is needed for Confluent's Python serializers; install it (Debian: apt-get install python3 python3-venv)."
     say "installing confluent-kafka $CONFLUENT_KAFKA_VERSION (Confluent's serializers) into $venv"
     rm -rf "$venv"
     python3 -m venv "$venv" || die "python3 -m venv failed; install the venv module (Debian: apt-get install python3-venv)."
-    if ! "$venv/bin/pip" install -q "confluent-kafka[avro,json,schemaregistry]==$CONFLUENT_KAFKA_VERSION" >"$venv.log" 2>&1; then
+    # shellcheck disable=SC2086 # a list of requirements
+    if ! "$venv/bin/pip" install -q $PYTHON_PACKAGES >"$venv.log" 2>&1; then
       tail -20 "$venv.log" >&2
       die "pip could not install confluent-kafka $CONFLUENT_KAFKA_VERSION (log: $venv.log). Check that PyPI is reachable."
     fi
-    touch "$venv/.complete"
+    echo "$PYTHON_PACKAGES" > "$venv/.complete"
   fi
   echo "$venv/bin/python"
 }
