@@ -5,6 +5,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod harness;
+// The example's `main` is not used here.
+#[allow(dead_code)]
+#[path = "../examples/avro_orders.rs"]
+mod avro_orders;
 
 use std::time::Duration;
 
@@ -16,43 +20,13 @@ use rivulet::RunningApp;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+// ORDER_V2: what rivulet reads Confluent's records as, a later version with
+// a field added with a default (Avro schema resolution).
+use avro_orders::{Order, OrderTotal, ORDER as ORDER_V2, ORDER_TOTAL};
+
 /// What Confluent's serializer writes.
 const ORDER_V1: &str = r#"{"type":"record","name":"Order","namespace":"shop","fields":[
   {"name":"id","type":"long"},{"name":"sku","type":"string"},{"name":"quantity","type":"int"}]}"#;
-/// What rivulet reads it as: a later version, with a field added with a
-/// default (Avro schema resolution).
-const ORDER_V2: &str = r#"{"type":"record","name":"Order","namespace":"shop","fields":[
-  {"name":"id","type":"long"},{"name":"sku","type":"string"},{"name":"quantity","type":"int"},
-  {"name":"channel","type":"string","default":"web"}]}"#;
-/// What rivulet writes.
-const ORDER_TOTAL: &str = r#"{"type":"record","name":"OrderTotal","namespace":"shop","fields":[
-  {"name":"id","type":"long"},{"name":"channel","type":"string"},{"name":"units","type":"long"},
-  {"name":"note","type":["null","string"],"default":null}]}"#;
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-struct Order {
-    id: i64,
-    sku: String,
-    quantity: i32,
-    channel: String,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-struct OrderTotal {
-    id: i64,
-    channel: String,
-    units: i64,
-    note: Option<String>,
-}
-
-fn total(o: Order) -> OrderTotal {
-    OrderTotal {
-        id: o.id,
-        channel: o.channel,
-        units: i64::from(o.quantity) * 10,
-        note: (o.quantity > 1).then(|| format!("{} x {}", o.quantity, o.sku)),
-    }
-}
 
 fn config(app_id: &str, state: &std::path::Path, extra: &[(&str, &str)]) -> Config {
     let mut env = vec![("RIVULET__SCHEMA_REGISTRY__URL", harness::registry::url())];
@@ -93,15 +67,11 @@ async fn a_topology_reads_avro_confluent_wrote_and_writes_avro_confluent_reads()
     // Auto-registration on for the output's schema, as the demo does.
     let config = config(&app_id, state.path(), &[("RIVULET__SCHEMA_REGISTRY__AUTO_REGISTER_SCHEMAS", "true")]);
     let registry = SchemaRegistry::connect(&config.schema_registry).unwrap();
-    let totals = registry.avro::<OrderTotal>(ORDER_TOTAL).unwrap().value_of(&output);
-    let output_id = totals.writer_id().unwrap();
-    let mut b = Topology::builder();
-    b.stream(&input, Serdes::string(), registry.avro::<Order>(ORDER_V2).unwrap()).map_values(total).to(
-        &output,
-        Serdes::string(),
-        totals,
-    );
-    let app = App::new(config).unwrap().start(b.build().unwrap()).unwrap();
+    // The example's topology (examples/avro_orders.rs).
+    let settings = avro_orders::Settings { input_topic: input.clone(), output_topic: output.clone() };
+    let topology = avro_orders::topology(&registry, &settings).unwrap();
+    let output_id = registry.avro::<OrderTotal>(ORDER_TOTAL).unwrap().value_of(&output).writer_id().unwrap();
+    let app = App::new(config).unwrap().start(topology).unwrap();
     wait_for_records(&output, 3);
     app.shutdown().unwrap();
 
