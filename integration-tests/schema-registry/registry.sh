@@ -141,6 +141,7 @@ start() {
       -Dquarkus.http.ssl.certificate.key-files="$TLS_DIR/server.key" \
       -Dquarkus.datasource.jdbc.initial-size=2 -Dquarkus.datasource.jdbc.min-size=2 \
       -Dquarkus.datasource.jdbc.max-size=20 \
+      -Dquarkus.datasource.jdbc.url="jdbc:h2:mem:registry_db;LOCK_TIMEOUT=20000" \
       -jar "$(runner_jar)" >"$LOG_FILE" 2>&1 </dev/null &
     echo $! > "$PID_FILE"
   fi
@@ -157,7 +158,25 @@ start() {
     sleep 1
     waited=$((waited + 1))
   done
+  warm_up || die "the registry answers but cannot register a schema; its log is $LOG_FILE"
   say "Schema Registry is up at $URL after ${waited}s (log: $LOG_FILE)"
+}
+
+# Registers one schema, so the id sequences exist before tests register
+# schemas in parallel: on a fresh database, concurrent first registrations
+# race to create them and one can fail with an H2 lock timeout.
+warm_up() {
+  python3 - "$URL/subjects/rivulet-registry-warm-up/versions" <<'PY' 2>/dev/null
+import json, sys, urllib.request
+body = json.dumps({"schema": json.dumps({"type": "string"})}).encode()
+request = urllib.request.Request(sys.argv[1], data=body, method="POST",
+                                 headers={"Content-Type": "application/vnd.schemaregistry.v1+json"})
+try:
+    with urllib.request.urlopen(request, timeout=10) as r:
+        sys.exit(0 if "id" in json.load(r) else 1)
+except Exception:
+    sys.exit(1)
+PY
 }
 
 stop() {
