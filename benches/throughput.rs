@@ -1016,7 +1016,7 @@ async fn driver() {
             workloads.push(Workload { name, engine: Engine::KStreams });
         }
     }
-    workloads.retain(|w| only.as_ref().map_or(true, |o| o.iter().any(|x| x == w.name)));
+    workloads.retain(|w| only.as_ref().is_none_or(|o| o.iter().any(|x| x == w.name)));
     let queries = nexmark::selected(only.as_deref());
     if workloads.is_empty() {
         nexmark::run(&queries, kstreams).await;

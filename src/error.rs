@@ -90,6 +90,11 @@ pub enum Error {
     /// [`crate::reset`].
     #[error("{0}")]
     Reset(String),
+    /// The Schema Registry cannot be used: unreachable, credentials
+    /// refused, or a writer schema not registered (see
+    /// [`crate::serde::registry`]).
+    #[error(transparent)]
+    SchemaRegistry(#[from] crate::serde::registry::RegistryError),
     /// Logging could not be set up (see [`crate::init_logging`]).
     #[error("setting up logging: {0}")]
     Logging(String),

@@ -543,5 +543,6 @@ impl<T: 'static, S: Serde<T>> Serde<Option<T>> for OptionalSerde<T, S> {
     }
 }
 
+pub mod registry;
 #[cfg(test)]
 mod tests;

@@ -665,7 +665,7 @@ fn kstreams_ready() -> bool {
 
 /// The queries `RIVULET_BENCH_WORKLOADS` selects (all when unset).
 pub(crate) fn selected(only: Option<&[String]>) -> Vec<&'static str> {
-    QUERIES.into_iter().filter(|q| only.map_or(true, |o| o.iter().any(|x| x == q))).collect()
+    QUERIES.into_iter().filter(|q| only.is_none_or(|o| o.iter().any(|x| x == q))).collect()
 }
 
 /// Loads the input and runs `queries` (see the module docs).

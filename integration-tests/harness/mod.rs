@@ -13,6 +13,8 @@ pub mod child;
 /// The window oracle of the unit tests, and its pseudo-random input.
 #[path = "../../src/topology/window_tests/oracle.rs"]
 pub mod oracle;
+/// The test Schema Registry and Confluent's Python serializers.
+pub mod registry;
 
 use std::collections::{BTreeMap, HashSet};
 use std::process::Command;

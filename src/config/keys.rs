@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use config::{Map, Value, ValueKind};
 
 use super::spec::{is_name_char, names, Accepts, DefaultValue, PerGuarantee, Unit};
-use super::{ConfigError, ErrorPolicy, LogFormat, ProcessingGuarantee};
+use super::{ConfigError, ErrorPolicy, LogFormat, ProcessingGuarantee, SubjectNameStrategy};
 
 /// One documented config key.
 #[derive(Debug, Clone, Copy)]
@@ -54,6 +54,13 @@ pub(crate) const LOG_FORMATS: [(&str, LogFormat); 2] = [("text", LogFormat::Text
 const GUARANTEE_NAMES: [&str; 2] = names(&GUARANTEES);
 const POLICY_NAMES: [&str; 3] = names(&POLICIES);
 const LOG_FORMAT_NAMES: [&str; 2] = names(&LOG_FORMATS);
+/// The subject name strategies by name.
+pub(crate) const SUBJECT_NAME_STRATEGIES: [(&str, SubjectNameStrategy); 3] = [
+    ("topic", SubjectNameStrategy::Topic),
+    ("record", SubjectNameStrategy::Record),
+    ("topic_record", SubjectNameStrategy::TopicRecord),
+];
+const SUBJECT_NAME_STRATEGY_NAMES: [&str; 3] = names(&SUBJECT_NAME_STRATEGIES);
 
 /// `commit_interval_ms` when it is not set: Kafka Streams' defaults.
 pub(crate) const COMMIT_INTERVAL_MS_DEFAULT: PerGuarantee = PerGuarantee { at_least_once: 30_000, exactly_once: 100 };
@@ -243,6 +250,55 @@ pub(crate) const STATE_WINDOW_CHANGELOG_ADDITIONAL_RETENTION_MS: KeySpec = KeySp
           the out-of-orderness and the longest the watermark may stall while windows are open.",
 };
 
+pub(crate) const SCHEMA_REGISTRY_URL: KeySpec = KeySpec {
+    name: "schema_registry.url",
+    default: DefaultValue::Text(""),
+    accepts: Accepts::Url,
+    doc: "The Schema Registry (Confluent's REST API) that the Avro, Protobuf and JSON Schema \
+          serdes of `rivulet::serde::registry` use, for example `http://registry:8081` (Apicurio: \
+          `http://registry:8080/apis/ccompat/v7`). Empty: none; `SchemaRegistry::connect` then \
+          fails naming this key.",
+};
+pub(crate) const SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO: KeySpec = KeySpec {
+    name: "schema_registry.basic_auth_user_info",
+    default: DefaultValue::Text(""),
+    accepts: Accepts::UserInfo,
+    doc: "HTTP basic authentication to the registry, as `user:password` (Confluent's \
+          `basic.auth.user.info`). A secret: never logged nor printed with the config.",
+};
+pub(crate) const SCHEMA_REGISTRY_SSL_CA_LOCATION: KeySpec = KeySpec {
+    name: "schema_registry.ssl_ca_location",
+    default: DefaultValue::Text(""),
+    accepts: Accepts::OptionalPath,
+    doc: "A PEM file of the CA certificates that an `https://` registry's certificate must \
+          chain to. Empty: the Mozilla root certificates built into rivulet.",
+};
+pub(crate) const SCHEMA_REGISTRY_AUTO_REGISTER_SCHEMAS: KeySpec = KeySpec {
+    name: "schema_registry.auto_register_schemas",
+    default: DefaultValue::Bool(false),
+    accepts: Accepts::Bool,
+    doc: "Whether a serde registers its writer schema under its subject when the registry \
+          lacks it (Confluent's `auto.register.schemas`). Off: the schema must already be \
+          registered, and the first record written (or `writer_id()` at start) fails naming the \
+          subject when it is not.",
+};
+pub(crate) const SCHEMA_REGISTRY_SUBJECT_NAME_STRATEGY: KeySpec = KeySpec {
+    name: "schema_registry.subject_name_strategy",
+    default: DefaultValue::Text("topic"),
+    accepts: Accepts::OneOf(&SUBJECT_NAME_STRATEGY_NAMES),
+    doc: "The subject a serde registers or looks its writer schema up under, unless the serde \
+          names its own: `topic` is `<topic>-key` or `<topic>-value`, `record` the record's full \
+          name, `topic_record` `<topic>-<record full name>` (Confluent's TopicNameStrategy, \
+          RecordNameStrategy and TopicRecordNameStrategy).",
+};
+pub(crate) const SCHEMA_REGISTRY_REQUEST_TIMEOUT_MS: KeySpec = KeySpec {
+    name: "schema_registry.request_timeout_ms",
+    default: DefaultValue::Integer(10_000),
+    accepts: Accepts::Integer { min: 1, max: ONE_HOUR_MS, unit: Unit::Milliseconds },
+    doc: "How long one request to the registry may take. Requests happen only at start and the \
+          first time a serde meets a schema: ids and schemas are cached for the process's life.",
+};
+
 /// Every key, in the order `docs/configuration.md` lists them.
 pub(crate) const KEYS: &[KeySpec] = &[
     APPLICATION_ID,
@@ -268,6 +324,12 @@ pub(crate) const KEYS: &[KeySpec] = &[
     KAFKA_COMMON,
     KAFKA_CONSUMER,
     KAFKA_PRODUCER,
+    SCHEMA_REGISTRY_URL,
+    SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO,
+    SCHEMA_REGISTRY_SSL_CA_LOCATION,
+    SCHEMA_REGISTRY_AUTO_REGISTER_SCHEMAS,
+    SCHEMA_REGISTRY_SUBJECT_NAME_STRATEGY,
+    SCHEMA_REGISTRY_REQUEST_TIMEOUT_MS,
     APP,
 ];
 
@@ -395,6 +457,41 @@ pub(crate) fn log_filter(spec: &KeySpec, value: &Value) -> Result<String, Config
     Ok(s)
 }
 
+/// An [`Accepts::Bool`]: a boolean, or its text (environment values).
+pub(crate) fn boolean(spec: &KeySpec, value: &Value) -> Result<bool, ConfigError> {
+    match &value.kind {
+        ValueKind::Boolean(b) => Ok(*b),
+        ValueKind::String(s) if s.trim() == "true" => Ok(true),
+        ValueKind::String(s) if s.trim() == "false" => Ok(false),
+        _ => Err(invalid(spec, value, shown(value))),
+    }
+}
+
+/// An [`Accepts::Url`]: empty, or `http://` / `https://` and a host; a
+/// trailing `/` is dropped.
+pub(crate) fn url(spec: &KeySpec, value: &Value) -> Result<String, ConfigError> {
+    let s = text(spec, value)?.trim().trim_end_matches('/').to_string();
+    let rest = s.strip_prefix("http://").or_else(|| s.strip_prefix("https://"));
+    // User info in the URL would be a secret in a key that is not one.
+    let host_ok = rest.is_some_and(|r| !r.is_empty() && !r.split('/').next().unwrap_or_default().contains('@'));
+    if s.is_empty() || host_ok {
+        Ok(s)
+    } else {
+        Err(invalid(spec, value, "a URL that is not http(s)://host... or holds user info".to_string()))
+    }
+}
+
+/// An [`Accepts::UserInfo`]: empty, or `user:password`. The value is never
+/// shown in the error.
+pub(crate) fn user_info(spec: &KeySpec, value: &Value) -> Result<String, ConfigError> {
+    let s = text(spec, value)?;
+    if s.is_empty() || s.split_once(':').is_some_and(|(user, _)| !user.is_empty()) {
+        Ok(s)
+    } else {
+        Err(invalid(spec, value, "[redacted] (no `:` after a user name)".to_string()))
+    }
+}
+
 /// A table ([`Accepts::KafkaProperties`], [`Accepts::AnyTable`]).
 pub(crate) fn table(spec: &KeySpec, value: Value) -> Result<Map<String, Value>, ConfigError> {
     match value.kind {
@@ -406,9 +503,20 @@ pub(crate) fn table(spec: &KeySpec, value: Value) -> Result<Map<String, Value>, 
 /// Whether a property's value is a secret that must never be printed.
 pub(crate) fn is_secret(key: &str) -> bool {
     let key = key.to_ascii_lowercase();
-    ["password", "secret", "token", "credential", "sasl.oauthbearer.config", "ssl.key.pem", "ssl_key", "jaas"]
-        .iter()
-        .any(|marker| key.contains(marker))
+    [
+        "password",
+        "secret",
+        "token",
+        "credential",
+        "sasl.oauthbearer.config",
+        "ssl.key.pem",
+        "ssl_key",
+        "jaas",
+        "user_info",
+        "user.info",
+    ]
+    .iter()
+    .any(|marker| key.contains(marker))
 }
 
 /// The known key closest to a misspelled one, when it is close enough to

@@ -325,6 +325,89 @@ pub struct KafkaConfig {
     pub producer: KafkaProperties,
 }
 
+/// Which subject a Schema Registry serde registers or looks its writer
+/// schema up under (Confluent's subject name strategies): the key
+/// `schema_registry.subject_name_strategy`, `topic` (the default), `record`
+/// or `topic_record`.
+///
+/// ```
+/// # fn main() -> Result<(), rivulet::ConfigError> {
+/// use rivulet::config::SubjectNameStrategy;
+/// let config = rivulet::Config::loader()
+///     .env([("RIVULET__APPLICATION_ID", "orders"), ("RIVULET__SCHEMA_REGISTRY__SUBJECT_NAME_STRATEGY", "record")])
+///     .load()?;
+/// assert_eq!(config.schema_registry.subject_name_strategy, SubjectNameStrategy::Record);
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SubjectNameStrategy {
+    /// `<topic>-key` or `<topic>-value` (TopicNameStrategy).
+    Topic,
+    /// The record's full name, `namespace.Name` (RecordNameStrategy).
+    Record,
+    /// `<topic>-<record full name>` (TopicRecordNameStrategy).
+    TopicRecord,
+}
+
+impl fmt::Display for SubjectNameStrategy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Topic => "topic",
+            Self::Record => "record",
+            Self::TopicRecord => "topic_record",
+        })
+    }
+}
+
+/// The Schema Registry settings: the `[schema_registry]` table, read by
+/// `rivulet::serde::registry::SchemaRegistry::connect`. Its `Debug` output
+/// redacts the basic-auth user info.
+///
+/// ```
+/// # fn main() -> Result<(), rivulet::ConfigError> {
+/// let config = rivulet::Config::loader()
+///     .env([
+///         ("RIVULET__APPLICATION_ID", "orders"),
+///         ("RIVULET__SCHEMA_REGISTRY__URL", "https://registry:8081/"),
+///         ("RIVULET__SCHEMA_REGISTRY__BASIC_AUTH_USER_INFO", "svc:hunter2"),
+///     ])
+///     .load()?;
+/// assert_eq!(config.schema_registry.url, "https://registry:8081");
+/// assert!(!config.schema_registry.auto_register_schemas);
+/// assert!(!format!("{:?}", config.schema_registry).contains("hunter2"));
+/// assert!(!config.to_string().contains("hunter2"));
+/// # Ok(()) }
+/// ```
+#[derive(Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SchemaRegistryConfig {
+    /// The registry's base URL, without a trailing `/`; empty: none.
+    pub url: String,
+    /// `user:password` for HTTP basic authentication; empty: none. Secret.
+    pub basic_auth_user_info: String,
+    /// A PEM file of CA certificates for an `https://` registry.
+    pub ssl_ca_location: Option<PathBuf>,
+    /// Whether serdes register their writer schemas.
+    pub auto_register_schemas: bool,
+    /// The default subject name strategy of serdes.
+    pub subject_name_strategy: SubjectNameStrategy,
+    /// How long one request may take.
+    pub request_timeout: Duration,
+}
+
+impl fmt::Debug for SchemaRegistryConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SchemaRegistryConfig")
+            .field("url", &self.url)
+            .field("basic_auth_user_info", &if self.basic_auth_user_info.is_empty() { "" } else { "[redacted]" })
+            .field("ssl_ca_location", &self.ssl_ca_location)
+            .field("auto_register_schemas", &self.auto_register_schemas)
+            .field("subject_name_strategy", &self.subject_name_strategy)
+            .field("request_timeout", &self.request_timeout)
+            .finish()
+    }
+}
+
 /// The loaded, validated configuration of one instance. Load it with
 /// [`Config::load`] (or [`Config::loader`]); its fields can be changed
 /// before it is given to [`App::new`](crate::App::new). `Display` prints
@@ -374,6 +457,8 @@ pub struct Config {
     pub log: LogConfig,
     /// Kafka settings.
     pub kafka: KafkaConfig,
+    /// Schema Registry settings.
+    pub schema_registry: SchemaRegistryConfig,
     app: Map<String, Value>,
 }
 
@@ -556,6 +641,15 @@ impl fmt::Display for Config {
                 writeln!(f, "{k:?} = {:?}", redact(k, v))?;
             }
         }
+        let sr = &self.schema_registry;
+        writeln!(f, "\n[schema_registry]\nurl = {:?}", sr.url)?;
+        let user_info = if sr.basic_auth_user_info.is_empty() { "" } else { "[redacted]" };
+        writeln!(f, "basic_auth_user_info = {user_info:?}")?;
+        let ca = sr.ssl_ca_location.as_ref().map(|p| p.display().to_string()).unwrap_or_default();
+        writeln!(f, "ssl_ca_location = {ca:?}")?;
+        writeln!(f, "auto_register_schemas = {}", sr.auto_register_schemas)?;
+        writeln!(f, "subject_name_strategy = \"{}\"", sr.subject_name_strategy)?;
+        writeln!(f, "request_timeout_ms = {}", sr.request_timeout.as_millis())?;
         writeln!(f, "\n[app]")?;
         write_app_table(f, "", &self.app)
     }

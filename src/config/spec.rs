@@ -32,6 +32,14 @@ pub(crate) enum Accepts {
     KafkaProperties,
     /// Any table.
     AnyTable,
+    /// `true` or `false`.
+    Bool,
+    /// Empty, or an `http://` or `https://` URL.
+    Url,
+    /// Empty, or `user:password`.
+    UserInfo,
+    /// Empty, or a path.
+    OptionalPath,
 }
 
 /// What an integer counts.
@@ -92,6 +100,10 @@ impl fmt::Display for Accepts {
                 f.write_str("a table of librdkafka properties (string, integer or boolean values)")
             }
             Self::AnyTable => f.write_str("any table"),
+            Self::Bool => f.write_str("true or false"),
+            Self::Url => f.write_str("empty, or an http:// or https:// URL"),
+            Self::UserInfo => f.write_str("empty, or user:password"),
+            Self::OptionalPath => f.write_str("empty, or a path"),
         }
     }
 }
@@ -105,6 +117,8 @@ pub(crate) enum DefaultValue {
     Integer(u64),
     /// This text.
     Text(&'static str),
+    /// This boolean.
+    Bool(bool),
     /// Empty text, which stands for a value found at load, as this says.
     Derived(&'static str),
     /// Empty text, which stands for a value that depends on
@@ -144,6 +158,7 @@ impl DefaultValue {
         let kind = match self {
             Self::Integer(n) => i64::try_from(n).map_or(ValueKind::U64(n), ValueKind::I64),
             Self::Text(s) => ValueKind::String(s.to_string()),
+            Self::Bool(b) => ValueKind::Boolean(b),
             Self::Required | Self::Derived(_) | Self::PerGuarantee(_) => ValueKind::String(String::new()),
             Self::EmptyTable => ValueKind::Table(Map::new()),
         };
@@ -158,6 +173,7 @@ impl fmt::Display for DefaultValue {
             Self::Required => f.write_str("(none: required)"),
             Self::Integer(n) => write!(f, "{n}"),
             Self::Text(s) => write!(f, "{s:?}"),
+            Self::Bool(b) => write!(f, "{b}"),
             Self::Derived(how) => write!(f, "\"\" ({how})"),
             Self::PerGuarantee(p) => write!(
                 f,

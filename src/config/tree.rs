@@ -110,6 +110,17 @@ impl Tree {
         let common = passthrough(&KAFKA_COMMON, self.take_table(&KAFKA_COMMON)?)?;
         let consumer = passthrough(&KAFKA_CONSUMER, self.take_table(&KAFKA_CONSUMER)?)?;
         let producer = passthrough(&KAFKA_PRODUCER, self.take_table(&KAFKA_PRODUCER)?)?;
+        let schema_registry = SchemaRegistryConfig {
+            url: self.get(&SCHEMA_REGISTRY_URL, url)?,
+            basic_auth_user_info: self.get(&SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO, user_info)?,
+            ssl_ca_location: Some(self.get(&SCHEMA_REGISTRY_SSL_CA_LOCATION, text)?.trim().to_string())
+                .filter(|p| !p.is_empty())
+                .map(PathBuf::from),
+            auto_register_schemas: self.get(&SCHEMA_REGISTRY_AUTO_REGISTER_SCHEMAS, boolean)?,
+            subject_name_strategy: self
+                .get(&SCHEMA_REGISTRY_SUBJECT_NAME_STRATEGY, |s, v| one_of(s, v, &SUBJECT_NAME_STRATEGIES))?,
+            request_timeout: Duration::from_millis(self.get(&SCHEMA_REGISTRY_REQUEST_TIMEOUT_MS, integer)?),
+        };
         let app = self.take_table(&APP)?;
 
         self.reject_leftovers()?;
@@ -133,6 +144,7 @@ impl Tree {
             http: HttpConfig { listen },
             log: LogConfig { format, level },
             kafka: KafkaConfig { bootstrap_servers, common, consumer, producer },
+            schema_registry,
             app,
         })
     }

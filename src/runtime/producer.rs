@@ -120,7 +120,7 @@ impl ProducerContext for DeliveryTracker {
                 let topic = m.topic();
                 // Reports come in runs of one topic: look the topic up only
                 // when it changes.
-                if !d.last.as_ref().is_some_and(|l| l.topic == topic) {
+                if d.last.as_ref().is_none_or(|l| l.topic != topic) {
                     let produced = self.metrics.as_ref().map(|(metrics, _)| {
                         d.produced.entry(topic.to_string()).or_insert_with(|| metrics.produced(topic)).clone()
                     });

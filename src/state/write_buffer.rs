@@ -227,7 +227,7 @@ fn stored_outside(
         if to.is_some_and(|to| to <= drop_to.as_slice()) {
             return Ok(found);
         }
-        if gap_from.as_deref().map_or(true, |f| f < drop_to.as_slice()) {
+        if gap_from.as_deref().is_none_or(|f| f < drop_to.as_slice()) {
             gap_from = Some(drop_to.clone());
         }
     }
