@@ -758,7 +758,7 @@ fn count_committed_matching(topic: &str, partitions: i32, needle: &[u8]) -> (u64
             }
             None => true,
         };
-        if idle || n % 10_000 == 0 {
+        if idle || n.is_multiple_of(10_000) {
             // Positions pass transaction markers and aborted records too.
             let positions = consumer.position().unwrap();
             let done = ends.iter().all(|(p, high)| {

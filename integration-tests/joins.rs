@@ -226,7 +226,7 @@ async fn click_attribution_on_three_instances_killed_and_restarted_emits_every_c
 
     let (impressions, clicks) = history(1_600_000_000_000, 120_000);
     let want = attributions(&impressions, &clicks);
-    let partition = |key: &str| partition_of(key) + PARTITIONS * i32::from(key.len() % 2 == 0);
+    let partition = |key: &str| partition_of(key) + PARTITIONS * i32::from(key.len().is_multiple_of(2));
     // Both topics in event-time order, interleaved, as they would arrive.
     let mut all: Vec<(i64, bool, TestRecord)> = impressions
         .iter()

@@ -53,7 +53,7 @@ fn order(i: usize) -> Order {
 }
 
 fn customer(c: usize) -> Customer {
-    Customer { name: format!("name-{c}"), tier: if c % 3 == 0 { "gold" } else { "basic" }.into() }
+    Customer { name: format!("name-{c}"), tier: if c.is_multiple_of(3) { "gold" } else { "basic" }.into() }
 }
 
 fn product(p: usize) -> Product {

@@ -71,7 +71,8 @@ fn input(seed: u64, n: usize) -> Vec<In> {
             if next().is_multiple_of(40) {
                 ahead = (next() % 3) as usize; // 0: in step, 1: left ahead, 2: right ahead
             }
-            let side = if ahead == 0 { (next() % 2) as usize } else { usize::from(!next().is_multiple_of(4)) ^ (ahead - 1) };
+            let side =
+                if ahead == 0 { (next() % 2) as usize } else { usize::from(!next().is_multiple_of(4)) ^ (ahead - 1) };
             t[side] += (next() % 400) as i64;
             let r = next() % 100;
             let ts = if r < 75 {
