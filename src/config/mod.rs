@@ -433,6 +433,15 @@ impl Config {
         self.instance_id_explicit.then(|| format!("{}-{thread}", self.instance_id))
     }
 
+    /// The `transactional.id` of processing thread `thread`'s producer
+    /// under exactly-once, `<application_id>-<instance_id>-<thread>`: stable
+    /// across restarts of the instance, so a restarted thread fences its
+    /// predecessor. `None` under at-least-once.
+    pub(crate) fn transactional_id(&self, thread: usize) -> Option<String> {
+        (self.processing_guarantee == ProcessingGuarantee::ExactlyOnce)
+            .then(|| format!("{}-{}-{thread}", self.application_id, self.instance_id))
+    }
+
     /// The dead-letter topic: `errors.dead_letter_topic`, or `<application_id>-dlq`.
     ///
     /// ```

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
+use rdkafka::error::KafkaError;
 use rdkafka::message::BorrowedMessage;
 use rdkafka::{Message, Offset, TopicPartitionList};
 
@@ -81,6 +82,12 @@ pub(crate) struct TaskManager {
 const LATENCY_SAMPLE: u32 = 16;
 
 impl TaskManager {
+    /// The error naming the missing permission when `e` is an
+    /// authorization error (see [`AppContext::denied`]).
+    pub(crate) fn denied(&self, e: &KafkaError, doing: &str, topic_operation: &str) -> Option<Error> {
+        self.app.denied(e, doing, topic_operation, self.thread)
+    }
+
     pub(crate) fn new(app: Arc<AppContext>, thread: usize, collector: RecordCollector) -> Self {
         let topics = app
             .topic_to_subtopology
@@ -361,6 +368,10 @@ impl TaskManager {
         consumer: &BaseConsumer<C>,
         e: ProcessError,
     ) -> Result<()> {
+        if let Some(denied) = self.transaction_denied() {
+            // Processing again would be refused again: stop.
+            return Err(denied);
+        }
         tracing::warn!(reason = %e, "aborting the transaction; the tasks rewind to their last committed offsets");
         self.abort_transaction(consumer)
     }
