@@ -29,6 +29,7 @@
 mod error;
 mod keys;
 mod loader;
+pub(crate) mod reference;
 mod spec;
 #[cfg(test)]
 mod tests;
@@ -476,7 +477,7 @@ impl Config {
     /// # Ok(()) }
     /// ```
     pub fn app<T: DeserializeOwned>(&self) -> Result<T, ConfigError> {
-        Value::new(None, ValueKind::Table(self.app.clone()))
+        Value::new(None, ValueKind::Table(tree::resolve_table(keys::APP.name, &self.app)?))
             .try_deserialize()
             .map_err(|e| ConfigError::App(e.to_string()))
     }
