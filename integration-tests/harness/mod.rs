@@ -13,6 +13,7 @@ pub mod child;
 /// The window oracle of the unit tests, and its pseudo-random input.
 #[path = "../../src/topology/window_tests/oracle.rs"]
 pub mod oracle;
+pub mod secure;
 
 use std::collections::{BTreeMap, HashSet};
 use std::process::Command;
