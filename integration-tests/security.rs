@@ -350,3 +350,26 @@ async fn with_describe_but_not_write_on_the_output_topic_the_first_transaction_f
     assert!(message.contains(&case.output), "{message}");
     assert!(harness::read_committed(&case.output).is_empty(), "nothing was committed to the output");
 }
+
+/// The restore consumer never joins its group, but librdkafka looks up the
+/// group's coordinator: without DESCRIBE on it, restoring fails. A first
+/// principal with every ACL fills the changelog; a second one, without that
+/// ACL, starts the same application on an empty state dir and must restore.
+#[tokio::test(flavor = "multi_thread")]
+async fn without_describe_on_the_restore_group_restoring_fails_naming_it() {
+    let mut case = Case::new(1, |_, _| {}).await;
+    harness::produce(&case.input, &colour_records(3)).await;
+    let app = App::new(case.config(&case.env())).unwrap().start(case.topology()).unwrap();
+    wait_for_counts(&app, &case.output, 1);
+    app.shutdown().unwrap();
+
+    case.principal = Principal::random();
+    let mut acls = documented_acls(&case.app_id, &[case.input.as_str()], &[case.output.as_str()], true);
+    acls.retain(|a| !a.name.ends_with("-restore"));
+    secure::setup(&case.principal, &acls);
+    case.state = tempfile::tempdir().unwrap();
+    let message = case.failure();
+    let group = format!("{}-restore", case.app_id);
+    assert!(message.contains(&format!("not authorized to DESCRIBE group '{group}'")), "{message}");
+    assert!(message.contains(&format!("grant it DESCRIBE on the group '{group}'")), "{message}");
+}

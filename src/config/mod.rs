@@ -443,6 +443,13 @@ impl Config {
             .then(|| format!("{}-{}-{thread}", self.application_id, self.instance_id))
     }
 
+    /// The `group.id` of the restore consumers, `<application_id>-restore`:
+    /// librdkafka assigns partitions only to a consumer with a group, and
+    /// this one never joins it nor commits to it.
+    pub(crate) fn restore_group_id(&self) -> String {
+        format!("{}-restore", self.application_id)
+    }
+
     /// The dead-letter topic: `errors.dead_letter_topic`, or `<application_id>-dlq`.
     ///
     /// ```

@@ -206,7 +206,7 @@ fn run_once(app: Arc<AppContext>, index: usize, source_topics: &[String], shutdo
     let mut restore_config = client(ClientRole::Consumer)?;
     restore_config
         .set("enable.partition.eof", "true")
-        .set("group.id", format!("{}-restore", config.application_id))
+        .set("group.id", config.restore_group_id())
         .set("statistics.interval.ms", "0");
     let restorer: BaseConsumer<RestoreContext> = restore_config
         .create_with_context(RestoreContext)
