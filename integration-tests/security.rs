@@ -373,3 +373,28 @@ async fn without_describe_on_the_restore_group_restoring_fails_naming_it() {
     assert!(message.contains(&format!("not authorized to DESCRIBE group '{group}'")), "{message}");
     assert!(message.contains(&format!("grant it DESCRIBE on the group '{group}'")), "{message}");
 }
+
+/// The broker's SASL_SSL listener itself: the admin user made when the log
+/// dir was formatted (kafka-storage format --add-scram) connects over TLS,
+/// checking the broker's certificate against the test CA, and SCRAM; a
+/// wrong password does not.
+#[test]
+fn the_admin_user_made_at_format_time_connects_with_tls_and_scram_and_a_wrong_password_does_not() {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let s = secure::secured();
+    let connect = |password: &str| {
+        let consumer: BaseConsumer = rdkafka::ClientConfig::new()
+            .set("bootstrap.servers", &s.bootstrap)
+            .set("security.protocol", "SASL_SSL")
+            .set("sasl.mechanisms", "SCRAM-SHA-512")
+            .set("sasl.username", &s.admin_user)
+            .set("sasl.password", password)
+            .set("ssl.ca.location", &s.ca_pem)
+            .set("log_level", "0")
+            .create()
+            .unwrap();
+        consumer.fetch_metadata(None, Duration::from_secs(10)).map(|m| m.brokers().len())
+    };
+    assert_eq!(connect(&s.admin_password).unwrap(), 1);
+    assert!(connect("not-the-password").is_err());
+}

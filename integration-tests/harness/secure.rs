@@ -22,6 +22,9 @@ pub struct Secured {
     pub bootstrap: String,
     /// The test CA as PEM, for `ssl.ca.location`.
     pub ca_pem: String,
+    /// The super user created when the broker's log dir was formatted.
+    pub admin_user: String,
+    pub admin_password: String,
 }
 
 /// The broker's SASL_SSL listener; the broker is started if need be. A
@@ -40,6 +43,8 @@ pub fn secured() -> &'static Secured {
         Secured {
             bootstrap: vars["RIVULET_KAFKA_SECURE_BOOTSTRAP"].clone(),
             ca_pem: vars["RIVULET_KAFKA_CA_PEM"].clone(),
+            admin_user: vars["RIVULET_KAFKA_ADMIN_USER"].clone(),
+            admin_password: vars["RIVULET_KAFKA_ADMIN_PASSWORD"].clone(),
         }
     })
 }

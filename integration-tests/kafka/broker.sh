@@ -287,6 +287,11 @@ running_pid() {
   echo "$pid"
 }
 
+# The settings that name this broker, for commands in messages.
+env_prefix() {
+  echo "RIVULET_KAFKA_PORT=$PORT${RIVULET_CACHE_DIR:+ RIVULET_CACHE_DIR=$RIVULET_CACHE_DIR}${RIVULET_KAFKA_SECURE_PORT:+ RIVULET_KAFKA_SECURE_PORT=$RIVULET_KAFKA_SECURE_PORT}"
+}
+
 # A broker answers on $PORT: fine when it is this configuration's and its
 # SASL_SSL listener answers; otherwise it was started by an older broker.sh
 # (or by something else) and lacks what the security tests need.
@@ -298,7 +303,7 @@ check_running() {
   die "a broker answers on 127.0.0.1:$PORT but not as this script configures it now: its SASL_SSL listener \
 (127.0.0.1:$SECURE_PORT, TLS + SCRAM, with the StandardAuthorizer) does not answer, or its $CONFIG_FILE \
 predates config version $CONFIG_VERSION; it was started by an older broker.sh (or by something else). \
-Restart it with: RIVULET_KAFKA_PORT=$PORT bash $0 stop && RIVULET_KAFKA_PORT=$PORT bash $0 start \
+Restart it with: $(env_prefix) bash $0 stop && $(env_prefix) bash $0 start \
 (its topics are lost; tests make their own)"
 }
 
@@ -378,7 +383,7 @@ status() {
 }
 
 secured() {
-  current_config && answers_tls || die "no broker of this configuration answers TLS on 127.0.0.1:$SECURE_PORT; run: RIVULET_KAFKA_PORT=$PORT bash $0 start (or stop, then start, an older one)"
+  current_config && answers_tls || die "no broker of this configuration answers TLS on 127.0.0.1:$SECURE_PORT; run: $(env_prefix) bash $0 start (or stop, then start, an older one)"
   echo "RIVULET_KAFKA_SECURE_BOOTSTRAP=127.0.0.1:$SECURE_PORT"
   echo "RIVULET_KAFKA_CA_PEM=$CA_PEM"
   echo "RIVULET_KAFKA_ADMIN_USER=$ADMIN_USER"
