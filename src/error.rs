@@ -74,6 +74,10 @@ pub enum Error {
     /// is dropped and the processing thread rejoins the group.
     #[error("tasks migrated: {0}")]
     TaskMigrated(String),
+    /// The Kafka principal lacks a permission: an ACL is missing. The
+    /// message names the operation and resource, and what to grant.
+    #[error("{0}")]
+    NotAuthorized(String),
     /// The HTTP server (metrics, health) cannot serve on its address.
     #[error(
         "cannot serve HTTP on {listen} (config key http.listen): {reason}; set http.listen (or \
@@ -144,6 +148,15 @@ impl Error {
     /// Wraps a Kafka error with what rivulet was doing when it happened.
     pub(crate) fn kafka(context: impl Into<String>, source: KafkaError) -> Self {
         Error::Kafka { context: context.into(), source }
+    }
+
+    /// The principal may not `what` (`WRITE transactional id 'x'`): grant
+    /// `grant`. `cause` is what rivulet was doing and what Kafka said.
+    pub(crate) fn not_authorized(what: &str, grant: &str, cause: &str) -> Self {
+        Error::NotAuthorized(format!(
+            "the principal is not authorized to {what}; grant it {grant} (see \"ACLs\" in docs/configuration.md). \
+             Kafka refused: {cause}"
+        ))
     }
 
     pub(crate) fn record(source: Option<&SourceOffset>, error: ProcessError) -> Self {

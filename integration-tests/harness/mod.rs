@@ -15,6 +15,7 @@ pub mod child;
 pub mod oracle;
 /// The test Schema Registry and Confluent's Python serializers.
 pub mod registry;
+pub mod secure;
 
 use std::collections::{BTreeMap, HashSet};
 use std::process::Command;

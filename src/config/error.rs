@@ -74,6 +74,21 @@ pub enum ConfigError {
         /// librdkafka's reason, or why rivulet reserves the property.
         reason: String,
     },
+    /// A `${directory:...}` or `${file:...}` reference that cannot be read.
+    #[error(
+        "config key `{key}` refers to {reference} (from {origin}), which cannot be read: {reason}; mount the \
+         secret there or fix the reference (see Secrets in docs/configuration.md)"
+    )]
+    Reference {
+        /// The dotted key path (or librdkafka property).
+        key: String,
+        /// The reference, as written.
+        reference: String,
+        /// Where it was set.
+        origin: String,
+        /// Why it cannot be read.
+        reason: String,
+    },
     /// The `[app]` table does not fit the application's settings type.
     #[error("the [app] settings do not fit the application's settings type: {0}")]
     App(String),

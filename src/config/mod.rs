@@ -29,6 +29,7 @@
 mod error;
 mod keys;
 mod loader;
+pub(crate) mod reference;
 mod spec;
 #[cfg(test)]
 mod tests;
@@ -543,6 +544,22 @@ impl Config {
         self.state_dir.join(&self.application_id).join(instance)
     }
 
+    /// The `transactional.id` of processing thread `thread`'s producer
+    /// under exactly-once, `<application_id>-<instance_id>-<thread>`: stable
+    /// across restarts of the instance, so a restarted thread fences its
+    /// predecessor. `None` under at-least-once.
+    pub(crate) fn transactional_id(&self, thread: usize) -> Option<String> {
+        (self.processing_guarantee == ProcessingGuarantee::ExactlyOnce)
+            .then(|| format!("{}-{}-{thread}", self.application_id, self.instance_id))
+    }
+
+    /// The `group.id` of the restore consumers, `<application_id>-restore`:
+    /// librdkafka assigns partitions only to a consumer with a group, and
+    /// this one never joins it nor commits to it.
+    pub(crate) fn restore_group_id(&self) -> String {
+        format!("{}-restore", self.application_id)
+    }
+
     /// The dead-letter topic: `errors.dead_letter_topic`, or `<application_id>-dlq`.
     ///
     /// ```
@@ -577,7 +594,7 @@ impl Config {
     /// # Ok(()) }
     /// ```
     pub fn app<T: DeserializeOwned>(&self) -> Result<T, ConfigError> {
-        Value::new(None, ValueKind::Table(self.app.clone()))
+        Value::new(None, ValueKind::Table(tree::resolve_table(keys::APP.name, &self.app)?))
             .try_deserialize()
             .map_err(|e| ConfigError::App(e.to_string()))
     }

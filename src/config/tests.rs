@@ -381,3 +381,48 @@ fn every_choice_a_key_lists_is_accepted() {
         }
     }
 }
+
+#[test]
+fn secrets_can_be_read_from_mounted_files_and_the_config_keeps_only_the_reference() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("password"), "from-a-file\n").unwrap();
+    std::fs::write(dir.path().join("token"), "app-token").unwrap();
+    let reference = format!("${{directory:{}:password}}", dir.path().display());
+    let app_reference = format!("${{directory:{}:token}}", dir.path().display());
+    let c = load_env(&[
+        ("RIVULET__APPLICATION_ID", "a"),
+        ("RIVULET__KAFKA__BOOTSTRAP_SERVERS", "k:9092"),
+        ("RIVULET__KAFKA__COMMON__SASL_PASSWORD", &reference),
+        ("RIVULET__APP__API_KEY", &app_reference),
+    ])
+    .unwrap();
+    assert_eq!(c.kafka.common.get("sasl.password"), Some(reference.as_str()));
+    for printed in [format!("{c}"), format!("{c:?}"), format!("{:?}", c.kafka.common)] {
+        assert!(!printed.contains("from-a-file") && !printed.contains("app-token"), "{printed}");
+    }
+    let client = crate::kafka::client_config(&c, crate::kafka::ClientRole::Producer).unwrap();
+    assert_eq!(client.get("sasl.password"), Some("from-a-file"), "the client gets the file's contents");
+    #[derive(serde::Deserialize)]
+    struct Settings {
+        api_key: String,
+    }
+    assert_eq!(c.app::<Settings>().unwrap().api_key, "app-token");
+}
+
+#[test]
+fn a_reference_to_a_missing_file_fails_the_load_naming_the_key_and_where_it_was_set() {
+    let err = load_env(&[
+        ("RIVULET__APPLICATION_ID", "a"),
+        ("RIVULET__KAFKA__COMMON__SASL_PASSWORD", "${directory:/no/such/dir:password}"),
+    ])
+    .unwrap_err();
+    assert!(matches!(err, ConfigError::Reference { .. }), "{err:?}");
+    let message = err.to_string();
+    assert!(message.contains("kafka.common.sasl.password"), "{message}");
+    assert!(message.contains("/no/such/dir/password"), "{message}");
+    assert!(message.contains("RIVULET__KAFKA__COMMON__SASL_PASSWORD"), "{message}");
+    let err =
+        load_env(&[("RIVULET__APPLICATION_ID", "a"), ("RIVULET__APP__TOKEN", "${file:/no/such.properties:token}")])
+            .unwrap_err();
+    assert!(err.to_string().contains("app.token"), "{err}");
+}

@@ -122,6 +122,7 @@ impl Tree {
             request_timeout: Duration::from_millis(self.get(&SCHEMA_REGISTRY_REQUEST_TIMEOUT_MS, integer)?),
         };
         let app = self.take_table(&APP)?;
+        resolve_table(APP.name, &app)?;
 
         self.reject_leftovers()?;
         Ok(Config {
@@ -214,6 +215,14 @@ pub(super) fn passthrough(spec: &KeySpec, table: Map<String, Value>) -> Result<K
             reason: "librdkafka properties take a string, integer or boolean".into(),
         })?;
         let shown = format!("{:?}", redact(&key, &text));
+        // A reference is read now, so that a missing file fails the load,
+        // and librdkafka checks what it names; the config keeps the
+        // reference (see `reference`).
+        let resolved = if reference::has_reference(&text) {
+            reference::resolve(&format!("{}.{key}", spec.name), &origin, &text)?
+        } else {
+            text.clone()
+        };
         if let Some((_, why)) = keys::RESERVED_KAFKA_PROPERTIES.iter().find(|(name, _)| *name == key) {
             return Err(ConfigError::KafkaProperty {
                 section: section.into(),
@@ -224,7 +233,7 @@ pub(super) fn passthrough(spec: &KeySpec, table: Map<String, Value>) -> Result<K
             });
         }
         let mut check = rdkafka::ClientConfig::new();
-        check.set(key.as_str(), text.as_str());
+        check.set(key.as_str(), resolved.as_str());
         if let Err(e) = check.create_native_config() {
             return Err(ConfigError::KafkaProperty {
                 section: section.into(),
@@ -237,4 +246,22 @@ pub(super) fn passthrough(spec: &KeySpec, table: Map<String, Value>) -> Result<K
         props.insert(key, text);
     }
     Ok(KafkaProperties(props))
+}
+
+/// `table` (the `[app]` table, or a part of it, at `prefix`) with the
+/// references in its text values replaced by what they name.
+pub(super) fn resolve_table(prefix: &str, table: &Map<String, Value>) -> Result<Map<String, Value>, ConfigError> {
+    let mut out = Map::new();
+    for (k, v) in table {
+        let path = format!("{prefix}.{k}");
+        let kind = match &v.kind {
+            ValueKind::Table(inner) => ValueKind::Table(resolve_table(&path, inner)?),
+            ValueKind::String(text) if reference::has_reference(text) => {
+                ValueKind::String(reference::resolve(&path, &keys::origin_of(&path, v), text)?)
+            }
+            other => other.clone(),
+        };
+        out.insert(k.clone(), Value::new(v.origin().map(str::to_string).as_ref(), kind));
+    }
+    Ok(out)
 }

@@ -105,6 +105,9 @@ pub(crate) fn prepare_topics(config: &Config, topology: &Topology) -> Result<Top
     let existing = existing_topics(config, admin.inner())?;
     let app = &config.application_id;
     if let Some(g) = topology.globals.iter().find(|g| !existing.contains_key(&g.topic)) {
+        if let Some(denied) = describe_denied(&admin, &g.topic, "READ") {
+            return Err(denied);
+        }
         return Err(Error::Topics(format!(
             "topic {} of the global table `{}` does not exist; create it (rivulet creates only its internal \
              topics) or fix the topic name in the topology",
@@ -140,10 +143,13 @@ pub(crate) fn prepare_topics(config: &Config, topology: &Topology) -> Result<Top
                     TopicName::External(name) => match existing.get(name) {
                         Some(&n) => counts.push((name.clone(), n)),
                         None => {
+                            if let Some(denied) = describe_denied(&admin, name, "READ") {
+                                return Err(denied);
+                            }
                             return Err(Error::Topics(format!(
                                 "source topic {name} does not exist; create it (rivulet creates only its internal \
                                  topics) or fix the topic name in the topology"
-                            )))
+                            )));
                         }
                     },
                     TopicName::Internal(_) if has_external => {}
@@ -191,6 +197,9 @@ pub(crate) fn prepare_topics(config: &Config, topology: &Topology) -> Result<Top
         for t in &st.sinks {
             if let TopicName::External(name) = t {
                 if !existing.contains_key(name) {
+                    if let Some(denied) = describe_denied(&admin, name, "WRITE") {
+                        return Err(denied);
+                    }
                     return Err(Error::Topics(format!(
                         "output topic {name} does not exist; create it (rivulet creates only its internal topics) \
                          or fix the topic name in the topology"
@@ -236,6 +245,9 @@ pub(crate) fn prepare_topics(config: &Config, topology: &Topology) -> Result<Top
                 wanted.push(Wanted { name: dlq, partitions: 1, compacted: false, windowed: None, repartition: false });
             }
         } else if !existing.contains_key(&dlq) {
+            if let Some(denied) = describe_denied(&admin, &dlq, "WRITE") {
+                return Err(denied);
+            }
             return Err(Error::Topics(format!(
                 "the dead-letter topic {dlq} (errors.dead_letter_topic) does not exist; create it, or leave the key \
                  empty to have rivulet create {app}-dlq"
@@ -253,7 +265,7 @@ pub(crate) fn prepare_topics(config: &Config, topology: &Topology) -> Result<Top
                     .build()
                     .map_err(|e| Error::Internal(format!("starting the admin runtime: {e}")))?;
                 let embedded = crate::kafka::embedded::is_embedded(&config.kafka.bootstrap_servers);
-                runtime.block_on(ensure_topics(&admin, embedded, &existing, &wanted))
+                runtime.block_on(ensure_topics(&admin, embedded, app, &existing, &wanted))
             })
             .join()
             .unwrap_or_else(|_| Err(Error::Internal("the admin thread panicked".into())))
@@ -272,6 +284,7 @@ pub(crate) fn prepare_topics(config: &Config, topology: &Topology) -> Result<Top
 async fn ensure_topics(
     admin: &AdminClient<DefaultClientContext>,
     embedded: bool,
+    app: &str,
     existing: &BTreeMap<String, i32>,
     wanted: &[Wanted],
 ) -> Result<()> {
@@ -293,7 +306,16 @@ async fn ensure_topics(
         let results =
             admin.describe_configs(&specs, &opts).await.map_err(|e| Error::kafka("describing internal topics", e))?;
         for (w, r) in present.iter().zip(results) {
-            let resource = r.map_err(|code| Error::Topics(format!("describing topic {}: {code}", w.name)))?;
+            let resource = r.map_err(|code| match code {
+                RDKafkaErrorCode::TopicAuthorizationFailed | RDKafkaErrorCode::ClusterAuthorizationFailed => {
+                    Error::not_authorized(
+                        &format!("DESCRIBE_CONFIGS topic '{}'", w.name),
+                        &format!("DESCRIBE_CONFIGS on topics prefixed '{app}-' (its internal topics, PREFIXED)"),
+                        &format!("checking the settings of the existing internal topic: {code}"),
+                    )
+                }
+                code => Error::Topics(format!("describing topic {}: {code}", w.name)),
+            })?;
             let policy = resource.get("cleanup.policy").and_then(|e| e.value.clone()).unwrap_or_default();
             if w.compacted && !policy.contains("compact") {
                 return Err(Error::Topics(format!(
@@ -337,6 +359,16 @@ async fn ensure_topics(
         match r {
             Ok(name) => tracing::info!(topic = %name, "created internal topic"),
             Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((
+                name,
+                code @ (RDKafkaErrorCode::TopicAuthorizationFailed | RDKafkaErrorCode::ClusterAuthorizationFailed),
+            )) => {
+                return Err(Error::not_authorized(
+                    &format!("CREATE topic '{name}'"),
+                    &format!("CREATE on topics prefixed '{app}-' (its internal topics, PREFIXED)"),
+                    &format!("creating the internal topic: {code}"),
+                ))
+            }
             Err((name, code)) => {
                 return Err(Error::Topics(format!(
                     "creating internal topic {name} failed: {code}; rivulet needs permission to create topics \
@@ -367,6 +399,22 @@ async fn ensure_topics(
         }
     }
     Ok(())
+}
+
+/// When the principal may not see `topic` (it is missing from the metadata
+/// of all topics, and the broker refuses to describe it by name), the
+/// error naming the permission it needs: `operation` (`READ` for a topic
+/// it reads, `WRITE` for one it writes), which includes DESCRIBE.
+fn describe_denied(admin: &AdminClient<DefaultClientContext>, topic: &str, operation: &str) -> Option<Error> {
+    let metadata = admin.inner().fetch_metadata(Some(topic), Duration::from_secs(10)).ok()?;
+    let code = RDKafkaErrorCode::from(metadata.topics().first()?.error()?);
+    (code == RDKafkaErrorCode::TopicAuthorizationFailed).then(|| {
+        Error::not_authorized(
+            &format!("DESCRIBE topic '{topic}'"),
+            &format!("{operation} on topic '{topic}' (it includes DESCRIBE)"),
+            &format!("reading the topic's metadata: {code}"),
+        )
+    })
 }
 
 /// An existing repartition topic must keep its records until rivulet

@@ -12,7 +12,7 @@ pub mod embedded;
 
 use rdkafka::ClientConfig;
 
-use crate::config::{Config, ConfigError, KafkaProperties, ProcessingGuarantee};
+use crate::config::{reference, Config, ConfigError, KafkaProperties, ProcessingGuarantee};
 
 /// What a client is for; part of its `client.id`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,10 +39,18 @@ impl ClientRole {
     }
 }
 
-fn apply(client: &mut ClientConfig, props: &KafkaProperties) {
+/// Sets `props` (the `[kafka.<section>]` table) on `client`, with their
+/// `${directory:...}`/`${file:...}` references read now: a rotated secret
+/// is picked up by the next client made.
+fn apply(client: &mut ClientConfig, section: &str, props: &KafkaProperties) -> Result<(), ConfigError> {
     for (key, value) in props.iter() {
-        client.set(key, value);
+        if reference::has_reference(value) {
+            client.set(key, reference::resolve(&format!("kafka.{section}.{key}"), "the loaded config", value)?);
+        } else {
+            client.set(key, value);
+        }
     }
+    Ok(())
 }
 
 /// How long librdkafka waits before fetching a partition again once its
@@ -67,7 +75,7 @@ pub(crate) fn client_config(config: &Config, role: ClientRole) -> Result<ClientC
     client
         .set("bootstrap.servers", &config.kafka.bootstrap_servers)
         .set("client.id", format!("{}-{}-{}", config.application_id, config.instance_id, role.as_str()));
-    apply(&mut client, &config.kafka.common);
+    apply(&mut client, "common", &config.kafka.common)?;
     match role {
         ClientRole::Consumer | ClientRole::Reset => {
             client
@@ -79,7 +87,7 @@ pub(crate) fn client_config(config: &Config, role: ClientRole) -> Result<ClientC
             if config.processing_guarantee == ProcessingGuarantee::ExactlyOnce {
                 client.set("isolation.level", "read_committed");
             }
-            apply(&mut client, &config.kafka.consumer);
+            apply(&mut client, "consumer", &config.kafka.consumer)?;
         }
         ClientRole::Producer => {
             client.set("enable.idempotence", "true").set("acks", "all");
@@ -88,7 +96,7 @@ pub(crate) fn client_config(config: &Config, role: ClientRole) -> Result<ClientC
                 // blocks read_committed readers for at most this long.
                 client.set("transaction.timeout.ms", "10000");
             }
-            apply(&mut client, &config.kafka.producer);
+            apply(&mut client, "producer", &config.kafka.producer)?;
         }
         ClientRole::Admin => {}
     }

@@ -92,10 +92,14 @@ impl TaskManager {
             self.app.purger.as_ref().map(|p| p.purgeable(self.tasks.values().flat_map(Task::consumed_offsets)));
         let outcome = match self.commit_steps(consumer) {
             Ok(outcome) => Ok(outcome),
-            Err(CommitFailure::Abort(why)) => {
-                tracing::warn!(reason = %why, "aborting the transaction; the tasks rewind to their last committed offsets");
-                self.abort_transaction(consumer).map(|()| Some(CommitResult::Aborted))
-            }
+            Err(CommitFailure::Abort(why)) => match self.transaction_denied() {
+                // Processing again would be refused again: stop.
+                Some(denied) => Err(denied),
+                None => {
+                    tracing::warn!(reason = %why, "aborting the transaction; the tasks rewind to their last committed offsets");
+                    self.abort_transaction(consumer).map(|()| Some(CommitResult::Aborted))
+                }
+            },
             Err(CommitFailure::Migrated(why)) => Err(Error::TaskMigrated(why)),
             Err(CommitFailure::Stop(e)) => {
                 if self.exactly_once() {
@@ -148,12 +152,21 @@ impl TaskManager {
             let group = consumer
                 .group_metadata()
                 .ok_or_else(|| CommitFailure::Abort("the consumer has no group metadata yet".into()))?;
-            producer.commit(&offsets, &group).map_err(|e| CommitFailure::of(e, "committing the transaction"))?;
+            producer.commit(&offsets, &group).map_err(|e| {
+                match self.denied(&e, "committing the transaction", "WRITE") {
+                    // A missing ACL would fail every retry of the transaction.
+                    Some(denied) => CommitFailure::Stop(denied),
+                    None => CommitFailure::of(e, "committing the transaction"),
+                }
+            })?;
         } else if offsets.count() > 0 {
             retrying("committing consumed offsets", RETRY_FOR, || consumer.commit(&offsets, CommitMode::Sync))
                 .map_err(|e| match classify(&e) {
                     KafkaErrorKind::TaskMigrated => CommitFailure::Migrated(format!("committing offsets: {e}")),
-                    _ => CommitFailure::Stop(Error::kafka("committing consumed offsets", e)),
+                    _ => CommitFailure::Stop(
+                        self.denied(&e, "committing consumed offsets", "READ")
+                            .unwrap_or_else(|| Error::kafka("committing consumed offsets", e)),
+                    ),
                 })?;
         }
         // 4. Apply, and 5. clear.
@@ -179,6 +192,8 @@ impl TaskManager {
             };
             if self.exactly_once() {
                 return match failures.first() {
+                    // Retrying the transaction would be refused again.
+                    Some(f) if f.denied => Err(CommitFailure::Stop(Error::NotAuthorized(f.reason.clone()))),
                     Some(f) => Err(CommitFailure::Abort(format!("delivery to {} failed: {}", f.topic, f.reason))),
                     None => Ok(()),
                 };
@@ -188,7 +203,7 @@ impl TaskManager {
             }
             // Dead-lettered failures are new outputs: flush again.
             for f in failures {
-                let DeliveryFailure { topic, key, value, reason } = f;
+                let DeliveryFailure { topic, key, value, reason, .. } = f;
                 let error = ProcessError::Produce { topic, reason, key: key.clone(), value: value.clone() };
                 let original = Original { key: key.as_deref(), value: value.as_deref(), headers: Headers::new() };
                 handle_bad_record(&self.app, &self.collector, error, None, Some(original))
@@ -206,6 +221,13 @@ impl TaskManager {
             }
         }
         Ok(tpl)
+    }
+
+    /// When the open transaction failed for lack of a permission, the
+    /// error naming it (see `StreamsProducer::transaction_error`).
+    pub(super) fn transaction_denied(&self) -> Option<Error> {
+        let e = self.collector.producer().transaction_error()?;
+        self.denied(&e, "producing in the transaction", "WRITE")
     }
 
     /// Aborts the open transaction, drops every task's uncommitted state and

@@ -111,7 +111,10 @@ pub(crate) fn run(app: Arc<AppContext>, shutdown: Arc<AtomicBool>) -> Result<()>
             Some(Err(e)) if classify(&e) == KafkaErrorKind::Retriable => {
                 tracing::warn!(error = %e, "the global consumer cannot reach Kafka right now; it keeps retrying");
             }
-            Some(Err(e)) => return Err(Error::kafka("reading the global tables' topics", e)),
+            Some(Err(e)) => {
+                let denied = app.denied(&e, "reading the global tables' topics", "READ", 0);
+                return Err(denied.unwrap_or_else(|| Error::kafka("reading the global tables' topics", e)));
+            }
         }
         if !loaded && caught_up(&consumer, &end)? {
             loaded = true;

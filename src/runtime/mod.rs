@@ -25,10 +25,14 @@ pub(crate) mod thread;
 
 pub(crate) use collector::RecordCollector;
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
+use rdkafka::error::KafkaError;
+
 use crate::config::Config;
+use crate::error::kafka::Access;
+use crate::error::Error;
 use crate::metrics::Metrics;
 use crate::processor::Clock;
 use crate::state::{GlobalStores, StateResources};
@@ -56,4 +60,33 @@ pub(crate) struct AppContext {
     pub(crate) clock: Clock,
     /// The global tables' stores (written by the global thread).
     pub(crate) globals: GlobalStores,
+}
+
+impl AppContext {
+    /// When `e` is an authorization error met while `doing` something, the
+    /// error naming the missing permission: `READ` on the topics the thread
+    /// reads, or `WRITE` on those it writes (see [`Access`]); `thread` gives
+    /// the transactional id under exactly-once.
+    pub(crate) fn denied(&self, e: &KafkaError, doing: &str, topic_operation: &str, thread: usize) -> Option<Error> {
+        let app = &self.config.application_id;
+        let topics: BTreeSet<String> = if topic_operation == "READ" {
+            self.topic_to_subtopology
+                .keys()
+                .cloned()
+                .chain(self.topology.globals.iter().map(|g| g.topic.clone()))
+                .collect()
+        } else {
+            let sinks = self.topology.subtopologies.iter().flat_map(|st| st.sinks.iter().map(|t| t.resolve(app)));
+            sinks.chain(self.config.errors.uses_dead_letter().then(|| self.dead_letter_topic.clone())).collect()
+        };
+        let topics = topics.into_iter().collect::<Vec<_>>().join(", ");
+        let transactional_id = self.config.transactional_id(thread);
+        let access = Access {
+            application_id: app,
+            topic_operation,
+            topics: &topics,
+            transactional_id: transactional_id.as_deref(),
+        };
+        access.denied(e, doing)
+    }
 }

@@ -41,7 +41,7 @@ use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, Prod
 use rdkafka::statistics::Statistics;
 use rdkafka::{ClientContext, Message, TopicPartitionList};
 
-use crate::error::kafka::{classify, KafkaErrorKind};
+use crate::error::kafka::{classify, is_authorization, KafkaErrorKind};
 use crate::metrics::Metrics;
 use crate::runtime::retry::{abort_is_retriable, retrying, retrying_when, RETRY_FOR};
 
@@ -65,6 +65,9 @@ pub(crate) struct DeliveryFailure {
     pub(crate) key: Option<Vec<u8>>,
     pub(crate) value: Option<Vec<u8>>,
     pub(crate) reason: String,
+    /// The broker refused for lack of WRITE on the topic: `reason` names
+    /// the ACL to grant.
+    pub(crate) denied: bool,
 }
 
 #[derive(Default)]
@@ -147,12 +150,26 @@ impl ProducerContext for DeliveryTracker {
                     }
                 }
             }
-            Err((e, m)) => d.failures.push(DeliveryFailure {
-                topic: m.topic().to_string(),
-                key: m.key().map(<[u8]>::to_vec),
-                value: m.payload().map(<[u8]>::to_vec),
-                reason: e.to_string(),
-            }),
+            Err((e, m)) => {
+                let denied = is_authorization(e);
+                let reason = if denied {
+                    crate::error::Error::not_authorized(
+                        &format!("WRITE topic '{}'", m.topic()),
+                        "WRITE on that topic",
+                        &e.to_string(),
+                    )
+                    .to_string()
+                } else {
+                    e.to_string()
+                };
+                d.failures.push(DeliveryFailure {
+                    topic: m.topic().to_string(),
+                    key: m.key().map(<[u8]>::to_vec),
+                    value: m.payload().map(<[u8]>::to_vec),
+                    reason,
+                    denied,
+                })
+            }
         }
     }
 }
@@ -245,6 +262,20 @@ impl StreamsProducer {
         self.state() != TxnState::NotTransactional
             && (matches!(classify(e), KafkaErrorKind::Abortable | KafkaErrorKind::TaskMigrated)
                 || e.rdkafka_error_code() == Some(RDKafkaErrorCode::State))
+    }
+
+    /// The error that failed the open transaction, once librdkafka has put
+    /// it in its abortable or fatal state: sends then fail with `_STATE`
+    /// only, and the cause (a missing ACL, say) would be lost with the
+    /// abort. librdkafka answers any transactional call made in that state
+    /// with the transaction's own error; `begin_transaction`, valid only with
+    /// no transaction open, asks without side effects (in a healthy open
+    /// transaction it fails with `_STATE`, which is not returned).
+    pub(crate) fn transaction_error(&self) -> Option<KafkaError> {
+        if !self.in_transaction() {
+            return None;
+        }
+        self.producer.begin_transaction().err().filter(|e| e.rdkafka_error_code() != Some(RDKafkaErrorCode::State))
     }
 
     /// Serves the delivery reports that are waiting, without waiting for

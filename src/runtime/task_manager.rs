@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
+use rdkafka::error::KafkaError;
 use rdkafka::message::BorrowedMessage;
 use rdkafka::{Message, Offset, TopicPartitionList};
 
@@ -81,6 +82,29 @@ pub(crate) struct TaskManager {
 const LATENCY_SAMPLE: u32 = 16;
 
 impl TaskManager {
+    /// The error naming the missing permission when `e` is an
+    /// authorization error (see [`AppContext::denied`]).
+    pub(crate) fn denied(&self, e: &KafkaError, doing: &str, topic_operation: &str) -> Option<Error> {
+        self.app.denied(e, doing, topic_operation, self.thread)
+    }
+
+    /// A restore consumer's error, naming the missing permission when it
+    /// is an authorization error: DESCRIBE on its group (librdkafka looks up
+    /// the coordinator of a consumer's group even when it only assigns), or
+    /// READ on the changelogs.
+    fn restore_denied(&self, e: Error) -> Error {
+        let Error::Kafka { source, .. } = &e else { return e };
+        if source.rdkafka_error_code() == Some(rdkafka::types::RDKafkaErrorCode::GroupAuthorizationFailed) {
+            let group = self.app.config.restore_group_id();
+            return Error::not_authorized(
+                &format!("DESCRIBE group '{group}'"),
+                &format!("DESCRIBE on the group '{group}' (resource type GROUP, LITERAL; the restore consumer never joins it)"),
+                &format!("reading changelogs to restore: {source}"),
+            );
+        }
+        self.denied(source, "reading changelogs to restore", "READ").unwrap_or(e)
+    }
+
     pub(crate) fn new(app: Arc<AppContext>, thread: usize, collector: RecordCollector) -> Self {
         let topics = app
             .topic_to_subtopology
@@ -244,7 +268,8 @@ impl TaskManager {
         if self.restoring.is_empty() {
             return Ok(());
         }
-        for restored in self.restoring.step(restorer, &self.app.stats, &self.app.metrics)? {
+        let step = self.restoring.step(restorer, &self.app.stats, &self.app.metrics);
+        for restored in step.map_err(|e| self.restore_denied(e))? {
             let id = restored.task.id;
             self.start_task(restored.task, restored.records, restored.started)?;
             consumer
@@ -361,6 +386,10 @@ impl TaskManager {
         consumer: &BaseConsumer<C>,
         e: ProcessError,
     ) -> Result<()> {
+        if let Some(denied) = self.transaction_denied() {
+            // Processing again would be refused again: stop.
+            return Err(denied);
+        }
         tracing::warn!(reason = %e, "aborting the transaction; the tasks rewind to their last committed offsets");
         self.abort_transaction(consumer)
     }

@@ -189,23 +189,25 @@ fn run_once(app: Arc<AppContext>, index: usize, source_topics: &[String], shutdo
     // Java producers put them.
     producer_config.set("partitioner", "murmur2_random");
     let exactly_once = config.processing_guarantee == ProcessingGuarantee::ExactlyOnce;
-    if exactly_once {
+    if let Some(id) = config.transactional_id(index) {
         // Stable across restarts of this instance: a restarted thread fences
         // its predecessor and aborts its open transaction.
-        producer_config.set("transactional.id", format!("{}-{}-{index}", config.application_id, config.instance_id));
+        producer_config.set("transactional.id", id);
     }
     let producer: BaseProducer<DeliveryTracker> = producer_config
         .create_with_context(DeliveryTracker::with_metrics(app.metrics.clone(), index))
         .map_err(|e| Error::kafka("creating the producer", e))?;
     if exactly_once {
         producer.init_transactions(Duration::from_secs(60)).map_err(|e| {
-            Error::kafka("initialising the transactional producer (is the broker's transaction coordinator up?)", e)
+            app.denied(&e, "initialising the transactional producer", "WRITE", index).unwrap_or_else(|| {
+                Error::kafka("initialising the transactional producer (is the broker's transaction coordinator up?)", e)
+            })
         })?;
     }
     let mut restore_config = client(ClientRole::Consumer)?;
     restore_config
         .set("enable.partition.eof", "true")
-        .set("group.id", format!("{}-restore", config.application_id))
+        .set("group.id", config.restore_group_id())
         .set("statistics.interval.ms", "0");
     let restorer: BaseConsumer<RestoreContext> = restore_config
         .create_with_context(RestoreContext)
@@ -306,6 +308,6 @@ fn handle(
             tracing::warn!(error = %e, "Kafka is not reachable right now; the consumer keeps retrying");
             Ok(false)
         }
-        Some(Err(e)) => Err(Error::kafka("consuming", e.clone())),
+        Some(Err(e)) => Err(tm.denied(e, "consuming", "READ").unwrap_or_else(|| Error::kafka("consuming", e.clone()))),
     }
 }
