@@ -22,9 +22,11 @@
 //! waits until the broker no longer lists them, so that the next start
 //! creates them anew) and removes the state directory. Kafka Streams' tool
 //! leaves the local state to `KafkaStreams#cleanUp()`; here the binary that
-//! owns the state directory removes it. Other machines' state directories
-//! cannot be reached: remove `<state_dir>/<application_id>` there too (or run
-//! `reset` there).
+//! owns the state directory removes it (every instance's under it on this
+//! machine). Other machines' state directories cannot be reached; an
+//! instance that starts there with its old state finds its stores ahead
+//! of the recreated changelogs, wipes them and restores
+//! (`Task::restore_plan`).
 //!
 //! Left alone, as by Kafka Streams: output topics, the dead-letter topic
 //! and the topics of global tables (read whole at every start, with no
