@@ -120,6 +120,35 @@ async fn an_http_address_already_in_use_is_an_error_naming_http_listen() {
     assert!(err.contains("http.listen") && err.contains(&addr), "{err}");
 }
 
+/// Two processes with one state dir and instance id would open the same
+/// stores: the second fails at start, naming the directory and the holder;
+/// another instance id on the same state dir runs beside the first.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_second_instance_on_the_same_state_dir_and_instance_id_fails_at_start() {
+    let input = harness::new_topic("ops-lock-in", 2).await;
+    let output = harness::new_topic("ops-lock-out", 2).await;
+    let app_id = harness::unique("ops-lock");
+    let state = tempfile::tempdir().unwrap();
+    let config = |instance: &str| harness::app_config(&app_id, state.path(), &[("RIVULET__INSTANCE_ID", instance)]);
+    let first = App::new(config("pod-0")).unwrap().start(passthrough(&input, &output)).unwrap();
+
+    let err = App::new(config("pod-0")).unwrap().start(passthrough(&input, &output)).err().unwrap();
+    let dir = state.path().join(&app_id).join("pod-0");
+    assert!(matches!(err, rivulet::Error::State(_)), "{err}");
+    let text = err.to_string();
+    assert!(text.contains(&dir.display().to_string()), "the error names the directory: {text}");
+    assert!(text.contains(&format!("pid {}", std::process::id())), "the error names the holder: {text}");
+    assert!(text.contains("RIVULET__INSTANCE_ID"), "the error says what to set: {text}");
+
+    let other = App::new(config("pod-1")).unwrap().start(passthrough(&input, &output)).unwrap();
+    harness::produce_many(&input, &records(20, 2, 0)).await;
+    harness::wait_for_output(&output, 20);
+    other.shutdown().unwrap();
+    first.shutdown().unwrap();
+    // Stopped, the instance's directory can be taken again.
+    App::new(config("pod-0")).unwrap().start(passthrough(&input, &output)).unwrap().shutdown().unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn ready_is_503_while_a_large_store_restores_and_200_after() {
     const KEYS: usize = 300_000;
