@@ -118,8 +118,10 @@ pub(crate) const STATE_DIR: KeySpec = KeySpec {
     name: "state_dir",
     default: DefaultValue::Text("/var/lib/rivulet"),
     accepts: Accepts::Path,
-    doc: "Where local state lives: `<state_dir>/<application_id>/<task>/<store>`. Mount \
-          a persistent volume here so a restart replays only the changelog tail.",
+    doc: "Where local state lives: `<state_dir>/<application_id>/<instance_id>/<task>/<store>`; \
+          the running instance locks its directory, so two processes with the same `state_dir` and \
+          `instance_id` cannot both run (the second fails at start, naming the directory). Mount a \
+          persistent volume here so a restart replays only the changelog tail.",
 };
 pub(crate) const SHUTDOWN_TIMEOUT_MS: KeySpec = KeySpec {
     name: "shutdown_timeout_ms",
