@@ -6,13 +6,17 @@
 // with its path named. A kind it does not know fails too, so a new kind in
 // the chart means adding its type here.
 //
-// It also checks what the API server would reject although the types
-// accept it: a missing or invalid name, invalid labels, and a workload or
+// It also checks what the API server (or KEDA) would reject although the
+// types accept it: a missing or invalid name, invalid labels, and a workload or
 // disruption-budget selector that does not match the pod template labels;
 // that ConfigMap entries named *.toml or *.json parse as such (the rendered
 // rivulet.toml, the Grafana dashboard); that the PromQL of the alert rules
 // and of the dashboard's panels parses; and, with -rivulet-defaults, that
-// every key of a rendered rivulet.toml is one the rivulet binary knows.
+// every key of a rendered rivulet.toml is one the rivulet binary knows;
+// that a KEDA ScaledObject's kafka triggers use only keys KEDA's kafka
+// scaler knows, with values of the right kind; and, across the documents of
+// one file, that a ScaledObject's target and TriggerAuthentications are
+// there and that the StatefulSet it scales leaves spec.replicas to the HPA.
 //
 // Usage: manifest-check [-rivulet-defaults config/default.toml] [FILE...]
 // (standard input when no file is given).
@@ -32,6 +36,7 @@ import (
 	"strings"
 
 	"github.com/BurntSushi/toml"
+	kedav1alpha1 "github.com/kedacore/keda/v2/apis/keda/v1alpha1"
 	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
 	"github.com/prometheus/prometheus/promql/parser"
 	appsv1 "k8s.io/api/apps/v1"
@@ -56,6 +61,7 @@ type object interface {
 // kinds maps "apiVersion kind" to a constructor of its type.
 var kinds = map[string]func() object{
 	"v1 ConfigMap":                             func() object { return &corev1.ConfigMap{} },
+	"v1 Pod":                                   func() object { return &corev1.Pod{} },
 	"v1 Secret":                                func() object { return &corev1.Secret{} },
 	"v1 Service":                               func() object { return &corev1.Service{} },
 	"v1 ServiceAccount":                        func() object { return &corev1.ServiceAccount{} },
@@ -68,6 +74,8 @@ var kinds = map[string]func() object{
 	"monitoring.coreos.com/v1 ServiceMonitor":  func() object { return &monitoringv1.ServiceMonitor{} },
 	"monitoring.coreos.com/v1 PodMonitor":      func() object { return &monitoringv1.PodMonitor{} },
 	"monitoring.coreos.com/v1 PrometheusRule":  func() object { return &monitoringv1.PrometheusRule{} },
+	"keda.sh/v1alpha1 ScaledObject":            func() object { return &kedav1alpha1.ScaledObject{} },
+	"keda.sh/v1alpha1 TriggerAuthentication":   func() object { return &kedav1alpha1.TriggerAuthentication{} },
 }
 
 // sourceComment is the line `helm template` puts at the top of each document.
@@ -103,21 +111,31 @@ func main() {
 			fmt.Fprintf(os.Stderr, "%s: %v\n", input, err)
 			os.Exit(2)
 		}
+		var objs []object
 		for i, doc := range docs {
 			where := fmt.Sprintf("%s: document %d", input, i+1)
 			if m := sourceComment.FindSubmatch(doc); m != nil {
 				where += " (" + string(m[1]) + ")"
 			}
-			id, errs := check(doc)
+			id, obj, errs := check(doc)
 			if id == "" {
 				continue // only comments or whitespace
 			}
 			checked++
+			if obj != nil {
+				objs = append(objs, obj)
+			}
 			if len(errs) > 0 {
 				failed++
 				for _, e := range errs {
 					fmt.Fprintf(os.Stderr, "FAIL %s %s: %v\n", where, id, e)
 				}
+			}
+		}
+		if errs := checkReferences(objs); len(errs) > 0 {
+			failed++
+			for _, e := range errs {
+				fmt.Fprintf(os.Stderr, "FAIL %s: %v\n", input, e)
 			}
 		}
 	}
@@ -157,24 +175,25 @@ func readDocuments(input string) ([][]byte, error) {
 }
 
 // check decodes one document. It returns "kind/name" (empty for an empty
-// document) and what is wrong with it.
-func check(doc []byte) (string, []error) {
+// document), the decoded object (nil when it could not be decoded) and
+// what is wrong with it.
+func check(doc []byte) (string, object, []error) {
 	// YAMLToJSONStrict rejects duplicate keys, which plain YAML allows.
 	data, err := yaml.YAMLToJSONStrict(doc)
 	if err != nil {
-		return "?", []error{err}
+		return "?", nil, []error{err}
 	}
 	if len(bytes.TrimSpace(data)) == 0 || string(bytes.TrimSpace(data)) == "null" {
-		return "", nil
+		return "", nil, nil
 	}
 	var head metav1.TypeMeta
 	if err := kjson.UnmarshalCaseSensitivePreserveInts(data, &head); err != nil {
-		return "?", []error{fmt.Errorf("not a Kubernetes object: %w", err)}
+		return "?", nil, []error{fmt.Errorf("not a Kubernetes object: %w", err)}
 	}
 	id := head.Kind + "/?"
 	newObject, ok := kinds[head.APIVersion+" "+head.Kind]
 	if !ok {
-		return id, []error{fmt.Errorf("unknown kind %q of apiVersion %q (add its type to .ci/manifest-check if it is meant)", head.Kind, head.APIVersion)}
+		return id, nil, []error{fmt.Errorf("unknown kind %q of apiVersion %q (add its type to .ci/manifest-check if it is meant)", head.Kind, head.APIVersion)}
 	}
 	obj := newObject()
 	// The API server's own strict decoder: unlike encoding/json (under
@@ -183,7 +202,7 @@ func check(doc []byte) (string, []error) {
 	// full path (spec.template.spec.containers[0].securityContxt).
 	strictErrs, err := kjson.UnmarshalStrict(data, obj, kjson.DisallowDuplicateFields, kjson.DisallowUnknownFields)
 	if err != nil {
-		return id, []error{err}
+		return id, nil, []error{err}
 	}
 	id = head.Kind + "/" + obj.GetName()
 	errs := strictErrs
@@ -191,7 +210,8 @@ func check(doc []byte) (string, []error) {
 	errs = append(errs, checkSelector(obj)...)
 	errs = append(errs, checkConfigMapData(obj)...)
 	errs = append(errs, checkRuleExpressions(obj)...)
-	return id, errs
+	errs = append(errs, checkScaledObject(obj)...)
+	return id, obj, errs
 }
 
 func checkMetadata(kind string, obj object) []error {

@@ -157,3 +157,74 @@ then its sub-tables as [a.b] sections; an empty table is left out.
 {{- end }}
 {{- end }}
 {{- end }}
+
+{{/*
+KEDA: the consumer group, the brokers and the security settings of the kafka
+trigger, from the keda values or else from the application's config.
+*/}}
+{{- define "rivulet.keda.consumerGroup" -}}
+{{- $group := .Values.keda.consumerGroup | default (dig "application_id" "" .Values.config) }}
+{{- if not $group }}
+{{- fail "keda.enabled needs the consumer group: set config.application_id (rivulet's group) or keda.consumerGroup" }}
+{{- end }}
+{{- $group }}
+{{- end }}
+
+{{- define "rivulet.keda.bootstrapServers" -}}
+{{- $servers := .Values.keda.bootstrapServers | default (dig "kafka" "bootstrap_servers" "" .Values.config) }}
+{{- if not $servers }}
+{{- fail "keda.enabled needs the brokers: set config.kafka.bootstrap_servers or keda.bootstrapServers" }}
+{{- end }}
+{{- $servers }}
+{{- end }}
+
+{{/* A librdkafka property of the consumer: its own value, else the common one. */}}
+{{- define "rivulet.kafkaConsumerProperty" -}}
+{{- $config := .root.Values.config }}
+{{- dig "kafka" "consumer" .name (dig "kafka" "common" .name "" $config) $config }}
+{{- end }}
+
+{{- define "rivulet.keda.tls" -}}
+{{- if .Values.keda.tls }}
+{{- .Values.keda.tls }}
+{{- else }}
+{{- $protocol := include "rivulet.kafkaConsumerProperty" (dict "root" . "name" "security.protocol") | upper }}
+{{- ternary "enable" "disable" (has $protocol (list "SSL" "SASL_SSL")) }}
+{{- end }}
+{{- end }}
+
+{{- define "rivulet.keda.sasl" -}}
+{{- if .Values.keda.sasl }}
+{{- .Values.keda.sasl }}
+{{- else }}
+{{- $protocol := include "rivulet.kafkaConsumerProperty" (dict "root" . "name" "security.protocol") | upper }}
+{{- if has $protocol (list "SASL_SSL" "SASL_PLAINTEXT") }}
+{{- $mechanism := include "rivulet.kafkaConsumerProperty" (dict "root" . "name" "sasl.mechanisms") | default (include "rivulet.kafkaConsumerProperty" (dict "root" . "name" "sasl.mechanism")) | default "GSSAPI" | upper }}
+{{- $keda := dict "PLAIN" "plaintext" "SCRAM-SHA-256" "scram_sha256" "SCRAM-SHA-512" "scram_sha512" "OAUTHBEARER" "oauthbearer" "GSSAPI" "gssapi" }}
+{{- if not (hasKey $keda $mechanism) }}
+{{- fail (printf "keda: the SASL mechanism %q has no KEDA equivalent; set keda.sasl" $mechanism) }}
+{{- end }}
+{{- get $keda $mechanism }}
+{{- else }}
+{{- "none" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
+The `helm test` pod's labels: not the pods' selector labels, so neither the
+Services, the PodDisruptionBudget nor the NetworkPolicy count it as an
+instance.
+*/}}
+{{- define "rivulet.testSelectorLabels" -}}
+app.kubernetes.io/name: {{ printf "%s-test" (include "rivulet.name" .) | trunc 63 | trimSuffix "-" }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{- define "rivulet.testImage" -}}
+{{- if .Values.tests.image.digest }}
+{{- printf "%s@%s" .Values.tests.image.repository .Values.tests.image.digest }}
+{{- else }}
+{{- printf "%s:%s" .Values.tests.image.repository .Values.tests.image.tag }}
+{{- end }}
+{{- end }}
