@@ -334,3 +334,70 @@ fn tls_to_the_registry_needs_its_ca() {
     let err = SchemaRegistry::connect(&load(&[]).schema_registry).unwrap_err();
     assert!(matches!(err, RegistryError::Unreachable { .. }), "without the CA the certificate is refused: {err}");
 }
+
+/// Kills the child when dropped.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Basic auth against the real registry behind a gate that demands it
+/// (`auth_proxy.py`: Apicurio 2.4 does basic auth only with an OIDC
+/// server): the right user info registers a schema and a second client,
+/// with an empty cache, reads it back by id through the gate; a wrong
+/// password, or none, is refused at connect with an error that does not
+/// show the password.
+#[test]
+fn basic_auth_reaches_the_registry_and_wrong_credentials_are_refused_at_connect() {
+    use std::io::BufRead;
+    let upstream = harness::registry::url();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/integration-tests/schema-registry/auth_proxy.py");
+    let password = format!("pw-{}", harness::unique("secret"));
+    let user_info = format!("rivulet:{password}");
+    let mut child = std::process::Command::new("python3")
+        .args([script, &port.to_string(), upstream, &user_info])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first_line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut first_line).unwrap();
+    let _gate = KillOnDrop(child);
+    assert_eq!(first_line.trim(), "listening");
+    let url = format!("http://127.0.0.1:{port}");
+
+    let load = |user_info: &str| {
+        Config::loader()
+            .env([
+                ("RIVULET__APPLICATION_ID", "sr-auth"),
+                ("RIVULET__SCHEMA_REGISTRY__URL", url.as_str()),
+                ("RIVULET__SCHEMA_REGISTRY__BASIC_AUTH_USER_INFO", user_info),
+                ("RIVULET__SCHEMA_REGISTRY__AUTO_REGISTER_SCHEMAS", "true"),
+            ])
+            .load()
+            .unwrap()
+    };
+    let config = load(&user_info);
+    let subject = harness::unique("sr-auth");
+    let writer = SchemaRegistry::connect(&config.schema_registry).unwrap();
+    let serde = writer.avro::<OrderTotal>(ORDER_TOTAL).unwrap().subject(&subject);
+    let order = OrderTotal { id: 7, channel: "web".into(), units: 3, note: None };
+    let mut bytes = Vec::new();
+    serde.serialize(&order, &mut bytes).unwrap();
+    assert_eq!(bytes[0], 0, "Confluent's magic byte");
+    let reader = SchemaRegistry::connect(&config.schema_registry).unwrap();
+    let read = reader.avro::<OrderTotal>(ORDER_TOTAL).unwrap().subject(&subject).deserialize(Some(&bytes)).unwrap();
+    assert_eq!(read, order, "read back by id through the gate");
+
+    for wrong in ["rivulet:wrong-password", ""] {
+        let err = SchemaRegistry::connect(&load(wrong).schema_registry).unwrap_err();
+        assert!(matches!(err, RegistryError::Unauthorized { status: 401, .. }), "{wrong:?}: {err:?}");
+        let text = format!("{err} {err:?}");
+        assert!(text.contains("basic_auth_user_info"), "{text}");
+        assert!(!text.contains("wrong-password") && !text.contains(&password), "{text}");
+    }
+}
