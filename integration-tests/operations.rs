@@ -7,43 +7,13 @@
 mod harness;
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 use harness::child::{self, ChildApp};
+use harness::http::{get, sample, scrape};
 use harness::TestRecord;
 use rivulet::prelude::*;
 use rivulet::RunningApp;
-
-/// A response: status code and body.
-fn get(addr: SocketAddr, path: &str) -> (u16, String) {
-    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap();
-    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
-    let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-    (status, body.to_string())
-}
-
-/// The value of the sample of `name` whose labels include every one of
-/// `labels` (`[("topic", "x")]`), if any.
-fn sample(metrics: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
-    metrics.lines().filter(|l| !l.starts_with('#')).find_map(|line| {
-        let (series, value) = line.rsplit_once(' ')?;
-        let (metric, rest) = series.split_once('{').unwrap_or((series, ""));
-        let matches = metric == name && labels.iter().all(|(k, v)| rest.contains(&format!("{k}=\"{v}\"")));
-        matches.then(|| value.parse().ok()).flatten()
-    })
-}
-
-fn scrape(app: &RunningApp) -> String {
-    let (status, body) = get(app.http_addr().unwrap(), "/metrics");
-    assert_eq!(status, 200, "{body}");
-    body
-}
 
 fn passthrough(input: &str, output: &str) -> Topology {
     let mut b = Topology::builder();
@@ -339,13 +309,10 @@ async fn static_members_restart_one_at_a_time_without_a_rebalance() {
     let app_id = harness::unique("ops-static");
     let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let (pod_a, pod_b) = (harness::unique("pod-a"), harness::unique("pod-b"));
-    let config = |dir: &tempfile::TempDir, pod: &str| {
-        harness::app_config(
-            &app_id,
-            dir.path(),
-            &[("RIVULET__INSTANCE_ID", pod), ("RIVULET__KAFKA__CONSUMER__SESSION_TIMEOUT_MS", "30000")],
-        )
-    };
+    // KIP-848: the session timeout is the group's, set on the broker.
+    harness::set_group_config(&app_id, "consumer.session.timeout.ms", "30000").await;
+    let config =
+        |dir: &tempfile::TempDir, pod: &str| harness::app_config(&app_id, dir.path(), &[("RIVULET__INSTANCE_ID", pod)]);
     let start = |dir: &tempfile::TempDir, pod: &str| {
         App::new(config(dir, pod)).unwrap().start(passthrough(&input, &output)).unwrap()
     };
@@ -383,7 +350,10 @@ async fn static_members_restart_one_at_a_time_without_a_rebalance() {
                 Err(format!("ready {ready:?}, partitions {:?}, want {owned:?}", restarted.assignment()))
             }
         });
-        assert!(restarted_at.elapsed() < Duration::from_secs(20), "the restart fits well inside session.timeout.ms");
+        assert!(
+            restarted_at.elapsed() < Duration::from_secs(20),
+            "the restart fits well inside the group's session timeout"
+        );
         // A rebalance would reach the other member within a heartbeat (500 ms).
         std::thread::sleep(Duration::from_secs(2));
         assert_eq!(rebalances(staying), before, "the other instance saw a rebalance");

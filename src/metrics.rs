@@ -60,6 +60,8 @@ pub(crate) struct Metrics {
     commits: IntCounterVec,
     pub(crate) transaction_aborts: IntCounter,
     pub(crate) rebalances: IntCounter,
+    pub(crate) tasks_started: IntCounter,
+    pub(crate) tasks_closed: IntCounter,
     pub(crate) rebalance_duration: Histogram,
     assigned_tasks: IntGaugeVec,
     restore_remaining: IntGaugeVec,
@@ -128,6 +130,14 @@ impl Metrics {
             commits: r.counter_vec("rivulet_commits_total", "Commit cycles by how they ended.", &["result"])?,
             transaction_aborts: r.counter("rivulet_transaction_aborts_total", "Kafka transactions aborted.")?,
             rebalances: r.counter("rivulet_rebalances_total", "Partition assignments received by the consumers.")?,
+            tasks_started: r.counter(
+                "rivulet_tasks_started_total",
+                "Tasks started on this instance (state restored if needed, processing).",
+            )?,
+            tasks_closed: r.counter(
+                "rivulet_tasks_closed_total",
+                "Tasks closed on this instance because their partitions moved away or the instance stopped.",
+            )?,
             rebalance_duration: r.histogram(
                 "rivulet_rebalance_duration_seconds",
                 "Time spent handling one revocation (commit, close tasks) or assignment.",
@@ -401,7 +411,7 @@ mod tests {
             .filter_map(|l| l.strip_prefix("# TYPE "))
             .filter_map(|l| l.split_whitespace().next())
             .collect();
-        assert_eq!(names.len(), 21, "{names:?}");
+        assert_eq!(names.len(), 23, "{names:?}");
         for name in names {
             assert!(doc.contains(&format!("`{name}`")), "docs/metrics.md does not describe {name}");
         }

@@ -301,7 +301,7 @@ fn check_no_members(consumer: &BaseConsumer, group: &str, bootstrap: &str) -> Re
     Err(Error::Reset(format!(
         "cannot reset application `{group}`: its consumer group still has {} live member(s) ({}); stop every \
          instance of the application and run reset again (an instance with an explicit instance_id stays in the \
-         group until kafka.consumer session.timeout.ms has passed after it stopped)",
+         group until the group's session timeout has passed after it stopped)",
         members.len(),
         members.join(", ")
     )))

@@ -10,6 +10,7 @@
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod child;
+pub mod http;
 /// The window oracle of the unit tests, and its pseudo-random input.
 #[path = "../../src/topology/window_tests/oracle.rs"]
 pub mod oracle;
@@ -109,6 +110,18 @@ pub async fn new_topic(prefix: &str, partitions: i32) -> String {
     let name = unique(prefix);
     create_topic(&name, partitions, &[]).await;
     name
+}
+
+/// Sets a group config on the broker (KIP-848 groups take their session
+/// timeout and heartbeat interval from it: `consumer.session.timeout.ms`).
+pub async fn set_group_config(group: &str, key: &str, value: &str) {
+    use rdkafka::admin::{AlterConfig, ResourceSpecifier};
+    let admin: AdminClient<DefaultClientContext> = client_config().create().unwrap();
+    let config = AlterConfig::new(ResourceSpecifier::Group(group)).set(key, value);
+    let results = admin.alter_configs([&config], &AdminOptions::new()).await.unwrap();
+    for result in results {
+        result.unwrap_or_else(|e| panic!("setting {key} = {value} on group {group}: {e:?}"));
+    }
 }
 
 /// A random topic name, created with `partitions` partitions and no
@@ -368,8 +381,8 @@ pub fn app_config(application_id: &str, state_dir: &std::path::Path, extra: &[(&
         ("RIVULET__COMMIT_INTERVAL_MS".to_string(), "200".to_string()),
         // Any free port: tests run many applications at once.
         ("RIVULET__HTTP__LISTEN".to_string(), "127.0.0.1:0".to_string()),
-        ("RIVULET__KAFKA__CONSUMER__SESSION_TIMEOUT_MS".to_string(), "6000".to_string()),
-        ("RIVULET__KAFKA__CONSUMER__HEARTBEAT_INTERVAL_MS".to_string(), "500".to_string()),
+        // Session timeout (6 s) and heartbeat interval (500 ms) are the test
+        // broker's group.consumer.* settings (KIP-848: the broker owns them).
     ];
     for (k, v) in extra {
         env.retain(|(ek, _)| ek != k);

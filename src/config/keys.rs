@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use config::{Map, Value, ValueKind};
 
 use super::spec::{is_name_char, names, Accepts, DefaultValue, PerGuarantee, Unit};
-use super::{ConfigError, ErrorPolicy, LogFormat, ProcessingGuarantee, SubjectNameStrategy};
+use super::{ConfigError, ErrorPolicy, GroupProtocol, LogFormat, ProcessingGuarantee, SubjectNameStrategy};
 
 /// One documented config key.
 #[derive(Debug, Clone, Copy)]
@@ -49,6 +49,10 @@ pub(crate) const GUARANTEES: [(&str, ProcessingGuarantee); 2] =
 /// The bad-record policies by name.
 pub(crate) const POLICIES: [(&str, ErrorPolicy); 3] =
     [("fail", ErrorPolicy::Fail), ("skip", ErrorPolicy::Skip), ("dead_letter", ErrorPolicy::DeadLetter)];
+/// The group protocols by name.
+pub(crate) const GROUP_PROTOCOLS: [(&str, GroupProtocol); 2] =
+    [("consumer", GroupProtocol::Consumer), ("classic", GroupProtocol::Classic)];
+const GROUP_PROTOCOL_NAMES: [&str; 2] = names(&GROUP_PROTOCOLS);
 /// The log formats by name.
 pub(crate) const LOG_FORMATS: [(&str, LogFormat); 2] = [("text", LogFormat::Text), ("json", LogFormat::Json)];
 const GUARANTEE_NAMES: [&str; 2] = names(&GUARANTEES);
@@ -81,7 +85,7 @@ pub(crate) const INSTANCE_ID: KeySpec = KeySpec {
           Set explicitly (in a file or as `RIVULET__INSTANCE_ID`; the Helm chart sets the pod \
           name), it also turns on static group membership: thread `i`'s consumer joins with \
           `group.instance.id = <instance_id>-<i>`, so a restart within \
-          `session.timeout.ms` gets its partitions back without a rebalance. Taken from HOSTNAME \
+          the group's session timeout gets its partitions back without a rebalance. Taken from HOSTNAME \
           (or /etc/hostname), it does not. Two running instances must never share one.",
 };
 pub(crate) const PROCESSING_GUARANTEE: KeySpec = KeySpec {
@@ -113,6 +117,15 @@ pub(crate) const NUM_THREADS: KeySpec = KeySpec {
     default: DefaultValue::Integer(1),
     accepts: Accepts::Integer { min: 1, max: 256, unit: Unit::Count },
     doc: "Processing threads per instance. Each has its own consumer, producer and tasks.",
+};
+pub(crate) const GROUP_PROTOCOL: KeySpec = KeySpec {
+    name: "group_protocol",
+    default: DefaultValue::Text("consumer"),
+    accepts: Accepts::OneOf(&GROUP_PROTOCOL_NAMES),
+    doc: "How the instances share the partitions. `consumer`: the broker's group protocol of \
+          KIP-848 (Kafka 4.0+) with its range assignor: a member joining or leaving moves only \
+          the tasks that change owner; the others keep running. `classic`: the old protocol, for \
+          brokers before 4.0; every rebalance stops and restarts every task of the group.",
 };
 pub(crate) const STATE_DIR: KeySpec = KeySpec {
     name: "state_dir",
@@ -309,6 +322,7 @@ pub(crate) const KEYS: &[KeySpec] = &[
     COMMIT_INTERVAL_MS,
     REPARTITION_PURGE_INTERVAL_MS,
     NUM_THREADS,
+    GROUP_PROTOCOL,
     SHUTDOWN_TIMEOUT_MS,
     STATE_DIR,
     STATE_BLOCK_CACHE_BYTES,
@@ -347,6 +361,9 @@ pub(crate) const RESERVED_KAFKA_PROPERTIES: &[(&str, &str)] = &[
     ("isolation.level", "rivulet reads read_committed under exactly_once"),
     ("transactional.id", "rivulet derives it from application_id, instance_id and thread"),
     ("enable.idempotence", "rivulet sets it from processing_guarantee"),
+    ("group.protocol", "set group_protocol instead"),
+    ("group.remote.assignor", "rivulet uses range assignment, which keeps co-partitioned topics together"),
+    ("partition.assignment.strategy", "rivulet uses range assignment, which keeps co-partitioned topics together"),
 ];
 
 /// Where a value came from, for error messages: the file name, or the

@@ -90,6 +90,27 @@ impl fmt::Display for ProcessingGuarantee {
     }
 }
 
+/// How the instances of an application share the partitions: the key
+/// `group_protocol`, `consumer` (the default) or `classic`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GroupProtocol {
+    /// KIP-848's protocol (Kafka 4.0+), assignments computed by the broker and
+    /// applied incrementally: tasks that keep their owner keep running.
+    Consumer,
+    /// The classic protocol (any broker): every rebalance revokes every
+    /// partition of the group first.
+    Classic,
+}
+
+impl fmt::Display for GroupProtocol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Consumer => "consumer",
+            Self::Classic => "classic",
+        })
+    }
+}
+
 /// What happens to a bad record: see `errors.*` in docs/configuration.md.
 /// The keys take `fail` (the default), `skip` or `dead_letter`.
 ///
@@ -444,6 +465,8 @@ pub struct Config {
     pub repartition_purge_interval: Duration,
     /// Processing threads in this instance.
     pub num_threads: usize,
+    /// `group_protocol`: how the instances share the partitions.
+    pub group_protocol: GroupProtocol,
     /// How long a graceful shutdown may take before the process exits.
     pub shutdown_timeout: Duration,
     /// Root folder of local state.
@@ -623,6 +646,7 @@ impl fmt::Display for Config {
         writeln!(f, "commit_interval_ms = {}", self.commit_interval.as_millis())?;
         writeln!(f, "repartition_purge_interval_ms = {}", self.repartition_purge_interval.as_millis())?;
         writeln!(f, "num_threads = {}", self.num_threads)?;
+        writeln!(f, "group_protocol = \"{}\"", self.group_protocol)?;
         writeln!(f, "shutdown_timeout_ms = {}", self.shutdown_timeout.as_millis())?;
         writeln!(f, "state_dir = {:?}", self.state_dir.display().to_string())?;
         writeln!(f, "\n[state]")?;

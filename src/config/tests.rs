@@ -209,7 +209,7 @@ fn shutdown_timeout_and_log_settings_are_read_and_checked() {
 #[test]
 fn kafka_passthrough_from_file_and_env() {
     let file = toml_file(
-        "application_id = \"a\"\n[kafka.common]\n\"security.protocol\" = \"plaintext\"\n\
+        "application_id = \"a\"\ngroup_protocol = \"classic\"\n[kafka.common]\n\"security.protocol\" = \"plaintext\"\n\
          [kafka.consumer]\n\"session.timeout.ms\" = 6000\n[kafka.producer]\n\"linger.ms\" = 5\n",
     );
     let c = Config::loader()
@@ -221,6 +221,18 @@ fn kafka_passthrough_from_file_and_env() {
     assert_eq!(c.kafka.consumer.get("session.timeout.ms"), Some("6000"));
     assert_eq!(c.kafka.consumer.get("fetch.min.bytes"), Some("1024"));
     assert_eq!(c.kafka.producer.get("linger.ms"), Some("5"));
+}
+
+#[test]
+fn the_consumer_group_protocol_refuses_client_side_session_settings() {
+    for key in ["SESSION_TIMEOUT_MS", "HEARTBEAT_INTERVAL_MS"] {
+        let var = format!("RIVULET__KAFKA__CONSUMER__{key}");
+        let err = Config::loader().env(env(&[("RIVULET__APPLICATION_ID", "a"), (&var, "6000")])).load().unwrap_err();
+        let err = err.to_string();
+        assert!(err.contains("the broker sets it") && err.contains("group_protocol = \"classic\""), "{err}");
+        let classic = [("RIVULET__APPLICATION_ID", "a"), ("RIVULET__GROUP_PROTOCOL", "classic"), (&var, "6000")];
+        assert!(Config::loader().env(env(&classic)).load().is_ok());
+    }
 }
 
 #[test]

@@ -92,6 +92,7 @@ impl Tree {
         };
         let repartition_purge_interval_ms = self.get(&REPARTITION_PURGE_INTERVAL_MS, integer)?;
         let num_threads = self.get(&NUM_THREADS, integer)? as usize;
+        let group_protocol = self.get(&GROUP_PROTOCOL, |s, v| one_of(s, v, &GROUP_PROTOCOLS))?;
         let shutdown_timeout_ms = self.get(&SHUTDOWN_TIMEOUT_MS, integer)?;
         let state_dir = self.get(&STATE_DIR, path)?;
         let block_cache_bytes = self.get(&STATE_BLOCK_CACHE_BYTES, integer)? as usize;
@@ -110,6 +111,9 @@ impl Tree {
         let common = passthrough(&KAFKA_COMMON, self.take_table(&KAFKA_COMMON)?)?;
         let consumer = passthrough(&KAFKA_CONSUMER, self.take_table(&KAFKA_CONSUMER)?)?;
         let producer = passthrough(&KAFKA_PRODUCER, self.take_table(&KAFKA_PRODUCER)?)?;
+        if group_protocol == GroupProtocol::Consumer {
+            broker_side_group_settings(&[("common", &common), ("consumer", &consumer)])?;
+        }
         let schema_registry = SchemaRegistryConfig {
             url: self.get(&SCHEMA_REGISTRY_URL, url)?,
             basic_auth_user_info: self.get(&SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO, user_info)?,
@@ -133,6 +137,7 @@ impl Tree {
             commit_interval: Duration::from_millis(commit_interval_ms),
             repartition_purge_interval: Duration::from_millis(repartition_purge_interval_ms),
             num_threads,
+            group_protocol,
             shutdown_timeout: Duration::from_millis(shutdown_timeout_ms),
             state_dir,
             state: StateConfig {
@@ -194,6 +199,31 @@ pub(super) fn host_name(env: &BTreeMap<String, String>) -> Option<String> {
         std::fs::read_to_string("/etc/hostname").ok().map(|h| h.trim().to_string()).filter(|h| !h.is_empty())
     })?;
     Some(name.chars().map(|c| if spec::is_name_char(c) { c } else { '-' }).collect())
+}
+
+/// Under KIP-848 the broker owns the session timeout and heartbeat
+/// interval: librdkafka refuses them when its consumer is created; say so at
+/// load, with what to do instead.
+fn broker_side_group_settings(sections: &[(&str, &KafkaProperties)]) -> Result<(), ConfigError> {
+    for (section, props) in sections {
+        for key in ["session.timeout.ms", "heartbeat.interval.ms"] {
+            if let Some(value) = props.get(key) {
+                return Err(ConfigError::KafkaProperty {
+                    section: section.to_string(),
+                    key: key.into(),
+                    value: format!("{value:?}"),
+                    origin: "the config".into(),
+                    reason: format!(
+                        "with group_protocol = \"consumer\" (KIP-848) the broker sets it: remove it and set the \
+                         group's `consumer.{}` with kafka-configs.sh --entity-type groups (or the broker's \
+                         `group.consumer.{0}`), or set group_protocol = \"classic\"",
+                        key
+                    ),
+                });
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Turns a `[kafka.*]` table into librdkafka properties and lets librdkafka

@@ -5,11 +5,11 @@
 //! sequence). It also feeds most of the metrics (see `crate::metrics`) and
 //! the thread's phase for readiness.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, RebalanceProtocol};
 use rdkafka::error::KafkaError;
 use rdkafka::message::BorrowedMessage;
 use rdkafka::{Message, Offset, TopicPartitionList};
@@ -56,6 +56,9 @@ pub(crate) struct TaskManager {
     /// Assigned but not yet created (created on the processing thread,
     /// outside the rebalance callback).
     pending: BTreeSet<TaskId>,
+    /// Pending tasks that have some of their source partitions (paused)
+    /// and wait for the others.
+    incomplete: BTreeSet<TaskId>,
     /// Interned topic names, so records do not allocate them, with their
     /// consumed-records counters.
     /// And the sub-topology reading each.
@@ -81,6 +84,28 @@ pub(crate) struct TaskManager {
 /// `rivulet_processing_latency_seconds`.
 const LATENCY_SAMPLE: u32 = 16;
 
+/// The partitions the consumer holds now.
+fn assigned_partitions<C: ConsumerContext>(consumer: &BaseConsumer<C>) -> HashSet<(String, i32)> {
+    let assignment = consumer.assignment().unwrap_or_default();
+    assignment.elements().iter().map(|e| (e.topic().to_string(), e.partition())).collect()
+}
+
+fn partition_list(partitions: &[(String, i32)]) -> TopicPartitionList {
+    let mut tpl = TopicPartitionList::new();
+    for (topic, partition) in partitions {
+        tpl.add_partition(topic, *partition);
+    }
+    tpl
+}
+
+fn pause<C: ConsumerContext>(consumer: &BaseConsumer<C>, partitions: &[(String, i32)], id: TaskId) -> Result<()> {
+    consumer.pause(&partition_list(partitions)).map_err(|e| Error::kafka(format!("pausing task {id}"), e))
+}
+
+fn resume<C: ConsumerContext>(consumer: &BaseConsumer<C>, partitions: &[(String, i32)], id: TaskId) -> Result<()> {
+    consumer.resume(&partition_list(partitions)).map_err(|e| Error::kafka(format!("resuming task {id}"), e))
+}
+
 impl TaskManager {
     /// The error naming the missing permission when `e` is an
     /// authorization error (see [`AppContext::denied`]).
@@ -105,6 +130,11 @@ impl TaskManager {
         self.denied(source, "reading changelogs to restore", "READ").unwrap_or(e)
     }
 
+    /// The processing thread's index.
+    pub(crate) fn thread(&self) -> usize {
+        self.thread
+    }
+
     pub(crate) fn new(app: Arc<AppContext>, thread: usize, collector: RecordCollector) -> Self {
         let topics = app
             .topic_to_subtopology
@@ -121,6 +151,7 @@ impl TaskManager {
             tasks: BTreeMap::new(),
             restoring,
             pending: BTreeSet::new(),
+            incomplete: BTreeSet::new(),
             topics,
             subtopology_metrics,
             last_commit: Instant::now(),
@@ -170,30 +201,40 @@ impl TaskManager {
             }
             self.failed.get_or_insert(e);
         }
+        // What stays assigned: under incremental rebalancing a task may lose
+        // one source partition and keep another (in the middle of a
+        // reassignment); it waits, paused, until it has all of them again.
+        let revoked: HashSet<(String, i32)> =
+            tpl.elements().iter().map(|e| (e.topic().to_string(), e.partition())).collect();
+        let kept: HashSet<_> = assigned_partitions(consumer).into_iter().filter(|tp| !revoked.contains(tp)).collect();
         for id in ids {
             self.pending.remove(&id);
+            self.incomplete.remove(&id);
             if let Some(task) = self.tasks.remove(&id) {
                 task.close();
+                self.app.metrics.tasks_closed.inc();
             }
             // A partly restored store keeps what it applied, with its offset.
             if let Some(task) = self.restoring.remove(&id, &self.app.metrics) {
                 task.close();
+                self.app.metrics.tasks_closed.inc();
+            }
+            if self.source_partitions(id).iter().any(|tp| kept.contains(tp)) {
+                self.pending.insert(id);
             }
         }
-        // Eager rebalancing: every revocation is followed by a new assignment.
-        self.assigned = false;
+        // Eager rebalancing: every revocation is followed by a new
+        // assignment. Incremental: the tasks not revoked keep running.
+        if !matches!(consumer.rebalance_protocol(), RebalanceProtocol::Cooperative) {
+            self.assigned = false;
+        }
         self.update_task_counts();
     }
 
     /// The source partitions of a task.
-    fn source_partitions(&self, id: TaskId) -> Result<TopicPartitionList> {
-        let mut tpl = TopicPartitionList::new();
-        for (topic, &sub) in &self.app.topic_to_subtopology {
-            if sub == id.subtopology {
-                tpl.add_partition(topic, id.partition);
-            }
-        }
-        Ok(tpl)
+    fn source_partitions(&self, id: TaskId) -> Vec<(String, i32)> {
+        let topics = self.app.topic_to_subtopology.iter();
+        topics.filter(|(_, &sub)| sub == id.subtopology).map(|(topic, _)| (topic.clone(), id.partition)).collect()
     }
 
     /// Creates the tasks assigned since the last call. A task with nothing
@@ -205,14 +246,36 @@ impl TaskManager {
         consumer: &BaseConsumer<C>,
         restorer: &BaseConsumer<R>,
     ) -> Result<()> {
-        while let Some(id) = self.pending.pop_first() {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let assigned = assigned_partitions(consumer);
+        for id in std::mem::take(&mut self.pending) {
+            let sources = self.source_partitions(id);
+            let (have, missing): (Vec<_>, Vec<_>) = sources.iter().cloned().partition(|tp| assigned.contains(tp));
+            if !missing.is_empty() {
+                // The rest of its partitions are still on their way from
+                // another member (incremental rebalancing): processing only
+                // some of its inputs would move its time past records it has
+                // not seen yet.
+                if self.incomplete.insert(id) {
+                    tracing::info!(task = %id, missing = ?missing, "task waits for the rest of its source partitions");
+                    pause(consumer, &have, id)?;
+                }
+                self.pending.insert(id);
+                continue;
+            }
+            let was_paused = self.incomplete.remove(&id);
             let mut task = Task::new(id, &self.app, Box::new(self.collector.clone()))?;
             let parts = task.restore_plan(restorer)?;
             if parts.is_empty() {
                 self.start_task(task, 0, Instant::now())?;
+                if was_paused {
+                    resume(consumer, &sources, id)?;
+                }
                 continue;
             }
-            consumer.pause(&self.source_partitions(id)?).map_err(|e| Error::kafka(format!("pausing task {id}"), e))?;
+            pause(consumer, &sources, id)?;
             self.restoring.add(task, parts);
         }
         self.update_task_counts();
@@ -223,6 +286,7 @@ impl TaskManager {
         task.init()?;
         let id = task.id;
         tracing::info!(task = %id, restored, elapsed_ms = started.elapsed().as_millis() as u64, "task running");
+        self.app.metrics.tasks_started.inc();
         self.tasks.insert(id, task);
         Ok(())
     }
@@ -272,9 +336,7 @@ impl TaskManager {
         for restored in step.map_err(|e| self.restore_denied(e))? {
             let id = restored.task.id;
             self.start_task(restored.task, restored.records, restored.started)?;
-            consumer
-                .resume(&self.source_partitions(id)?)
-                .map_err(|e| Error::kafka(format!("resuming task {id}"), e))?;
+            resume(consumer, &self.source_partitions(id), id)?;
         }
         self.update_task_counts();
         Ok(())
@@ -433,9 +495,11 @@ impl TaskManager {
         self.app.metrics.set_store_sizes(self.thread, HashMap::new());
         for (_, task) in std::mem::take(&mut self.tasks) {
             task.close();
+            self.app.metrics.tasks_closed.inc();
         }
         for task in self.restoring.drain() {
             task.close();
+            self.app.metrics.tasks_closed.inc();
         }
         self.update_task_counts();
         result

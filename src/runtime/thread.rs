@@ -26,6 +26,7 @@ use rdkafka::statistics::Statistics;
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::ClientContext;
 
+use crate::config::GroupProtocol;
 use crate::error::kafka::{classify, KafkaErrorKind};
 use crate::error::{Error, Result};
 use crate::kafka::{client_config, ClientRole};
@@ -175,8 +176,15 @@ fn run_once(app: Arc<AppContext>, index: usize, source_topics: &[String], shutdo
     };
     let mut consumer_config = client(ClientRole::Consumer)?;
     // Range assignment gives partition p of every co-partitioned topic to
-    // the same member: the tasks' sources always move together.
-    consumer_config.set("partition.assignment.strategy", "range");
+    // the same member: the tasks' sources move together. KIP-848's broker-side
+    // range assignor keeps that and is sticky (`RangeAssignor` in Kafka's
+    // group coordinator), and its assignments arrive incrementally.
+    match config.group_protocol {
+        GroupProtocol::Consumer => {
+            consumer_config.set("group.protocol", "consumer").set("group.remote.assignor", "range")
+        }
+        GroupProtocol::Classic => consumer_config.set("partition.assignment.strategy", "range"),
+    };
     let group_instance_id = config.group_instance_id(index);
     if let Some(id) = &group_instance_id {
         consumer_config.set("group.instance.id", id);
@@ -249,6 +257,10 @@ fn run_once(app: Arc<AppContext>, index: usize, source_topics: &[String], shutdo
 /// records takes a few milliseconds, far below any commit interval.
 const POLL_BATCH: usize = 500;
 
+/// How long a thread waits before joining again when the broker still
+/// holds its static member id for a crashed predecessor.
+const UNRELEASED_INSTANCE_RETRY: Duration = Duration::from_secs(1);
+
 fn process_loop(
     consumer: &BaseConsumer<RebalanceHandler>,
     restorer: &BaseConsumer<RestoreContext>,
@@ -307,6 +319,19 @@ fn handle(
         Some(Err(e)) if is_transient(e) => {
             tracing::warn!(error = %e, "Kafka is not reachable right now; the consumer keeps retrying");
             Ok(false)
+        }
+        Some(Err(e)) if e.rdkafka_error_code() == Some(RDKafkaErrorCode::UnreleasedInstanceId) => {
+            // KIP-848: a static member that crashed keeps its place until its
+            // session times out, and the broker refuses a new member with
+            // its instance id meanwhile. The consumer is unusable after
+            // this error: start over with new clients, a moment later.
+            std::thread::sleep(UNRELEASED_INSTANCE_RETRY);
+            Err(Error::TaskMigrated(format!(
+                "{e}: this instance's previous process (group.instance.id {}) still holds its place in the group \
+                 until the broker's session timeout passes (it stopped without leaving: a crash or kill -9); \
+                 joining again",
+                tm.app.config.group_instance_id(tm.thread()).unwrap_or_default()
+            )))
         }
         Some(Err(e)) => Err(tm.denied(e, "consuming", "READ").unwrap_or_else(|| Error::kafka("consuming", e.clone()))),
     }
