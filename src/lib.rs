@@ -61,7 +61,9 @@ pub mod topology;
 
 pub use crate::app::{App, RunningApp};
 pub use crate::cli::{main, Main};
-pub use crate::config::{Config, ConfigError, ConfigLoader, ErrorPolicy, LogFormat, ProcessingGuarantee};
+pub use crate::config::{
+    Config, ConfigError, ConfigLoader, ErrorPolicy, LogFormat, OffsetResetPolicy, ProcessingGuarantee,
+};
 pub use crate::error::{Error, Result};
 pub use crate::logging::init_logging;
 pub use crate::record::Record;
