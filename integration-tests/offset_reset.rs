@@ -6,6 +6,12 @@
 //! `latest` goes on from the end and counts 20, `fail` stops naming the
 //! partition and the offsets still there, and commits nothing. The skips
 //! are logged as ERRORs naming the range.
+//!
+//! The same while the application runs (a slow application): it holds
+//! offsets 1..9 fetched while its function is stuck on offset 0
+//! (`queued.min.messages = 1` keeps librdkafka from fetching further), the
+//! offsets below 25 are deleted meanwhile, and its next fetch, at 10, is
+//! out of range.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod harness;
@@ -13,7 +19,8 @@ mod harness;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::Duration;
 
 use harness::TestRecord;
@@ -101,31 +108,43 @@ fn eventually_output(output: &str, want: Vec<String>) {
     });
 }
 
-/// Input and output topics and a group that committed offset 10 of the
-/// input (records k0..k9 processed), then stopped; then k10..k29 are
-/// written and offsets below 25 deleted.
-async fn committed_then_deleted(prefix: &str) -> (String, String, String, tempfile::TempDir) {
+/// New input and output topics, an application id and a state dir, with
+/// k0..k9 written to the input.
+async fn setup(prefix: &str) -> (String, String, String, tempfile::TempDir) {
     logs();
     let input = harness::new_topic(&format!("{prefix}-in"), 1).await;
     let output = harness::new_topic(&format!("{prefix}-out"), 1).await;
     let app_id = harness::unique(prefix);
     let state = tempfile::tempdir().unwrap();
     harness::produce(&input, &records(0..10)).await;
+    (input, output, app_id, state)
+}
+
+/// Input and output topics and a group that committed offset 10 of the
+/// input (records k0..k9 processed), then stopped; then k10..k29 are
+/// written and offsets below 25 deleted.
+async fn committed_then_deleted(prefix: &str) -> (String, String, String, tempfile::TempDir) {
+    let (input, output, app_id, state) = setup(prefix).await;
     let app = start(&app_id, state.path(), None, &input, &output);
     eventually_output(&output, keys(0..10));
     eventually_committed(&app_id, &input, 10);
     app.shutdown().unwrap();
 
     harness::produce(&input, &records(10..30)).await;
+    delete_below(&input, 25).await;
+    assert_eq!(harness::committed_offsets(&app_id, &input, 1), vec![Some(10)]);
+    (input, output, app_id, state)
+}
+
+/// Deletes the records of partition 0 below `offset` (DeleteRecords).
+async fn delete_below(input: &str, offset: i64) {
     let admin: AdminClient<DefaultClientContext> = harness::client_config().create().unwrap();
     let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset(&input, 0, Offset::Offset(25)).unwrap();
+    tpl.add_partition_offset(input, 0, Offset::Offset(offset)).unwrap();
     let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
     let deleted = admin.delete_records(&tpl, &opts).await.unwrap();
     assert!(deleted.elements().iter().all(|e| e.error().is_ok()), "{deleted:?}");
-    assert_eq!(harness::watermarks(&input), vec![(25, 30)]);
-    assert_eq!(harness::committed_offsets(&app_id, &input, 1), vec![Some(10)]);
-    (input, output, app_id, state)
+    assert_eq!(harness::watermarks(input)[0].0, offset);
 }
 
 fn get(addr: SocketAddr, path: &str) -> String {
@@ -156,20 +175,26 @@ fn eventually_metric(app: &RunningApp, input: &str, want: f64) {
     });
 }
 
+/// Under `earliest` after offsets 10..24 were deleted: k25..k29 follow
+/// k0..k9, 15 offsets are counted and an ERROR names them.
+fn went_on_from_25(app: &RunningApp, app_id: &str, input: &str, output: &str) {
+    let mut want = keys(0..10);
+    want.extend(keys(25..30));
+    eventually_output(output, want);
+    eventually_committed(app_id, input, 30);
+    eventually_metric(app, input, 15.0);
+    let log = logs();
+    assert!(log.contains(&format!("offset 10 of source topic {input} partition 0 was out of range")), "{log}");
+    assert!(log.contains("offsets [10, 25) were deleted before they were processed"), "{log}");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn earliest_goes_on_from_the_first_offset_left_and_counts_and_logs_the_deleted_ones() {
     let (input, output, app_id, state) = committed_then_deleted("oor-earliest").await;
     // The default policy.
     let app = start(&app_id, state.path(), None, &input, &output);
-    let mut want = keys(0..10);
-    want.extend(keys(25..30));
-    eventually_output(&output, want);
-    eventually_committed(&app_id, &input, 30);
-    eventually_metric(&app, &input, 15.0);
+    went_on_from_25(&app, &app_id, &input, &output);
     let log = logs();
-    let line = format!("offset 10 of source topic {input} partition 0 was out of range");
-    assert!(log.contains(&line), "{log}");
-    assert!(log.contains("offsets [10, 25) were deleted before they were processed"), "{log}");
     assert!(log.contains("going on from offset 25 (errors.offset_out_of_range = \"earliest\")"), "{log}");
     assert_eq!(app.stats().records_processed, 5);
     app.shutdown().unwrap();
@@ -217,4 +242,88 @@ async fn fail_stops_naming_the_partition_and_the_offsets_left_and_commits_nothin
     }
     assert_eq!(harness::committed_offsets(&app_id, &input, 1), vec![Some(10)], "nothing committed past the gap");
     assert_eq!(output_keys(&output), keys(0..10));
+}
+
+/// Holds the processing thread inside the function on record "0" until
+/// opened (or for a minute at most, so a failed test cannot hang).
+#[derive(Default)]
+struct Gate {
+    entered: AtomicBool,
+    open: Mutex<bool>,
+    opened: Condvar,
+}
+
+impl Gate {
+    fn pass(&self) {
+        self.entered.store(true, Ordering::SeqCst);
+        let open = self.open.lock().unwrap();
+        let _ = self.opened.wait_timeout_while(open, Duration::from_secs(60), |open| !*open).unwrap();
+    }
+
+    fn open(&self) {
+        *self.open.lock().unwrap() = true;
+        self.opened.notify_all();
+    }
+}
+
+fn gated(input: &str, output: &str, gate: Arc<Gate>) -> Topology {
+    let mut b = Topology::builder();
+    b.stream(input, Serdes::string(), Serdes::string())
+        .map_values(move |v: String| {
+            if v == "0" {
+                gate.pass();
+            }
+            v
+        })
+        .to(output, Serdes::string(), Serdes::string());
+    b.build().unwrap()
+}
+
+/// Starts an application on k0..k9 that gets stuck on k0, writes
+/// k10..k29, deletes the offsets below 25 under it, and lets it go on.
+async fn deleted_while_running(prefix: &str, policy: &str) -> (String, String, String, tempfile::TempDir, RunningApp) {
+    let (input, output, app_id, state) = setup(prefix).await;
+    let config = harness::app_config(
+        &app_id,
+        state.path(),
+        &[("RIVULET__ERRORS__OFFSET_OUT_OF_RANGE", policy), ("RIVULET__KAFKA__CONSUMER__QUEUED_MIN_MESSAGES", "1")],
+    );
+    let gate = Arc::new(Gate::default());
+    let app = App::new(config).unwrap().start(gated(&input, &output, gate.clone())).unwrap();
+    harness::eventually("the function is stuck on k0", WAIT, || {
+        if gate.entered.load(Ordering::SeqCst) {
+            Ok(())
+        } else {
+            Err("not yet".into())
+        }
+    });
+    harness::produce(&input, &records(10..30)).await;
+    delete_below(&input, 25).await;
+    gate.open();
+    (input, output, app_id, state, app)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_slow_application_whose_next_offsets_are_deleted_goes_on_from_the_first_left_and_counts_them() {
+    let (input, output, app_id, _state, app) = deleted_while_running("oor-slow", "earliest").await;
+    went_on_from_25(&app, &app_id, &input, &output);
+    app.shutdown().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_slow_application_under_fail_stops_before_the_gap_and_commits_nothing_past_it() {
+    let (input, _output, app_id, _state, app) = deleted_while_running("oor-slow-fail", "fail").await;
+    harness::eventually("the application stops", WAIT, || {
+        if app.has_stopped() {
+            Ok(())
+        } else {
+            Err("still running".into())
+        }
+    });
+    assert_eq!(app.stats().records_processed, 10, "k0..k9, nothing after the gap");
+    let err = app.shutdown().unwrap_err().to_string();
+    assert!(err.contains(&format!("offset 10 of source topic {input} partition 0")), "{err}");
+    assert!(err.contains("offsets [10, 25) were deleted") && err.contains("holds offsets [25, 30)"), "{err}");
+    let committed = harness::committed_offsets(&app_id, &input, 1)[0];
+    assert!(committed.is_none_or(|o| o <= 10), "nothing committed past the gap: {committed:?}");
 }
