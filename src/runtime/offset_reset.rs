@@ -162,19 +162,23 @@ impl ResetSignals {
         }
     }
 
-    /// Applies the policy to the resets noted since the last call, and
-    /// says whether `msg`, just polled, is to be processed (`false`: it was
-    /// read before a move to the end, and is skipped with the rest).
-    /// Call it after every `poll`, before processing what it returned.
+    /// Applies the policy to the resets noted since the last call, telling
+    /// `went_on(topic, partition, offset)` where each partition goes on
+    /// (so that the next commit records it), and says whether `msg`, just
+    /// polled, is to be processed (`false`: it was read before a move to
+    /// the end, and is skipped with the rest). Call it after every `poll`,
+    /// before processing what it returned.
     pub(crate) fn check<C: ConsumerContext>(
         &self,
         consumer: &BaseConsumer<C>,
         msg: Option<&BorrowedMessage<'_>>,
+        mut went_on: impl FnMut(&str, i32, i64),
     ) -> Result<bool> {
         if self.seen.swap(false, Ordering::AcqRel) {
             let resets = std::mem::take(&mut *self.pending.lock().unwrap_or_else(|e| e.into_inner()));
             for reset in resets {
-                self.apply(consumer, &reset)?;
+                let to = self.apply(consumer, &reset)?;
+                went_on(&reset.topic, reset.partition, to);
             }
         }
         let Some(msg) = msg else { return Ok(true) };
@@ -194,7 +198,8 @@ impl ResetSignals {
         Ok(true)
     }
 
-    fn apply<C: ConsumerContext>(&self, consumer: &BaseConsumer<C>, r: &OutOfRange) -> Result<()> {
+    /// Applies the policy to one reset: where the partition goes on.
+    fn apply<C: ConsumerContext>(&self, consumer: &BaseConsumer<C>, r: &OutOfRange) -> Result<i64> {
         let (topic, partition) = (r.topic.as_str(), r.partition);
         let (low, high) = consumer
             .fetch_watermarks(topic, partition, TIMEOUT)
@@ -227,7 +232,7 @@ impl ResetSignals {
                     at = r.at,
                     lost = lost(r.at, low, high),
                 );
-                Ok(())
+                Ok(to)
             }
         }
     }

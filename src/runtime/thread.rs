@@ -318,7 +318,7 @@ fn handle(
         _ => None,
     };
     // Out-of-range offsets are handled before the next record.
-    if !consumer.context().resets.check(consumer, msg)? {
+    if !consumer.context().resets.check(consumer, msg, |t, p, to| tm.skipped_to(t, p, to))? {
         return Ok(true);
     }
     match &polled {
