@@ -5,7 +5,8 @@
 //! says: `earliest` goes on from offset 25 and counts 15 skipped offsets,
 //! `latest` goes on from the end and counts 20, `fail` stops naming the
 //! partition and the offsets still there, and commits nothing. The skips
-//! are logged as ERRORs naming the range.
+//! are logged as ERRORs naming the range, and the new position is
+//! committed even before a record comes (also under exactly-once).
 //!
 //! The same while the application runs (a slow application): it holds
 //! offsets 1..9 fetched while its function is stuck on offset 0
@@ -82,8 +83,20 @@ fn keys(range: std::ops::Range<usize>) -> Vec<String> {
     range.map(|i| format!("k{i}")).collect()
 }
 
-fn start(app_id: &str, state: &Path, policy: Option<&str>, input: &str, output: &str) -> RunningApp {
-    let extra: Vec<(&str, &str)> = policy.map(|p| ("RIVULET__ERRORS__OFFSET_OUT_OF_RANGE", p)).into_iter().collect();
+/// The processing guarantee of an application.
+const EXACTLY_ONCE: (&str, &str) = ("RIVULET__PROCESSING_GUARANTEE", "exactly_once");
+const AT_LEAST_ONCE: (&str, &str) = ("RIVULET__PROCESSING_GUARANTEE", "at_least_once");
+
+fn start(
+    app_id: &str,
+    state: &Path,
+    policy: Option<&str>,
+    guarantee: (&str, &str),
+    input: &str,
+    output: &str,
+) -> RunningApp {
+    let mut extra = vec![guarantee];
+    extra.extend(policy.map(|p| ("RIVULET__ERRORS__OFFSET_OUT_OF_RANGE", p)));
     let config = harness::app_config(app_id, state, &extra);
     App::new(config).unwrap().start(passthrough(input, output)).unwrap()
 }
@@ -123,9 +136,9 @@ async fn setup(prefix: &str) -> (String, String, String, tempfile::TempDir) {
 /// Input and output topics and a group that committed offset 10 of the
 /// input (records k0..k9 processed), then stopped; then k10..k29 are
 /// written and offsets below 25 deleted.
-async fn committed_then_deleted(prefix: &str) -> (String, String, String, tempfile::TempDir) {
+async fn committed_then_deleted(prefix: &str, guarantee: (&str, &str)) -> (String, String, String, tempfile::TempDir) {
     let (input, output, app_id, state) = setup(prefix).await;
-    let app = start(&app_id, state.path(), None, &input, &output);
+    let app = start(&app_id, state.path(), None, guarantee, &input, &output);
     eventually_output(&output, keys(0..10));
     eventually_committed(&app_id, &input, 10);
     app.shutdown().unwrap();
@@ -190,9 +203,9 @@ fn went_on_from_25(app: &RunningApp, app_id: &str, input: &str, output: &str) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn earliest_goes_on_from_the_first_offset_left_and_counts_and_logs_the_deleted_ones() {
-    let (input, output, app_id, state) = committed_then_deleted("oor-earliest").await;
+    let (input, output, app_id, state) = committed_then_deleted("oor-earliest", AT_LEAST_ONCE).await;
     // The default policy.
-    let app = start(&app_id, state.path(), None, &input, &output);
+    let app = start(&app_id, state.path(), None, AT_LEAST_ONCE, &input, &output);
     went_on_from_25(&app, &app_id, &input, &output);
     let log = logs();
     assert!(log.contains("going on from offset 25 (errors.offset_out_of_range = \"earliest\")"), "{log}");
@@ -200,10 +213,13 @@ async fn earliest_goes_on_from_the_first_offset_left_and_counts_and_logs_the_del
     app.shutdown().unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn latest_goes_on_from_the_end_and_counts_everything_skipped() {
-    let (input, output, app_id, state) = committed_then_deleted("oor-latest").await;
-    let app = start(&app_id, state.path(), Some("latest"), &input, &output);
+/// Under `latest` after offsets 10..24 were deleted: 20 offsets counted
+/// and logged, offset 30 committed before any record comes (under
+/// exactly-once in a transaction of offsets only), and a record written
+/// afterwards is the only one processed.
+async fn went_on_from_the_end(prefix: &str, guarantee: (&str, &str)) {
+    let (input, output, app_id, state) = committed_then_deleted(prefix, guarantee).await;
+    let app = start(&app_id, state.path(), Some("latest"), guarantee, &input, &output);
     eventually_metric(&app, &input, 20.0);
     let log = logs();
     assert!(log.contains(&format!("offset 10 of source topic {input} partition 0 was out of range")), "{log}");
@@ -221,9 +237,19 @@ async fn latest_goes_on_from_the_end_and_counts_everything_skipped() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn latest_goes_on_from_the_end_and_counts_everything_skipped() {
+    went_on_from_the_end("oor-latest", AT_LEAST_ONCE).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn latest_under_exactly_once_commits_the_new_position_in_a_transaction() {
+    went_on_from_the_end("oor-latest-eos", EXACTLY_ONCE).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn fail_stops_naming_the_partition_and_the_offsets_left_and_commits_nothing() {
-    let (input, output, app_id, state) = committed_then_deleted("oor-fail").await;
-    let app = start(&app_id, state.path(), Some("fail"), &input, &output);
+    let (input, output, app_id, state) = committed_then_deleted("oor-fail", AT_LEAST_ONCE).await;
+    let app = start(&app_id, state.path(), Some("fail"), AT_LEAST_ONCE, &input, &output);
     harness::eventually("the application stops", WAIT, || {
         if app.has_stopped() {
             Ok(())

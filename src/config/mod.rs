@@ -117,6 +117,18 @@ pub enum ErrorPolicy {
 /// is out of range, its records deleted under the application:
 /// `errors.offset_out_of_range`. Every choice is logged as an ERROR and
 /// counted in `rivulet_offset_resets_total` (`runtime::offset_reset`).
+///
+/// ```
+/// # fn main() -> Result<(), rivulet::ConfigError> {
+/// use rivulet::{Config, OffsetResetPolicy};
+/// let config = Config::loader().env([("RIVULET__APPLICATION_ID", "orders")]).load()?;
+/// assert_eq!(config.errors.offset_out_of_range, OffsetResetPolicy::Earliest);
+/// let config = Config::loader()
+///     .env([("RIVULET__APPLICATION_ID", "orders"), ("RIVULET__ERRORS__OFFSET_OUT_OF_RANGE", "fail")])
+///     .load()?;
+/// assert_eq!(config.errors.offset_out_of_range, OffsetResetPolicy::Fail);
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OffsetResetPolicy {
     /// Stop with an error naming the partition, the committed offset and the range still there.
