@@ -174,7 +174,7 @@ impl ResetSignals {
         msg: Option<&BorrowedMessage<'_>>,
         mut went_on: impl FnMut(&str, i32, i64),
     ) -> Result<bool> {
-        if self.seen.swap(false, Ordering::AcqRel) {
+        if self.seen.load(Ordering::Acquire) && self.seen.swap(false, Ordering::AcqRel) {
             let resets = std::mem::take(&mut *self.pending.lock().unwrap_or_else(|e| e.into_inner()));
             for reset in resets {
                 let to = self.apply(consumer, &reset)?;
