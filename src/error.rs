@@ -89,6 +89,12 @@ pub enum Error {
         /// Why (address in use, not available, ...).
         reason: String,
     },
+    /// A source partition's committed offset (or the next one to read) was
+    /// deleted under the application, and `errors.offset_out_of_range` is
+    /// `fail`: the message names the partition, the offsets still there
+    /// and what to do. Nothing was committed past the gap.
+    #[error("{0}")]
+    OffsetOutOfRange(String),
     /// The `reset` subcommand cannot go on (members of the group are
     /// alive, a source topic is missing, a step failed); see
     /// [`crate::reset`].

@@ -62,7 +62,7 @@ pub mod topology;
 pub use crate::app::{App, RunningApp};
 pub use crate::cli::{main, Main};
 pub use crate::config::{
-    Config, ConfigError, ConfigLoader, ErrorPolicy, GroupProtocol, LogFormat, ProcessingGuarantee,
+    Config, ConfigError, ConfigLoader, ErrorPolicy, GroupProtocol, LogFormat, OffsetResetPolicy, ProcessingGuarantee,
 };
 pub use crate::error::{Error, Result};
 pub use crate::logging::init_logging;

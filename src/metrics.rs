@@ -70,6 +70,8 @@ pub(crate) struct Metrics {
     late_records: IntCounterVec,
     bad_records: IntCounterVec,
     pub(crate) dead_letter_records: IntCounter,
+    /// Offsets skipped because they were out of range (`runtime::offset_reset`).
+    pub(crate) offset_resets: IntCounterVec,
     store_size: IntGaugeVec,
     broker_rtt: GaugeVec,
     producer_queue: IntGauge,
@@ -171,6 +173,11 @@ impl Metrics {
             )?,
             dead_letter_records: r
                 .counter("rivulet_dead_letter_records_total", "Records written to the dead-letter topic.")?,
+            offset_resets: r.counter_vec(
+                "rivulet_offset_resets_total",
+                "Offsets of a source partition skipped because they were out of range (deleted).",
+                &["topic", "partition"],
+            )?,
             store_size: r.gauge_vec(
                 "rivulet_store_size_bytes",
                 "Estimated size of a store over this instance's tasks (RocksDB live data and memtables).",
@@ -398,6 +405,7 @@ mod tests {
         s.late.inc();
         m.restore_progress("counts", 0, 5, 10);
         m.bad_record("deserialization", "skip");
+        m.offset_resets.with_label_values(&["in", "0"]).inc_by(3);
         m.set_store_sizes(0, HashMap::from([("counts".to_string(), 100)]));
         m.broker_rtt.with_label_values(&["b:9092/1"]).set(0.001);
         m.consumer_lag.with_label_values(&["in", "0"]).set(1);
@@ -411,7 +419,7 @@ mod tests {
             .filter_map(|l| l.strip_prefix("# TYPE "))
             .filter_map(|l| l.split_whitespace().next())
             .collect();
-        assert_eq!(names.len(), 23, "{names:?}");
+        assert_eq!(names.len(), 24, "{names:?}");
         for name in names {
             assert!(doc.contains(&format!("`{name}`")), "docs/metrics.md does not describe {name}");
         }

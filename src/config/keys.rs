@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use config::{Map, Value, ValueKind};
 
 use super::spec::{is_name_char, names, Accepts, DefaultValue, PerGuarantee, Unit};
-use super::{ConfigError, ErrorPolicy, GroupProtocol, LogFormat, ProcessingGuarantee, SubjectNameStrategy};
+use super::{ConfigError, ErrorPolicy, GroupProtocol, LogFormat, OffsetResetPolicy, ProcessingGuarantee, SubjectNameStrategy};
 
 /// One documented config key.
 #[derive(Debug, Clone, Copy)]
@@ -55,6 +55,13 @@ pub(crate) const GROUP_PROTOCOLS: [(&str, GroupProtocol); 2] =
 const GROUP_PROTOCOL_NAMES: [&str; 2] = names(&GROUP_PROTOCOLS);
 /// The log formats by name.
 pub(crate) const LOG_FORMATS: [(&str, LogFormat); 2] = [("text", LogFormat::Text), ("json", LogFormat::Json)];
+/// The `errors.offset_out_of_range` choices by name.
+pub(crate) const OFFSET_RESET_POLICIES: [(&str, OffsetResetPolicy); 3] = [
+    ("fail", OffsetResetPolicy::Fail),
+    ("earliest", OffsetResetPolicy::Earliest),
+    ("latest", OffsetResetPolicy::Latest),
+];
+const OFFSET_RESET_POLICY_NAMES: [&str; 3] = names(&OFFSET_RESET_POLICIES);
 const GUARANTEE_NAMES: [&str; 2] = names(&GUARANTEES);
 const POLICY_NAMES: [&str; 3] = names(&POLICIES);
 const LOG_FORMAT_NAMES: [&str; 2] = names(&LOG_FORMATS);
@@ -228,6 +235,19 @@ pub(crate) const ERRORS_DEAD_LETTER_TOPIC: KeySpec = KeySpec {
     doc: "Where `dead_letter` writes. The default topic is created when needed; a topic named \
           here must already exist.",
 };
+pub(crate) const ERRORS_OFFSET_OUT_OF_RANGE: KeySpec = KeySpec {
+    name: "errors.offset_out_of_range",
+    default: DefaultValue::Text("earliest"),
+    accepts: Accepts::OneOf(&OFFSET_RESET_POLICY_NAMES),
+    doc: "What happens when a source partition's committed offset (or the offset being fetched) \
+          is no longer in the topic, its records deleted by retention or `DeleteRecords` under a \
+          stopped or slow application. `earliest` goes on from the first offset still there, \
+          `latest` from the partition's end; both log an ERROR naming the partition and the \
+          offsets skipped, and count them in `rivulet_offset_resets_total`. `fail` stops the \
+          application with an error naming the partition, the committed offset and the offsets \
+          still there, and commits nothing past the gap. The default is `earliest`: what rivulet \
+          did before this key existed, and Kafka Streams' default `auto.offset.reset`.",
+};
 pub(crate) const STATE_BLOCK_CACHE_BYTES: KeySpec = KeySpec {
     name: "state.block_cache_bytes",
     default: DefaultValue::Integer(64 * MIB),
@@ -333,6 +353,7 @@ pub(crate) const KEYS: &[KeySpec] = &[
     ERRORS_PROCESSING,
     ERRORS_PRODUCTION,
     ERRORS_DEAD_LETTER_TOPIC,
+    ERRORS_OFFSET_OUT_OF_RANGE,
     HTTP_LISTEN,
     LOG_FORMAT,
     LOG_LEVEL,

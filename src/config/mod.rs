@@ -134,6 +134,32 @@ pub enum ErrorPolicy {
     DeadLetter,
 }
 
+/// Where a source partition goes on when its committed (or fetch) offset
+/// is out of range, its records deleted under the application:
+/// `errors.offset_out_of_range`. Every choice is logged as an ERROR and
+/// counted in `rivulet_offset_resets_total` (`runtime::offset_reset`).
+///
+/// ```
+/// # fn main() -> Result<(), rivulet::ConfigError> {
+/// use rivulet::{Config, OffsetResetPolicy};
+/// let config = Config::loader().env([("RIVULET__APPLICATION_ID", "orders")]).load()?;
+/// assert_eq!(config.errors.offset_out_of_range, OffsetResetPolicy::Earliest);
+/// let config = Config::loader()
+///     .env([("RIVULET__APPLICATION_ID", "orders"), ("RIVULET__ERRORS__OFFSET_OUT_OF_RANGE", "fail")])
+///     .load()?;
+/// assert_eq!(config.errors.offset_out_of_range, OffsetResetPolicy::Fail);
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OffsetResetPolicy {
+    /// Stop with an error naming the partition, the committed offset and the range still there.
+    Fail,
+    /// Go on from the partition's first offset still there (the default).
+    Earliest,
+    /// Go on from the partition's end.
+    Latest,
+}
+
 /// The bad-record policies: the `[errors]` table.
 ///
 /// ```
@@ -161,6 +187,8 @@ pub struct ErrorsConfig {
     pub production: ErrorPolicy,
     /// The dead-letter topic; empty means `<application_id>-dlq`.
     pub dead_letter_topic: String,
+    /// A committed offset whose records were deleted.
+    pub offset_out_of_range: OffsetResetPolicy,
 }
 
 impl ErrorsConfig {
@@ -667,6 +695,8 @@ impl fmt::Display for Config {
             writeln!(f, "{k} = \"{}\"", policy_name(p))?;
         }
         writeln!(f, "dead_letter_topic = {:?}", self.errors.dead_letter_topic)?;
+        let reset = keys::OFFSET_RESET_POLICIES.iter().find(|(_, p)| *p == self.errors.offset_out_of_range);
+        writeln!(f, "offset_out_of_range = {:?}", reset.map_or("", |(n, _)| *n))?;
         writeln!(f, "\n[http]\nlisten = \"{}\"", self.http.listen)?;
         let format = match self.log.format {
             LogFormat::Text => "text",

@@ -104,6 +104,7 @@ impl Tree {
         let processing = self.get(&ERRORS_PROCESSING, |s, v| one_of(s, v, &POLICIES))?;
         let production = self.get(&ERRORS_PRODUCTION, |s, v| one_of(s, v, &POLICIES))?;
         let dead_letter_topic = self.get_set(&ERRORS_DEAD_LETTER_TOPIC, name)?.unwrap_or_default();
+        let offset_out_of_range = self.get(&ERRORS_OFFSET_OUT_OF_RANGE, |s, v| one_of(s, v, &OFFSET_RESET_POLICIES))?;
         let listen = self.get(&HTTP_LISTEN, socket_addr)?;
         let format = self.get(&LOG_FORMAT, |s, v| one_of(s, v, &LOG_FORMATS))?;
         let level = self.get(&LOG_LEVEL, log_filter)?;
@@ -146,7 +147,7 @@ impl Tree {
                 cache_bytes,
                 window_changelog_additional_retention_ms,
             },
-            errors: ErrorsConfig { deserialization, processing, production, dead_letter_topic },
+            errors: ErrorsConfig { deserialization, processing, production, dead_letter_topic, offset_out_of_range },
             http: HttpConfig { listen },
             log: LogConfig { format, level },
             kafka: KafkaConfig { bootstrap_servers, common, consumer, producer },

@@ -13,6 +13,7 @@
 
 pub(crate) mod collector;
 pub(crate) mod global;
+pub(crate) mod offset_reset;
 pub(crate) mod policy;
 pub(crate) mod producer;
 pub(crate) mod purge;

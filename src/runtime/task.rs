@@ -258,11 +258,7 @@ impl Task {
     ) -> Result<(), ProcessError> {
         self.refresh()?;
         let Input { topic, partition, offset, timestamp, headers, mark } = input;
-        let next = offset + 1;
-        match self.consumed.iter_mut().find(|(t, _)| Arc::ptr_eq(t, topic) || t == topic) {
-            Some((_, o)) => *o = next,
-            None => self.consumed.push((topic.clone(), next)),
-        }
+        self.consumed_up_to(topic, offset + 1);
         self.ctx.source = Some(SourceOffset { topic: topic.clone(), partition, offset });
         let watermark = self.ctx.time.watermark();
         let Some(source) = self.instance.sources.get(topic.as_ref()) else {
@@ -333,6 +329,16 @@ impl Task {
     }
 
     /// The offsets to commit for this task.
+    /// Sets the offset the next commit records for `topic`: the record
+    /// after the last one processed, or where an out-of-range partition
+    /// went on (`runtime::offset_reset`).
+    pub(crate) fn consumed_up_to(&mut self, topic: &Arc<str>, next: i64) {
+        match self.consumed.iter_mut().find(|(t, _)| Arc::ptr_eq(t, topic) || t == topic) {
+            Some((_, o)) => *o = next,
+            None => self.consumed.push((topic.clone(), next)),
+        }
+    }
+
     pub(crate) fn consumed_offsets(&self) -> impl Iterator<Item = (&str, i32, i64)> + '_ {
         self.consumed.iter().map(|(t, o)| (t.as_ref(), self.id.partition, *o))
     }

@@ -342,6 +342,16 @@ impl TaskManager {
         Ok(())
     }
 
+    /// A source partition went on from `offset` after its offset was out of
+    /// range (`runtime::offset_reset`): the next commit records the new
+    /// position even if no record of the partition comes before it.
+    pub(crate) fn skipped_to(&mut self, topic: &str, partition: i32, offset: i64) {
+        let Some((name, _, subtopology)) = self.topics.get(topic) else { return };
+        if let Some(task) = self.tasks.get_mut(&TaskId { subtopology: *subtopology, partition }) {
+            task.consumed_up_to(name, offset);
+        }
+    }
+
     /// Runs one polled record through its task, applying the bad-record
     /// policies to a failure.
     pub(crate) fn process<C: ConsumerContext>(

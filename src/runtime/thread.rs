@@ -19,6 +19,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::KafkaError;
 use rdkafka::producer::{BaseProducer, Producer};
@@ -32,6 +34,7 @@ use crate::error::{Error, Result};
 use crate::kafka::{client_config, ClientRole};
 use crate::metrics::Metrics;
 use crate::runtime::collector::DeliveryTracker;
+use crate::runtime::offset_reset::{self, ResetSignals};
 use crate::runtime::task_manager::TaskManager;
 use crate::runtime::AppContext;
 use crate::runtime::RecordCollector;
@@ -62,12 +65,19 @@ pub(crate) struct RebalanceHandler {
     metrics: Arc<Metrics>,
     /// The partitions whose lag this consumer reported last.
     lag_reported: Mutex<HashSet<(String, i32)>>,
+    /// Out-of-range offsets, read from librdkafka's log (`offset_reset`).
+    resets: ResetSignals,
 }
 
 impl ClientContext for RebalanceHandler {
     fn stats(&self, statistics: Statistics) {
         let mut reported = self.lag_reported.lock().unwrap_or_else(|e| e.into_inner());
         self.metrics.consumer_stats(&statistics, &mut reported);
+    }
+
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
+        self.resets.note(fac, log_message);
+        DefaultClientContext.log(level, fac, log_message);
     }
 }
 
@@ -189,7 +199,9 @@ fn run_once(app: Arc<AppContext>, index: usize, source_topics: &[String], shutdo
     if let Some(id) = &group_instance_id {
         consumer_config.set("group.instance.id", id);
     }
-    let handler = RebalanceHandler { metrics: app.metrics.clone(), lag_reported: Mutex::default() };
+    offset_reset::keep_warnings(&mut consumer_config);
+    let resets = ResetSignals::new(config.errors.offset_out_of_range, app.metrics.clone());
+    let handler = RebalanceHandler { metrics: app.metrics.clone(), lag_reported: Mutex::default(), resets };
     let consumer: BaseConsumer<RebalanceHandler> =
         consumer_config.create_with_context(handler).map_err(|e| Error::kafka("creating the consumer", e))?;
     let mut producer_config = client(ClientRole::Producer)?;
@@ -313,6 +325,14 @@ fn handle(
     polled: Option<rdkafka::error::KafkaResult<rdkafka::message::BorrowedMessage<'_>>>,
     consumer: &BaseConsumer<RebalanceHandler>,
 ) -> Result<bool> {
+    let msg = match &polled {
+        Some(Ok(msg)) => Some(msg),
+        _ => None,
+    };
+    // Out-of-range offsets are handled before the next record.
+    if !consumer.context().resets.check(consumer, msg, |t, p, to| tm.skipped_to(t, p, to))? {
+        return Ok(true);
+    }
     match &polled {
         None => Ok(false),
         Some(Ok(msg)) => tm.process(msg, consumer).map(|()| true),
