@@ -89,6 +89,9 @@ pub enum Error {
         /// Why (address in use, not available, ...).
         reason: String,
     },
+    /// A store query has no answer (see [`crate::query`]).
+    #[error(transparent)]
+    Query(Box<crate::query::QueryError>),
     /// The `reset` subcommand cannot go on (members of the group are
     /// alive, a source topic is missing, a step failed); see
     /// [`crate::reset`].
@@ -195,6 +198,12 @@ impl Error {
 impl From<ConfigError> for Error {
     fn from(e: ConfigError) -> Self {
         Error::Config(Box::new(e))
+    }
+}
+
+impl From<crate::query::QueryError> for Error {
+    fn from(e: crate::query::QueryError) -> Self {
+        Error::Query(Box::new(e))
     }
 }
 

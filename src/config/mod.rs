@@ -190,6 +190,9 @@ pub struct StateConfig {
 pub struct HttpConfig {
     /// Address the server binds.
     pub listen: SocketAddr,
+    /// `host:port` other instances reach this one at (`http.advertised_address`);
+    /// empty: derived at start (see `RunningApp::advertised_address`).
+    pub advertised_address: String,
 }
 
 /// How log lines are written: the key `log.format`, `text` (the default)
@@ -644,6 +647,7 @@ impl fmt::Display for Config {
         }
         writeln!(f, "dead_letter_topic = {:?}", self.errors.dead_letter_topic)?;
         writeln!(f, "\n[http]\nlisten = \"{}\"", self.http.listen)?;
+        writeln!(f, "advertised_address = {:?}", self.http.advertised_address)?;
         let format = match self.log.format {
             LogFormat::Text => "text",
             LogFormat::Json => "json",

@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 use crate::processor::ProcessError;
 use crate::processor::TaskContext;
+use crate::serde::text::TextCodec;
 use crate::serde::{Encoded, Serde};
 
 /// Where a store keeps its data locally: RocksDB unless
@@ -81,6 +82,8 @@ pub struct StoreSpec {
     pub(crate) windowed_retention_ms: Option<i64>,
     pub(crate) serdes: Arc<dyn Any + Send + Sync>,
     pub(crate) type_names: (String, String),
+    /// The serdes with their types erased, for queries over HTTP.
+    pub(crate) text: TextCodec,
 }
 
 impl StoreSpec {
@@ -99,6 +102,7 @@ impl StoreSpec {
     ) -> StoreSpec {
         let serdes: StoreSerdes<K, V> = StoreSerdes { key: Arc::new(key_serde), value: Arc::new(value_serde) };
         StoreSpec {
+            text: TextCodec::new(serdes.key.clone(), serdes.value.clone()),
             name: name.to_string(),
             kind: StoreKind::RocksDb,
             windowed_retention_ms: None,
