@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use harness::TestRecord;
 use rivulet::prelude::*;
 use rivulet::query::QueryError;
+use rivulet::topology::Windows;
 use rivulet::RunningApp;
 
 const PARTITIONS: i32 = 6;
@@ -185,6 +186,91 @@ async fn counts_are_read_from_their_owners_before_during_and_after_a_rebalance()
         assert_ne!(r.body["owner"]["address"], gone.as_str(), "{k} is not owned by the instance that left");
     }
     eprintln!("answers during the rebalance, by status: {seen:?}");
+    for app in apps {
+        app.shutdown().unwrap();
+    }
+}
+
+/// A tumbling-window count on two instances: each key's windows are
+/// fetched over a time range from its owner, in Rust and over HTTP
+/// (`?from=..&to=..`), and the other instance redirects.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_keys_windows_are_fetched_over_a_time_range_from_its_owner() {
+    const MINUTE: i64 = 60_000;
+    const BASE: i64 = 1_700_000_000_000 / MINUTE * MINUTE;
+    let input_topic = harness::new_topic("iqw-in", 4).await;
+    let output = harness::new_topic("iqw-out", 4).await;
+    // key-i has (i + w) % 3 + 1 records in minute w, for w in 0..4.
+    let mut records = Vec::new();
+    let mut expected: BTreeMap<String, Vec<(i64, i64)>> = BTreeMap::new();
+    for i in 0..12 {
+        let k = key(i);
+        for w in 0..4 {
+            let n = ((i + w as usize) % 3 + 1) as i64;
+            for j in 0..n {
+                records.push(TestRecord {
+                    partition: harness::partition_of(&k, 4),
+                    timestamp: Some(BASE + w * MINUTE + j * 1_000),
+                    ..TestRecord::kv(&k, "click")
+                });
+            }
+            expected.entry(k.clone()).or_default().push((BASE + w * MINUTE, n));
+        }
+    }
+    harness::produce_many(&input_topic, &records).await;
+    let topology = || {
+        let mut b = Topology::builder();
+        b.stream(&input_topic, Serdes::string(), Serdes::string())
+            .group_by_key()
+            .windowed_by(Windows::tumbling(Duration::from_secs(60)).grace(Duration::from_secs(86_400)))
+            .count("clicks")
+            .to(&output, Serdes::windowed(Serdes::string()), Serdes::i64());
+        b.build().unwrap()
+    };
+    let app_id = harness::unique("iqw");
+    let dirs: Vec<_> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
+    let apps: Vec<RunningApp> = dirs
+        .iter()
+        .map(|d| App::new(harness::app_config(&app_id, d.path(), &[])).unwrap().start(topology()).unwrap())
+        .collect();
+    assert!(matches!(apps[0].store::<String, i64>("clicks"), Err(QueryError::NotQueryable { .. })));
+
+    harness::eventually("every key's windows are read from its owner", Duration::from_secs(120), || {
+        for (k, windows) in &expected {
+            let owner = apps[0].window_store::<String, i64>("clicks").unwrap().owner(k).map_err(|e| e.to_string())?;
+            let Some((_, address)) = owner.instance else { return Err(format!("no owner of {k}")) };
+            let Some(owning) = apps.iter().find(|a| a.advertised_address() == address) else {
+                return Err(format!("{k} owned by {address}"));
+            };
+            let store = owning.window_store::<String, i64>("clicks").unwrap();
+            let got: Vec<(i64, i64)> = match store.fetch(k, i64::MIN, i64::MAX) {
+                Ok(ws) => ws.into_iter().map(|(w, n)| (w.start, n)).collect(),
+                Err(e) => return Err(format!("{k}: {e}")),
+            };
+            if &got != windows {
+                return Err(format!("{k}: {got:?}, want {windows:?}"));
+            }
+            // Windows starting in minutes 1 and 2 only, each a minute long.
+            let some = store.fetch(k, BASE + MINUTE, BASE + 2 * MINUTE).map_err(|e| e.to_string())?;
+            let spans: Vec<(i64, i64)> = some.iter().map(|(w, _)| (w.start, w.end - w.start)).collect();
+            if spans != [(BASE + MINUTE, MINUTE), (BASE + 2 * MINUTE, MINUTE)] {
+                return Err(format!("{k} in minutes 1 and 2: {spans:?}"));
+            }
+            let path = format!("/stores/clicks/keys/{k}?from={}&to={}", BASE + MINUTE, BASE + 2 * MINUTE);
+            let r = get(&address, &path);
+            let values: Vec<i64> =
+                r.body["windows"].as_array().into_iter().flatten().filter_map(|w| w["value"].as_i64()).collect();
+            if (r.status, &values) != (200, &vec![windows[1].1, windows[2].1]) {
+                return Err(format!("{k} over HTTP from its owner: {} {}", r.status, r.body));
+            }
+            let other = apps.iter().find(|a| a.advertised_address() != address).unwrap();
+            let r = get(other.advertised_address(), &path);
+            if (r.status, r.header("rivulet-owner")) != (421, Some(address.as_str())) {
+                return Err(format!("{k} over HTTP from the other instance: {} {}", r.status, r.body));
+            }
+        }
+        Ok(())
+    });
     for app in apps {
         app.shutdown().unwrap();
     }

@@ -22,7 +22,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use axum::extract::{Path, State};
-use axum::http::{header, StatusCode};
+use axum::http::{header, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
@@ -162,8 +162,8 @@ async fn metrics(State(state): State<Arc<HttpState>>) -> Response {
 
 type StoreKey = Path<(String, String)>;
 
-async fn store_key(State(state): State<Arc<HttpState>>, Path((store, key)): StoreKey) -> Response {
-    query(&state, |q| q.http_get(&store, &key))
+async fn store_key(State(state): State<Arc<HttpState>>, Path((store, key)): StoreKey, uri: Uri) -> Response {
+    query(&state, |q| q.http_get(&store, &key, uri.query()))
 }
 
 async fn store_owner(State(state): State<Arc<HttpState>>, Path((store, key)): StoreKey) -> Response {

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use super::RunningApp;
 use crate::error::Result;
 use crate::query::directory::DirectoryThread;
-use crate::query::{Queries, QueryError, ReadOnlyStore};
+use crate::query::{Queries, QueryError, ReadOnlyStore, ReadOnlyWindowStore};
 use crate::runtime::stats::RuntimeStats;
 use crate::state::QueryableStores;
 use crate::topology::Topology;
@@ -66,7 +66,26 @@ impl RunningApp {
     /// # Ok(()) }
     /// ```
     pub fn store<K: 'static, V: 'static>(&self, name: &str) -> std::result::Result<ReadOnlyStore<K, V>, QueryError> {
-        self.queries.store(name)
+        self.queries.store(name, false)
+    }
+
+    /// A read-only view of the store `name` of a tumbling or hopping
+    /// windowed aggregation (`windowed_by(..).count(name)`, `aggregate`,
+    /// `reduce`): a key's windows over a time range (Kafka Streams'
+    /// `ReadOnlyWindowStore#fetch`). `V` is the aggregation's result type.
+    ///
+    /// ```no_run
+    /// # fn main() -> rivulet::Result<()> {
+    /// # let app: rivulet::RunningApp = unimplemented!();
+    /// let clicks = app.window_store::<String, i64>("clicks-per-minute")?;
+    /// let windows = clicks.fetch(&"alice".to_string(), 0, i64::MAX)?;
+    /// # Ok(()) }
+    /// ```
+    pub fn window_store<K: Clone + 'static, V: 'static>(
+        &self,
+        name: &str,
+    ) -> std::result::Result<ReadOnlyWindowStore<K, V>, QueryError> {
+        Ok(ReadOnlyWindowStore { inner: self.queries.store(name, true)? })
     }
 
     /// The `host:port` this instance publishes for store queries

@@ -84,6 +84,36 @@ pub struct StoreSpec {
     pub(crate) type_names: (String, String),
     /// The serdes with their types erased, for queries over HTTP.
     pub(crate) text: TextCodec,
+    /// How interactive queries read the store.
+    pub(crate) query: QueryLayout,
+}
+
+/// How interactive queries (`crate::query`) read a store.
+#[derive(Clone)]
+pub(crate) enum QueryLayout {
+    /// Keys and values through the store's serdes.
+    KeyValue,
+    /// The segmented store of tumbling or hopping windows of `size_ms`:
+    /// `serdes` (a `StoreSerdes<K, O>`) give the grouping key and a
+    /// window's result from its stored aggregate.
+    TimeWindows { size_ms: i64, serdes: Arc<dyn Any + Send + Sync>, type_names: (String, String), text: TextCodec },
+    /// rivulet's own byte layout, which queries do not decode: why.
+    Internal(&'static str),
+}
+
+impl QueryLayout {
+    /// Tumbling or hopping windows of `size_ms`, keyed by `key`, whose
+    /// stored aggregates `result` decodes into results.
+    pub(crate) fn time_windows<K: 'static, O: 'static>(
+        size_ms: i64,
+        key: Arc<dyn Serde<K>>,
+        result: Arc<dyn Serde<O>>,
+    ) -> QueryLayout {
+        let text = TextCodec::new(key.clone(), result.clone());
+        let type_names = (std::any::type_name::<K>().to_string(), std::any::type_name::<O>().to_string());
+        let serdes: Arc<dyn Any + Send + Sync> = Arc::new(StoreSerdes { key, value: result });
+        QueryLayout::TimeWindows { size_ms, serdes, type_names, text }
+    }
 }
 
 impl StoreSpec {
@@ -103,6 +133,7 @@ impl StoreSpec {
         let serdes: StoreSerdes<K, V> = StoreSerdes { key: Arc::new(key_serde), value: Arc::new(value_serde) };
         StoreSpec {
             text: TextCodec::new(serdes.key.clone(), serdes.value.clone()),
+            query: QueryLayout::KeyValue,
             name: name.to_string(),
             kind: StoreKind::RocksDb,
             windowed_retention_ms: None,
@@ -130,6 +161,12 @@ impl StoreSpec {
     /// `retention_ms` + `state.window_changelog_additional_retention_ms`.
     pub(crate) fn windowed_changelog(mut self, retention_ms: i64) -> StoreSpec {
         self.windowed_retention_ms = Some(retention_ms.max(0));
+        self
+    }
+
+    /// The store as interactive queries read it.
+    pub(crate) fn queried_as(mut self, query: QueryLayout) -> StoreSpec {
+        self.query = query;
         self
     }
 

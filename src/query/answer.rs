@@ -10,6 +10,12 @@
 //!   with `Retry-After: 1` when no instance can answer now (the owner is
 //!   restoring or starting the task, or a rebalance left the key without a
 //!   known owner). Never a value from a task that does not run here.
+//! - `GET /stores/{store}/keys/{key}?from=..&to=..` on the store of a
+//!   tumbling or hopping windowed aggregation: 200 with
+//!   `{"store","key","partition","windows":[{"start","end","value"}]}`,
+//!   the key's windows starting in `[from, to]` (ms since the epoch; each
+//!   bound optional), in start order (an empty list when it has none);
+//!   421 and 503 as above.
 //! - `GET /stores/{store}/owner/{key}`: 200 with
 //!   `{"store","key","partition","owner":{"instance_id","address"},"local"}`,
 //!   or 503 with `Retry-After: 1` when no instance claims the key's
@@ -55,6 +61,25 @@ fn error(e: &QueryError) -> Answer {
     Answer::new(status, json!({ "error": e.to_string() }))
 }
 
+/// The `from` and `to` parameters (ms) of a query string.
+fn time_range(store: &str, query: Option<&str>) -> Result<(Option<i64>, Option<i64>), QueryError> {
+    let (mut from, mut to) = (None, None);
+    for pair in query.unwrap_or_default().split('&').filter(|p| !p.is_empty()) {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let slot = match name {
+            "from" => &mut from,
+            "to" => &mut to,
+            _ => continue,
+        };
+        let ms = value.parse::<i64>().map_err(|_| QueryError::Serde {
+            store: store.to_string(),
+            reason: format!("{name}={value:?} is not a time in ms since the epoch"),
+        })?;
+        *slot = Some(ms);
+    }
+    Ok((from, to))
+}
+
 /// `text` percent-encoded for a URL path segment.
 fn path_segment(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
@@ -69,14 +94,25 @@ fn path_segment(text: &str) -> String {
 }
 
 impl Queries {
-    /// `GET /stores/{store}/keys/{key}`.
-    pub(crate) fn http_get(&self, store: &str, key: &str) -> Answer {
+    /// `GET /stores/{store}/keys/{key}`, `query` the URL's query string
+    /// (`from` and `to` of a window store).
+    pub(crate) fn http_get(&self, store: &str, key: &str, query: Option<&str>) -> Answer {
         let answer = || -> Result<Answer, QueryError> {
             let text = self.text(store)?;
             let bytes = text.key_from_text(key).map_err(|reason| QueryError::Serde {
                 store: store.to_string(),
                 reason: format!("the key {key:?}: {reason}"),
             })?;
+            let (from, to) = time_range(store, query)?;
+            if self.is_window_store(store) {
+                return self.http_fetch(store, key, &bytes, from.unwrap_or(i64::MIN), to.unwrap_or(i64::MAX));
+            }
+            if from.is_some() || to.is_some() {
+                return Err(QueryError::Serde {
+                    store: store.to_string(),
+                    reason: "from and to are for window stores; this is a key-value store".into(),
+                });
+            }
             match self.get_bytes(store, &bytes) {
                 Ok((partition, Some(value))) => {
                     let value = text
@@ -93,6 +129,25 @@ impl Queries {
             }
         };
         answer().unwrap_or_else(|e| error(&e))
+    }
+
+    /// A key's windows starting in `[from, to]` in a window store.
+    fn http_fetch(&self, store: &str, key: &str, bytes: &[u8], from: i64, to: i64) -> Result<Answer, QueryError> {
+        let text = self.text(store)?;
+        match self.fetch_bytes(store, bytes, from, to) {
+            Ok((partition, windows)) => {
+                let mut shown = Vec::with_capacity(windows.len());
+                for w in windows {
+                    let value = text
+                        .value_to_json(&w.value)
+                        .map_err(|reason| QueryError::Serde { store: store.to_string(), reason })?;
+                    shown.push(json!({ "start": w.start, "end": w.end, "value": value }));
+                }
+                Ok(Answer::new(200, json!({ "store": store, "key": key, "partition": partition, "windows": shown })))
+            }
+            Err(QueryError::NotHere { partition, .. }) => Ok(self.elsewhere(store, key, bytes, partition)),
+            Err(e) => Err(e),
+        }
     }
 
     /// The answer for a key whose task does not run here.
@@ -174,6 +229,13 @@ impl Queries {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn time_ranges_come_from_the_query_string() {
+        assert_eq!(time_range("w", None).unwrap(), (None, None));
+        assert_eq!(time_range("w", Some("from=5&x=y&to=-7")).unwrap(), (Some(5), Some(-7)));
+        assert!(time_range("w", Some("from=yesterday")).unwrap_err().to_string().contains("from=\"yesterday\""));
+    }
 
     #[test]
     fn keys_are_percent_encoded_in_the_owners_location() {

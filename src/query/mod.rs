@@ -17,8 +17,11 @@
 //!   `reduce`, `table`, `materialize`, `transform_values` and stores
 //!   declared with `StoreSpec::key_value`. A store kept in memory
 //!   (`StoreSpec::in_memory`) cannot be read from another thread and
-//!   answers [`QueryError::NotQueryable`]; window and keyed-state stores
-//!   hold rivulet's own byte layouts and are not decoded.
+//!   answers [`QueryError::NotQueryable`]. The stores of tumbling and
+//!   hopping windowed aggregations are read as a key's windows over a time
+//!   range ([`ReadOnlyWindowStore`]); session, sliding and count window
+//!   stores and keyed-state stores hold rivulet's own byte layouts and are
+//!   not decoded.
 //! - **Where a key lives**: in the task of the partition Kafka's default
 //!   partitioner gives its serialized key (murmur2, as rivulet's sinks and
 //!   the Java producer write), among the partitions of the store's
@@ -32,13 +35,16 @@
 
 pub(crate) mod answer;
 pub(crate) mod directory;
+mod window;
+
+pub use window::ReadOnlyWindowStore;
 
 use std::any::Any;
 use std::collections::BTreeMap;
 use std::marker::PhantomData;
 use std::sync::Arc;
 
-use crate::processor::store::{StoreKind, StoreSerdes};
+use crate::processor::store::{QueryLayout, StoreKind, StoreSerdes};
 use crate::serde::text::TextCodec;
 use crate::serde::Encoded;
 use crate::state::{QueryableStores, StateError};
@@ -169,6 +175,43 @@ struct StoreInfo {
     serdes: Arc<dyn Any + Send + Sync>,
     type_names: (String, String),
     text: TextCodec,
+    /// The window size of a store of tumbling or hopping windows.
+    window_ms: Option<i64>,
+    /// Why queries cannot read the store, if they cannot.
+    not_queryable: Option<&'static str>,
+}
+
+impl StoreInfo {
+    fn new(spec: &crate::processor::store::StoreSpec, partitions: i32, topic: String) -> StoreInfo {
+        let mut info = StoreInfo {
+            kind: spec.kind,
+            partitions,
+            topic,
+            serdes: spec.serdes.clone(),
+            type_names: spec.type_names.clone(),
+            text: spec.text.clone(),
+            window_ms: None,
+            not_queryable: None,
+        };
+        match &spec.query {
+            QueryLayout::KeyValue => {}
+            QueryLayout::TimeWindows { size_ms, serdes, type_names, text } => {
+                info.window_ms = Some(*size_ms);
+                info.serdes = serdes.clone();
+                info.type_names = type_names.clone();
+                info.text = text.clone();
+            }
+            QueryLayout::Internal(why) => info.not_queryable = Some(why),
+        }
+        info
+    }
+}
+
+/// A window of a key and its result's bytes, from a window store.
+pub(crate) struct WindowBytes {
+    pub(crate) start: i64,
+    pub(crate) end: i64,
+    pub(crate) value: Vec<u8>,
 }
 
 /// Where a key is, for one query.
@@ -207,17 +250,8 @@ impl Queries {
             let Some(topic) = topics.first() else { continue };
             for name in &sub.stores {
                 let Some(spec) = topology.stores.iter().find(|s| &s.name == name) else { continue };
-                stores.insert(
-                    name.clone(),
-                    StoreInfo {
-                        kind: spec.kind,
-                        partitions: partitions.get(sub.id).copied().unwrap_or(1),
-                        topic: topic.to_string(),
-                        serdes: spec.serdes.clone(),
-                        type_names: spec.type_names.clone(),
-                        text: spec.text.clone(),
-                    },
-                );
+                let count = partitions.get(sub.id).copied().unwrap_or(1);
+                stores.insert(name.clone(), StoreInfo::new(spec, count, topic.to_string()));
             }
         }
         Queries { instance_id, address, stores, readers, directory: Arc::default() }
@@ -233,13 +267,68 @@ impl Queries {
             store: store.to_string(),
             known: self.stores.keys().cloned().collect::<Vec<_>>().join(", "),
         })?;
+        let not = |reason: &str| QueryError::NotQueryable { store: store.to_string(), reason: reason.to_string() };
         if info.kind == StoreKind::InMemory {
-            return Err(QueryError::NotQueryable {
-                store: store.to_string(),
-                reason: "it is kept in memory (StoreSpec::in_memory), which only its task can read".into(),
-            });
+            return Err(not("it is kept in memory (StoreSpec::in_memory), which only its task can read"));
+        }
+        if let Some(why) = info.not_queryable {
+            return Err(not(why));
         }
         Ok(info)
+    }
+
+    /// The info of a key-value store (`window: false`) or of a window store.
+    fn info_of_kind(&self, store: &str, window: bool) -> Result<&StoreInfo, QueryError> {
+        let info = self.info(store)?;
+        match (info.window_ms.is_some(), window) {
+            (true, false) => Err(QueryError::NotQueryable {
+                store: store.to_string(),
+                reason: "it is a window store: fetch a key's windows (RunningApp::window_store, or from= and to= \
+                         over HTTP)"
+                    .into(),
+            }),
+            (false, true) => Err(QueryError::NotQueryable {
+                store: store.to_string(),
+                reason: "it is a key-value store, not a window store (RunningApp::store)".into(),
+            }),
+            _ => Ok(info),
+        }
+    }
+
+    /// Whether `store` is a window store.
+    pub(crate) fn is_window_store(&self, store: &str) -> bool {
+        self.stores.get(store).is_some_and(|i| i.window_ms.is_some())
+    }
+
+    /// The windows of the key with bytes `key` starting in `[from, to]`, in
+    /// start order, if its task runs here, else [`QueryError::NotHere`].
+    pub(crate) fn fetch_bytes(
+        &self,
+        store: &str,
+        key: &[u8],
+        from: i64,
+        to: i64,
+    ) -> Result<(i32, Vec<WindowBytes>), QueryError> {
+        let info = self.info_of_kind(store, true)?;
+        let size = info.window_ms.unwrap_or_default();
+        let partition = partition_for_key(key, info.partitions);
+        let (first, end) = crate::topology::window_query::scan(from, to);
+        let read = self.readers.read(store, partition, |r| r.range(Some(&first), Some(&end), usize::MAX));
+        let Some(entries) = read else {
+            return Err(QueryError::NotHere {
+                store: store.to_string(),
+                partition,
+                owner: self.directory.owner(&info.topic, partition).map(|o| o.address),
+            });
+        };
+        let windows = entries?
+            .into_iter()
+            .filter_map(|(k, value)| {
+                let start = crate::topology::window_query::window_start(&k, key)?;
+                Some(WindowBytes { start, end: start.saturating_add(size), value })
+            })
+            .collect();
+        Ok((partition, windows))
     }
 
     /// Where the key with these bytes lives.
@@ -253,7 +342,7 @@ impl Queries {
     /// The stored bytes of `key` if its task runs here (`Ok(None)`: no
     /// value), else [`QueryError::NotHere`].
     pub(crate) fn get_bytes(&self, store: &str, key: &[u8]) -> Result<(i32, Option<Vec<u8>>), QueryError> {
-        let info = self.info(store)?;
+        let info = self.info_of_kind(store, false)?;
         let partition = partition_for_key(key, info.partitions);
         match self.readers.read(store, partition, |r| r.get(key)) {
             Some(found) => Ok((partition, found?)),
@@ -274,8 +363,9 @@ impl Queries {
     pub(crate) fn store<K: 'static, V: 'static>(
         self: &Arc<Self>,
         store: &str,
+        window: bool,
     ) -> Result<ReadOnlyStore<K, V>, QueryError> {
-        let info = self.info(store)?;
+        let info = self.info_of_kind(store, window)?;
         if !info.serdes.is::<StoreSerdes<K, V>>() {
             return Err(QueryError::WrongTypes {
                 store: store.to_string(),
