@@ -55,7 +55,7 @@ impl RunningApp {
     /// for which stores can be read and how ownership is known.
     ///
     /// Fails when the topology has no such store, when `K` and `V` are not
-    /// the store's types, or when the store is kept in memory.
+    /// the store's types, or when the store is a window or keyed-state store.
     ///
     /// ```no_run
     /// # fn main() -> rivulet::Result<()> {

@@ -25,7 +25,8 @@
 //!   "address","partitions":[[topic,partition],..],"updated_ms","sequence"}]}`.
 //!
 //! Errors of the request (a key the key serde refuses) are 400; a store
-//! that cannot be queried (in memory) 501. Every body is JSON.
+//! that cannot be queried (session, sliding or count windows, keyed state)
+//! 501. Every body is JSON.
 
 use serde_json::{json, Value};
 

@@ -13,11 +13,9 @@
 //!   are uncommitted. rivulet's read cache holds only committed values, so
 //!   reading past it changes nothing.)
 //! - **Which stores**: those of running tasks (restored and processing)
-//!   of this instance, kept in RocksDB: the tables of `count`, `aggregate`,
-//!   `reduce`, `table`, `materialize`, `transform_values` and stores
-//!   declared with `StoreSpec::key_value`. A store kept in memory
-//!   (`StoreSpec::in_memory`) cannot be read from another thread and
-//!   answers [`QueryError::NotQueryable`]. The stores of tumbling and
+//!   of this instance, in RocksDB or in memory: the tables of `count`,
+//!   `aggregate`, `reduce`, `table`, `materialize`, `transform_values` and
+//!   stores declared with `StoreSpec::key_value`. The stores of tumbling and
 //!   hopping windowed aggregations are read as a key's windows over a time
 //!   range ([`ReadOnlyWindowStore`]); session, sliding and count window
 //!   stores and keyed-state stores hold rivulet's own byte layouts and are
@@ -44,7 +42,7 @@ use std::collections::BTreeMap;
 use std::marker::PhantomData;
 use std::sync::Arc;
 
-use crate::processor::store::{QueryLayout, StoreKind, StoreSerdes};
+use crate::processor::store::{QueryLayout, StoreSerdes};
 use crate::serde::text::TextCodec;
 use crate::serde::Encoded;
 use crate::state::{QueryableStores, StateError};
@@ -79,7 +77,8 @@ pub enum QueryError {
         /// The types asked for.
         asked: String,
     },
-    /// The store cannot be read from outside its task (kept in memory).
+    /// The store's layout is not one queries decode (session, sliding or
+    /// count windows, keyed state), or it is not of the kind asked for.
     #[error("store `{store}` cannot be queried: {reason}")]
     NotQueryable {
         /// The store.
@@ -166,7 +165,6 @@ fn murmur2(key: &[u8]) -> u32 {
 
 /// What queries know of one store.
 struct StoreInfo {
-    kind: StoreKind,
     /// The partitions (tasks) of its sub-topology.
     partitions: i32,
     /// A source topic of its sub-topology: the directory names owners by
@@ -184,7 +182,6 @@ struct StoreInfo {
 impl StoreInfo {
     fn new(spec: &crate::processor::store::StoreSpec, partitions: i32, topic: String) -> StoreInfo {
         let mut info = StoreInfo {
-            kind: spec.kind,
             partitions,
             topic,
             serdes: spec.serdes.clone(),
@@ -268,9 +265,6 @@ impl Queries {
             known: self.stores.keys().cloned().collect::<Vec<_>>().join(", "),
         })?;
         let not = |reason: &str| QueryError::NotQueryable { store: store.to_string(), reason: reason.to_string() };
-        if info.kind == StoreKind::InMemory {
-            return Err(not("it is kept in memory (StoreSpec::in_memory), which only its task can read"));
-        }
         if let Some(why) = info.not_queryable {
             return Err(not(why));
         }

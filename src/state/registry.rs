@@ -6,7 +6,7 @@
 //! touch the task (its nodes hold `Rc`s, its write buffer is not shared).
 //! It reads the store underneath instead: RocksDB is safe for concurrent
 //! reads, and the store's [`StoreReader`] shares the open database with
-//! the task. What a reader sees is what commit step 4 applied: the state
+//! the task (an in-memory store shares its map, behind a lock). What a reader sees is what commit step 4 applied: the state
 //! as of the task's last commit, never an uncommitted or aborted write
 //! (the write buffer holds those, above the store).
 //!
