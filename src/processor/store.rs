@@ -93,26 +93,32 @@ pub struct StoreSpec {
 pub(crate) enum QueryLayout {
     /// Keys and values through the store's serdes.
     KeyValue,
-    /// The segmented store of tumbling or hopping windows of `size_ms`:
-    /// `serdes` (a `StoreSerdes<K, O>`) give the grouping key and a
-    /// window's result from its stored aggregate.
-    TimeWindows { size_ms: i64, serdes: Arc<dyn Any + Send + Sync>, type_names: (String, String), text: TextCodec },
+    /// The segmented store of tumbling or hopping windows of `size_ms`
+    /// starting every `advance_ms`: `serdes` (a `StoreSerdes<K, O>`) give
+    /// the grouping key and a window's result from its stored aggregate.
+    TimeWindows {
+        size_ms: i64,
+        advance_ms: i64,
+        serdes: Arc<dyn Any + Send + Sync>,
+        type_names: (String, String),
+        text: TextCodec,
+    },
     /// rivulet's own byte layout, which queries do not decode: why.
     Internal(&'static str),
 }
 
 impl QueryLayout {
-    /// Tumbling or hopping windows of `size_ms`, keyed by `key`, whose
-    /// stored aggregates `result` decodes into results.
+    /// Tumbling or hopping windows of `size_ms` every `advance_ms`, keyed
+    /// by `key`, whose stored aggregates `result` decodes into results.
     pub(crate) fn time_windows<K: 'static, O: 'static>(
-        size_ms: i64,
+        (size_ms, advance_ms): (i64, i64),
         key: Arc<dyn Serde<K>>,
         result: Arc<dyn Serde<O>>,
     ) -> QueryLayout {
         let text = TextCodec::new(key.clone(), result.clone());
         let type_names = (std::any::type_name::<K>().to_string(), std::any::type_name::<O>().to_string());
         let serdes: Arc<dyn Any + Send + Sync> = Arc::new(StoreSerdes { key, value: result });
-        QueryLayout::TimeWindows { size_ms, serdes, type_names, text }
+        QueryLayout::TimeWindows { size_ms, advance_ms, serdes, type_names, text }
     }
 }
 

@@ -173,8 +173,8 @@ struct StoreInfo {
     serdes: Arc<dyn Any + Send + Sync>,
     type_names: (String, String),
     text: TextCodec,
-    /// The window size of a store of tumbling or hopping windows.
-    window_ms: Option<i64>,
+    /// The window size and advance of a store of tumbling or hopping windows.
+    window_ms: Option<(i64, i64)>,
     /// Why queries cannot read the store, if they cannot.
     not_queryable: Option<&'static str>,
 }
@@ -192,8 +192,8 @@ impl StoreInfo {
         };
         match &spec.query {
             QueryLayout::KeyValue => {}
-            QueryLayout::TimeWindows { size_ms, serdes, type_names, text } => {
-                info.window_ms = Some(*size_ms);
+            QueryLayout::TimeWindows { size_ms, advance_ms, serdes, type_names, text } => {
+                info.window_ms = Some((*size_ms, *advance_ms));
                 info.serdes = serdes.clone();
                 info.type_names = type_names.clone();
                 info.text = text.clone();
@@ -304,10 +304,10 @@ impl Queries {
         to: i64,
     ) -> Result<(i32, Vec<WindowBytes>), QueryError> {
         let info = self.info_of_kind(store, true)?;
-        let size = info.window_ms.unwrap_or_default();
+        let (size, advance) = info.window_ms.unwrap_or_default();
         let partition = partition_for_key(key, info.partitions);
-        let (first, end) = crate::topology::window_query::scan(from, to);
-        let read = self.readers.read(store, partition, |r| r.range(Some(&first), Some(&end), usize::MAX));
+        let read =
+            self.readers.read(store, partition, |r| crate::topology::window_query::fetch(r, key, advance, from, to));
         let Some(entries) = read else {
             return Err(QueryError::NotHere {
                 store: store.to_string(),
@@ -317,10 +317,7 @@ impl Queries {
         };
         let windows = entries?
             .into_iter()
-            .filter_map(|(k, value)| {
-                let start = crate::topology::window_query::window_start(&k, key)?;
-                Some(WindowBytes { start, end: start.saturating_add(size), value })
-            })
+            .map(|(start, value)| WindowBytes { start, end: start.saturating_add(size), value })
             .collect();
         Ok((partition, windows))
     }

@@ -66,6 +66,11 @@ impl StoreReader for MemoryReader {
     fn range(&self, from: Option<&[u8]>, to: Option<&[u8]>, limit: usize) -> StateResult<Vec<(Vec<u8>, Vec<u8>)>> {
         Ok(self.0.read().unwrap_or_else(|e| e.into_inner()).range(from, to, limit))
     }
+
+    fn last_below(&self, to: &[u8]) -> StateResult<Option<Vec<u8>>> {
+        let data = self.0.read().unwrap_or_else(|e| e.into_inner());
+        Ok(data.entries.range::<[u8], _>((Bound::Unbounded, Bound::Excluded(to))).next_back().map(|(k, _)| k.clone()))
+    }
 }
 
 impl KeyValueStore for InMemoryStore {
@@ -215,6 +220,8 @@ mod tests {
         store.apply(&[put("a", "1"), put("b", "2")], None).unwrap();
         assert_eq!(reader.get(b"a").unwrap(), Some(b"1".to_vec()));
         assert_eq!(keys(reader.range(Some(b"a"), None, 1).unwrap()), ["a"]);
+        assert_eq!(reader.last_below(b"b").unwrap(), Some(b"a".to_vec()));
+        assert_eq!(reader.last_below(b"a").unwrap(), None);
         store.apply(&[delete("a")], None).unwrap();
         assert_eq!(reader.get(b"a").unwrap(), None);
     }

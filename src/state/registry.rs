@@ -29,6 +29,9 @@ pub(crate) trait StoreReader: Send + Sync {
     /// Up to `limit` entries with `from <= key < to` (`None` = unbounded),
     /// in key order.
     fn range(&self, from: Option<&[u8]>, to: Option<&[u8]>, limit: usize) -> StateResult<Vec<(Vec<u8>, Vec<u8>)>>;
+
+    /// The greatest key below `to`, if any.
+    fn last_below(&self, to: &[u8]) -> StateResult<Option<Vec<u8>>>;
 }
 
 type Readers = HashMap<String, BTreeMap<i32, Box<dyn StoreReader>>>;
@@ -141,9 +144,11 @@ mod tests {
         let read = std::thread::spawn(move || {
             let got = reader.read("counts", 4, |r| r.get(b"b").unwrap());
             let range = reader.read("counts", 4, |r| r.range(Some(b"a"), None, 2).unwrap());
-            (got, range)
+            let last = reader.read("counts", 4, |r| (r.last_below(b"c").unwrap(), r.last_below(b"a").unwrap()));
+            (got, range, last)
         });
-        let (got, range) = read.join().unwrap();
+        let (got, range, last) = read.join().unwrap();
+        assert_eq!(last, Some((Some(b"b".to_vec()), None)), "the greatest key strictly below");
         assert_eq!(got, Some(Some(b"2".to_vec())));
         assert_eq!(range.unwrap().len(), 2, "the limit holds");
         assert_eq!(registry.partitions("counts"), [4]);

@@ -172,6 +172,17 @@ impl StoreReader for RocksReader {
     fn range(&self, from: Option<&[u8]>, to: Option<&[u8]>, limit: usize) -> StateResult<Vec<(Vec<u8>, Vec<u8>)>> {
         read_range(&self.db, from, to, limit).map_err(|err| store_error(&self.name, &self.path, "range", err))
     }
+
+    fn last_below(&self, to: &[u8]) -> StateResult<Option<Vec<u8>>> {
+        // Reverse from `to` starts at the greatest key <= `to`.
+        for entry in self.db.iterator(IteratorMode::From(to, Direction::Reverse)) {
+            let (key, _) = entry.map_err(|err| store_error(&self.name, &self.path, "last key", err))?;
+            if &*key < to {
+                return Ok(Some(key.into_vec()));
+            }
+        }
+        Ok(None)
+    }
 }
 
 impl KeyValueStore for RocksDbStore {
