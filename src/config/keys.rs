@@ -137,7 +137,7 @@ pub(crate) const HTTP_LISTEN: KeySpec = KeySpec {
     default: DefaultValue::Text("0.0.0.0:8080"),
     accepts: Accepts::SocketAddr,
     doc: "Address of the HTTP server for `/metrics` (Prometheus), `/health/live`, \
-          `/health/ready` and `/topology`; see docs/metrics.md.",
+          `/health/ready`, `/topology` and the store queries (`/stores/...`); see docs/metrics.md.",
 };
 pub(crate) const HTTP_ADVERTISED_ADDRESS: KeySpec = KeySpec {
     name: "http.advertised_address",

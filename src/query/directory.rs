@@ -149,6 +149,7 @@ impl DirectoryThread {
             directory,
             sequence: 0,
             published: None,
+            last_error: None,
         };
         let stopping = stop.clone();
         let thread = std::thread::Builder::new()
@@ -191,6 +192,8 @@ struct Publisher {
     sequence: u64,
     /// The assignment last published.
     published: Option<BTreeSet<(String, i32)>>,
+    /// The last error reading or publishing, logged once until it changes.
+    last_error: Option<String>,
 }
 
 impl Publisher {
@@ -231,12 +234,21 @@ impl Publisher {
         match sent {
             Ok(()) => self.published = Some(partitions),
             // Tried again at the next check.
-            Err((e, _)) => tracing::warn!(topic = %self.topic, error = %e, "publishing the instance's assignment"),
+            Err((e, _)) => self.warn_once("publishing the instance's assignment", e.to_string()),
+        }
+    }
+
+    /// Logs a failure, unless it is the same as the last one (the thread
+    /// tries again every 100 ms).
+    fn warn_once(&mut self, doing: &str, error: String) {
+        if self.last_error.as_ref() != Some(&error) {
+            tracing::warn!(topic = %self.topic, error = %error, "{doing} failed; trying again (repeats are not logged)");
+            self.last_error = Some(error);
         }
     }
 
     /// Reads the other instances' records for up to `wait`.
-    fn read(&self, wait: Duration) {
+    fn read(&mut self, wait: Duration) {
         let deadline = Instant::now() + wait;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -254,7 +266,7 @@ impl Publisher {
                     }
                 }
                 Some(Err(e)) => {
-                    tracing::warn!(topic = %self.topic, error = %e, "reading the instances directory");
+                    self.warn_once("reading the instances directory", e.to_string());
                     return;
                 }
                 None => return,
