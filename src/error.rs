@@ -10,6 +10,7 @@ use crate::config::ConfigError;
 use crate::record::SourceOffset;
 
 pub(crate) mod kafka;
+pub(crate) mod query;
 use crate::processor::{ProcessError, TopologyError};
 use crate::state::StateError;
 
@@ -89,9 +90,9 @@ pub enum Error {
         /// Why (address in use, not available, ...).
         reason: String,
     },
-    /// A store query has no answer (see [`crate::query`]).
+    /// A store query has no answer (see `rivulet::query`).
     #[error(transparent)]
-    Query(Box<crate::query::QueryError>),
+    Query(Box<query::QueryError>),
     /// The `reset` subcommand cannot go on (members of the group are
     /// alive, a source topic is missing, a step failed); see
     /// [`crate::reset`].
@@ -201,8 +202,8 @@ impl From<ConfigError> for Error {
     }
 }
 
-impl From<crate::query::QueryError> for Error {
-    fn from(e: crate::query::QueryError) -> Self {
+impl From<query::QueryError> for Error {
+    fn from(e: query::QueryError) -> Self {
         Error::Query(Box::new(e))
     }
 }
