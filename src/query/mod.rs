@@ -376,6 +376,9 @@ impl<K: 'static, V: 'static> ReadOnlyStore<K, V> {
     /// The entries with `from <= key < to` (`None`: unbounded) of the
     /// store's partitions running on this instance only, in the order of
     /// the serialized keys (as Kafka Streams' `range` on a local store).
+    /// The entries are collected before they are returned, and a task of
+    /// this instance that closes meanwhile (a rebalance) waits for the
+    /// read: keep ranges to what fits in memory comfortably.
     ///
     /// ```no_run
     /// # fn main() -> rivulet::Result<()> {
