@@ -104,8 +104,11 @@ impl Fixture {
         metadata.topics().iter().map(|t| t.name().to_string()).filter(|t| t.starts_with(&prefix)).collect()
     }
 
+    /// The changelog, the repartition topic and the instances directory
+    /// of interactive queries.
     fn expected_internal_topics(&self) -> BTreeSet<String> {
-        [format!("{}-{STORE}-changelog", self.app_id), format!("{}-{STORE}-repartition", self.app_id)].into()
+        let app = &self.app_id;
+        [format!("{app}-{STORE}-changelog"), format!("{app}-{STORE}-repartition"), format!("{app}-instances")].into()
     }
 
     fn committed(&self, topic: &str) -> Vec<Option<i64>> {
@@ -265,7 +268,7 @@ async fn a_reset_is_refused_while_an_instance_runs_and_a_dry_run_changes_nothing
     assert!(log.contains("Dry run: nothing was changed."), "{log}");
     for planned in [
         format!("{} partition 0: {} -> {}", f.input, RECORDS / 2, RECORDS / 2),
-        format!("internal topics to delete: {}-{STORE}-changelog, {}-{STORE}-repartition", f.app_id, f.app_id),
+        format!("internal topics to delete: {0}-instances, {0}-{STORE}-changelog, {0}-{STORE}-repartition", f.app_id),
         format!("local state to delete: {}", f.state_dir().display()),
     ] {
         assert!(log.contains(&planned), "{planned:?} in:\n{log}");

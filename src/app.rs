@@ -27,11 +27,15 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+mod queries;
+
 use crate::error::{Error, Result};
 use crate::http::{HttpServer, HttpState};
 use crate::kafka::admin::prepare_topics;
 use crate::metrics::Metrics;
 use crate::processor::Clock;
+use crate::query::directory::DirectoryThread;
+use crate::query::Queries;
 use crate::runtime::purge::RecordPurger;
 use crate::runtime::stats::{RuntimeStats, StatsSnapshot, ThreadPhase};
 use crate::runtime::thread;
@@ -113,9 +117,15 @@ impl App {
         let config = self.config;
         let metrics = Arc::new(Metrics::new()?);
         let stats = Arc::new(RuntimeStats::new(config.num_threads));
+        let queries_slot = Arc::new(std::sync::OnceLock::new());
         let http = HttpServer::start(
             config.http.listen,
-            HttpState { metrics: metrics.clone(), stats: stats.clone(), topology: topology.describe() },
+            HttpState {
+                metrics: metrics.clone(),
+                stats: stats.clone(),
+                topology: topology.describe(),
+                queries: queries_slot.clone(),
+            },
         )?;
         tracing::info!(
             application_id = %config.application_id,
@@ -141,6 +151,9 @@ impl App {
         let shutdown_timeout = config.shutdown_timeout;
         let purger = RecordPurger::start(&config, plan.repartition_topics)?;
         let globals = crate::runtime::global::open_stores(&config, &topology)?;
+        let at = (plan.partitions.as_slice(), &plan.topic_to_subtopology);
+        let (queries, directory) = queries::start(&config, &topology, at, http.addr(), &stats)?;
+        let _ = queries_slot.set(queries.clone());
         let app = Arc::new(AppContext {
             dead_letter_topic: config.dead_letter_topic(),
             config,
@@ -153,6 +166,7 @@ impl App {
             purger,
             clock: Clock::System,
             globals,
+            queryable: queries.readers.clone(),
         });
         let shutdown = Arc::new(AtomicBool::new(false));
         let mut threads = Vec::new();
@@ -172,6 +186,16 @@ impl App {
                 Err(e) => return Err(Error::Internal(format!("spawning the global thread: {e}"))),
             }
         }
+        let mut running = RunningApp {
+            shutdown: shutdown.clone(),
+            threads,
+            stats,
+            http: Some(http),
+            shutdown_timeout,
+            queries,
+            directory,
+            _state_lock: state_lock,
+        };
         for index in 0..app.config.num_threads {
             let (app, topics, stop) = (app.clone(), source_topics.clone(), shutdown.clone());
             let spawned = std::thread::Builder::new().name(format!("rivulet-{index}")).spawn(move || {
@@ -184,16 +208,8 @@ impl App {
                 result
             });
             match spawned {
-                Ok(handle) => threads.push(handle),
+                Ok(handle) => running.threads.push(handle),
                 Err(e) => {
-                    let running = RunningApp {
-                        shutdown,
-                        threads,
-                        stats,
-                        http: Some(http),
-                        shutdown_timeout,
-                        _state_lock: state_lock,
-                    };
                     if let Err(stopping) = running.shutdown() {
                         tracing::warn!(error = %stopping, "stopping the threads already started");
                     }
@@ -201,7 +217,7 @@ impl App {
                 }
             }
         }
-        Ok(RunningApp { shutdown, threads, stats, http: Some(http), shutdown_timeout, _state_lock: state_lock })
+        Ok(running)
     }
 
     /// Runs until SIGTERM or SIGINT, then shuts down gracefully within
@@ -361,6 +377,9 @@ pub struct RunningApp {
     stats: Arc<RuntimeStats>,
     http: Option<HttpServer>,
     shutdown_timeout: Duration,
+    /// The store queries (`store`) and the instances directory.
+    queries: Arc<Queries>,
+    directory: Option<DirectoryThread>,
     /// Held until the application is dropped: no other process opens these stores.
     _state_lock: StateDirLock,
 }
@@ -545,6 +564,10 @@ impl RunningApp {
             if first.is_ok() {
                 first = result;
             }
+        }
+        // The instance owns nothing any more: tell the others.
+        if let Some(directory) = self.directory.take() {
+            directory.stop();
         }
         if let Some(http) = self.http.take() {
             let stopped = http.stop();

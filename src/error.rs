@@ -10,6 +10,7 @@ use crate::config::ConfigError;
 use crate::record::SourceOffset;
 
 pub(crate) mod kafka;
+pub(crate) mod query;
 use crate::processor::{ProcessError, TopologyError};
 use crate::state::StateError;
 
@@ -95,6 +96,9 @@ pub enum Error {
     /// and what to do. Nothing was committed past the gap.
     #[error("{0}")]
     OffsetOutOfRange(String),
+    /// A store query has no answer (see `rivulet::query`).
+    #[error(transparent)]
+    Query(Box<query::QueryError>),
     /// The `reset` subcommand cannot go on (members of the group are
     /// alive, a source topic is missing, a step failed); see
     /// [`crate::reset`].
@@ -201,6 +205,12 @@ impl Error {
 impl From<ConfigError> for Error {
     fn from(e: ConfigError) -> Self {
         Error::Config(Box::new(e))
+    }
+}
+
+impl From<query::QueryError> for Error {
+    fn from(e: query::QueryError) -> Self {
+        Error::Query(Box::new(e))
     }
 }
 

@@ -13,14 +13,16 @@
 //!   thread stopped, shutting down).
 //! - `/metrics`: every metric of [`Metrics`] in the Prometheus text format.
 //! - `/topology`: `Topology::describe()`.
+//! - `/stores/{store}/keys/{key}` and `/stores/{store}/owner/{key}`:
+//!   interactive queries, and `/instances`, answered by `crate::query::answer`.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use axum::extract::State;
-use axum::http::{header, StatusCode};
+use axum::extract::{Path, State};
+use axum::http::{header, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
@@ -28,6 +30,8 @@ use tokio::sync::oneshot;
 
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
+use crate::query::answer::Answer;
+use crate::query::Queries;
 use crate::runtime::stats::RuntimeStats;
 
 /// How long stopping waits for requests in flight.
@@ -38,6 +42,8 @@ pub(crate) struct HttpState {
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) stats: Arc<RuntimeStats>,
     pub(crate) topology: String,
+    /// Set once the topics are checked (store queries answer 503 before).
+    pub(crate) queries: Arc<std::sync::OnceLock<Arc<Queries>>>,
 }
 
 /// The running server. Dropping it stops it.
@@ -123,6 +129,9 @@ fn router(state: Arc<HttpState>) -> Router {
         .route("/health/live", get(|| async { "live\n" }))
         .route("/health/ready", get(ready))
         .route("/topology", get(|State(s): State<Arc<HttpState>>| async move { s.topology.clone() }))
+        .route("/stores/{store}/keys/{key}", get(store_key))
+        .route("/stores/{store}/owner/{key}", get(store_owner))
+        .route("/instances", get(|State(s): State<Arc<HttpState>>| async move { query(&s, Queries::http_instances) }))
         .with_state(state)
 }
 
@@ -149,4 +158,35 @@ async fn metrics(State(state): State<Arc<HttpState>>) -> Response {
             (StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")).into_response()
         }
     }
+}
+
+type StoreKey = Path<(String, String)>;
+
+async fn store_key(State(state): State<Arc<HttpState>>, Path((store, key)): StoreKey, uri: Uri) -> Response {
+    query(&state, |q| q.http_get(&store, &key, uri.query()))
+}
+
+async fn store_owner(State(state): State<Arc<HttpState>>, Path((store, key)): StoreKey) -> Response {
+    query(&state, |q| q.http_owner(&store, &key))
+}
+
+/// Runs a store query (short reads of local stores: fine on the server's thread).
+fn query(state: &HttpState, ask: impl FnOnce(&Queries) -> Answer) -> Response {
+    let answer = match state.queries.get() {
+        Some(queries) => ask(queries),
+        None => Answer {
+            status: 503,
+            headers: vec![("retry-after", "1".into())],
+            body: serde_json::json!({ "error": "the application is starting" }),
+        },
+    };
+    let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut response =
+        (status, [(header::CONTENT_TYPE, "application/json")], format!("{}\n", answer.body)).into_response();
+    for (name, value) in answer.headers {
+        if let Ok(value) = axum::http::HeaderValue::from_str(&value) {
+            response.headers_mut().insert(name, value);
+        }
+    }
+    response
 }

@@ -51,6 +51,7 @@ pub mod kafka;
 mod logging;
 mod metrics;
 pub mod processor;
+pub mod query;
 pub mod record;
 pub mod reset;
 pub(crate) mod runtime;

@@ -12,7 +12,8 @@
 //! 2. it computes, for every partition of every source topic, the offset to
 //!    start from ([`ResetTo`]; the earliest by default);
 //! 3. it lists the internal topics to delete: the repartition, changelog and
-//!    foreign-key subscription/response topics the topology names, and the
+//!    foreign-key subscription/response topics the topology names, the
+//!    instances directory of interactive queries (`-instances`), and the
 //!    ones a former version of it left (`<application_id>-` topics with an
 //!    internal suffix, as Kafka Streams infers them), never a topic the
 //!    topology reads or writes as a user topic (KAFKA-7930);
@@ -55,7 +56,7 @@ const TIMEOUT: Duration = Duration::from_secs(30);
 /// `<application_id>-`): what a reset deletes even when the topology no
 /// longer names the topic.
 const INTERNAL_SUFFIXES: &[&str] =
-    &["-repartition", "-changelog", "-subscription-registration", "-subscription-response"];
+    &["-repartition", "-changelog", "-subscription-registration", "-subscription-response", "-instances"];
 
 /// Where the source topics' offsets are set (Kafka Streams' `--to-earliest`,
 /// `--to-latest`, `--to-datetime`, `--by-duration`, `--to-offset`,

@@ -546,3 +546,4 @@ impl<T: 'static, S: Serde<T>> Serde<Option<T>> for OptionalSerde<T, S> {
 pub mod registry;
 #[cfg(test)]
 mod tests;
+pub(crate) mod text;

@@ -313,26 +313,7 @@ pub fn read_to_end(topic: &str, isolation: Isolation) -> Vec<TestRecord> {
 /// joined topics goes where rivulet's sinks would put records of the same
 /// key.
 pub fn partition_of(key: &str, partitions: i32) -> i32 {
-    const M: u32 = 0x5bd1_e995;
-    let data = key.as_bytes();
-    let mut h: u32 = 0x9747_b28c ^ data.len() as u32;
-    let mut chunks = data.chunks_exact(4);
-    for c in &mut chunks {
-        let mut k = u32::from_le_bytes([c[0], c[1], c[2], c[3]]).wrapping_mul(M);
-        k ^= k >> 24;
-        h = h.wrapping_mul(M) ^ k.wrapping_mul(M);
-    }
-    let tail = chunks.remainder();
-    if !tail.is_empty() {
-        for (i, b) in tail.iter().enumerate() {
-            h ^= u32::from(*b) << (8 * i);
-        }
-        h = h.wrapping_mul(M);
-    }
-    h ^= h >> 13;
-    h = h.wrapping_mul(M);
-    h ^= h >> 15;
-    ((h & 0x7fff_ffff) % partitions as u32) as i32
+    rivulet::query::partition_for_key(key.as_bytes(), partitions)
 }
 
 /// Writes many records, waiting for all acknowledgements at the end.

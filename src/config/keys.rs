@@ -157,7 +157,18 @@ pub(crate) const HTTP_LISTEN: KeySpec = KeySpec {
     default: DefaultValue::Text("0.0.0.0:8080"),
     accepts: Accepts::SocketAddr,
     doc: "Address of the HTTP server for `/metrics` (Prometheus), `/health/live`, \
-          `/health/ready` and `/topology`; see docs/metrics.md.",
+          `/health/ready`, `/topology` and the store queries (`/stores/...`); see docs/metrics.md.",
+};
+pub(crate) const HTTP_ADVERTISED_ADDRESS: KeySpec = KeySpec {
+    name: "http.advertised_address",
+    default: DefaultValue::Derived(
+        "`http.listen` with its bound port; on all interfaces (0.0.0.0), `<instance_id>:<port>`",
+    ),
+    accepts: Accepts::HostPort,
+    doc: "The `host:port` other instances and clients reach this instance's HTTP server at, \
+          published in the `<application_id>-instances` topic so that a store query for a key \
+          this instance does not own can name the owner (see \"Interactive queries\" in the README). \
+          In Kubernetes, the pod IP and port (the Helm chart sets it).",
 };
 pub(crate) const LOG_FORMAT: KeySpec = KeySpec {
     name: "log.format",
@@ -355,6 +366,7 @@ pub(crate) const KEYS: &[KeySpec] = &[
     ERRORS_DEAD_LETTER_TOPIC,
     ERRORS_OFFSET_OUT_OF_RANGE,
     HTTP_LISTEN,
+    HTTP_ADVERTISED_ADDRESS,
     LOG_FORMAT,
     LOG_LEVEL,
     BOOTSTRAP_SERVERS,
@@ -529,6 +541,17 @@ pub(crate) fn user_info(spec: &KeySpec, value: &Value) -> Result<String, ConfigE
         Ok(s)
     } else {
         Err(invalid(spec, value, "[redacted] (no `:` after a user name)".to_string()))
+    }
+}
+
+/// An [`Accepts::HostPort`]: empty, or `host:port` with a port number.
+pub(crate) fn host_port(spec: &KeySpec, value: &Value) -> Result<String, ConfigError> {
+    let s = text(spec, value)?.trim().to_string();
+    let ok = s.rsplit_once(':').is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
+    if s.is_empty() || ok {
+        Ok(s)
+    } else {
+        Err(invalid(spec, value, shown(value)))
     }
 }
 

@@ -239,6 +239,9 @@ pub struct StateConfig {
 pub struct HttpConfig {
     /// Address the server binds.
     pub listen: SocketAddr,
+    /// `host:port` other instances reach this one at (`http.advertised_address`);
+    /// empty: derived at start (see `RunningApp::advertised_address`).
+    pub advertised_address: String,
 }
 
 /// How log lines are written: the key `log.format`, `text` (the default)
@@ -698,6 +701,7 @@ impl fmt::Display for Config {
         let reset = keys::OFFSET_RESET_POLICIES.iter().find(|(_, p)| *p == self.errors.offset_out_of_range);
         writeln!(f, "offset_out_of_range = {:?}", reset.map_or("", |(n, _)| *n))?;
         writeln!(f, "\n[http]\nlisten = \"{}\"", self.http.listen)?;
+        writeln!(f, "advertised_address = {:?}", self.http.advertised_address)?;
         let format = match self.log.format {
             LogFormat::Text => "text",
             LogFormat::Json => "json",

@@ -40,6 +40,8 @@ pub(crate) enum Accepts {
     UserInfo,
     /// Empty, or a path.
     OptionalPath,
+    /// `host:port` (empty when the default is derived).
+    HostPort,
 }
 
 /// What an integer counts.
@@ -104,6 +106,7 @@ impl fmt::Display for Accepts {
             Self::Url => f.write_str("empty, or an http:// or https:// URL"),
             Self::UserInfo => f.write_str("empty, or user:password"),
             Self::OptionalPath => f.write_str("empty, or a path"),
+            Self::HostPort => f.write_str("host:port"),
         }
     }
 }

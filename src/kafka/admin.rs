@@ -238,6 +238,11 @@ pub(crate) fn prepare_topics(config: &Config, topology: &Topology) -> Result<Top
             });
         }
     }
+    if !topology.stores.is_empty() {
+        // The instances directory of interactive queries (`crate::query::directory`).
+        let name = format!("{app}-instances");
+        wanted.push(Wanted { name, partitions: 1, compacted: true, windowed: None, repartition: false });
+    }
     if config.errors.uses_dead_letter() {
         let dlq = config.dead_letter_topic();
         if config.errors.dead_letter_topic.is_empty() {

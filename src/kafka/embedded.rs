@@ -102,8 +102,10 @@ impl EmbeddedKafka {
 
     /// Creates every topic `topology` reads or writes, internal topics and
     /// the dead-letter topic included, with `partitions` partitions each
-    /// (the mock cluster answers no CreateTopics request, so the
-    /// application cannot create its internal topics itself).
+    /// (the instances directory of interactive queries, when the topology
+    /// has stores, with one). The mock cluster answers no CreateTopics
+    /// request, so the application cannot create its internal topics
+    /// itself.
     ///
     /// ```
     /// use std::time::Duration;
@@ -120,7 +122,7 @@ impl EmbeddedKafka {
     /// let metadata = client.fetch_metadata(None, Duration::from_secs(10))?;
     /// let mut topics: Vec<&str> = metadata.topics().iter().map(|t| t.name()).collect();
     /// topics.sort();
-    /// assert_eq!(topics, ["counts", "demo-counts-changelog", "demo-dlq", "words"]);
+    /// assert_eq!(topics, ["counts", "demo-counts-changelog", "demo-dlq", "demo-instances", "words"]);
     /// # Ok(()) }
     /// ```
     pub fn create_topics_for(&self, topology: &Topology, config: &Config, partitions: i32) -> Result<()> {
@@ -136,6 +138,10 @@ impl EmbeddedKafka {
         topics.dedup();
         for t in topics {
             self.create_topic(&t, partitions)?;
+        }
+        if !topology.stores.is_empty() {
+            // The instances directory of interactive queries: one partition.
+            self.create_topic(&format!("{}-instances", config.application_id), 1)?;
         }
         Ok(())
     }

@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 use crate::processor::ProcessError;
 use crate::processor::TaskContext;
+use crate::serde::text::TextCodec;
 use crate::serde::{Encoded, Serde};
 
 /// Where a store keeps its data locally: RocksDB unless
@@ -81,6 +82,44 @@ pub struct StoreSpec {
     pub(crate) windowed_retention_ms: Option<i64>,
     pub(crate) serdes: Arc<dyn Any + Send + Sync>,
     pub(crate) type_names: (String, String),
+    /// The serdes with their types erased, for queries over HTTP.
+    pub(crate) text: TextCodec,
+    /// How interactive queries read the store.
+    pub(crate) query: QueryLayout,
+}
+
+/// How interactive queries (`crate::query`) read a store.
+#[derive(Clone)]
+pub(crate) enum QueryLayout {
+    /// Keys and values through the store's serdes.
+    KeyValue,
+    /// The segmented store of tumbling or hopping windows of `size_ms`
+    /// starting every `advance_ms`: `serdes` (a `StoreSerdes<K, O>`) give
+    /// the grouping key and a window's result from its stored aggregate.
+    TimeWindows {
+        size_ms: i64,
+        advance_ms: i64,
+        serdes: Arc<dyn Any + Send + Sync>,
+        type_names: (String, String),
+        text: TextCodec,
+    },
+    /// rivulet's own byte layout, which queries do not decode: why.
+    Internal(&'static str),
+}
+
+impl QueryLayout {
+    /// Tumbling or hopping windows of `size_ms` every `advance_ms`, keyed
+    /// by `key`, whose stored aggregates `result` decodes into results.
+    pub(crate) fn time_windows<K: 'static, O: 'static>(
+        (size_ms, advance_ms): (i64, i64),
+        key: Arc<dyn Serde<K>>,
+        result: Arc<dyn Serde<O>>,
+    ) -> QueryLayout {
+        let text = TextCodec::new(key.clone(), result.clone());
+        let type_names = (std::any::type_name::<K>().to_string(), std::any::type_name::<O>().to_string());
+        let serdes: Arc<dyn Any + Send + Sync> = Arc::new(StoreSerdes { key, value: result });
+        QueryLayout::TimeWindows { size_ms, advance_ms, serdes, type_names, text }
+    }
 }
 
 impl StoreSpec {
@@ -99,6 +138,8 @@ impl StoreSpec {
     ) -> StoreSpec {
         let serdes: StoreSerdes<K, V> = StoreSerdes { key: Arc::new(key_serde), value: Arc::new(value_serde) };
         StoreSpec {
+            text: TextCodec::new(serdes.key.clone(), serdes.value.clone()),
+            query: QueryLayout::KeyValue,
             name: name.to_string(),
             kind: StoreKind::RocksDb,
             windowed_retention_ms: None,
@@ -126,6 +167,12 @@ impl StoreSpec {
     /// `retention_ms` + `state.window_changelog_additional_retention_ms`.
     pub(crate) fn windowed_changelog(mut self, retention_ms: i64) -> StoreSpec {
         self.windowed_retention_ms = Some(retention_ms.max(0));
+        self
+    }
+
+    /// The store as interactive queries read it.
+    pub(crate) fn queried_as(mut self, query: QueryLayout) -> StoreSpec {
+        self.query = query;
         self
     }
 

@@ -36,7 +36,7 @@ use crate::error::kafka::Access;
 use crate::error::Error;
 use crate::metrics::Metrics;
 use crate::processor::Clock;
-use crate::state::{GlobalStores, StateResources};
+use crate::state::{GlobalStores, QueryableStores, StateResources};
 use crate::topology::Topology;
 use purge::RecordPurger;
 use stats::RuntimeStats;
@@ -61,6 +61,8 @@ pub(crate) struct AppContext {
     pub(crate) clock: Clock,
     /// The global tables' stores (written by the global thread).
     pub(crate) globals: GlobalStores,
+    /// The running tasks' stores, for interactive queries (`crate::query`).
+    pub(crate) queryable: Arc<QueryableStores>,
 }
 
 impl AppContext {

@@ -28,7 +28,8 @@ use crate::record::{Headers, SourceOffset};
 use crate::runtime::stats::RuntimeStats;
 use crate::runtime::AppContext;
 use crate::state::{
-    self, CachedStore, InMemoryStore, KeyRange, KeyValueStore, RocksDbStore, StateResources, WriteBuffer,
+    self, CachedStore, InMemoryStore, KeyRange, KeyValueStore, QueryableStores, Registration, RocksDbStore,
+    StateResources, WriteBuffer,
 };
 use crate::topology::{changelog_topic, ProcessError, StoreKind, Subtopology, TimeKind, Topology};
 
@@ -66,6 +67,10 @@ pub(crate) struct Input<'a> {
 
 pub(crate) struct Task {
     pub(crate) id: TaskId,
+    /// The stores as interactive queries read them: registered while the
+    /// task runs (from `init`), removed when it closes or is dropped.
+    registration: Option<Registration>,
+    queryable: Arc<QueryableStores>,
     ctx: TaskContext,
     instance: Instance,
     /// Source topic -> the offset to commit (last processed + 1). A task
@@ -142,6 +147,8 @@ impl Task {
         ctx.shuffle.tasks = upstream_tasks;
         Ok(Task {
             id,
+            registration: None,
+            queryable: app.queryable.clone(),
             ctx,
             instance,
             consumed: Vec::new(),
@@ -231,6 +238,10 @@ impl Task {
         }
         for (_, node) in &self.instance.lifecycles {
             node.borrow_mut().init(&mut self.ctx)?;
+        }
+        if self.registration.is_none() {
+            let readers = self.ctx.stores.iter().filter_map(|s| Some((s.name.clone(), s.store.reader()?))).collect();
+            self.registration = Some(Registration::new(&self.queryable, self.id.partition, readers));
         }
         Ok(())
     }
@@ -488,6 +499,8 @@ impl Task {
 
     /// Closes processors; the stores are flushed and closed when dropped.
     pub(crate) fn close(mut self) {
+        // No query reads the stores past this point.
+        self.registration = None;
         for (_, node) in &self.instance.lifecycles {
             node.borrow_mut().close();
         }

@@ -139,6 +139,12 @@ impl<S: KeyValueStore> KeyValueStore for CachedStore<S> {
         self.inner.changelog_offset()
     }
 
+    /// The store's own reader: the cache holds only committed values, so
+    /// reading past it gives the same answers.
+    fn reader(&self) -> Option<Box<dyn super::StoreReader>> {
+        self.inner.reader()
+    }
+
     fn last_key(&self) -> StateResult<Option<Vec<u8>>> {
         self.inner.last_key()
     }

@@ -2,25 +2,74 @@
 
 use std::collections::BTreeMap;
 use std::ops::Bound;
+use std::sync::{Arc, RwLock};
 
+use super::registry::StoreReader;
 use super::{Change, KeyRange, KeyValueStore, StateResult};
+
+/// The entries, and the sum of their key and value lengths.
+#[derive(Debug, Default)]
+struct Data {
+    entries: BTreeMap<Vec<u8>, Vec<u8>>,
+    bytes: u64,
+}
+
+impl Data {
+    /// Up to `limit` entries with `from <= key < to`, in key order.
+    fn range(&self, from: Option<&[u8]>, to: Option<&[u8]>, limit: usize) -> Vec<(Vec<u8>, Vec<u8>)> {
+        // BTreeMap::range panics on an inverted range; the trait promises empty.
+        if let (Some(from), Some(to)) = (from, to) {
+            if from >= to {
+                return Vec::new();
+            }
+        }
+        let lower = from.map_or(Bound::Unbounded, Bound::Included);
+        let upper = to.map_or(Bound::Unbounded, Bound::Excluded);
+        let entries = self.entries.range::<[u8], _>((lower, upper)).take(limit);
+        entries.map(|(key, value)| (key.clone(), value.clone())).collect()
+    }
+}
 
 /// A [`KeyValueStore`] in memory. Nothing survives the process, so after a
 /// restart the store is restored from its changelog from the beginning; use
 /// it for tests and for state small enough that this is cheap.
-#[derive(Debug, Clone, Default)]
+///
+/// The entries sit behind a lock shared with the store's reader
+/// (`reader`), so interactive queries read them from other threads; the
+/// task's own reads and writes take it uncontended.
+#[derive(Debug, Default)]
 pub(crate) struct InMemoryStore {
     name: String,
-    entries: BTreeMap<Vec<u8>, Vec<u8>>,
+    data: Arc<RwLock<Data>>,
     changelog_offset: Option<i64>,
-    /// Sum of key and value lengths.
-    bytes: u64,
 }
 
 impl InMemoryStore {
     /// An empty store called `name`.
     pub(crate) fn new(name: impl Into<String>) -> Self {
-        InMemoryStore { name: name.into(), entries: BTreeMap::new(), changelog_offset: None, bytes: 0 }
+        InMemoryStore { name: name.into(), data: Arc::default(), changelog_offset: None }
+    }
+
+    fn data(&self) -> std::sync::RwLockReadGuard<'_, Data> {
+        self.data.read().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// A [`StoreReader`] sharing an in-memory store's entries.
+struct MemoryReader(Arc<RwLock<Data>>);
+
+impl StoreReader for MemoryReader {
+    fn get(&self, key: &[u8]) -> StateResult<Option<Vec<u8>>> {
+        Ok(self.0.read().unwrap_or_else(|e| e.into_inner()).entries.get(key).cloned())
+    }
+
+    fn range(&self, from: Option<&[u8]>, to: Option<&[u8]>, limit: usize) -> StateResult<Vec<(Vec<u8>, Vec<u8>)>> {
+        Ok(self.0.read().unwrap_or_else(|e| e.into_inner()).range(from, to, limit))
+    }
+
+    fn last_below(&self, to: &[u8]) -> StateResult<Option<Vec<u8>>> {
+        let data = self.0.read().unwrap_or_else(|e| e.into_inner());
+        Ok(data.entries.range::<[u8], _>((Bound::Unbounded, Bound::Excluded(to))).next_back().map(|(k, _)| k.clone()))
     }
 }
 
@@ -30,44 +79,37 @@ impl KeyValueStore for InMemoryStore {
     }
 
     fn get(&self, key: &[u8]) -> StateResult<Option<Vec<u8>>> {
-        Ok(self.entries.get(key).cloned())
+        Ok(self.data().entries.get(key).cloned())
     }
 
     fn range(&self, from: Option<&[u8]>, to: Option<&[u8]>) -> StateResult<Vec<(Vec<u8>, Vec<u8>)>> {
-        // BTreeMap::range panics on an inverted range; the trait promises empty.
-        if let (Some(from), Some(to)) = (from, to) {
-            if from >= to {
-                return Ok(Vec::new());
-            }
-        }
-        let lower = from.map_or(Bound::Unbounded, Bound::Included);
-        let upper = to.map_or(Bound::Unbounded, Bound::Excluded);
-        let entries = self.entries.range::<[u8], _>((lower, upper));
-        Ok(entries.map(|(key, value)| (key.clone(), value.clone())).collect())
+        Ok(self.data().range(from, to, usize::MAX))
     }
 
     fn apply_dropping(&mut self, dropped: &[KeyRange], batch: &[Change], offset: Option<i64>) -> StateResult<()> {
-        // Nothing below can fail, so applying range by range and entry by
-        // entry is still atomic.
+        // Nothing below can fail, and readers wait for the lock, so
+        // applying range by range and entry by entry is still atomic.
+        let mut data = self.data.write().unwrap_or_else(|e| e.into_inner());
+        let data = &mut *data;
         for (from, to) in dropped {
             if from >= to {
                 continue;
             }
-            let mut inside = self.entries.split_off(from.as_slice());
+            let mut inside = data.entries.split_off(from.as_slice());
             let mut after = inside.split_off(to.as_slice());
-            self.entries.append(&mut after);
-            self.bytes -= inside.iter().map(|(key, value)| (key.len() + value.len()) as u64).sum::<u64>();
+            data.entries.append(&mut after);
+            data.bytes -= inside.iter().map(|(key, value)| (key.len() + value.len()) as u64).sum::<u64>();
         }
         for (key, value) in batch {
             let old = match value {
                 Some(value) => {
-                    self.bytes += (key.len() + value.len()) as u64;
-                    self.entries.insert(key.clone(), value.clone())
+                    data.bytes += (key.len() + value.len()) as u64;
+                    data.entries.insert(key.clone(), value.clone())
                 }
-                None => self.entries.remove(key),
+                None => data.entries.remove(key),
             };
             if let Some(old) = old {
-                self.bytes -= (key.len() + old.len()) as u64;
+                data.bytes -= (key.len() + old.len()) as u64;
             }
         }
         if offset.is_some() {
@@ -81,17 +123,21 @@ impl KeyValueStore for InMemoryStore {
     }
 
     fn last_key(&self) -> StateResult<Option<Vec<u8>>> {
-        Ok(self.entries.keys().next_back().cloned())
+        Ok(self.data().entries.keys().next_back().cloned())
     }
 
     #[cfg(test)]
     fn approximate_len(&self) -> StateResult<u64> {
-        Ok(self.entries.len() as u64)
+        Ok(self.data().entries.len() as u64)
     }
 
     /// Exact: the sum of key and value lengths.
     fn approximate_size_bytes(&self) -> StateResult<u64> {
-        Ok(self.bytes)
+        Ok(self.data().bytes)
+    }
+
+    fn reader(&self) -> Option<Box<dyn StoreReader>> {
+        Some(Box::new(MemoryReader(self.data.clone())))
     }
 }
 
@@ -165,6 +211,19 @@ mod tests {
         assert!(store.range(None, None).unwrap().is_empty());
         assert_eq!(store.last_key().unwrap(), None);
         assert_eq!(store.changelog_offset().unwrap(), Some(0));
+    }
+
+    #[test]
+    fn the_reader_sees_each_applied_batch() {
+        let mut store = InMemoryStore::new("s");
+        let reader = store.reader().unwrap();
+        store.apply(&[put("a", "1"), put("b", "2")], None).unwrap();
+        assert_eq!(reader.get(b"a").unwrap(), Some(b"1".to_vec()));
+        assert_eq!(keys(reader.range(Some(b"a"), None, 1).unwrap()), ["a"]);
+        assert_eq!(reader.last_below(b"b").unwrap(), Some(b"a".to_vec()));
+        assert_eq!(reader.last_below(b"a").unwrap(), None);
+        store.apply(&[delete("a")], None).unwrap();
+        assert_eq!(reader.get(b"a").unwrap(), None);
     }
 
     #[test]

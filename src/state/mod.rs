@@ -44,6 +44,7 @@ mod cache;
 mod global;
 mod lock;
 mod memory;
+mod registry;
 mod resources;
 mod rocks;
 mod write_buffer;
@@ -52,6 +53,7 @@ pub(crate) use self::cache::CachedStore;
 pub(crate) use self::global::{GlobalStore, GlobalStores, RocksGlobalStore};
 pub(crate) use self::lock::StateDirLock;
 pub(crate) use self::memory::InMemoryStore;
+pub(crate) use self::registry::{QueryableStores, Registration, StoreReader};
 pub(crate) use self::resources::StateResources;
 pub(crate) use self::rocks::RocksDbStore;
 pub(crate) use self::write_buffer::WriteBuffer;
@@ -243,6 +245,13 @@ pub(crate) trait KeyValueStore: Send {
     /// changelog, so flushing bounds how much a `kill -9` replays.
     fn flush(&self) -> StateResult<()> {
         Ok(())
+    }
+
+    /// A reader of the store for interactive queries, usable from other
+    /// threads while the task writes (`registry`); `None` when the store
+    /// cannot be read that way (in memory).
+    fn reader(&self) -> Option<Box<dyn StoreReader>> {
+        None
     }
 }
 

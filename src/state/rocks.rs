@@ -26,12 +26,14 @@
 //! when the WAL is off, but a drop cannot report a failure.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use rocksdb::{
     BlockBasedOptions, ColumnFamily, ColumnFamilyDescriptor, DBCompressionType, Direction, ErrorKind, FlushOptions,
     IteratorMode, Options, ReadOptions, WriteBatch, WriteOptions, DB, DEFAULT_COLUMN_FAMILY_NAME,
 };
 
+use super::registry::StoreReader;
 use super::{Change, KeyRange, KeyValueStore, StateError, StateResources, StateResult};
 
 /// The column family holding the changelog offset.
@@ -45,7 +47,9 @@ const CHANGELOG_OFFSET_KEY: &[u8] = b"changelog_offset";
 pub(crate) struct RocksDbStore {
     name: String,
     path: PathBuf,
-    db: DB,
+    /// Shared with the store's readers (`reader`), which interactive
+    /// queries use from other threads.
+    db: Arc<DB>,
     write_options: WriteOptions,
 }
 
@@ -81,7 +85,7 @@ impl RocksDbStore {
 
         let mut write_options = WriteOptions::default();
         write_options.disable_wal(true);
-        let store = RocksDbStore { name: name.to_string(), path: path.to_path_buf(), db, write_options };
+        let store = RocksDbStore { name: name.to_string(), path: path.to_path_buf(), db: Arc::new(db), write_options };
         // A damaged offset found now costs a restore; found mid-processing it
         // would fail a commit.
         store.changelog_offset()?;
@@ -114,13 +118,70 @@ impl RocksDbStore {
     }
 
     fn error(&self, operation: &'static str, err: rocksdb::Error) -> StateError {
-        if err.kind() == ErrorKind::Corruption {
-            let reason = err.into_string();
-            StateError::Corrupt { store: self.name.clone(), path: self.path.clone(), reason }
-        } else {
-            let reason = err.into_string();
-            StateError::Store { store: self.name.clone(), path: self.path.clone(), operation, reason }
+        store_error(&self.name, &self.path, operation, err)
+    }
+}
+
+fn store_error(name: &str, path: &Path, operation: &'static str, err: rocksdb::Error) -> StateError {
+    let corrupt = err.kind() == ErrorKind::Corruption;
+    let reason = err.into_string();
+    if corrupt {
+        StateError::Corrupt { store: name.to_string(), path: path.to_path_buf(), reason }
+    } else {
+        StateError::Store { store: name.to_string(), path: path.to_path_buf(), operation, reason }
+    }
+}
+
+/// A stored key and value.
+type Entry = (Vec<u8>, Vec<u8>);
+
+/// Up to `limit` entries with `from <= key < to`, in key order.
+fn read_range(db: &DB, from: Option<&[u8]>, to: Option<&[u8]>, limit: usize) -> Result<Vec<Entry>, rocksdb::Error> {
+    if let (Some(from), Some(to)) = (from, to) {
+        if from >= to {
+            return Ok(Vec::new());
         }
+    }
+    let mut read_options = ReadOptions::default();
+    if let Some(to) = to {
+        // A bound lets RocksDB stop at `to` rather than read the block past it.
+        read_options.set_iterate_upper_bound(to);
+    }
+    let mode = match from {
+        Some(from) => IteratorMode::From(from, Direction::Forward),
+        None => IteratorMode::Start,
+    };
+    db.iterator_opt(mode, read_options)
+        .take(limit)
+        .map(|entry| entry.map(|(k, v)| (k.into_vec(), v.into_vec())))
+        .collect()
+}
+
+/// A [`StoreReader`] sharing an open store's database.
+struct RocksReader {
+    name: String,
+    path: PathBuf,
+    db: Arc<DB>,
+}
+
+impl StoreReader for RocksReader {
+    fn get(&self, key: &[u8]) -> StateResult<Option<Vec<u8>>> {
+        self.db.get(key).map_err(|err| store_error(&self.name, &self.path, "get", err))
+    }
+
+    fn range(&self, from: Option<&[u8]>, to: Option<&[u8]>, limit: usize) -> StateResult<Vec<(Vec<u8>, Vec<u8>)>> {
+        read_range(&self.db, from, to, limit).map_err(|err| store_error(&self.name, &self.path, "range", err))
+    }
+
+    fn last_below(&self, to: &[u8]) -> StateResult<Option<Vec<u8>>> {
+        // Reverse from `to` starts at the greatest key <= `to`.
+        for entry in self.db.iterator(IteratorMode::From(to, Direction::Reverse)) {
+            let (key, _) = entry.map_err(|err| store_error(&self.name, &self.path, "last key", err))?;
+            if &*key < to {
+                return Ok(Some(key.into_vec()));
+            }
+        }
+        Ok(None)
     }
 }
 
@@ -138,25 +199,11 @@ impl KeyValueStore for RocksDbStore {
     }
 
     fn range(&self, from: Option<&[u8]>, to: Option<&[u8]>) -> StateResult<Vec<(Vec<u8>, Vec<u8>)>> {
-        if let (Some(from), Some(to)) = (from, to) {
-            if from >= to {
-                return Ok(Vec::new());
-            }
-        }
-        let mut read_options = ReadOptions::default();
-        if let Some(to) = to {
-            // A bound lets RocksDB stop at `to` rather than read the block past it.
-            read_options.set_iterate_upper_bound(to);
-        }
-        let mode = match from {
-            Some(from) => IteratorMode::From(from, Direction::Forward),
-            None => IteratorMode::Start,
-        };
-        self.db
-            .iterator_opt(mode, read_options)
-            .map(|entry| entry.map(|(key, value)| (key.into_vec(), value.into_vec())))
-            .collect::<Result<_, _>>()
-            .map_err(|err| self.error("range", err))
+        read_range(&self.db, from, to, usize::MAX).map_err(|err| self.error("range", err))
+    }
+
+    fn reader(&self) -> Option<Box<dyn StoreReader>> {
+        Some(Box::new(RocksReader { name: self.name.clone(), path: self.path.clone(), db: self.db.clone() }))
     }
 
     /// One range tombstone per dropped range, then the entries, then the

@@ -191,6 +191,7 @@ impl TopologyTestDriver {
             clock: Clock::Manual(clock.clone()),
             config,
             globals,
+            queryable: Default::default(),
         });
         let mut driver = TopologyTestDriver {
             app,

@@ -35,6 +35,7 @@ pub use builder::{
 pub use joins::JoinWindows;
 #[cfg(test)]
 pub(crate) use joins::StreamJoinKind;
+pub(crate) use windows::query as window_query;
 pub use windows::{Aggregator, EmitMode, Updates, WindowOutput, WindowResult, WindowedStream, Windows, WithTombstones};
 
 use crate::processor::graph::{NodeKind, NodeSpec, TopicName};

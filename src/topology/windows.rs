@@ -367,6 +367,7 @@ type Ctx<'a, K, V, O> = ProcessorContext<'a, (), WinOut<K, V, O>>;
 mod dsl;
 pub(crate) use dsl::late_records_to;
 mod processor;
+pub(crate) mod query;
 mod segmented;
 
 #[cfg(test)]

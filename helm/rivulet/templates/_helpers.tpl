@@ -98,6 +98,9 @@ state_dir, http.listen and shutdown_timeout_ms, which the chart owns.
 {{- if hasKey $http "listen" }}
 {{- fail "config.http.listen is set by the chart (httpPort); remove it from config" }}
 {{- end }}
+{{- if hasKey $http "advertised_address" }}
+{{- fail "config.http.advertised_address is set by the chart (advertisedAddress); remove it from config" }}
+{{- end }}
 {{- $_ := set $http "listen" (printf "0.0.0.0:%d" (int .Values.httpPort)) }}
 {{- $_ := set $config "http" $http }}
 {{- $_ := set $config "state_dir" .Values.persistence.mountPath }}

@@ -100,6 +100,10 @@ impl StoreSpec {
     /// # Ok::<(), rivulet::Error>(())
     /// ```
     pub fn keyed(name: &str) -> StoreSpec {
-        StoreSpec::key_value(name, Serdes::bytes(), Serdes::bytes())
+        StoreSpec::key_value(name, Serdes::bytes(), Serdes::bytes()).queried_as(
+            crate::processor::store::QueryLayout::Internal(
+                "a keyed-state store (StoreSpec::keyed) holds rivulet's own layout of values, lists, maps and timers",
+            ),
+        )
     }
 }

@@ -459,7 +459,7 @@ impl<K: Data, V: Data, R: WindowOutput> WindowedStream<K, V, R> {
             )));
         }
         let mut builder = TopologyBuilder { graph: input.graph.clone() };
-        builder.add_store(segmented::store_spec(name, &windows));
+        builder.add_store(segmented::store_spec(name, &windows).queried_as(query::layout(&windows, &key_serde, &agg)));
         let store = name.to_string();
         let op = format!("WINDOW({})", windows.describe());
         let (ks, vs) = (key_serde.clone(), value_serde.clone());
