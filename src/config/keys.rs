@@ -8,7 +8,9 @@ use std::path::PathBuf;
 use config::{Map, Value, ValueKind};
 
 use super::spec::{is_name_char, names, Accepts, DefaultValue, PerGuarantee, Unit};
-use super::{ConfigError, ErrorPolicy, GroupProtocol, LogFormat, OffsetResetPolicy, ProcessingGuarantee, SubjectNameStrategy};
+use super::{
+    ConfigError, ErrorPolicy, GroupProtocol, LogFormat, OffsetResetPolicy, ProcessingGuarantee, SubjectNameStrategy,
+};
 
 /// One documented config key.
 #[derive(Debug, Clone, Copy)]
