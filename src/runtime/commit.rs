@@ -175,6 +175,7 @@ impl TaskManager {
                     ),
                 })?;
         }
+        producer.forget_refused(&offsets);
         // 4. Apply, and 5. clear.
         for task in self.tasks.values_mut() {
             task.complete_commit().map_err(CommitFailure::Stop)?;

@@ -119,7 +119,8 @@ pub(crate) struct DeliveryTracker {
     deliveries: Mutex<Deliveries>,
     /// The application's metrics and this producer's thread index.
     metrics: Option<(Arc<Metrics>, usize)>,
-    /// Records refused in aborted transactions, until reprocessed.
+    /// Records refused in aborted transactions, until their input records
+    /// are committed.
     refusals: Refusals,
     /// A refused record no input record produced (exactly-once): there is
     /// nothing to route to the policy when processing again.
@@ -443,6 +444,15 @@ impl StreamsProducer {
     /// `topic` in an aborted transaction, why.
     pub(crate) fn refused(&self, source: &SourceOffset, topic: &str) -> Option<String> {
         self.producer.context().refusals.reason(source, topic)
+    }
+
+    /// Forgets the refusals of input records below the committed
+    /// `offsets` (next offset to read per source partition).
+    pub(crate) fn forget_refused(&self, offsets: &TopicPartitionList) {
+        self.producer.context().refusals.forget(|s| {
+            let committed = offsets.find_partition(&s.topic, s.partition).map(|e| e.offset());
+            matches!(committed, Some(rdkafka::Offset::Offset(next)) if s.offset < next)
+        });
     }
 
     /// A refused record that no input record produced (a changelog record,

@@ -193,8 +193,8 @@ struct Refusal {
     reason: String,
 }
 
-/// The refusals of this thread's aborted transactions (the last
-/// [`REMEMBERED`]).
+/// The refusals of this thread's aborted transactions, until their input
+/// records are committed (at most the last [`REMEMBERED`]).
 #[derive(Default)]
 pub(crate) struct Refusals {
     any: AtomicBool,
@@ -214,6 +214,17 @@ impl Refusals {
         }
         list.push_back(Refusal { source, topic, reason });
         self.any.store(true, Ordering::Relaxed);
+    }
+
+    /// Forgets the refusals of input records `committed` says are behind
+    /// the committed offsets: they are not processed again.
+    pub(crate) fn forget(&self, committed: impl Fn(&SourceOffset) -> bool) {
+        if !self.any.load(Ordering::Relaxed) {
+            return;
+        }
+        let mut list = self.list.lock().unwrap_or_else(|e| e.into_inner());
+        list.retain(|r| !committed(&r.source));
+        self.any.store(!list.is_empty(), Ordering::Relaxed);
     }
 
     /// If the broker refused what `source` produced for `topic`, why.
@@ -278,6 +289,10 @@ mod tests {
         assert_eq!(refusals.reason(&at(4), "out"), None);
         assert_eq!(refusals.reason(&at(3), "out").as_deref(), Some("too late"));
         assert_eq!(refusals.reason(&at(3), "out").as_deref(), Some("too late"));
+        refusals.forget(|s| s.offset < 3);
+        assert_eq!(refusals.reason(&at(3), "out").as_deref(), Some("too late"));
+        refusals.forget(|s| s.offset < 4);
+        assert_eq!(refusals.reason(&at(3), "out"), None);
     }
 
     fn failure(partition: i32, key: Option<&str>, value: usize, timestamp: i64, code: C) -> DeliveryFailure {
