@@ -5,7 +5,9 @@
 //! repartition topic fails. Under both guarantees the record goes to
 //! `errors.production` (dead letter, skip or fail) and the application does
 //! not stop in a loop; every good record's output is written once
-//! (`read_committed`). Default commit intervals.
+//! (`read_committed`). Default commit intervals. A refused output that no
+//! input record produced (forwarded at a commit) stops an exactly-once
+//! application with the reason, instead of looping.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod harness;
@@ -16,6 +18,7 @@ use std::time::Duration;
 
 use harness::TestRecord;
 use rivulet::prelude::*;
+use rivulet::processor::{ProcessError, Processor, ProcessorContext};
 use rivulet::RunningApp;
 use serde::{Deserialize, Serialize};
 
@@ -219,4 +222,51 @@ async fn exactly_once_fails_naming_the_broker_reason_and_the_input_record() {
 #[tokio::test(flavor = "multi_thread")]
 async fn at_least_once_fails_naming_the_broker_reason_and_the_input_record() {
     fails_naming_the_reason_and_the_record("at_least_once").await;
+}
+
+/// Forwards, at a commit, the last value it saw with a time years ahead:
+/// an output no input record produced.
+struct AtCommit(Option<String>);
+
+impl Processor<String, String, String, String> for AtCommit {
+    fn process(
+        &mut self,
+        r: Record<String, String>,
+        _: &mut ProcessorContext<'_, String, String>,
+    ) -> Result<(), ProcessError> {
+        self.0 = Some(r.value);
+        Ok(())
+    }
+
+    fn on_commit(&mut self, ctx: &mut ProcessorContext<'_, String, String>) -> Result<(), ProcessError> {
+        match self.0.take() {
+            Some(v) => ctx.forward(Record::new("at-commit".to_string(), v, YEARS_AHEAD)),
+            None => Ok(()),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn exactly_once_stops_naming_the_reason_when_an_output_of_the_commit_is_refused() {
+    let s = setup("refused-commit").await;
+    let mut b = Topology::builder();
+    b.stream(&s.input, Serdes::string(), Serdes::string()).process(&[], || AtCommit(None)).to(
+        &s.output,
+        Serdes::string(),
+        Serdes::string(),
+    );
+    let config = config(&s.app_id, s.state.path(), "exactly_once", "dead_letter");
+    let app = App::new(config).unwrap().start(b.build().unwrap()).unwrap();
+    // Processing again cannot route it to the policy: it stops, not loops.
+    harness::eventually("the application stops", TIMEOUT, || {
+        if app.has_stopped() {
+            Ok(())
+        } else {
+            Err("running".into())
+        }
+    });
+    let err = app.shutdown().unwrap_err().to_string();
+    assert!(err.contains("INVALID_TIMESTAMP") && err.contains("2033-05-18"), "the broker's reason: {err}");
+    assert!(err.contains(&s.output), "the topic written: {err}");
+    assert!(err.contains("no input record produced it"), "why it stops: {err}");
 }
