@@ -178,9 +178,8 @@ async fn skips_the_refused_record(guarantee: &str) {
     app.shutdown().unwrap();
 }
 
-async fn fails_naming_the_reason_and_the_record(guarantee: &str) {
-    let s = setup(&format!("refused-fail-{}", &guarantee[..2])).await;
-    let app = start(&s, guarantee, "fail");
+/// Waits until `app` stops, and returns its error.
+fn error_it_stops_with(app: RunningApp) -> String {
     harness::eventually("the application stops", TIMEOUT, || {
         if app.has_stopped() {
             Ok(())
@@ -188,7 +187,13 @@ async fn fails_naming_the_reason_and_the_record(guarantee: &str) {
             Err("running".into())
         }
     });
-    let err = app.shutdown().unwrap_err().to_string();
+    app.shutdown().unwrap_err().to_string()
+}
+
+async fn fails_naming_the_reason_and_the_record(guarantee: &str) {
+    let s = setup(&format!("refused-fail-{}", &guarantee[..2])).await;
+    let app = start(&s, guarantee, "fail");
+    let err = error_it_stops_with(app);
     assert!(err.contains("INVALID_TIMESTAMP"), "the broker's reason: {err}");
     assert!(err.contains(&format!("{}-readings-repartition", s.app_id)), "the topic written: {err}");
     assert!(err.contains(&format!("topic {} partition 0 offset {BAD}", s.input)), "the input record: {err}");
@@ -258,14 +263,7 @@ async fn exactly_once_stops_naming_the_reason_when_an_output_of_the_commit_is_re
     let config = config(&s.app_id, s.state.path(), "exactly_once", "dead_letter");
     let app = App::new(config).unwrap().start(b.build().unwrap()).unwrap();
     // Processing again cannot route it to the policy: it stops, not loops.
-    harness::eventually("the application stops", TIMEOUT, || {
-        if app.has_stopped() {
-            Ok(())
-        } else {
-            Err("running".into())
-        }
-    });
-    let err = app.shutdown().unwrap_err().to_string();
+    let err = error_it_stops_with(app);
     assert!(err.contains("INVALID_TIMESTAMP") && err.contains("2033-05-18"), "the broker's reason: {err}");
     assert!(err.contains(&s.output), "the topic written: {err}");
     assert!(err.contains("no input record produced it"), "why it stops: {err}");
