@@ -18,18 +18,23 @@
 //! (`INVALID_PRODUCER_EPOCH`, `OUT_OF_ORDER_SEQUENCE_NUMBER`: the runtime's
 //! classifier), a permission (`TOPIC_AUTHORIZATION_FAILED`: stops with the
 //! ACL to grant) or the topic's configuration for every record
-//! (`UNSUPPORTED_FOR_MESSAGE_FORMAT`). librdkafka fails the other records
-//! of a batch that held a refused record with `_INVALID_DIFFERENT_RECORD`:
-//! they are not at fault and are sent again (at-least-once) or reprocessed
-//! (exactly-once).
+//! (`UNSUPPORTED_FOR_MESSAGE_FORMAT`).
 //!
-//! The two size errors are the batch's: librdkafka does not split a batch
+//! The broker refuses a whole batch. librdkafka may fail the other records
+//! of the batch with `_INVALID_DIFFERENT_RECORD` (KIP-467's record errors),
+//! but under transactions it reports the batch's error for every record in
+//! it (seen on Kafka 4.3.1: 41 records, all `INVALID_TIMESTAMP`), so
+//! [`culprits`] picks the record at fault by what the error says; the
+//! others are sent again (at-least-once) or reprocessed (exactly-once). The
+//! two size errors are the batch's own: librdkafka does not split a batch
 //! the broker finds too large (the Java producer does), so with a topic
 //! whose `max.message.bytes` is below the producer's `message.max.bytes`
-//! (1,000,000 by default, below the broker's default of 1,048,588) small
-//! records can be refused together, and each goes to the policy. A record
-//! larger than the producer's own `message.max.bytes` is refused before it
-//! is sent, with the record at hand.
+//! (1,000,000 by default, below the broker's default of 1,048,588) a batch
+//! of small records is refused; its largest record goes to the policy,
+//! wrongly (keep `message.max.bytes` at or below the topics'
+//! `max.message.bytes`; docs/configuration.md says so). A record larger than
+//! the producer's own `message.max.bytes` is refused before it is sent,
+//! with the record at hand.
 //!
 //! Each output remembers the input record it was produced for (the
 //! delivery report's opaque, [`Source`]). Under at-least-once a refused
@@ -42,7 +47,11 @@
 //! record the policy meets while processing), skipped, or the application
 //! stops naming it. The rest of the aborted transaction is processed again
 //! and written once. Kafka Streams hands such errors to its
-//! `ProductionExceptionHandler` (`RecordCollectorImpl.recordSendError`).
+//! `ProductionExceptionHandler` (`RecordCollectorImpl.recordSendError`:
+//! fail, or continue and drop the record); under exactly-once its producer
+//! leaves the transaction to abort all the same, and the reprocessing
+//! meets the record again. Remembering the refusal for the reprocessing is
+//! rivulet's own.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
