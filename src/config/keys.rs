@@ -239,7 +239,9 @@ pub(crate) const ERRORS_PRODUCTION: KeySpec = KeySpec {
     name: "errors.production",
     default: DefaultValue::Text("fail"),
     accepts: Accepts::OneOf(&POLICY_NAMES),
-    doc: "The same choice for an output record the producer rejects (for example too large).",
+    doc: "The same choice for an output record the producer or the broker refuses for a reason of the record \
+          itself (too large, a timestamp out of the topic's range, an invalid record), under both guarantees; see \
+          [Records the broker refuses](#records-the-broker-refuses).",
 };
 pub(crate) const ERRORS_DEAD_LETTER_TOPIC: KeySpec = KeySpec {
     name: "errors.dead_letter_topic",

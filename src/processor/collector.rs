@@ -8,7 +8,7 @@
 
 use crate::processor::time::MARKER_HEADER;
 use crate::processor::{wall_clock_ms, ProcessError};
-use crate::record::Headers;
+use crate::record::{Headers, SourceOffset};
 
 /// A record on its way out of a task, as bytes.
 #[derive(Debug, Clone, Copy)]
@@ -28,6 +28,9 @@ pub(crate) struct Outgoing<'a> {
     /// For records to a repartition topic: the writing task's watermark,
     /// sent as the `rivulet.upstream` header after `headers`.
     pub(crate) mark: Option<&'a [u8]>,
+    /// The input record it is produced for (`None` for changelog records,
+    /// markers, dead letters, and outputs of timers and of the commit).
+    pub(crate) source: Option<&'a SourceOffset>,
 }
 
 /// Where a task's records go. An implementation writes records
@@ -58,6 +61,7 @@ pub(crate) trait Collector {
             timestamp,
             headers: &headers,
             mark: None,
+            source: None,
         };
         self.produce(marker)
     }
@@ -72,7 +76,7 @@ pub(crate) trait Collector {
         headers: &Headers,
     ) -> Result<(), ProcessError> {
         let timestamp = wall_clock_ms();
-        self.produce(Outgoing { topic, partition: None, key, value, timestamp, headers, mark: None })
+        self.produce(Outgoing { topic, partition: None, key, value, timestamp, headers, mark: None, source: None })
     }
 
     /// The highest offset delivered to a changelog partition since the last

@@ -8,6 +8,7 @@
 //! observed when it is sent (`rivulet_end_to_end_latency_seconds`), for
 //! outputs only: not changelog, repartition or dead-letter records.
 
+use std::cell::RefCell;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,8 +21,10 @@ use crate::processor::collector::{Collector, Outgoing};
 use crate::processor::time::RECORD_MARK_HEADER;
 use crate::processor::wall_clock_ms;
 use crate::processor::ProcessError;
+use crate::record::SourceOffset;
 use crate::runtime::producer::StreamsProducer;
-pub(crate) use crate::runtime::producer::{DeliveryFailure, DeliveryTracker, ThreadProducer};
+pub(crate) use crate::runtime::producer::{DeliveryFailure, DeliveryTracker, FailureCause, ThreadProducer};
+use crate::runtime::refused::{Sent, Source};
 
 /// Sends records through the thread's producer; under exactly-once the
 /// first record of a commit cycle begins its transaction.
@@ -29,6 +32,9 @@ pub(crate) use crate::runtime::producer::{DeliveryFailure, DeliveryTracker, Thre
 pub(crate) struct RecordCollector {
     producer: StreamsProducer,
     latency: Option<Arc<OutputLatency>>,
+    /// The input record of the last output, shared by its outputs'
+    /// delivery reports.
+    source: RefCell<Source>,
 }
 
 /// Observes how old output records are when they are sent.
@@ -51,7 +57,8 @@ impl OutputLatency {
 
 impl RecordCollector {
     pub(crate) fn new(producer: Arc<ThreadProducer>, transactional: bool) -> Self {
-        RecordCollector { producer: StreamsProducer::new(producer, transactional), latency: None }
+        let source = RefCell::new(Arc::new(Sent { source: None, timestamp: 0 }));
+        RecordCollector { producer: StreamsProducer::new(producer, transactional), latency: None, source }
     }
 
     /// Observes the end-to-end latency of output records into `metrics`.
@@ -79,6 +86,16 @@ impl RecordCollector {
     pub(crate) fn take_failures(&self) -> Vec<DeliveryFailure> {
         self.producer.take_failures()
     }
+
+    /// The opaque of a record for its delivery report: the last one again
+    /// while the input record and the timestamp stay the same.
+    fn sent(&self, source: Option<&SourceOffset>, timestamp: i64) -> Source {
+        let mut last = self.source.borrow_mut();
+        if last.timestamp != timestamp || last.source.as_ref() != source {
+            *last = Arc::new(Sent { source: source.cloned(), timestamp });
+        }
+        last.clone()
+    }
 }
 
 impl Collector for RecordCollector {
@@ -86,11 +103,21 @@ impl Collector for RecordCollector {
     /// reports; any other refusal is a production error for the policy.
     fn produce(&self, out: Outgoing<'_>) -> Result<(), ProcessError> {
         let topic = out.topic;
+        // Refused in an aborted transaction: to the policy this time.
+        if let Some(reason) = out.source.and_then(|s| self.producer.refused(s, topic)) {
+            return Err(ProcessError::Produce {
+                topic: topic.to_string(),
+                reason,
+                key: out.key.map(<[u8]>::to_vec),
+                value: out.value.map(<[u8]>::to_vec),
+            });
+        }
         self.producer.begin().map_err(|e| ProcessError::TransactionFailed {
             topic: topic.to_string(),
             reason: format!("cannot begin a transaction: {e}"),
         })?;
-        let mut record: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(topic).timestamp(out.timestamp);
+        let mut record =
+            BaseRecord::with_opaque_to(topic, self.sent(out.source, out.timestamp)).timestamp(out.timestamp);
         if let Some(p) = out.partition {
             record = record.partition(p);
         }

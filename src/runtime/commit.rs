@@ -8,8 +8,11 @@
 //! 2. **Deliver.** The producer is flushed: outputs, repartition, marker
 //!    and changelog records are all delivered. A failed delivery goes to
 //!    the production-error policy under at-least-once (under `fail` the
-//!    cycle stops here, so no offset passes an undelivered output); under
-//!    exactly-once it makes the transaction abort.
+//!    cycle stops here, so no offset passes an undelivered output), but a
+//!    record failed only because another of its batch was refused is sent
+//!    again; under exactly-once it makes the transaction abort, and a record
+//!    the broker refused for a reason of its own goes to the policy when
+//!    its input record is processed again (`runtime::refused`).
 //! 3. **Commit the offsets.** The one step where the guarantees differ:
 //!    at-least-once commits the consumed offsets with the consumer;
 //!    exactly-once sends them with the consumer's group metadata (so a
@@ -41,9 +44,12 @@ use crate::config::ProcessingGuarantee;
 use crate::error::kafka::{classify, KafkaErrorKind};
 use crate::error::{Error, Result};
 use crate::metrics::CommitResult;
+use crate::processor::collector::{Collector, Outgoing};
+use crate::processor::wall_clock_ms;
 use crate::record::Headers;
-use crate::runtime::collector::DeliveryFailure;
+use crate::runtime::collector::{DeliveryFailure, FailureCause};
 use crate::runtime::policy::{handle_bad_record, Original};
+use crate::runtime::refused::culprits;
 use crate::runtime::retry::{retrying, RETRY_FOR};
 use crate::runtime::stats::RuntimeStats;
 use crate::runtime::task::Task;
@@ -169,6 +175,7 @@ impl TaskManager {
                     ),
                 })?;
         }
+        producer.forget_refused(&offsets);
         // 4. Apply, and 5. clear.
         for task in self.tasks.values_mut() {
             task.complete_commit().map_err(CommitFailure::Stop)?;
@@ -191,25 +198,65 @@ impl TaskManager {
                 }
             };
             if self.exactly_once() {
-                return match failures.first() {
-                    // Retrying the transaction would be refused again.
-                    Some(f) if f.denied => Err(CommitFailure::Stop(Error::NotAuthorized(f.reason.clone()))),
-                    Some(f) => Err(CommitFailure::Abort(format!("delivery to {} failed: {}", f.topic, f.reason))),
-                    None => Ok(()),
-                };
+                // Retrying the transaction would be refused again.
+                if let Some(f) = failures.iter().find(|f| f.cause == FailureCause::Denied) {
+                    return Err(CommitFailure::Stop(Error::NotAuthorized(f.reason.clone())));
+                }
+                // The refused record's report names the broker's reason;
+                // the others' are its consequences.
+                let first = failures.first().map(|f| format!("delivery to {} failed: {}", f.topic, f.reason));
+                let why = self.collector.producer().remember_refused(failures).or(first);
+                if let Some(f) = self.collector.producer().take_unroutable() {
+                    return Err(CommitFailure::Stop(unroutable(f)));
+                }
+                return why.map_or(Ok(()), |why| Err(CommitFailure::Abort(why)));
             }
             if failures.is_empty() {
                 return Ok(());
             }
-            // Dead-lettered failures are new outputs: flush again.
-            for f in failures {
-                let DeliveryFailure { topic, key, value, reason, .. } = f;
-                let error = ProcessError::Produce { topic, reason, key: key.clone(), value: value.clone() };
-                let original = Original { key: key.as_deref(), value: value.as_deref(), headers: Headers::new() };
-                handle_bad_record(&self.app, &self.collector, error, None, Some(original))
-                    .map_err(CommitFailure::Stop)?;
+            // Dead-lettered and resent failures are new outputs: flush again.
+            let (refused, others): (Vec<_>, Vec<_>) =
+                failures.into_iter().partition(|f| f.cause == FailureCause::Refused);
+            let at_fault = culprits(&refused);
+            let refused = refused.into_iter().enumerate().map(|(i, f)| (f, at_fault.binary_search(&i).is_ok()));
+            let others = others.into_iter().map(|f| {
+                let at_fault = f.cause != FailureCause::OtherRecord;
+                (f, at_fault)
+            });
+            for (f, at_fault) in refused.chain(others) {
+                self.delivery_failed(f, at_fault).map_err(CommitFailure::Stop)?;
             }
         }
+    }
+
+    /// At-least-once: a record failed only because another of its batch
+    /// was refused (not `at_fault`) is sent again; any other failure goes
+    /// to the policy, with the input record that produced it.
+    fn delivery_failed(&self, f: DeliveryFailure, at_fault: bool) -> Result<()> {
+        let source = f.source.as_ref();
+        let error = if !at_fault {
+            let again = Outgoing {
+                topic: &f.topic,
+                partition: Some(f.partition),
+                key: f.key.as_deref(),
+                value: f.value.as_deref(),
+                timestamp: f.timestamp.unwrap_or_else(wall_clock_ms),
+                headers: &f.headers,
+                mark: None,
+                source,
+            };
+            match self.collector.produce(again) {
+                Ok(()) => return Ok(()),
+                Err(e) => e,
+            }
+        } else {
+            ProcessError::Produce { topic: f.topic, reason: f.reason, key: f.key.clone(), value: f.value.clone() }
+        };
+        if !error.is_record_error() {
+            return Err(Error::record(source, error));
+        }
+        let original = Original { key: f.key.as_deref(), value: f.value.as_deref(), headers: Headers::new() };
+        handle_bad_record(&self.app, &self.collector, error, source, Some(original))
     }
 
     pub(super) fn consumed_offsets(&self) -> Result<TopicPartitionList> {
@@ -241,6 +288,9 @@ impl TaskManager {
             }
             Err(e) => return Err(Error::Internal(format!("the transaction could not be aborted: {e}"))),
         }
+        if let Some(f) = self.collector.producer().take_unroutable() {
+            return Err(unroutable(f));
+        }
         let mut tpl = TopicPartitionList::new();
         for task in self.tasks.values() {
             for (topic, partition) in task.consumed_partitions() {
@@ -268,4 +318,15 @@ impl TaskManager {
         }
         Ok(())
     }
+}
+
+/// Exactly-once: the broker refused a record no input record produced, so
+/// processing again cannot route it to `errors.production`: stop, naming it.
+fn unroutable(f: DeliveryFailure) -> Error {
+    let reason = format!(
+        "{}; no input record produced it (a changelog record, or an output of a timer or of the commit), \
+         so under exactly-once it cannot go to errors.production",
+        f.reason
+    );
+    Error::record(None, ProcessError::Produce { topic: f.topic, reason, key: f.key, value: f.value })
 }

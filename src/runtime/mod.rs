@@ -17,6 +17,7 @@ pub(crate) mod offset_reset;
 pub(crate) mod policy;
 pub(crate) mod producer;
 pub(crate) mod purge;
+pub(crate) mod refused;
 pub(crate) mod restore;
 pub(crate) mod retry;
 pub(crate) mod stats;

@@ -25,9 +25,11 @@
 //! [`DeliveryTracker`], records what it learns in delivery reports: the
 //! highest offset written per changelog partition (the offset the local
 //! store is brought up to at commit) and every record that failed, for the
-//! production-error policy. Delivery reports are served on the processing
-//! thread, from `poll` and `flush`. It also counts the records the broker
-//! acknowledged per topic (`rivulet_records_produced_total`).
+//! production-error policy, with the input record it was produced for
+//! (the record's opaque; see `runtime::refused`). Delivery reports are
+//! served on the processing thread, from `poll` and `flush`. It also counts
+//! the records the broker acknowledged per topic
+//! (`rivulet_records_produced_total`).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -37,12 +39,15 @@ use std::time::{Duration, Instant};
 use prometheus::IntCounter;
 use rdkafka::consumer::ConsumerGroupMetadata;
 use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
+use rdkafka::message::Headers as _;
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
 use rdkafka::statistics::Statistics;
 use rdkafka::{ClientContext, Message, TopicPartitionList};
 
 use crate::error::kafka::{classify, is_authorization, KafkaErrorKind};
 use crate::metrics::Metrics;
+use crate::record::{Headers, SourceOffset};
+use crate::runtime::refused::{culprits, refusal, Refusals, Source};
 use crate::runtime::retry::{abort_is_retriable, retrying, retrying_when, RETRY_FOR};
 
 /// How long one transaction call may take.
@@ -62,12 +67,32 @@ const MAX_POLLS: usize = 32;
 #[derive(Debug, Clone)]
 pub(crate) struct DeliveryFailure {
     pub(crate) topic: String,
+    pub(crate) partition: i32,
     pub(crate) key: Option<Vec<u8>>,
     pub(crate) value: Option<Vec<u8>>,
+    pub(crate) timestamp: Option<i64>,
+    pub(crate) headers: Headers,
+    /// The input record it was produced for, if any.
+    pub(crate) source: Option<SourceOffset>,
     pub(crate) reason: String,
+    pub(crate) code: Option<RDKafkaErrorCode>,
+    pub(crate) cause: FailureCause,
+}
+
+/// Why a delivery failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FailureCause {
     /// The broker refused for lack of WRITE on the topic: `reason` names
     /// the ACL to grant.
-    pub(crate) denied: bool,
+    Denied,
+    /// The broker refused the record for a reason of its own
+    /// (`runtime::refused`): sending it again would be refused again.
+    Refused,
+    /// Another record of its batch was refused (librdkafka's
+    /// `_INVALID_DIFFERENT_RECORD`): this one may be sent again.
+    OtherRecord,
+    /// Anything else (its time ran out, ...).
+    Other,
 }
 
 #[derive(Default)]
@@ -94,12 +119,18 @@ pub(crate) struct DeliveryTracker {
     deliveries: Mutex<Deliveries>,
     /// The application's metrics and this producer's thread index.
     metrics: Option<(Arc<Metrics>, usize)>,
+    /// Records refused in aborted transactions, until their input records
+    /// are committed.
+    refusals: Refusals,
+    /// A refused record no input record produced (exactly-once): there is
+    /// nothing to route to the policy when processing again.
+    unroutable: Mutex<Option<DeliveryFailure>>,
 }
 
 impl DeliveryTracker {
     /// A tracker that feeds the metrics of processing thread `thread`.
     pub(crate) fn with_metrics(metrics: Arc<Metrics>, thread: usize) -> Self {
-        DeliveryTracker { deliveries: Mutex::default(), metrics: Some((metrics, thread)) }
+        DeliveryTracker { metrics: Some((metrics, thread)), ..DeliveryTracker::default() }
     }
 }
 
@@ -112,9 +143,9 @@ impl ClientContext for DeliveryTracker {
 }
 
 impl ProducerContext for DeliveryTracker {
-    type DeliveryOpaque = ();
+    type DeliveryOpaque = Source;
 
-    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+    fn delivery(&self, result: &DeliveryResult<'_>, source: Source) {
         // A poisoned lock still holds every report gathered so far; losing
         // one would lose a failed delivery.
         let mut d = self.deliveries.lock().unwrap_or_else(|e| e.into_inner());
@@ -151,23 +182,34 @@ impl ProducerContext for DeliveryTracker {
                 }
             }
             Err((e, m)) => {
-                let denied = is_authorization(e);
-                let reason = if denied {
-                    crate::error::Error::not_authorized(
-                        &format!("WRITE topic '{}'", m.topic()),
-                        "WRITE on that topic",
-                        &e.to_string(),
-                    )
-                    .to_string()
+                // A failed report has the broker's timestamp (-1).
+                let timestamp = Some(source.timestamp);
+                let size = m.key_len() + m.payload_len();
+                let (cause, reason) = if is_authorization(e) {
+                    let topic = format!("WRITE topic '{}'", m.topic());
+                    let denied = crate::error::Error::not_authorized(&topic, "WRITE on that topic", &e.to_string());
+                    (FailureCause::Denied, denied.to_string())
+                } else if let Some(why) = refusal(e, timestamp, size) {
+                    (FailureCause::Refused, why)
+                } else if e.rdkafka_error_code() == Some(RDKafkaErrorCode::InvalidDifferentRecord) {
+                    (FailureCause::OtherRecord, e.to_string())
                 } else {
-                    e.to_string()
+                    (FailureCause::Other, e.to_string())
                 };
+                let headers = m
+                    .headers()
+                    .map(|hs| hs.iter().map(|h| (h.key.to_string(), h.value.map(<[u8]>::to_vec))).collect::<Headers>());
                 d.failures.push(DeliveryFailure {
                     topic: m.topic().to_string(),
+                    partition: m.partition(),
                     key: m.key().map(<[u8]>::to_vec),
                     value: m.payload().map(<[u8]>::to_vec),
+                    timestamp,
+                    headers: headers.unwrap_or_default(),
+                    source: source.source.clone(),
                     reason,
-                    denied,
+                    code: e.rdkafka_error_code(),
+                    cause,
                 })
             }
         }
@@ -239,7 +281,7 @@ impl StreamsProducer {
 
     /// Queues one record, inside the open transaction (begun if need be).
     /// A full queue is drained by serving delivery reports.
-    pub(crate) fn send(&self, mut record: BaseRecord<'_, [u8], [u8]>) -> KafkaResult<()> {
+    pub(crate) fn send(&self, mut record: BaseRecord<'_, [u8], [u8], Source>) -> KafkaResult<()> {
         self.begin()?;
         loop {
             match self.producer.send(record) {
@@ -363,8 +405,59 @@ impl StreamsProducer {
             self.producer.abort_transaction(ABORT_ATTEMPT_TIMEOUT)
         };
         retrying_when(abort_is_retriable, "aborting the transaction", RETRY_FOR, abort)?;
-        let _ = self.take_failures();
+        let _ = self.remember_refused(self.take_failures());
         self.set(TxnState::Ready);
         Ok(true)
+    }
+
+    /// Exactly-once, the transaction failed: remembers which of `failures`
+    /// the broker refused for a reason of their own, so that processing
+    /// their input records again sends them to the policy
+    /// ([`refused`](Self::refused)); keeps one no input record produced for
+    /// [`take_unroutable`](Self::take_unroutable). The other failures are
+    /// processed again. Returns the first refused record's topic and reason.
+    pub(crate) fn remember_refused(&self, failures: Vec<DeliveryFailure>) -> Option<String> {
+        let mut first = None;
+        let tracker = self.producer.context();
+        let (refused, _): (Vec<_>, Vec<_>) = failures.into_iter().partition(|f| f.cause == FailureCause::Refused);
+        let at_fault = culprits(&refused);
+        let refused = refused.into_iter().enumerate().filter(|(i, _)| at_fault.binary_search(i).is_ok());
+        for (_, f) in refused {
+            first.get_or_insert_with(|| format!("delivery to {} failed: {}", f.topic, f.reason));
+            match &f.source {
+                Some(source) => {
+                    tracing::warn!(
+                        topic = %f.topic, record = %source, reason = %f.reason,
+                        "the broker refused a record; it goes to errors.production when its input record is processed again"
+                    );
+                    tracker.refusals.remember(source.clone(), f.topic, f.reason);
+                }
+                None => {
+                    tracker.unroutable.lock().unwrap_or_else(|e| e.into_inner()).get_or_insert(f);
+                }
+            }
+        }
+        first
+    }
+
+    /// If the broker refused what the input record `source` produced for
+    /// `topic` in an aborted transaction, why.
+    pub(crate) fn refused(&self, source: &SourceOffset, topic: &str) -> Option<String> {
+        self.producer.context().refusals.reason(source, topic)
+    }
+
+    /// Forgets the refusals of input records below the committed
+    /// `offsets` (next offset to read per source partition).
+    pub(crate) fn forget_refused(&self, offsets: &TopicPartitionList) {
+        self.producer.context().refusals.forget(|s| {
+            let committed = offsets.find_partition(&s.topic, s.partition).map(|e| e.offset());
+            matches!(committed, Some(rdkafka::Offset::Offset(next)) if s.offset < next)
+        });
+    }
+
+    /// A refused record that no input record produced (a changelog record,
+    /// a marker, an output of a timer or of the commit), if any.
+    pub(crate) fn take_unroutable(&self) -> Option<DeliveryFailure> {
+        self.producer.context().unroutable.lock().unwrap_or_else(|e| e.into_inner()).take()
     }
 }

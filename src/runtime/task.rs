@@ -379,6 +379,7 @@ impl Task {
                     timestamp: self.ctx.clock.now_ms(),
                     headers: &Headers::new(),
                     mark: None,
+                    source: None,
                 })?;
             }
             self.pending.push((i, dropped, batch));
@@ -427,8 +428,12 @@ impl Task {
         };
         let mut value = std::mem::take(&mut self.ctx.key_buf);
         encode_mark(self.id.partition, self.ctx.shuffle.tasks, mark, &mut value);
+        // A marker's timestamp is for the broker only (the mark is in the
+        // header): a watermark ahead of the clock, from a record's time
+        // years ahead, must not have the broker refuse the marker
+        // (`message.timestamp.after.max.ms`, `runtime::refused`).
         let timestamp = match mark {
-            Mark::At(wm) => wm.max(0),
+            Mark::At(wm) => wm.clamp(0, now.max(0)),
             Mark::Idle => now,
         };
         let mut result = Ok(());

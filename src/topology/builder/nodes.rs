@@ -178,6 +178,7 @@ impl<K: 'static, V: 'static> Node<K, V> for SinkNode<K, V> {
                 timestamp: record.timestamp,
                 headers: &record.headers,
                 mark: mark.as_deref(),
+                source: task.source.as_ref(),
             })
         })();
         task.key_buf = key;
