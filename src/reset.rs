@@ -280,22 +280,14 @@ fn internal_topics_to_delete<'a>(
 /// Fails while `group` has members, naming them (Kafka Streams'
 /// `maybeDeleteActiveConsumers`, without its `--force`).
 fn check_no_members(consumer: &BaseConsumer, group: &str, bootstrap: &str) -> Result<()> {
-    let groups = consumer.fetch_group_list(Some(group), TIMEOUT).map_err(|e| {
-        Error::kafka(
-            format!(
-                "describing consumer group {group} (is the broker up and kafka.bootstrap_servers = {bootstrap} \
-                 right?)"
-            ),
-            e,
-        )
+    let members = crate::kafka::group_members::group_members(consumer, group, TIMEOUT).map_err(|why| {
+        Error::Reset(format!(
+            "describing consumer group {group} failed: {why} (is the broker up and kafka.bootstrap_servers = \
+             {bootstrap} right? the reset's principal needs DESCRIBE on the group)"
+        ))
     })?;
-    let members: Vec<String> = groups
-        .groups()
-        .iter()
-        .filter(|g| g.name() == group)
-        .flat_map(|g| g.members())
-        .map(|m| format!("{} on {}", m.client_id(), m.client_host().trim_start_matches('/')))
-        .collect();
+    let members: Vec<String> =
+        members.iter().map(|m| format!("{} on {}", m.client_id, m.host.trim_start_matches('/'))).collect();
     if members.is_empty() {
         return Ok(());
     }

@@ -9,6 +9,7 @@
 
 pub(crate) mod admin;
 pub mod embedded;
+pub(crate) mod group_members;
 
 use rdkafka::ClientConfig;
 
