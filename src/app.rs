@@ -34,6 +34,7 @@ use crate::metrics::Metrics;
 use crate::processor::Clock;
 use crate::runtime::purge::RecordPurger;
 use crate::runtime::stats::{RuntimeStats, StatsSnapshot, ThreadPhase};
+use crate::runtime::task_manager::bounded::BoundedRun;
 use crate::runtime::thread;
 use crate::runtime::AppContext;
 use crate::state::{StateDirLock, StateResources};
@@ -141,6 +142,11 @@ impl App {
         let shutdown_timeout = config.shutdown_timeout;
         let purger = RecordPurger::start(&config, plan.repartition_topics)?;
         let globals = crate::runtime::global::open_stores(&config, &topology)?;
+        let shutdown = Arc::new(AtomicBool::new(false));
+        let bounded = match config.bounded.enabled {
+            true => Some(Arc::new(BoundedRun::start(&config, &topology, &plan.partitions, shutdown.clone())?)),
+            false => None,
+        };
         let app = Arc::new(AppContext {
             dead_letter_topic: config.dead_letter_topic(),
             config,
@@ -153,8 +159,8 @@ impl App {
             purger,
             clock: Clock::System,
             globals,
+            bounded,
         });
-        let shutdown = Arc::new(AtomicBool::new(false));
         let mut threads = Vec::new();
         if !app.topology.globals.is_empty() {
             stats.globals_loading();
@@ -204,9 +210,32 @@ impl App {
         Ok(RunningApp { shutdown, threads, stats, http: Some(http), shutdown_timeout, _state_lock: state_lock })
     }
 
+    /// Reads every input to the end offsets seen at start, processes,
+    /// commits and returns `Ok`: the topology as a batch job (a bounded
+    /// run; the same as [`run`](Self::run) with `bounded.enabled = true`).
+    /// Records the run writes to repartition topics are processed too;
+    /// with `bounded.close_windows_at_end` (the default) every window
+    /// closes at the end of input. A second run finds nothing new and
+    /// returns at once. See README.md, "Bounded runs".
+    ///
+    /// ```no_run
+    /// use rivulet::prelude::*;
+    /// # fn topology() -> Result<Topology> { unimplemented!() }
+    /// fn main() -> Result<()> {
+    ///     // Exits 0 once everything up to the ends is processed and committed.
+    ///     App::new(Config::load()?)?.run_to_end(topology()?)
+    /// }
+    /// ```
+    pub fn run_to_end(mut self, topology: Topology) -> Result<()> {
+        self.config.bounded.enabled = true;
+        self.run(topology)
+    }
+
     /// Runs until SIGTERM or SIGINT, then shuts down gracefully within
     /// `shutdown_timeout_ms` (see the module docs), or until a processing
-    /// thread fails (then returns its error).
+    /// thread fails (then returns its error). With `bounded.enabled` it
+    /// stops by itself at the end of its input, as
+    /// [`run_to_end`](Self::run_to_end).
     ///
     /// ```no_run
     /// use rivulet::prelude::*;

@@ -103,6 +103,10 @@ impl Tree {
         let processing = self.get(&ERRORS_PROCESSING, |s, v| one_of(s, v, &POLICIES))?;
         let production = self.get(&ERRORS_PRODUCTION, |s, v| one_of(s, v, &POLICIES))?;
         let dead_letter_topic = self.get_set(&ERRORS_DEAD_LETTER_TOPIC, name)?.unwrap_or_default();
+        let bounded = super::BoundedConfig {
+            enabled: self.get(&BOUNDED_ENABLED, boolean)?,
+            close_windows_at_end: self.get(&BOUNDED_CLOSE_WINDOWS_AT_END, boolean)?,
+        };
         let listen = self.get(&HTTP_LISTEN, socket_addr)?;
         let format = self.get(&LOG_FORMAT, |s, v| one_of(s, v, &LOG_FORMATS))?;
         let level = self.get(&LOG_LEVEL, log_filter)?;
@@ -142,6 +146,7 @@ impl Tree {
                 window_changelog_additional_retention_ms,
             },
             errors: ErrorsConfig { deserialization, processing, production, dead_letter_topic },
+            bounded,
             http: HttpConfig { listen },
             log: LogConfig { format, level },
             kafka: KafkaConfig { bootstrap_servers, common, consumer, producer },

@@ -60,6 +60,8 @@ pub(crate) struct AppContext {
     pub(crate) clock: Clock,
     /// The global tables' stores (written by the global thread).
     pub(crate) globals: GlobalStores,
+    /// A bounded run's shared state (`None`: the run is continuous).
+    pub(crate) bounded: Option<Arc<task_manager::bounded::BoundedRun>>,
 }
 
 impl AppContext {

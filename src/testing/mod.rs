@@ -191,6 +191,7 @@ impl TopologyTestDriver {
             clock: Clock::Manual(clock.clone()),
             config,
             globals,
+            bounded: None,
         });
         let mut driver = TopologyTestDriver {
             app,

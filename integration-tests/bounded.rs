@@ -1,0 +1,168 @@
+//! Bounded runs on a real broker (`App::run_to_end`): a backlog produced
+//! before the run is regrouped by a new key (through a repartition topic),
+//! counted per tumbling window with `emit_final`, and the run exits with
+//! `Ok` with every window in the output, the last ones closed at the end of
+//! input; a second run adds nothing. Under both guarantees, with the default
+//! commit interval. An empty input ends at once.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod harness;
+
+use std::collections::BTreeMap;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use harness::TestRecord;
+use rivulet::prelude::*;
+
+const PARTITIONS: i32 = 2;
+const WINDOW_MS: i64 = 10_000;
+/// A bound on one run, so a test never hangs; not a measure.
+const RUN_BOUND: Duration = Duration::from_secs(180);
+/// September 2020.
+const START: i64 = 1_600_000_000_000;
+
+/// Counts the input's values per value (a new key: a repartition) per
+/// 10 s tumbling window, emitted once when the window closes, as
+/// `<value>@<window start>` -> count.
+fn windowed_counts(input: &str, output: &str) -> Topology {
+    let mut b = Topology::builder();
+    b.stream(input, Serdes::string(), Serdes::string())
+        .group_by(|_, v: &String| v.clone(), Serdes::string())
+        .windowed_by(Windows::tumbling(Duration::from_millis(WINDOW_MS as u64)))
+        .emit_final()
+        .count("per-value")
+        .map(|w, n| (format!("{}@{}", w.key, w.start), n.to_string()))
+        .to(output, Serdes::string(), Serdes::string());
+    b.build().unwrap()
+}
+
+/// `n` records, one per second of event time in each partition, over 3
+/// values; and the count expected per `<value>@<window start>`.
+fn backlog(n: usize) -> (Vec<TestRecord>, BTreeMap<String, String>) {
+    let mut expected: BTreeMap<String, i64> = BTreeMap::new();
+    let records = (0..n)
+        .map(|i| {
+            let value = format!("v{}", i % 3);
+            let ts = START + (i as i64 / PARTITIONS as i64) * 1_000;
+            *expected.entry(format!("{value}@{}", ts - ts.rem_euclid(WINDOW_MS))).or_default() += 1;
+            TestRecord {
+                partition: (i % PARTITIONS as usize) as i32,
+                timestamp: Some(ts),
+                ..TestRecord::kv(&format!("k{i}"), &value)
+            }
+        })
+        .collect();
+    (records, expected.into_iter().map(|(k, n)| (k, n.to_string())).collect())
+}
+
+/// Runs `run_to_end` on its own thread.
+fn spawn_run(config: rivulet::Config, topology: Topology) -> mpsc::Receiver<rivulet::Result<()>> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let result = App::new(config).and_then(|app| app.run_to_end(topology));
+        let _ = tx.send(result);
+    });
+    rx
+}
+
+/// The result of a run, failing the test past [`RUN_BOUND`].
+fn ended(run: &mpsc::Receiver<rivulet::Result<()>>) -> rivulet::Result<()> {
+    run.recv_timeout(RUN_BOUND).unwrap_or_else(|_| panic!("run_to_end did not end within {RUN_BOUND:?}"))
+}
+
+/// Runs `run_to_end` and returns its result and how long it took.
+fn run_to_end(config: rivulet::Config, topology: Topology) -> (rivulet::Result<()>, Duration) {
+    let started = Instant::now();
+    let result = ended(&spawn_run(config, topology));
+    (result, started.elapsed())
+}
+
+/// The output records per key, in order.
+fn by_key(output: &str) -> BTreeMap<String, Vec<String>> {
+    let mut got: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for r in harness::read_committed(output) {
+        got.entry(r.key_str().to_string()).or_default().push(r.value_str().to_string());
+    }
+    got
+}
+
+/// What [`by_key`] must find: each window once, with its count.
+fn once_each(expected: &BTreeMap<String, String>) -> BTreeMap<String, Vec<String>> {
+    expected.iter().map(|(k, n)| (k.clone(), vec![n.clone()])).collect()
+}
+
+fn config(app_id: &str, state: &std::path::Path, guarantee: &str) -> rivulet::Config {
+    // The default commit interval of the guarantee: a bounded run commits
+    // at the end of its input without waiting for it.
+    harness::app_config(
+        app_id,
+        state,
+        &[("RIVULET__PROCESSING_GUARANTEE", guarantee), ("RIVULET__COMMIT_INTERVAL_MS", "")],
+    )
+}
+
+async fn a_backlog_is_read_to_its_end(guarantee: &str) {
+    let input = harness::new_history_topic("bounded-in", PARTITIONS).await;
+    let output = harness::new_history_topic("bounded-out", PARTITIONS).await;
+    let app_id = harness::unique("bounded");
+    let state = tempfile::tempdir().unwrap();
+    let (records, expected) = backlog(600);
+    harness::produce_many(&input, &records).await;
+
+    let (result, took) = run_to_end(config(&app_id, state.path(), guarantee), windowed_counts(&input, &output));
+    result.unwrap();
+    eprintln!("the first run took {took:?}");
+    let first = harness::read_committed(&output);
+    // Every window, the last ones (closed only by the end of input)
+    // included, once each, with its count.
+    assert_eq!(by_key(&output), once_each(&expected));
+    let ends: Vec<Option<i64>> = harness::watermarks(&input).iter().map(|(_, high)| Some(*high)).collect();
+    assert_eq!(harness::committed_offsets(&app_id, &input, PARTITIONS), ends, "the input is committed to its end");
+
+    // Again: nothing new to read, nothing written.
+    let (result, took) = run_to_end(config(&app_id, state.path(), guarantee), windowed_counts(&input, &output));
+    result.unwrap();
+    eprintln!("the second run took {took:?}");
+    assert_eq!(harness::read_committed(&output), first, "a second run writes nothing");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_backlog_is_read_to_its_end_and_every_window_closes_under_at_least_once() {
+    a_backlog_is_read_to_its_end("at_least_once").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_backlog_is_read_to_its_end_and_every_window_closes_under_exactly_once() {
+    a_backlog_is_read_to_its_end("exactly_once").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_empty_input_ends_at_once() {
+    let input = harness::new_topic("bounded-empty-in", PARTITIONS).await;
+    let output = harness::new_topic("bounded-empty-out", PARTITIONS).await;
+    let app_id = harness::unique("bounded-empty");
+    let state = tempfile::tempdir().unwrap();
+    let (result, took) = run_to_end(config(&app_id, state.path(), "exactly_once"), windowed_counts(&input, &output));
+    result.unwrap();
+    assert!(harness::read_committed(&output).is_empty());
+    eprintln!("an empty input ended in {took:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_instances_each_end_the_partitions_they_own() {
+    let input = harness::new_history_topic("bounded-two-in", PARTITIONS).await;
+    let output = harness::new_history_topic("bounded-two-out", PARTITIONS).await;
+    let app_id = harness::unique("bounded-two");
+    let (records, expected) = backlog(2_000);
+    harness::produce_many(&input, &records).await;
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let runs: Vec<_> = [&a, &b]
+        .iter()
+        .map(|state| spawn_run(config(&app_id, state.path(), "exactly_once"), windowed_counts(&input, &output)))
+        .collect();
+    for run in &runs {
+        ended(run).unwrap();
+    }
+    assert_eq!(by_key(&output), once_each(&expected));
+}
