@@ -63,8 +63,11 @@ pub(crate) struct BoundedRun {
     close_windows: bool,
     /// Each sub-topology's source topics (resolved), internal or not.
     sources: Vec<Vec<(String, bool)>>,
-    /// Repartition topic -> the sub-topology writing it.
-    writers: HashMap<String, usize>,
+    /// Repartition topic -> the sub-topologies writing it.
+    writers: HashMap<String, BTreeSet<usize>>,
+    /// Lists repartition topics' ends: their high watermarks, whatever the
+    /// isolation level (see [`look`](Self::look)).
+    lister: BaseConsumer,
     partitions: Vec<i32>,
     /// Topic -> partition -> (low, end): input topics from the start,
     /// repartition topics once their writer is done.
@@ -106,6 +109,10 @@ impl BoundedRun {
         let consumer: BaseConsumer = client_config(config, ClientRole::Consumer)?
             .create()
             .map_err(|e| Error::kafka("creating the consumer that reads the end offsets", e))?;
+        let lister: BaseConsumer = client_config(config, ClientRole::Consumer)?
+            .set("isolation.level", "read_uncommitted")
+            .create()
+            .map_err(|e| Error::kafka("creating the consumer that reads the end offsets", e))?;
         let mut ends = Ends::new();
         for (st, topics) in sources.iter().enumerate() {
             for (topic, _) in topics.iter().filter(|(_, internal)| !internal) {
@@ -119,6 +126,7 @@ impl BoundedRun {
             close_windows: config.bounded.close_windows_at_end,
             sources,
             writers,
+            lister,
             partitions: partitions.to_vec(),
             ends: Mutex::new(ends),
             version: AtomicU64::new(1),
@@ -131,7 +139,15 @@ impl BoundedRun {
 
     /// Asks the group, at most every [`LOOK_EVERY`] and one thread at a
     /// time, which writers of repartition topics are done, and takes the
-    /// end offsets of their topics.
+    /// end offsets of the topics whose writers all are.
+    ///
+    /// A repartition topic's end is its high watermark, under exactly-once
+    /// too: the writers' offsets can be visible (their commit marker is in
+    /// `__consumer_offsets`) a moment before the marker that moves the
+    /// topic's last stable offset past their records. Every record below
+    /// the high watermark was written by a transaction that is decided or
+    /// will be (the writers are done; a zombie's open one times out), so a
+    /// `read_committed` reader's position gets there.
     fn look<C: ConsumerContext>(&self, consumer: &BaseConsumer<C>) -> Result<()> {
         let Ok(mut looked) = self.looked.try_lock() else { return Ok(()) };
         if looked.is_some_and(|at| at.elapsed() < LOOK_EVERY) {
@@ -139,24 +155,31 @@ impl BoundedRun {
         }
         *looked = Some(Instant::now());
         loop {
-            let pending: BTreeSet<usize> = {
-                let done = lock(&self.done);
-                self.writers.values().copied().filter(|w| !done.contains(w)).collect()
-            };
             let mut progressed = false;
-            for writer in pending {
-                if !self.writer_done(consumer, writer)? {
+            for (topic, writers) in &self.writers {
+                if lock(&self.ends).contains_key(topic) {
                     continue;
                 }
-                lock(&self.done).insert(writer);
-                for topic in self.writers.iter().filter(|(_, &w)| w == writer).map(|(t, _)| t) {
-                    let reader = self.sources.iter().position(|s| s.iter().any(|(t, _)| t == topic));
-                    let n = reader.and_then(|r| self.partitions.get(r).copied()).unwrap_or(0);
-                    let found = partition_ends(consumer, topic, n)?;
-                    tracing::info!(topic = %topic, ends = ?found.values().map(|e| e.1).collect::<Vec<_>>(), "bounded run: every task writing this repartition topic is done; its ends");
-                    lock(&self.ends).insert(topic.clone(), found);
-                    self.version.fetch_add(1, Ordering::Relaxed);
+                let mut all_done = true;
+                for &writer in writers {
+                    if lock(&self.done).contains(&writer) {
+                        continue;
+                    }
+                    if self.writer_done(consumer, writer)? {
+                        lock(&self.done).insert(writer);
+                    } else {
+                        all_done = false;
+                    }
                 }
+                if !all_done {
+                    continue;
+                }
+                let reader = self.sources.iter().position(|s| s.iter().any(|(t, _)| t == topic));
+                let n = reader.and_then(|r| self.partitions.get(r).copied()).unwrap_or(0);
+                let found = partition_ends(&self.lister, topic, n)?;
+                tracing::info!(topic = %topic, ends = ?found.values().map(|e| e.1).collect::<Vec<_>>(), "bounded run: every task writing this repartition topic is done; its ends");
+                lock(&self.ends).insert(topic.clone(), found);
+                self.version.fetch_add(1, Ordering::Relaxed);
                 progressed = true;
             }
             if !progressed {
@@ -206,8 +229,8 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Each internal topic some sub-topology reads -> the sub-topology writing it.
-fn writers(topology: &Topology, app: &str) -> HashMap<String, usize> {
+/// Each internal topic some sub-topology reads -> the sub-topologies writing it.
+fn writers(topology: &Topology, app: &str) -> HashMap<String, BTreeSet<usize>> {
     let read: BTreeSet<String> = topology
         .subtopologies
         .iter()
@@ -218,7 +241,7 @@ fn writers(topology: &Topology, app: &str) -> HashMap<String, usize> {
     let mut writers = HashMap::new();
     for st in &topology.subtopologies {
         for t in st.sinks.iter().map(|t| t.resolve(app)).filter(|t| read.contains(t)) {
-            writers.insert(t, st.id);
+            writers.entry(t).or_insert_with(BTreeSet::new).insert(st.id);
         }
     }
     writers
@@ -229,7 +252,7 @@ fn writers(topology: &Topology, app: &str) -> HashMap<String, usize> {
 pub(crate) fn upstreams(topology: &Topology, app: &str) -> Vec<BTreeSet<usize>> {
     let writers = writers(topology, app);
     let of = |st: &crate::topology::Subtopology| {
-        st.sources.iter().filter_map(|(_, t)| writers.get(&t.resolve(app)).copied()).collect()
+        st.sources.iter().filter_map(|(_, t)| writers.get(&t.resolve(app))).flatten().copied().collect()
     };
     topology.subtopologies.iter().map(of).collect()
 }
