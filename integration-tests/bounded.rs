@@ -4,7 +4,8 @@
 //! `Ok` with every window in the output, the last ones closed at the end of
 //! input; a second run adds nothing. Under both guarantees, with the default
 //! commit interval. An empty input ends at once, also on a thread given no
-//! partition; two instances share the work through a rebalance.
+//! partition; two instances share the work through a rebalance; a chain of
+//! two repartitions ends sub-topology after sub-topology.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod harness;
@@ -28,14 +29,21 @@ const START: i64 = 1_600_000_000_000;
 /// `<value>@<window start>` -> count.
 fn windowed_counts(input: &str, output: &str) -> Topology {
     let mut b = Topology::builder();
+    count_windows(&mut b, input).map(|w, n| (format!("{}@{}", w.key, w.start), n.to_string())).to(
+        output,
+        Serdes::string(),
+        Serdes::string(),
+    );
+    b.build().unwrap()
+}
+
+/// The input's values counted per value per 10 s tumbling window (`emit_final`).
+fn count_windows(b: &mut rivulet::topology::TopologyBuilder, input: &str) -> KStream<Windowed<String>, i64> {
     b.stream(input, Serdes::string(), Serdes::string())
         .group_by(|_, v: &String| v.clone(), Serdes::string())
         .windowed_by(Windows::tumbling(Duration::from_millis(WINDOW_MS as u64)))
         .emit_final()
         .count("per-value")
-        .map(|w, n| (format!("{}@{}", w.key, w.start), n.to_string()))
-        .to(output, Serdes::string(), Serdes::string());
-    b.build().unwrap()
 }
 
 /// `n` records, one per second of event time in each partition, over 3
@@ -170,4 +178,35 @@ async fn two_instances_each_end_the_partitions_they_own() {
         ended(run).unwrap();
     }
     assert_eq!(by_key(&output), once_each(&expected));
+}
+
+/// The windowed counts of [`windowed_counts`], regrouped once more (a
+/// second repartition) and summed per value: the sums hold every window,
+/// the ones the end of input closes included, only when the last
+/// sub-topology waits for the middle one to end.
+fn summed_window_counts(input: &str, output: &str) -> Topology {
+    let mut b = Topology::builder();
+    count_windows(&mut b, input)
+        .map(|w, n| (w.key, n))
+        .group_by(|value: &String, _| value.clone(), Serdes::string())
+        .aggregate("sums", || 0i64, |_, n: i64, sum| sum + n, Serdes::i64())
+        .to_stream()
+        .map_values(|sum: i64| sum.to_string())
+        .to(output, Serdes::string(), Serdes::string());
+    b.build().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_chain_of_two_repartitions_ends_in_turn() {
+    let input = harness::new_history_topic("bounded-chain-in", PARTITIONS).await;
+    let output = harness::new_history_topic("bounded-chain-out", PARTITIONS).await;
+    let app_id = harness::unique("bounded-chain");
+    let state = tempfile::tempdir().unwrap();
+    let (records, _) = backlog(900);
+    harness::produce_many(&input, &records).await;
+    let (result, _) = run_to_end(config(&app_id, state.path(), "exactly_once"), summed_window_counts(&input, &output));
+    result.unwrap();
+    let totals: BTreeMap<String, String> =
+        ["v0", "v1", "v2"].iter().map(|v| (v.to_string(), "300".to_string())).collect();
+    assert_eq!(harness::latest_by_key(&output), totals);
 }
