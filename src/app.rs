@@ -85,7 +85,8 @@ impl App {
 
     /// Starts the HTTP server on `http.listen`, checks topics, creates
     /// internal topics and starts `num_threads` processing threads; returns
-    /// at once.
+    /// at once. With `bounded.enabled` the threads stop by themselves at
+    /// the end of their input (see [`run_to_end`](Self::run_to_end)).
     ///
     /// ```
     /// # use std::time::{Duration, Instant};

@@ -102,3 +102,28 @@ fn after_the_end_the_watermark_told_downstream_is_the_datas() {
     t.reset(0);
     assert_eq!((t.watermark(), t.reported()), (i64::MIN, i64::MIN));
 }
+
+#[test]
+fn a_foreign_key_join_has_no_end_of_input() {
+    let mut b = Topology::builder();
+    let orders = b.table("orders", "orders", Serdes::string(), Serdes::string());
+    let customers = b.table("customers", "customers", Serdes::string(), Serdes::string());
+    orders
+        .join_foreign_key(
+            &customers,
+            "orders-customers",
+            |o: &String| o.clone(),
+            |_, o, c| format!("{o}{c}"),
+            Serdes::string(),
+        )
+        .to_stream()
+        .to("out", Serdes::string(), Serdes::string());
+    let topology = b.build().unwrap();
+    assert!(crate::runtime::task_manager::bounded::in_cycle(&topology, APP).is_some());
+    let err = driver(topology).end_input().unwrap_err().to_string();
+    assert!(err.contains("reads what it writes"), "{err}");
+    assert_eq!(
+        crate::runtime::task_manager::bounded::in_cycle(&counts(Windows::session(Duration::from_secs(1))), APP),
+        None
+    );
+}
