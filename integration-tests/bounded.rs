@@ -5,7 +5,8 @@
 //! input; a second run adds nothing. Under both guarantees, with the default
 //! commit interval. An empty input ends at once, also on a thread given no
 //! partition; two instances share the work through a rebalance; a chain of
-//! two repartitions ends sub-topology after sub-topology.
+//! two repartitions ends sub-topology after sub-topology; `run --to-end` on
+//! the command line of `rivulet::main` exits 0.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod harness;
@@ -101,6 +102,23 @@ fn once_each(expected: &BTreeMap<String, String>) -> BTreeMap<String, Vec<String
     expected.iter().map(|(k, n)| (k.clone(), vec![n.clone()])).collect()
 }
 
+/// Input and output topics, an application id, and the input's backlog
+/// of `n` records already produced; the counts [`backlog`] expects.
+struct Backlog {
+    input: String,
+    output: String,
+    app_id: String,
+    expected: BTreeMap<String, String>,
+}
+
+async fn with_backlog(prefix: &str, n: usize) -> Backlog {
+    let input = harness::new_history_topic(&format!("{prefix}-in"), PARTITIONS).await;
+    let output = harness::new_history_topic(&format!("{prefix}-out"), PARTITIONS).await;
+    let (records, expected) = backlog(n);
+    harness::produce_many(&input, &records).await;
+    Backlog { input, output, app_id: harness::unique(prefix), expected }
+}
+
 fn config(app_id: &str, state: &std::path::Path, guarantee: &str) -> rivulet::Config {
     // The default commit interval of the guarantee: a bounded run commits
     // at the end of its input without waiting for it.
@@ -112,12 +130,8 @@ fn config(app_id: &str, state: &std::path::Path, guarantee: &str) -> rivulet::Co
 }
 
 async fn a_backlog_is_read_to_its_end(guarantee: &str) {
-    let input = harness::new_history_topic("bounded-in", PARTITIONS).await;
-    let output = harness::new_history_topic("bounded-out", PARTITIONS).await;
-    let app_id = harness::unique("bounded");
+    let Backlog { input, output, app_id, expected } = with_backlog("bounded", 600).await;
     let state = tempfile::tempdir().unwrap();
-    let (records, expected) = backlog(600);
-    harness::produce_many(&input, &records).await;
 
     let (result, took) = run_to_end(config(&app_id, state.path(), guarantee), windowed_counts(&input, &output));
     result.unwrap();
@@ -164,11 +178,7 @@ async fn an_empty_input_ends_at_once() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn two_instances_each_end_the_partitions_they_own() {
-    let input = harness::new_history_topic("bounded-two-in", PARTITIONS).await;
-    let output = harness::new_history_topic("bounded-two-out", PARTITIONS).await;
-    let app_id = harness::unique("bounded-two");
-    let (records, expected) = backlog(2_000);
-    harness::produce_many(&input, &records).await;
+    let Backlog { input, output, app_id, expected } = with_backlog("bounded-two", 2_000).await;
     let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let runs: Vec<_> = [&a, &b]
         .iter()
@@ -198,15 +208,33 @@ fn summed_window_counts(input: &str, output: &str) -> Topology {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_chain_of_two_repartitions_ends_in_turn() {
-    let input = harness::new_history_topic("bounded-chain-in", PARTITIONS).await;
-    let output = harness::new_history_topic("bounded-chain-out", PARTITIONS).await;
-    let app_id = harness::unique("bounded-chain");
+    let Backlog { input, output, app_id, .. } = with_backlog("bounded-chain", 900).await;
     let state = tempfile::tempdir().unwrap();
-    let (records, _) = backlog(900);
-    harness::produce_many(&input, &records).await;
     let (result, _) = run_to_end(config(&app_id, state.path(), "exactly_once"), summed_window_counts(&input, &output));
     result.unwrap();
     let totals: BTreeMap<String, String> =
         ["v0", "v1", "v2"].iter().map(|v| (v.to_string(), "300".to_string())).collect();
     assert_eq!(harness::latest_by_key(&output), totals);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn run_to_end_on_the_command_line_exits_0() {
+    let Backlog { input, output, app_id, expected } = with_backlog("bounded-cli", 200).await;
+    let state = tempfile::tempdir().unwrap();
+    let loader = rivulet::Config::loader().env([
+        ("RIVULET__APPLICATION_ID", app_id.as_str()),
+        ("RIVULET__INSTANCE_ID", "cli"),
+        ("RIVULET__KAFKA__BOOTSTRAP_SERVERS", harness::bootstrap()),
+        ("RIVULET__STATE_DIR", state.path().to_str().unwrap()),
+        ("RIVULET__HTTP__LISTEN", "127.0.0.1:0"),
+    ]);
+    let (tx, rx) = mpsc::channel();
+    let (i, o) = (input.clone(), output.clone());
+    std::thread::spawn(move || {
+        let code = rivulet::Main::new(loader).args(["run", "--to-end"]).main(|_| Ok(windowed_counts(&i, &o)));
+        let _ = tx.send(code);
+    });
+    let code = rx.recv_timeout(RUN_BOUND).unwrap_or_else(|_| panic!("run --to-end did not end within {RUN_BOUND:?}"));
+    assert_eq!(code, std::process::ExitCode::SUCCESS);
+    assert_eq!(by_key(&output), once_each(&expected));
 }
