@@ -6,7 +6,9 @@
 //! commit interval. An empty input ends at once, also on a thread given no
 //! partition; two instances share the work through a rebalance; a chain of
 //! two repartitions ends sub-topology after sub-topology; `run --to-end` on
-//! the command line of `rivulet::main` exits 0.
+//! the command line of `rivulet::main` exits 0; under exactly-once a run
+//! ends at the last stable offset (a transaction open at start is the next
+//! run's).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod harness;
@@ -237,4 +239,54 @@ async fn run_to_end_on_the_command_line_exits_0() {
     let code = rx.recv_timeout(RUN_BOUND).unwrap_or_else(|_| panic!("run --to-end did not end within {RUN_BOUND:?}"));
     assert_eq!(code, std::process::ExitCode::SUCCESS);
     assert_eq!(by_key(&output), once_each(&expected));
+}
+
+/// Sends `values` to partition 0 of `topic` in the producer's open transaction.
+async fn send_in_transaction(producer: &rdkafka::producer::FutureProducer, topic: &str, values: &[&str]) {
+    use rdkafka::producer::Producer;
+    producer.begin_transaction().unwrap();
+    for v in values {
+        let r = TestRecord::kv(v, v);
+        producer.send(r.to_future_record(topic), Duration::from_secs(10)).await.map_err(|(e, _)| e).unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn under_exactly_once_the_run_ends_at_the_last_stable_offset() {
+    use rdkafka::producer::Producer;
+    let input = harness::new_topic("bounded-lso-in", 1).await;
+    let output = harness::new_topic("bounded-lso-out", 1).await;
+    let app_id = harness::unique("bounded-lso");
+    let state = tempfile::tempdir().unwrap();
+    let producer: rdkafka::producer::FutureProducer =
+        harness::client_config().set("transactional.id", harness::unique("bounded-lso-txn")).create().unwrap();
+    producer.init_transactions(Duration::from_secs(30)).unwrap();
+    send_in_transaction(&producer, &input, &["a1", "a2"]).await;
+    producer.commit_transaction(Duration::from_secs(30)).unwrap();
+    send_in_transaction(&producer, &input, &["aborted"]).await;
+    producer.abort_transaction(Duration::from_secs(30)).unwrap();
+    send_in_transaction(&producer, &input, &["c1"]).await;
+    producer.commit_transaction(Duration::from_secs(30)).unwrap();
+    // Open while the run starts and ends: past the last stable offset.
+    send_in_transaction(&producer, &input, &["open"]).await;
+
+    let copy = || {
+        let mut b = Topology::builder();
+        b.stream(&input, Serdes::string(), Serdes::string()).map_values(|v: String| v.to_uppercase()).to(
+            &output,
+            Serdes::string(),
+            Serdes::string(),
+        );
+        b.build().unwrap()
+    };
+    let values = || harness::read_committed(&output).iter().map(|r| r.value_str().to_string()).collect::<Vec<_>>();
+    let (result, _) = run_to_end(config(&app_id, state.path(), "exactly_once"), copy());
+    result.unwrap();
+    assert_eq!(values(), ["A1", "A2", "C1"]);
+
+    // Committed since, it is the next run's.
+    producer.commit_transaction(Duration::from_secs(30)).unwrap();
+    let (result, _) = run_to_end(config(&app_id, state.path(), "exactly_once"), copy());
+    result.unwrap();
+    assert_eq!(values(), ["A1", "A2", "C1", "OPEN"]);
 }
