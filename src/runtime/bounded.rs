@@ -386,16 +386,17 @@ impl TaskManager {
             consumer.pause(&self.source_partitions(*id)?).map_err(|e| Error::kafka(format!("pausing task {id}"), e))?;
             self.bounded.paused.insert(*id);
         }
-        // After an abort a task is not ended any more: it reads again.
+        // After an abort a task is not ended any more: it reads again. A
+        // task gone in a rebalance is remembered: if its partitions come
+        // back, they may come back paused.
         for id in std::mem::take(&mut self.bounded.paused) {
             match self.tasks.get(&id) {
-                Some(task) if task.ended() => {
-                    self.bounded.paused.insert(id);
-                }
-                Some(_) => consumer
+                Some(task) if !task.ended() => consumer
                     .resume(&self.source_partitions(id)?)
                     .map_err(|e| Error::kafka(format!("resuming task {id}"), e))?,
-                None => {}
+                _ => {
+                    self.bounded.paused.insert(id);
+                }
             }
         }
         if !finished.is_empty() {
