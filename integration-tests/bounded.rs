@@ -8,7 +8,8 @@
 //! two repartitions ends sub-topology after sub-topology; `run --to-end` on
 //! the command line of `rivulet::main` exits 0; under exactly-once a run
 //! ends at the last stable offset (a transaction open at start is the next
-//! run's).
+//! run's); a SIGTERM stops a run with an error, and the next run finishes
+//! it.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod harness;
@@ -289,4 +290,60 @@ async fn under_exactly_once_the_run_ends_at_the_last_stable_offset() {
     let (result, _) = run_to_end(config(&app_id, state.path(), "exactly_once"), copy());
     result.unwrap();
     assert_eq!(values(), ["A1", "A2", "C1", "OPEN"]);
+}
+
+/// Not a test of its own: the body of the child process of
+/// [`a_sigterm_stops_a_bounded_run_with_an_error`]. It runs `run_to_end` on a
+/// slow copy of its input and exits 3 with the error's message on stderr
+/// when the run returns an error. In a normal test run it returns at once.
+#[test]
+fn child_process_entry_point_for_bounded_runs() {
+    let Some(spec) = harness::child::spec() else { return };
+    let _ = tracing_subscriber::fmt().with_env_filter("warn,rivulet=info").with_writer(std::io::stderr).try_init();
+    let parts: Vec<&str> = spec.split('|').collect();
+    let [input, output, app_id, state_dir] = parts[..] else { panic!("bad child spec: {spec}") };
+    let config = config(app_id, std::path::Path::new(state_dir), "exactly_once");
+    if let Err(e) = App::new(config).unwrap().run_to_end(copy(input, output, Duration::from_millis(5))) {
+        eprintln!("run_to_end failed: {e}");
+        std::process::exit(3);
+    }
+}
+
+/// Copies `input` to `output`, `delay` per record.
+fn copy(input: &str, output: &str, delay: Duration) -> Topology {
+    let mut b = Topology::builder();
+    b.stream(input, Serdes::string(), Serdes::string())
+        .map_values(move |v: String| {
+            std::thread::sleep(delay);
+            v
+        })
+        .to(output, Serdes::string(), Serdes::string());
+    b.build().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_sigterm_stops_a_bounded_run_with_an_error() {
+    let Backlog { input, output, app_id, .. } = with_backlog("bounded-term", 3_000).await;
+    let state = tempfile::tempdir().unwrap();
+    let spec = format!("{input}|{output}|{app_id}|{}", state.path().display());
+    let mut child = harness::child::ChildApp::spawn_test("child_process_entry_point_for_bounded_runs", &spec);
+    harness::eventually("the child commits output", RUN_BOUND, || match harness::read_committed(&output).len() {
+        n if n >= 100 => Ok(()),
+        n => Err(format!("{n} outputs")),
+    });
+    child.signal(nix::sys::signal::Signal::SIGTERM);
+    let status = child.wait(Duration::from_secs(60));
+    let log = child.log();
+    assert_eq!(status.code(), Some(3), "a bounded run stopped half-way fails; log:\n{log}");
+    assert!(log.contains("stopped by SIGTERM before the end of its input"), "{log}");
+    let copied = harness::read_committed(&output).len();
+    assert!(copied < 3_000, "the run was stopped before the end: {copied} copied");
+
+    // The next run goes on from what was committed: each record once.
+    let (result, _) = run_to_end(config(&app_id, state.path(), "exactly_once"), copy(&input, &output, Duration::ZERO));
+    result.unwrap();
+    let mut values: Vec<String> = harness::read_committed(&output).iter().map(|r| r.key_str().to_string()).collect();
+    values.sort();
+    values.dedup();
+    assert_eq!((values.len(), harness::read_committed(&output).len()), (3_000, 3_000));
 }

@@ -248,6 +248,8 @@ impl App {
     /// }
     /// ```
     pub fn run(self, topology: Topology) -> Result<()> {
+        let bounded = self.config.bounded.enabled;
+        let mut signalled = None;
         let running = self.start(topology)?;
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -263,6 +265,7 @@ impl App {
                             timeout_ms = running.shutdown_timeout.as_millis() as u64,
                             "shutting down: committing and closing the tasks"
                         );
+                        signalled = Some(name);
                         break;
                     }
                     _ = tokio::time::sleep(Duration::from_millis(200)) => {
@@ -304,7 +307,15 @@ impl App {
         let started = Instant::now();
         let result = running.shutdown();
         tracing::info!(ok = result.is_ok(), elapsed_ms = started.elapsed().as_millis() as u64, "stopped");
-        result
+        match signalled {
+            // A batch job stopped half-way must not look finished (a
+            // Kubernetes Job would count it as succeeded).
+            Some(signal) if bounded && result.is_ok() => Err(Error::Interrupted(format!(
+                "the bounded run was stopped by {signal} before the end of its input; what it processed is \
+                 committed, and running it again goes on from there"
+            ))),
+            _ => result,
+        }
     }
 }
 

@@ -101,10 +101,10 @@ impl BoundedRun {
             .collect();
         let writers = writers(topology, app);
         if let Some(st) = in_cycle(topology, app) {
-            return Err(Error::Internal(format!(
+            return Err(Error::Topology(crate::processor::TopologyError::Invalid(format!(
                 "a bounded run cannot end this topology: sub-topology {st} reads, through internal topics, what it \
-                 writes (a foreign-key join does), so no end offset marks the end of its input"
-            )));
+                 writes (a foreign-key join does), so no end offset marks the end of its input; run it continuously"
+            ))));
         }
         let consumer: BaseConsumer = client_config(config, ClientRole::Consumer)?
             .create()

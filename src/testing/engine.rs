@@ -41,7 +41,8 @@ impl TopologyTestDriver {
         let app = &self.app.config.application_id;
         let upstreams = crate::runtime::task_manager::bounded::upstreams(&self.app.topology, app);
         if let Some(st) = crate::runtime::task_manager::bounded::in_cycle(&self.app.topology, app) {
-            return Err(Error::Internal(format!("sub-topology {st} reads what it writes: its input has no end")));
+            let why = format!("sub-topology {st} reads what it writes (a foreign-key join): its input has no end");
+            return Err(Error::Topology(crate::processor::TopologyError::Invalid(why)));
         }
         let close = self.app.config.bounded.close_windows_at_end;
         let mut ended = vec![false; self.tasks.len()];
