@@ -20,6 +20,10 @@
 //! committing anything more: what was not committed is processed again
 //! after the restart, and under exactly-once the open transaction is
 //! aborted by the next instance with the same `instance_id`.
+//!
+//! A bounded run ([`App::run_to_end`]) stops by itself at the end of its
+//! input and returns `Ok`; stopped by a signal before that, it shuts down
+//! the same way but returns [`Error::Interrupted`].
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
