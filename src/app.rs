@@ -19,11 +19,8 @@
 //! the timeout, 128 + the signal number after a second signal) without
 //! committing anything more: what was not committed is processed again
 //! after the restart, and under exactly-once the open transaction is
-//! aborted by the next instance with the same `instance_id`.
-//!
-//! A bounded run ([`App::run_to_end`]) stops by itself at the end of its
-//! input and returns `Ok`; stopped by a signal before that, it shuts down
-//! the same way but returns [`Error::Interrupted`].
+//! aborted by the next instance with the same `instance_id`. A bounded run
+//! ([`App::run_to_end`]) stopped so returns [`Error::Interrupted`].
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -221,7 +218,8 @@ impl App {
     /// Records the run writes to repartition topics are processed too;
     /// with `bounded.close_windows_at_end` (the default) every window
     /// closes at the end of input. A second run finds nothing new and
-    /// returns at once. See README.md, "Bounded runs".
+    /// returns at once. A signal stops it as [`run`](Self::run) but it then
+    /// returns [`Error::Interrupted`]. See README.md, "Bounded runs".
     ///
     /// ```no_run
     /// use rivulet::prelude::*;
