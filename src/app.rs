@@ -145,10 +145,9 @@ impl App {
         let purger = RecordPurger::start(&config, plan.repartition_topics)?;
         let globals = crate::runtime::global::open_stores(&config, &topology)?;
         let shutdown = Arc::new(AtomicBool::new(false));
-        let bounded = match config.bounded.enabled {
-            true => Some(Arc::new(BoundedRun::start(&config, &topology, &plan.partitions, shutdown.clone())?)),
-            false => None,
-        };
+        let bounded =
+            config.bounded.enabled.then(|| BoundedRun::start(&config, &topology, &plan.partitions, shutdown.clone()));
+        let bounded = bounded.transpose()?.map(Arc::new);
         let app = Arc::new(AppContext {
             dead_letter_topic: config.dead_letter_topic(),
             config,
