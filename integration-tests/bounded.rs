@@ -9,7 +9,7 @@
 //! the command line of `rivulet::main` exits 0; under exactly-once a run
 //! ends at the last stable offset (a transaction open at start is the next
 //! run's); a SIGTERM stops a run with an error, and the next run finishes
-//! it.
+//! it; an instance that finished waits for the partitions of one killed.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod harness;
@@ -346,4 +346,45 @@ async fn a_sigterm_stops_a_bounded_run_with_an_error() {
     values.sort();
     values.dedup();
     assert_eq!((values.len(), harness::read_committed(&output).len()), (3_000, 3_000));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_instance_that_finished_waits_for_the_partitions_of_one_that_crashed() {
+    let Backlog { input, output, app_id, .. } = with_backlog("bounded-crash", 3_000).await;
+    let (a, c) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    // The slow instance, killed half-way.
+    let spec = format!("{input}|{output}|{app_id}|{}", c.path().display());
+    let mut crashing = harness::child::ChildApp::spawn_test("child_process_entry_point_for_bounded_runs", &spec);
+    harness::eventually("the slow instance commits output", RUN_BOUND, || {
+        match harness::read_committed(&output).len() {
+            n if n >= 100 => Ok(()),
+            n => Err(format!("{n} outputs")),
+        }
+    });
+    // A fast one joins, takes a partition and finishes it.
+    let run = spawn_run(config(&app_id, a.path(), "exactly_once"), copy(&input, &output, Duration::ZERO));
+    harness::eventually("a partition read to its end", RUN_BOUND, || {
+        let committed = harness::committed_offsets(&app_id, &input, PARTITIONS);
+        match committed.iter().filter(|o| **o == Some(3_000 / PARTITIONS as i64)).count() {
+            0 => Err(format!("committed {committed:?}")),
+            _ => Ok(()),
+        }
+    });
+    crashing.kill();
+    // The group gives the crashed instance's partition to the one left,
+    // which stays until every partition is done.
+    ended(&run).unwrap();
+    // Each record once, once the crashed instance's open transaction is
+    // aborted (transaction.timeout.ms, 10 s): until then read_committed
+    // readers of the output stop where it began.
+    harness::eventually("every record copied once", RUN_BOUND, || {
+        let mut keys: Vec<String> = harness::read_committed(&output).iter().map(|r| r.key_str().to_string()).collect();
+        let total = keys.len();
+        keys.sort();
+        keys.dedup();
+        match (keys.len(), total) {
+            (3_000, 3_000) => Ok(()),
+            got => Err(format!("(distinct, total) = {got:?}")),
+        }
+    });
 }

@@ -23,9 +23,13 @@
 //!   becomes infinite and every window closes (see
 //!   `TaskTime::end_of_input`), and its offsets become the ends, committed
 //!   with [`DONE`] at once. Records past an end are not processed.
-//! - **A thread is done** when it has partitions and every task of it is
-//!   done and committed; when every thread of the instance is, the instance
-//!   stops as after SIGTERM and `run_to_end` returns `Ok`.
+//! - **A thread is done** when it has its assignment and every task of it
+//!   is done and committed. When every thread of the instance is, and the
+//!   group's committed offsets show every partition of every sub-topology
+//!   done (at this instance's ends), the instance stops as after SIGTERM and
+//!   `run_to_end` returns `Ok`. Until then it stays in the group, idle, so
+//!   the partitions of a member that crashed come to it (after the
+//!   member's session timeout) and are finished.
 //!
 //! A topology whose sub-topologies feed each other in a cycle (the
 //! foreign-key join) is refused: the end of such a loop is not defined by
@@ -149,11 +153,21 @@ impl BoundedRun {
     /// will be (the writers are done; a zombie's open one times out), so a
     /// `read_committed` reader's position gets there.
     fn look<C: ConsumerContext>(&self, consumer: &BaseConsumer<C>) -> Result<()> {
-        let Ok(mut looked) = self.looked.try_lock() else { return Ok(()) };
+        self.rarely(|| self.find_ends(consumer)).map(|_| ())
+    }
+
+    /// Runs `f` at most every [`LOOK_EVERY`], one thread at a time (the
+    /// others skip it): `None` when it did not run.
+    fn rarely<T>(&self, f: impl FnOnce() -> Result<T>) -> Result<Option<T>> {
+        let Ok(mut looked) = self.looked.try_lock() else { return Ok(None) };
         if looked.is_some_and(|at| at.elapsed() < LOOK_EVERY) {
-            return Ok(());
+            return Ok(None);
         }
         *looked = Some(Instant::now());
+        f().map(Some)
+    }
+
+    fn find_ends<C: ConsumerContext>(&self, consumer: &BaseConsumer<C>) -> Result<()> {
         loop {
             let mut progressed = false;
             for (topic, writers) in &self.writers {
@@ -165,7 +179,7 @@ impl BoundedRun {
                     if lock(&self.done).contains(&writer) {
                         continue;
                     }
-                    if self.writer_done(consumer, writer)? {
+                    if self.subtopology_done(consumer, writer)? {
                         lock(&self.done).insert(writer);
                     } else {
                         all_done = false;
@@ -190,7 +204,7 @@ impl BoundedRun {
 
     /// Whether every task of sub-topology `st` committed [`DONE`] at or past
     /// the ends of its sources (unknown ends: not yet).
-    fn writer_done<C: ConsumerContext>(&self, consumer: &BaseConsumer<C>, st: usize) -> Result<bool> {
+    fn subtopology_done<C: ConsumerContext>(&self, consumer: &BaseConsumer<C>, st: usize) -> Result<bool> {
         let n = self.partitions.get(st).copied().unwrap_or(0);
         let mut tpl = TopicPartitionList::new();
         let mut wanted = HashMap::new();
@@ -213,15 +227,36 @@ impl BoundedRun {
         }))
     }
 
-    /// Thread `index` is done or not; when every thread is, the instance stops.
-    fn report(&self, index: usize, done: bool) {
-        let mut threads = lock(&self.threads);
-        if let Some(t) = threads.get_mut(index) {
-            *t = done;
+    /// Thread `index` is done or not. When every thread is, and the
+    /// group's committed offsets show every sub-topology done (so no
+    /// partition is left to a member that crashed, whose partitions the
+    /// group hands to those still running), the instance stops.
+    fn report<C: ConsumerContext>(&self, consumer: &BaseConsumer<C>, index: usize, done: bool) -> Result<()> {
+        {
+            let mut threads = lock(&self.threads);
+            if let Some(t) = threads.get_mut(index) {
+                *t = done;
+            }
+            if !done || !threads.iter().all(|&t| t) || self.finished.load(Ordering::Relaxed) {
+                return Ok(());
+            }
         }
-        if done && threads.iter().all(|&t| t) && !self.finished.swap(true, Ordering::Relaxed) {
-            tracing::info!("bounded run: every partition of this instance is read to its end and committed; stopping");
+        let group_done = self.rarely(|| {
+            self.find_ends(consumer)?;
+            for st in 0..self.sources.len() {
+                if !lock(&self.done).contains(&st) && !self.subtopology_done(consumer, st)? {
+                    return Ok(false);
+                }
+                lock(&self.done).insert(st);
+            }
+            Ok(true)
+        })?;
+        if group_done == Some(true) && !self.finished.swap(true, Ordering::Relaxed) {
+            tracing::info!(
+                "bounded run: every partition of the application is read to its end and committed; stopping"
+            );
         }
+        Ok(())
     }
 }
 
@@ -406,8 +441,7 @@ impl TaskManager {
             && self.pending.is_empty()
             && self.restoring.is_empty()
             && self.tasks.values().all(|t| t.ended() && t.consumed_partitions().next().is_none());
-        run.report(self.thread, done);
-        Ok(())
+        run.report(consumer, self.thread, done)
     }
 
     /// Reads the group's committed offsets of partitions with no position.
