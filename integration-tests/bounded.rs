@@ -230,6 +230,8 @@ async fn run_to_end_on_the_command_line_exits_0() {
         ("RIVULET__KAFKA__BOOTSTRAP_SERVERS", harness::bootstrap()),
         ("RIVULET__STATE_DIR", state.path().to_str().unwrap()),
         ("RIVULET__HTTP__LISTEN", "127.0.0.1:0"),
+        // rivulet::main sets up logging for the whole test process.
+        ("RIVULET__LOG__LEVEL", "off"),
     ]);
     let (tx, rx) = mpsc::channel();
     let (i, o) = (input.clone(), output.clone());

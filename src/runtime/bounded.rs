@@ -13,13 +13,13 @@
 //!   whichever instance, committed its offsets at its ends with the metadata
 //!   [`DONE`] (a task commits it only in the commit that follows its end of
 //!   input, so its last outputs are in that commit or an earlier one). Then
-//!   the repartition topic's end offsets, taken after those commits, are its
-//!   readers' ends. Any instance learns this from the group's committed
+//!   the repartition topic's high watermarks, taken after those commits, are
+//!   its readers' ends (see [`BoundedRun::look`]). Any instance learns this from the group's committed
 //!   offsets, so no instance has to tell another.
 //! - **A task is done** when the consumer's position in each of its source
 //!   partitions is at or past the partition's end (the position passes
 //!   transaction markers, which no record reaches). Then
-//!   [`Task::end_input`] runs: with `bounded.close_windows_at_end` its time
+//!   [`Task::end_input`](crate::runtime::task::Task::end_input) runs: with `bounded.close_windows_at_end` its time
 //!   becomes infinite and every window closes (see
 //!   `TaskTime::end_of_input`), and its offsets become the ends, committed
 //!   with [`DONE`] at once. Records past an end are not processed.
