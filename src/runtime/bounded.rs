@@ -327,6 +327,20 @@ fn partition_ends<C: ConsumerContext>(
     Ok(out)
 }
 
+/// A bounded run's look-up that failed for a reason that passes (a timeout,
+/// a coordinator moving, a member's open transaction holding offsets back):
+/// logged, and tried again in a later round. `None` when it failed so.
+fn passing<T>(result: Result<T>, what: &str) -> Result<Option<T>> {
+    match result {
+        Ok(v) => Ok(Some(v)),
+        Err(e) if e.is_retriable() => {
+            tracing::warn!(error = %e, "bounded run: {what} failed; trying again");
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
+}
+
 /// One thread's part of a bounded run.
 #[derive(Default)]
 pub(crate) struct Bounded {
@@ -354,7 +368,7 @@ impl TaskManager {
     pub(crate) fn bounded_step<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>) -> Result<()> {
         let Some(run) = self.app.bounded.clone() else { return Ok(()) };
         if self.tasks.values().any(|t| !t.ended()) {
-            run.look(consumer)?;
+            passing(run.look(consumer), "looking for the ends of repartition topics")?;
         }
         let version = run.version.load(Ordering::Relaxed);
         if version != self.bounded.version {
@@ -397,13 +411,15 @@ impl TaskManager {
             }
         }
         if !unknown.is_empty() && self.bounded.committed_read.is_none_or(|at| at.elapsed() >= COMMITTED_EVERY) {
-            self.read_committed(consumer, unknown)?;
+            passing(self.read_committed(consumer, unknown), "reading committed offsets")?;
         }
         if !finished.is_empty() {
             // Never commit below what the group has: another instance
             // (started later, with later ends) may have gone further.
             let parts = finished.iter().flat_map(|(id, ends)| ends.iter().map(|(t, _)| (t.clone(), id.partition)));
-            self.read_committed(consumer, parts.collect())?;
+            if passing(self.read_committed(consumer, parts.collect()), "reading committed offsets")?.is_none() {
+                finished.clear();
+            }
         }
         for (id, ends) in &finished {
             let Some(task) = self.tasks.get_mut(id) else { continue };
@@ -441,7 +457,7 @@ impl TaskManager {
             && self.pending.is_empty()
             && self.restoring.is_empty()
             && self.tasks.values().all(|t| t.ended() && t.consumed_partitions().next().is_none());
-        run.report(consumer, self.thread, done)
+        passing(run.report(consumer, self.thread, done), "reading the group's committed offsets").map(|_| ())
     }
 
     /// Reads the group's committed offsets of partitions with no position.
