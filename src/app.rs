@@ -19,7 +19,8 @@
 //! the timeout, 128 + the signal number after a second signal) without
 //! committing anything more: what was not committed is processed again
 //! after the restart, and under exactly-once the open transaction is
-//! aborted by the next instance with the same `instance_id`.
+//! aborted by the next instance with the same `instance_id`. A bounded run
+//! ([`App::run_to_end`]) stopped so returns [`Error::Interrupted`].
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -38,6 +39,7 @@ use crate::query::directory::DirectoryThread;
 use crate::query::Queries;
 use crate::runtime::purge::RecordPurger;
 use crate::runtime::stats::{RuntimeStats, StatsSnapshot, ThreadPhase};
+use crate::runtime::task_manager::bounded::BoundedRun;
 use crate::runtime::thread;
 use crate::runtime::AppContext;
 use crate::state::{StateDirLock, StateResources};
@@ -88,7 +90,8 @@ impl App {
 
     /// Starts the HTTP server on `http.listen`, checks topics, creates
     /// internal topics and starts `num_threads` processing threads; returns
-    /// at once.
+    /// at once. With `bounded.enabled` the threads stop by themselves at
+    /// the end of their input (see [`run_to_end`](Self::run_to_end)).
     ///
     /// ```
     /// # use std::time::{Duration, Instant};
@@ -154,6 +157,10 @@ impl App {
         let at = (plan.partitions.as_slice(), &plan.topic_to_subtopology);
         let (queries, directory) = queries::start(&config, &topology, at, http.addr(), &stats)?;
         let _ = queries_slot.set(queries.clone());
+        let shutdown = Arc::new(AtomicBool::new(false));
+        let bounded =
+            config.bounded.enabled.then(|| BoundedRun::start(&config, &topology, &plan.partitions, shutdown.clone()));
+        let bounded = bounded.transpose()?.map(Arc::new);
         let app = Arc::new(AppContext {
             dead_letter_topic: config.dead_letter_topic(),
             config,
@@ -167,8 +174,8 @@ impl App {
             clock: Clock::System,
             globals,
             queryable: queries.readers.clone(),
+            bounded,
         });
-        let shutdown = Arc::new(AtomicBool::new(false));
         let mut threads = Vec::new();
         if !app.topology.globals.is_empty() {
             stats.globals_loading();
@@ -220,9 +227,33 @@ impl App {
         Ok(running)
     }
 
+    /// Reads every input to the end offsets seen at start, processes,
+    /// commits and returns `Ok`: the topology as a batch job (a bounded
+    /// run; the same as [`run`](Self::run) with `bounded.enabled = true`).
+    /// Records the run writes to repartition topics are processed too;
+    /// with `bounded.close_windows_at_end` (the default) every window
+    /// closes at the end of input. A second run finds nothing new and
+    /// returns at once. A signal stops it as [`run`](Self::run) but it then
+    /// returns [`Error::Interrupted`]. See README.md, "Bounded runs".
+    ///
+    /// ```no_run
+    /// use rivulet::prelude::*;
+    /// # fn topology() -> Result<Topology> { unimplemented!() }
+    /// fn main() -> Result<()> {
+    ///     // Exits 0 once everything up to the ends is processed and committed.
+    ///     App::new(Config::load()?)?.run_to_end(topology()?)
+    /// }
+    /// ```
+    pub fn run_to_end(mut self, topology: Topology) -> Result<()> {
+        self.config.bounded.enabled = true;
+        self.run(topology)
+    }
+
     /// Runs until SIGTERM or SIGINT, then shuts down gracefully within
     /// `shutdown_timeout_ms` (see the module docs), or until a processing
-    /// thread fails (then returns its error).
+    /// thread fails (then returns its error). With `bounded.enabled` it
+    /// stops by itself at the end of its input, as
+    /// [`run_to_end`](Self::run_to_end).
     ///
     /// ```no_run
     /// use rivulet::prelude::*;
@@ -234,6 +265,8 @@ impl App {
     /// }
     /// ```
     pub fn run(self, topology: Topology) -> Result<()> {
+        let bounded = self.config.bounded.enabled;
+        let mut signalled = None;
         let running = self.start(topology)?;
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -249,6 +282,7 @@ impl App {
                             timeout_ms = running.shutdown_timeout.as_millis() as u64,
                             "shutting down: committing and closing the tasks"
                         );
+                        signalled = Some(name);
                         break;
                     }
                     _ = tokio::time::sleep(Duration::from_millis(200)) => {
@@ -290,7 +324,15 @@ impl App {
         let started = Instant::now();
         let result = running.shutdown();
         tracing::info!(ok = result.is_ok(), elapsed_ms = started.elapsed().as_millis() as u64, "stopped");
-        result
+        match signalled {
+            // A batch job stopped half-way must not look finished (a
+            // Kubernetes Job would count it as succeeded).
+            Some(signal) if bounded && result.is_ok() => Err(Error::Interrupted(format!(
+                "the bounded run was stopped by {signal} before the end of its input; what it processed is \
+                 committed, and running it again goes on from there"
+            ))),
+            _ => result,
+        }
     }
 }
 

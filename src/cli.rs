@@ -3,6 +3,7 @@
 //! logging, builds the topology and runs the subcommand:
 //!
 //! - `run` (the default): [`App::run`](crate::App::run) until SIGTERM or Ctrl-C;
+//!   `run --to-end`: a bounded run ([`App::run_to_end`](crate::App::run_to_end));
 //! - `describe`: prints [`Topology::describe`];
 //! - `reset [--to-earliest | --to-latest | --to-datetime <time> | --by-duration <duration> |
 //!   --to-offset <n> | --shift-by <n>] [--dry-run]`: see [`crate::reset`];
@@ -146,7 +147,10 @@ impl Main {
             print!("{}", help(program));
             return Ok(());
         }
-        let config = loader.load()?;
+        let mut config = loader.load()?;
+        if command.to_end {
+            config.bounded.enabled = true;
+        }
         if command.subcommand != Subcommand::Describe {
             crate::init_logging(&config)?;
         }
@@ -198,6 +202,8 @@ enum Subcommand {
 struct CommandLine {
     subcommand: Subcommand,
     config_file: Option<PathBuf>,
+    /// `run --to-end`: a bounded run.
+    to_end: bool,
 }
 
 const RESET_POSITIONS: &str = "--to-earliest, --to-latest, --to-datetime, --by-duration, --to-offset or --shift-by";
@@ -210,6 +216,7 @@ fn parse(args: &[String]) -> std::result::Result<CommandLine, String> {
     let mut help = false;
     let mut to: Option<(String, ResetTo)> = None;
     let mut dry_run = false;
+    let mut to_end = false;
     let mut it = args.iter();
     while let Some(arg) = it.next() {
         let (name, inline) = match arg.split_once('=') {
@@ -235,6 +242,11 @@ fn parse(args: &[String]) -> std::result::Result<CommandLine, String> {
                 dry_run = true;
                 None
             }
+            "--to-end" if matches!(subcommand, None | Some("run")) => {
+                to_end = true;
+                continue;
+            }
+            "--to-end" => return Err("--to-end is an option of run: run --to-end".into()),
             "--to-earliest" => Some(ResetTo::Earliest),
             "--to-latest" => Some(ResetTo::Latest),
             "--to-datetime" => Some(ResetTo::Datetime(reset::parse_datetime(&value("a date-time")?)?)),
@@ -267,6 +279,9 @@ fn parse(args: &[String]) -> std::result::Result<CommandLine, String> {
             to = Some((name.to_string(), p));
         }
     }
+    if to_end && subcommand.is_some_and(|s| s != "run") {
+        return Err("--to-end is an option of run: run --to-end".into());
+    }
     let subcommand = match subcommand {
         _ if help => Subcommand::Help,
         None | Some("run") => Subcommand::Run,
@@ -274,7 +289,7 @@ fn parse(args: &[String]) -> std::result::Result<CommandLine, String> {
         Some("reset") => Subcommand::Reset { to: to.map(|(_, p)| p).unwrap_or_default(), dry_run },
         _ => Subcommand::Help,
     };
-    Ok(CommandLine { subcommand, config_file })
+    Ok(CommandLine { subcommand, config_file, to_end })
 }
 
 fn number(option: &str, text: &str) -> std::result::Result<i64, String> {
@@ -289,6 +304,8 @@ Usage: {program} [--config <file>] [run | describe | reset [<reset options>]]
 
 Subcommands:
   run        Process records until SIGTERM or Ctrl-C (the default).
+             run --to-end: read every input up to its end offsets at start,
+             process, commit and exit 0 (a bounded run, bounded.enabled).
   describe   Print the topology: sub-topologies, stores, internal topics.
   reset      Make the application process its input again: commit new offsets
              for every source topic partition of its consumer group, delete its
@@ -341,6 +358,18 @@ mod tests {
         assert_eq!(subcommand(&["reset", "--help"]), Subcommand::Help);
         assert_eq!(subcommand(&["-h"]), Subcommand::Help);
         assert_eq!(subcommand(&["help"]), Subcommand::Help);
+    }
+
+    #[test]
+    fn to_end_is_an_option_of_run() {
+        for args in [&["run", "--to-end"][..], &["--to-end"][..], &["--to-end", "run"][..]] {
+            let c = parsed(args).unwrap();
+            assert_eq!((c.subcommand, c.to_end), (Subcommand::Run, true), "{args:?}");
+        }
+        assert!(!parsed(&["run"]).unwrap().to_end);
+        for args in [&["reset", "--to-end"][..], &["--to-end", "describe"][..]] {
+            assert_eq!(parsed(args).unwrap_err(), "--to-end is an option of run: run --to-end", "{args:?}");
+        }
     }
 
     #[test]

@@ -116,6 +116,11 @@ pub enum Error {
     /// topic's serde cannot encode).
     #[error("test driver: {0}")]
     TestDriver(String),
+    /// A bounded run ([`App::run_to_end`](crate::App::run_to_end)) was
+    /// stopped by SIGTERM or SIGINT before the end of its input: what it
+    /// committed stays committed, and the next run goes on from there.
+    #[error("{0}")]
+    Interrupted(String),
     /// A bug in rivulet.
     #[error("internal error (a rivulet bug): {0}")]
     Internal(String),

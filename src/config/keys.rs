@@ -154,6 +154,24 @@ pub(crate) const SHUTDOWN_TIMEOUT_MS: KeySpec = KeySpec {
           second signal, the process exits at once with a non-zero code and commits nothing \
           more. Keep it below the pod's `terminationGracePeriodSeconds`.",
 };
+pub(crate) const BOUNDED_ENABLED: KeySpec = KeySpec {
+    name: "bounded.enabled",
+    default: DefaultValue::Bool(false),
+    accepts: Accepts::Bool,
+    doc: "Run to the end (as `App::run_to_end` or `run --to-end`): read every input up to its end \
+          offsets at start (under exactly-once, its last stable offsets), and the records the run \
+          writes to repartition topics, process, commit, and exit 0. See README.md, \"Bounded runs\".",
+};
+pub(crate) const BOUNDED_CLOSE_WINDOWS_AT_END: KeySpec = KeySpec {
+    name: "bounded.close_windows_at_end",
+    default: DefaultValue::Bool(true),
+    accepts: Accepts::Bool,
+    doc: "In a bounded run, whether a task whose input has ended closes every window, session \
+          and join window and fires every event-time timer, as if its watermark reached infinity \
+          (Flink's `MAX_WATERMARK` at the end of a bounded source). The infinite watermark is \
+          kept in the stores: later records for those operators are late. Off: windows close as \
+          the data's time moves, as in a continuous run.",
+};
 pub(crate) const HTTP_LISTEN: KeySpec = KeySpec {
     name: "http.listen",
     default: DefaultValue::Text("0.0.0.0:8080"),
@@ -369,6 +387,8 @@ pub(crate) const KEYS: &[KeySpec] = &[
     ERRORS_PRODUCTION,
     ERRORS_DEAD_LETTER_TOPIC,
     ERRORS_OFFSET_OUT_OF_RANGE,
+    BOUNDED_ENABLED,
+    BOUNDED_CLOSE_WINDOWS_AT_END,
     HTTP_LISTEN,
     HTTP_ADVERTISED_ADDRESS,
     LOG_FORMAT,

@@ -224,6 +224,16 @@ pub struct StateConfig {
     pub window_changelog_additional_retention_ms: i64,
 }
 
+/// Bounded runs: the `[bounded]` table (see [`App::run_to_end`](crate::App::run_to_end)).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct BoundedConfig {
+    /// Run to the end offsets seen at start, then stop (`bounded.enabled`).
+    pub enabled: bool,
+    /// Close every window at the end of input (`bounded.close_windows_at_end`).
+    pub close_windows_at_end: bool,
+}
+
 /// The HTTP server's settings: the `[http]` table.
 ///
 /// ```
@@ -506,6 +516,8 @@ pub struct Config {
     pub state: StateConfig,
     /// Bad-record policies.
     pub errors: ErrorsConfig,
+    /// Bounded runs (`[bounded]`).
+    pub bounded: BoundedConfig,
     /// HTTP server settings.
     pub http: HttpConfig,
     /// Logging settings.
@@ -700,6 +712,8 @@ impl fmt::Display for Config {
         writeln!(f, "dead_letter_topic = {:?}", self.errors.dead_letter_topic)?;
         let reset = keys::OFFSET_RESET_POLICIES.iter().find(|(_, p)| *p == self.errors.offset_out_of_range);
         writeln!(f, "offset_out_of_range = {:?}", reset.map_or("", |(n, _)| *n))?;
+        let b = &self.bounded;
+        writeln!(f, "\n[bounded]\nenabled = {}\nclose_windows_at_end = {}", b.enabled, b.close_windows_at_end)?;
         writeln!(f, "\n[http]\nlisten = \"{}\"", self.http.listen)?;
         writeln!(f, "advertised_address = {:?}", self.http.advertised_address)?;
         let format = match self.log.format {

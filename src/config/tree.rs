@@ -105,6 +105,10 @@ impl Tree {
         let production = self.get(&ERRORS_PRODUCTION, |s, v| one_of(s, v, &POLICIES))?;
         let dead_letter_topic = self.get_set(&ERRORS_DEAD_LETTER_TOPIC, name)?.unwrap_or_default();
         let offset_out_of_range = self.get(&ERRORS_OFFSET_OUT_OF_RANGE, |s, v| one_of(s, v, &OFFSET_RESET_POLICIES))?;
+        let bounded = super::BoundedConfig {
+            enabled: self.get(&BOUNDED_ENABLED, boolean)?,
+            close_windows_at_end: self.get(&BOUNDED_CLOSE_WINDOWS_AT_END, boolean)?,
+        };
         let listen = self.get(&HTTP_LISTEN, socket_addr)?;
         let advertised_address = self.get_set(&HTTP_ADVERTISED_ADDRESS, host_port)?.unwrap_or_default();
         let format = self.get(&LOG_FORMAT, |s, v| one_of(s, v, &LOG_FORMATS))?;
@@ -149,6 +153,7 @@ impl Tree {
                 window_changelog_additional_retention_ms,
             },
             errors: ErrorsConfig { deserialization, processing, production, dead_letter_topic, offset_out_of_range },
+            bounded,
             http: HttpConfig { listen, advertised_address },
             log: LogConfig { format, level },
             kafka: KafkaConfig { bootstrap_servers, common, consumer, producer },

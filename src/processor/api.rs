@@ -194,6 +194,10 @@ pub trait Processor<KIn, VIn, KOut, VOut>: 'static {
     /// The task's watermark advanced to `watermark` (ms): no record older
     /// than it is expected any more. Windows close and event-time timers
     /// fire here.
+    /// `i64::MAX` is the end of a bounded run's input
+    /// ([`App::run_to_end`](crate::App::run_to_end) with
+    /// `bounded.close_windows_at_end`): close everything (do not stamp a
+    /// record with it; brokers refuse timestamps that far ahead).
     ///
     /// ```
     /// # use rivulet::prelude::*;

@@ -146,7 +146,7 @@ impl TaskContext {
     /// The mark for a record this task writes to a repartition topic now;
     /// give the buffer back with [`return_mark`](Self::return_mark).
     pub(crate) fn take_mark(&mut self) -> Vec<u8> {
-        let wm = self.time.watermark();
+        let wm = self.time.reported();
         let mut buf = std::mem::take(&mut self.shuffle.buf);
         if self.shuffle.encoded != Some(wm) || buf.is_empty() {
             let mark = crate::processor::time::Mark::At(wm);

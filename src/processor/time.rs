@@ -329,11 +329,14 @@ pub(crate) fn is_marker<'a>(value: Option<&[u8]>, mut header_keys: impl Iterator
 pub(crate) struct TaskTime {
     partitions: Vec<PartitionTime>,
     watermark: i64,
+    /// After [`end_of_input`](Self::end_of_input): the watermark the data
+    /// had reached, which is what downstream tasks are told.
+    before_end: Option<i64>,
 }
 
 impl Default for TaskTime {
     fn default() -> Self {
-        TaskTime { partitions: Vec::new(), watermark: i64::MIN }
+        TaskTime { partitions: Vec::new(), watermark: i64::MIN, before_end: None }
     }
 }
 
@@ -478,6 +481,33 @@ impl TaskTime {
             }
         }
         self.watermark = i64::MIN;
+        self.before_end = None;
+    }
+
+    /// The end of a bounded run's input: the watermark goes to `i64::MAX`,
+    /// so every window, session and join window closes and every event-time
+    /// timer fires, as Flink's bounded sources end with `MAX_WATERMARK`.
+    /// Returns whether it moved.
+    pub(crate) fn end_of_input(&mut self) -> bool {
+        if self.watermark == i64::MAX {
+            return false;
+        }
+        self.before_end = Some(self.watermark);
+        self.watermark = i64::MAX;
+        true
+    }
+
+    /// The watermark told to downstream tasks (markers, record marks): the
+    /// data's, never the `i64::MAX` of the end of input (a marker's
+    /// timestamp is its watermark, which no broker would take, and records
+    /// a task emits as its windows close at the end are not late
+    /// downstream). `i64::MIN` (nothing to tell) when the end was restored
+    /// from a store.
+    pub(crate) fn reported(&self) -> i64 {
+        match (self.watermark, self.before_end) {
+            (i64::MAX, before) => before.unwrap_or(i64::MIN),
+            (wm, _) => wm,
+        }
     }
 
     /// The watermark: `i64::MIN` before any record.

@@ -265,6 +265,10 @@ impl TaskManager {
             for (topic, partition, offset) in task.consumed_offsets() {
                 tpl.add_partition_offset(topic, partition, Offset::Offset(offset))
                     .map_err(|e| Error::kafka("building the offsets to commit", e))?;
+                // A bounded run's task past its end says so to the group.
+                if let Some(mut e) = tpl.find_partition(topic, partition).filter(|_| task.ended()) {
+                    e.set_metadata(super::bounded::DONE);
+                }
             }
         }
         Ok(tpl)

@@ -64,6 +64,8 @@ pub(crate) struct AppContext {
     pub(crate) globals: GlobalStores,
     /// The running tasks' stores, for interactive queries (`crate::query`).
     pub(crate) queryable: Arc<QueryableStores>,
+    /// A bounded run's shared state (`None`: the run is continuous).
+    pub(crate) bounded: Option<Arc<task_manager::bounded::BoundedRun>>,
 }
 
 impl AppContext {

@@ -87,6 +87,8 @@ pub(crate) struct Task {
     idle_told: Option<i64>,
     /// Aborted: the nodes must be initialised again before going on.
     stale: bool,
+    /// A bounded run read all its input ([`end_input`](Self::end_input)).
+    ended: bool,
     /// Batches drained from the write buffer in step 1 of a commit, applied
     /// in step 4: (store index, ranges dropped locally, entries).
     #[allow(clippy::type_complexity)]
@@ -158,6 +160,7 @@ impl Task {
             marked_at: i64::MIN,
             idle_told: None,
             stale: false,
+            ended: false,
         })
     }
 
@@ -300,6 +303,9 @@ impl Task {
 
     /// Fires the callbacks of `kind` that are due at `now`.
     pub(crate) fn fire_timers(&mut self, kind: TimeKind, now: i64) -> Result<(), ProcessError> {
+        if self.ended {
+            return Ok(());
+        }
         self.refresh()?;
         if kind == TimeKind::WallClock {
             // Idle partitions may stop holding the watermark back.
@@ -396,7 +402,7 @@ impl Task {
     /// over their upstream tasks that are not idle
     /// (`TaskTime::observe_mark`).
     pub(crate) fn send_watermark_markers(&mut self, now: i64) -> Result<(), ProcessError> {
-        if self.repartition_targets.is_empty() {
+        if self.repartition_targets.is_empty() || self.ended {
             return Ok(());
         }
         self.refresh()?;
@@ -415,7 +421,7 @@ impl Task {
                 // or not.
                 self.marked = i64::MIN;
             }
-            let wm = time.watermark();
+            let wm = time.reported();
             // An unchanged watermark is said again now and then too, for
             // the same reason as idleness.
             let repeat = now.saturating_sub(self.marked_at) >= MARK_REPEAT_MS;
@@ -474,6 +480,7 @@ impl Task {
     /// Drops uncommitted state (the local stores keep their last committed
     /// snapshot).
     pub(crate) fn abort(&mut self) {
+        self.ended = false;
         self.pending.clear();
         self.ctx.buffer.clear();
         self.consumed.clear();
@@ -495,6 +502,34 @@ impl Task {
         self.marked_at = i64::MIN;
         self.idle_told = None;
         self.init()
+    }
+
+    /// A bounded run's end of input for this task, which has read each of
+    /// its source topics up to `ends` (`runtime::task_manager::bounded`):
+    /// its last watermark goes to its repartition topics, then (with
+    /// `close_windows`) its time becomes infinite, and the offsets to commit
+    /// become the ends, past any transaction markers. From then on it fires
+    /// no timer and sends no marker; an abort undoes it all.
+    pub(crate) fn end_input(&mut self, close_windows: bool, ends: &[(&str, i64)]) -> Result<(), ProcessError> {
+        self.refresh()?;
+        self.send_watermark_markers(self.ctx.clock.now_ms())?;
+        let before = self.ctx.time.watermark();
+        if close_windows && self.ctx.time.end_of_input() {
+            self.watermark_advanced(before)?;
+        }
+        for &(topic, end) in ends {
+            match self.consumed.iter_mut().find(|(t, _)| t.as_ref() == topic) {
+                Some((_, o)) => *o = (*o).max(end),
+                None => self.consumed.push((Arc::from(topic), end)),
+            }
+        }
+        self.ended = true;
+        Ok(())
+    }
+
+    /// Whether [`end_input`](Self::end_input) ran since the last abort.
+    pub(crate) fn ended(&self) -> bool {
+        self.ended
     }
 
     /// The task's source partitions that it consumed from since the last commit.

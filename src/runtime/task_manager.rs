@@ -28,6 +28,9 @@ use crate::runtime::RecordCollector;
 // The commit sequence, in a file of its own.
 #[path = "commit.rs"]
 mod commit;
+// Bounded runs: ending tasks at the end offsets.
+#[path = "bounded.rs"]
+pub(crate) mod bounded;
 
 /// How often the local stores are flushed to disk: the most a `kill -9`
 /// makes a restart replay from the changelogs (RocksDB runs without its
@@ -78,6 +81,8 @@ pub(crate) struct TaskManager {
     processed_since_sample: u32,
     /// An error raised inside a rebalance callback, surfaced after `poll`.
     pub(crate) failed: Option<Error>,
+    /// This thread's part of a bounded run.
+    bounded: bounded::Bounded,
 }
 
 /// One record in this many has its processing time observed in
@@ -162,6 +167,7 @@ impl TaskManager {
             reported_phase: None,
             processed_since_sample: 0,
             failed: None,
+            bounded: Default::default(),
         }
     }
 
@@ -363,6 +369,9 @@ impl TaskManager {
             return Err(Error::Internal(format!("received a record of topic {} that no source reads", msg.topic())));
         };
         let subtopology = *subtopology;
+        if self.past_end(msg.topic(), msg.partition(), msg.offset()) {
+            return Ok(());
+        }
         let id = TaskId { subtopology, partition: msg.partition() };
         if self.restoring.contains(&id) || self.pending.contains(&id) {
             // Fetched before the partition was paused: read it again once

@@ -311,6 +311,7 @@ fn process_loop(
         let step = with_manager(|tm| -> Result<()> {
             tm.poll_deliveries();
             tm.punctuate(consumer)?;
+            tm.bounded_step(consumer)?;
             tm.maybe_commit(consumer)
         });
         step.unwrap_or_else(|_| Err(Error::Internal("the task manager is gone".into())))?;

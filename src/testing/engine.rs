@@ -4,6 +4,57 @@
 use super::*;
 
 impl TopologyTestDriver {
+    /// The end of input, as a bounded run ends it
+    /// ([`App::run_to_end`](crate::App::run_to_end)): each task, once the
+    /// tasks writing its repartition topics have ended and their last
+    /// records are processed, ends; with `bounded.close_windows_at_end`
+    /// (the default) its watermark goes to infinity, so every window,
+    /// session and join window closes and every event-time timer fires.
+    /// Records piped afterwards are late for those operators.
+    ///
+    /// ```
+    /// # use rivulet::prelude::*;
+    /// # use rivulet::testing::TopologyTestDriver;
+    /// use std::time::Duration;
+    /// # fn main() -> rivulet::Result<()> {
+    /// let mut b = Topology::builder();
+    /// b.stream("in", Serdes::string(), Serdes::string())
+    ///     .group_by_key()
+    ///     .windowed_by(Windows::tumbling(Duration::from_secs(10)))
+    ///     .emit_final()
+    ///     .count("counts")
+    ///     .map(|w, n| (format!("{}@{}", w.key, w.start), n))
+    ///     .to("out", Serdes::string(), Serdes::i64());
+    /// let mut driver = TopologyTestDriver::new(b.build()?)?;
+    /// # let input = driver.input_topic("in", Serdes::string(), Serdes::string());
+    /// # let output = driver.output_topic("out", Serdes::string(), Serdes::i64());
+    /// for t in [1_000, 2_000, 12_000] {
+    ///     driver.pipe(&input, "a".into(), "x".into(), t)?;
+    /// }
+    /// assert_eq!(driver.read_key_values(&output)?, [("a@0".to_string(), 2)]);
+    /// driver.end_input()?; // the window [10 s, 20 s) closes too
+    /// assert_eq!(driver.read_key_values(&output)?, [("a@10000".to_string(), 1)]);
+    /// # Ok(()) }
+    /// ```
+    pub fn end_input(&mut self) -> Result<()> {
+        self.settle()?;
+        let app = &self.app.config.application_id;
+        let upstreams = crate::runtime::task_manager::bounded::upstreams(&self.app.topology, app);
+        if let Some(st) = crate::runtime::task_manager::bounded::in_cycle(&self.app.topology, app) {
+            let why = format!("sub-topology {st} reads what it writes (a foreign-key join): its input has no end");
+            return Err(Error::Topology(crate::processor::TopologyError::Invalid(why)));
+        }
+        let close = self.app.config.bounded.close_windows_at_end;
+        let mut ended = vec![false; self.tasks.len()];
+        while let Some(i) = (0..ended.len()).find(|&i| !ended[i] && upstreams[i].iter().all(|&u| ended[u])) {
+            let result = self.tasks[i].end_input(close, &[]);
+            self.handle(i, result, None)?;
+            ended[i] = true;
+            self.settle()?;
+        }
+        Ok(())
+    }
+
     pub(super) fn stop_tasks(&mut self) {
         for mut task in self.tasks.drain(..) {
             task.abort();

@@ -192,6 +192,7 @@ impl TopologyTestDriver {
             config,
             globals,
             queryable: Default::default(),
+            bounded: None,
         });
         let mut driver = TopologyTestDriver {
             app,

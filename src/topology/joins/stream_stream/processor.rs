@@ -153,7 +153,10 @@ impl<K: Data, V: Data, V2: Data, VR: Data> JoinProcessor<K, V, V2, VR> {
         let wm = ctx.watermark();
         let before = self.time.time;
         for side in 0..2 {
-            if self.time.seen[side] != i64::MIN {
+            if wm == i64::MAX {
+                // The end of a bounded run's input: every window closes.
+                self.time.time[side] = i64::MAX;
+            } else if self.time.seen[side] != i64::MIN {
                 self.time.time[side] = self.time.time[side].max(self.time.seen[side].min(wm));
             }
         }
