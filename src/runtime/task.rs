@@ -179,9 +179,13 @@ impl Task {
         let mut plan = Vec::new();
         let partition = self.id.partition;
         for (store, topic, local) in self.changelog_offsets()? {
-            let (low, high) = restorer
-                .fetch_watermarks(&topic, partition, Duration::from_secs(30))
-                .map_err(|e| Error::kafka(format!("reading the end offsets of changelog {topic}[{partition}]"), e))?;
+            // A leader moving (a new changelog's first seconds, a busy broker)
+            // passes: retried, not the thread's end.
+            let what = format!("reading the end offsets of changelog {topic}[{partition}]");
+            let (low, high) = crate::runtime::retry::retrying(&what, Duration::from_secs(30), || {
+                restorer.fetch_watermarks(&topic, partition, Duration::from_secs(30))
+            })
+            .map_err(|e| Error::kafka(what.clone(), e))?;
             let local = match local {
                 Some(local) if local > high => {
                     let slot = &mut self.ctx.stores[store];
