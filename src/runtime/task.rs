@@ -179,10 +179,16 @@ impl Task {
         let mut plan = Vec::new();
         let partition = self.id.partition;
         for (store, topic, local) in self.changelog_offsets()? {
-            // A leader moving (a new changelog's first seconds, a busy broker)
-            // passes: retried, not the thread's end.
+            // A leader moving or metadata not there yet (a new changelog's
+            // first seconds, a busy broker) passes: retried, not the thread's
+            // end. rivulet created the changelog, so an unknown partition is
+            // one the client has not heard of yet.
             let what = format!("reading the end offsets of changelog {topic}[{partition}]");
-            let (low, high) = crate::runtime::retry::retrying(&what, Duration::from_secs(30), || {
+            let passing = |e: &rdkafka::error::KafkaError| {
+                crate::runtime::retry::is_retriable(e)
+                    || e.rdkafka_error_code() == Some(rdkafka::types::RDKafkaErrorCode::UnknownPartition)
+            };
+            let (low, high) = crate::runtime::retry::retrying_when(passing, &what, Duration::from_secs(30), || {
                 restorer.fetch_watermarks(&topic, partition, Duration::from_secs(30))
             })
             .map_err(|e| Error::kafka(what.clone(), e))?;
