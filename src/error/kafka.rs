@@ -63,6 +63,7 @@ pub(crate) fn classify(e: &KafkaError) -> KafkaErrorKind {
             | C::CoordinatorNotAvailable
             | C::NotCoordinator
             | C::CoordinatorLoadInProgress
+            | C::WaitingForCoordinator
             | C::NetworkException
             | C::BrokerTransportFailure
             | C::AllBrokersDown
@@ -149,6 +150,9 @@ mod tests {
         assert_eq!(classify(&KafkaError::ConsumerCommit(C::RequestTimedOut)), KafkaErrorKind::Retriable);
         assert_eq!(classify(&KafkaError::ConsumerCommit(C::NotCoordinator)), KafkaErrorKind::Retriable);
         assert_eq!(classify(&KafkaError::ConsumerCommit(C::CoordinatorLoadInProgress)), KafkaErrorKind::Retriable);
+        // librdkafka's own: the coordinator is being looked up again (a busy
+        // or restarting broker).
+        assert_eq!(classify(&KafkaError::ConsumerCommit(C::WaitingForCoordinator)), KafkaErrorKind::Retriable);
         assert_eq!(classify(&KafkaError::MessageConsumption(C::AllBrokersDown)), KafkaErrorKind::Retriable);
         assert_eq!(classify(&KafkaError::ConsumerCommit(C::IllegalGeneration)), KafkaErrorKind::TaskMigrated);
         assert_eq!(classify(&KafkaError::ConsumerCommit(C::RebalanceInProgress)), KafkaErrorKind::TaskMigrated);

@@ -1,7 +1,7 @@
 //! Counters of one running application, shared by its threads, and what
 //! each processing thread is doing (for `/health/ready`).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 
@@ -35,8 +35,9 @@ pub(crate) struct RuntimeStats {
     pub(crate) commits: AtomicU64,
     pub(crate) tasks_running: AtomicU64,
     pub(crate) tasks_restoring: AtomicU64,
-    /// Source partitions assigned to this instance's threads.
-    pub(crate) assignment: Mutex<BTreeSet<(String, i32)>>,
+    /// Source partitions assigned to this instance's threads, by thread
+    /// index (each thread's consumer is a group member of its own).
+    assignment: Mutex<BTreeMap<usize, BTreeSet<(String, i32)>>>,
     /// Each processing thread's phase, by thread index.
     threads: Mutex<Vec<ThreadPhase>>,
     /// Set when a shutdown begins: the instance is no longer ready.
@@ -142,20 +143,34 @@ impl RuntimeStats {
         counter.fetch_add(n, Ordering::Relaxed);
     }
 
-    pub(crate) fn assign(&self, partitions: impl IntoIterator<Item = (String, i32)>) {
-        self.assignment.lock().unwrap_or_else(|e| e.into_inner()).extend(partitions);
+    /// Partitions were assigned to processing thread `thread` (all of
+    /// them under eager rebalancing, some more under incremental).
+    pub(crate) fn assign(&self, thread: usize, partitions: impl IntoIterator<Item = (String, i32)>) {
+        let mut a = self.assignment.lock().unwrap_or_else(|e| e.into_inner());
+        a.entry(thread).or_default().extend(partitions);
     }
 
-    pub(crate) fn revoke(&self, partitions: impl IntoIterator<Item = (String, i32)>) {
+    /// Partitions were revoked from (or lost by) processing thread `thread`.
+    pub(crate) fn revoke(&self, thread: usize, partitions: impl IntoIterator<Item = (String, i32)>) {
         let mut a = self.assignment.lock().unwrap_or_else(|e| e.into_inner());
-        for p in partitions {
-            a.remove(&p);
+        if let Some(owned) = a.get_mut(&thread) {
+            for p in partitions {
+                owned.remove(&p);
+            }
         }
+    }
+
+    /// Processing thread `thread` owns nothing any more: its tasks are
+    /// closed or dropped (it stopped, failed, or starts over as a new group
+    /// member after its tasks migrated), whatever revocations it was told of.
+    pub(crate) fn release(&self, thread: usize) {
+        self.assignment.lock().unwrap_or_else(|e| e.into_inner()).remove(&thread);
     }
 
     /// The source partitions (topic, partition) assigned to this instance now.
     pub(crate) fn assignment(&self) -> BTreeSet<(String, i32)> {
-        self.assignment.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        let a = self.assignment.lock().unwrap_or_else(|e| e.into_inner());
+        a.values().flatten().cloned().collect()
     }
 
     /// The current values.
@@ -193,5 +208,18 @@ mod tests {
         stats.set_phase(0, ThreadPhase::Running);
         stats.begin_shutdown();
         assert_eq!(stats.readiness(), Err("shutting down".into()));
+    }
+
+    #[test]
+    fn a_released_thread_claims_no_partition_whatever_it_was_told() {
+        let stats = RuntimeStats::new(2);
+        let tp = |p: i32| ("in".to_string(), p);
+        stats.assign(0, [tp(0), tp(1)]);
+        stats.assign(1, [tp(2)]);
+        stats.revoke(0, [tp(1)]);
+        assert_eq!(stats.assignment(), [tp(0), tp(2)].into());
+        // Thread 0 starts over after its tasks migrated: no revocation came.
+        stats.release(0);
+        assert_eq!(stats.assignment(), [tp(2)].into());
     }
 }

@@ -182,9 +182,19 @@ impl Task {
         let mut plan = Vec::new();
         let partition = self.id.partition;
         for (store, topic, local) in self.changelog_offsets()? {
-            let (low, high) = restorer
-                .fetch_watermarks(&topic, partition, Duration::from_secs(30))
-                .map_err(|e| Error::kafka(format!("reading the end offsets of changelog {topic}[{partition}]"), e))?;
+            // A leader moving or metadata not there yet (a new changelog's
+            // first seconds, a busy broker) passes: retried, not the thread's
+            // end. rivulet created the changelog, so an unknown partition is
+            // one the client has not heard of yet.
+            let what = format!("reading the end offsets of changelog {topic}[{partition}]");
+            let passing = |e: &rdkafka::error::KafkaError| {
+                crate::runtime::retry::is_retriable(e)
+                    || e.rdkafka_error_code() == Some(rdkafka::types::RDKafkaErrorCode::UnknownPartition)
+            };
+            let (low, high) = crate::runtime::retry::retrying_when(passing, &what, Duration::from_secs(30), || {
+                restorer.fetch_watermarks(&topic, partition, Duration::from_secs(30))
+            })
+            .map_err(|e| Error::kafka(what.clone(), e))?;
             let local = match local {
                 Some(local) if local > high => {
                     let slot = &mut self.ctx.stores[store];

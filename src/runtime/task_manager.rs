@@ -85,6 +85,15 @@ pub(crate) struct TaskManager {
     bounded: bounded::Bounded,
 }
 
+impl Drop for TaskManager {
+    /// However the thread's consumer ends (closed, failed, or replaced after
+    /// its tasks migrated), its partitions are no longer claimed for it in
+    /// the instances directory.
+    fn drop(&mut self) {
+        self.app.stats.release(self.thread);
+    }
+}
+
 /// One record in this many has its processing time observed in
 /// `rivulet_processing_latency_seconds`.
 const LATENCY_SAMPLE: u32 = 16;
@@ -185,7 +194,7 @@ impl TaskManager {
 
     /// Partitions were assigned: their tasks are created before the next record.
     pub(crate) fn on_assigned(&mut self, tpl: &TopicPartitionList) {
-        self.app.stats.assign(tpl.elements().iter().map(|e| (e.topic().to_string(), e.partition())));
+        self.app.stats.assign(self.thread, tpl.elements().iter().map(|e| (e.topic().to_string(), e.partition())));
         let ids = self.task_ids(tpl);
         tracing::info!(tasks = ?ids.iter().map(ToString::to_string).collect::<Vec<_>>(), "partitions assigned");
         self.app.metrics.rebalances.inc();
@@ -199,7 +208,7 @@ impl TaskManager {
     pub(crate) fn on_revoked<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>, tpl: &TopicPartitionList) {
         let ids = self.task_ids(tpl);
         tracing::info!(tasks = ?ids.iter().map(ToString::to_string).collect::<Vec<_>>(), "partitions revoked");
-        self.app.stats.revoke(tpl.elements().iter().map(|e| (e.topic().to_string(), e.partition())));
+        self.app.stats.revoke(self.thread, tpl.elements().iter().map(|e| (e.topic().to_string(), e.partition())));
         if let Err(e) = self.commit(consumer) {
             tracing::error!(error = %e, "commit before revocation failed; the revoked tasks' uncommitted work is dropped and will be reprocessed by their new owner");
             for task in self.tasks.values_mut() {

@@ -17,6 +17,7 @@
 //! open, and the task may be created again here at the next rebalance).
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use super::StateResult;
@@ -34,7 +35,11 @@ pub(crate) trait StoreReader: Send + Sync {
     fn last_below(&self, to: &[u8]) -> StateResult<Option<Vec<u8>>>;
 }
 
-type Readers = HashMap<String, BTreeMap<i32, Box<dyn StoreReader>>>;
+/// A reader and the registration that put it there.
+type Readers = HashMap<String, BTreeMap<i32, (u64, Box<dyn StoreReader>)>>;
+
+/// Numbers the registrations, so one removes only its own readers.
+static REGISTRATIONS: AtomicU64 = AtomicU64::new(0);
 
 /// The queryable stores of one instance: store name -> partition (task) ->
 /// reader.
@@ -44,20 +49,25 @@ pub(crate) struct QueryableStores {
 }
 
 impl QueryableStores {
-    /// Makes the store `name` of the task of `partition` readable; a
-    /// reader registered before for it is replaced.
-    pub(crate) fn register(&self, name: &str, partition: i32, reader: Box<dyn StoreReader>) {
+    /// Makes the store `name` of the task of `partition` readable, for
+    /// registration `id`; a reader registered before for it is replaced.
+    fn register(&self, id: u64, name: &str, partition: i32, reader: Box<dyn StoreReader>) {
         let mut stores = self.stores.write().unwrap_or_else(|e| e.into_inner());
-        stores.entry(name.to_string()).or_default().insert(partition, reader);
+        stores.entry(name.to_string()).or_default().insert(partition, (id, reader));
     }
 
-    /// Removes the readers of the stores `names` of the task of
-    /// `partition`; returns once no read of them is in flight.
-    pub(crate) fn deregister(&self, names: &[String], partition: i32) {
+    /// Removes the readers that registration `id` made of the stores
+    /// `names` of the task of `partition` (not those of a later task of the
+    /// partition: another thread of this instance may have created it while
+    /// this one was dropping its tasks after they migrated); returns once
+    /// no read of them is in flight.
+    fn deregister(&self, id: u64, names: &[String], partition: i32) {
         let mut stores = self.stores.write().unwrap_or_else(|e| e.into_inner());
         for name in names {
             if let Some(partitions) = stores.get_mut(name) {
-                partitions.remove(&partition);
+                if partitions.get(&partition).is_some_and(|(owner, _)| *owner == id) {
+                    partitions.remove(&partition);
+                }
                 if partitions.is_empty() {
                     stores.remove(name);
                 }
@@ -69,7 +79,7 @@ impl QueryableStores {
     /// `None` when no running task of this instance has it.
     pub(crate) fn read<T>(&self, name: &str, partition: i32, read: impl FnOnce(&dyn StoreReader) -> T) -> Option<T> {
         let stores = self.stores.read().unwrap_or_else(|e| e.into_inner());
-        stores.get(name).and_then(|p| p.get(&partition)).map(|reader| read(reader.as_ref()))
+        stores.get(name).and_then(|p| p.get(&partition)).map(|(_, reader)| read(reader.as_ref()))
     }
 
     /// Runs `read` on every reader of store `name`, in partition order.
@@ -79,7 +89,7 @@ impl QueryableStores {
         mut read: impl FnMut(i32, &dyn StoreReader) -> Result<(), E>,
     ) -> Result<(), E> {
         let stores = self.stores.read().unwrap_or_else(|e| e.into_inner());
-        for (partition, reader) in stores.get(name).into_iter().flatten() {
+        for (partition, (_, reader)) in stores.get(name).into_iter().flatten() {
             read(*partition, reader.as_ref())?;
         }
         Ok(())
@@ -96,6 +106,7 @@ impl QueryableStores {
 /// task removes its readers however it ends (closed, aborted, dropped on
 /// an error).
 pub(crate) struct Registration {
+    id: u64,
     stores: Arc<QueryableStores>,
     names: Vec<String>,
     partition: i32,
@@ -108,18 +119,19 @@ impl Registration {
         partition: i32,
         readers: Vec<(String, Box<dyn StoreReader>)>,
     ) -> Registration {
+        let id = REGISTRATIONS.fetch_add(1, Ordering::Relaxed);
         let mut names = Vec::with_capacity(readers.len());
         for (name, reader) in readers {
-            stores.register(&name, partition, reader);
+            stores.register(id, &name, partition, reader);
             names.push(name);
         }
-        Registration { stores: stores.clone(), names, partition }
+        Registration { id, stores: stores.clone(), names, partition }
     }
 }
 
 impl Drop for Registration {
     fn drop(&mut self) {
-        self.stores.deregister(&self.names, self.partition);
+        self.stores.deregister(self.id, &self.names, self.partition);
     }
 }
 
@@ -129,7 +141,7 @@ mod tests {
 
     use super::*;
     use crate::state::tests::put;
-    use crate::state::{KeyValueStore, RocksDbStore, StateResources};
+    use crate::state::{InMemoryStore, KeyValueStore, RocksDbStore, StateResources};
 
     #[test]
     fn a_registered_rocksdb_store_is_read_from_another_thread_and_gone_after_the_registration() {
@@ -158,5 +170,19 @@ mod tests {
         drop(store);
         // Nothing holds the database any more: it opens again.
         RocksDbStore::open(dir.path(), "counts", &resources).unwrap();
+    }
+
+    #[test]
+    fn dropping_a_registration_leaves_a_later_one_of_the_same_partition() {
+        let registry = Arc::new(QueryableStores::default());
+        let reader = || InMemoryStore::new("counts").reader().expect("in-memory stores are readable");
+        let old = Registration::new(&registry, 2, vec![("counts".to_string(), reader())]);
+        // Another thread created the task again before this one dropped its
+        // copy (its tasks migrated).
+        let new = Registration::new(&registry, 2, vec![("counts".to_string(), reader())]);
+        drop(old);
+        assert_eq!(registry.partitions("counts"), [2], "the later task's store stays readable");
+        drop(new);
+        assert!(registry.partitions("counts").is_empty());
     }
 }
