@@ -118,6 +118,33 @@ async fn a_second_instance_on_the_same_state_dir_and_instance_id_fails_at_start(
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn an_instance_the_broker_assigns_nothing_is_ready() {
+    // One partition, two instances: under KIP-848 the idle one gets no
+    // rebalance callback at all, and must still report ready.
+    let input = harness::new_topic("ops-idle-in", 1).await;
+    let output = harness::new_topic("ops-idle-out", 1).await;
+    let app_id = harness::unique("ops-idle");
+    let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
+    let apps: Vec<RunningApp> = dirs
+        .iter()
+        .map(|d| App::new(harness::app_config(&app_id, d.path(), &[])).unwrap().start(passthrough(&input, &output)))
+        .map(Result::unwrap)
+        .collect();
+    harness::eventually("both instances ready, one of them with no partition", Duration::from_secs(60), || {
+        let ready: Vec<u16> = apps.iter().map(|a| get(a.http_addr().unwrap(), "/health/ready").0).collect();
+        let owned: Vec<usize> = apps.iter().map(|a| a.assignment().len()).collect();
+        if ready == [200, 200] && owned.iter().sum::<usize>() == 1 {
+            Ok(())
+        } else {
+            Err(format!("ready {ready:?}, partitions {owned:?}"))
+        }
+    });
+    for app in apps {
+        app.shutdown().unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn ready_is_503_while_a_large_store_restores_and_200_after() {
     const KEYS: usize = 300_000;
     let input = harness::new_topic("ops-keys", 2).await;

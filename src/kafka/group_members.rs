@@ -15,14 +15,34 @@ use std::os::raw::c_char;
 use std::time::Duration;
 
 use rdkafka::bindings as rd;
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::types::RDKafkaErrorCode;
 
-/// One live member: its client id and host.
+/// One live member: its client id, host and member id.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Member {
     pub(crate) client_id: String,
     pub(crate) host: String,
+    pub(crate) member_id: String,
+    /// Partitions it holds, plus those the broker means to give it
+    /// (KIP-848's target assignment).
+    pub(crate) partitions: usize,
+}
+
+/// # Safety
+/// `assignment` is null or a member assignment of a live description.
+unsafe fn partition_count(assignment: *const rd::rd_kafka_MemberAssignment_t) -> usize {
+    if assignment.is_null() {
+        return 0;
+    }
+    // SAFETY: as the caller promises; the list belongs to the assignment.
+    let list = unsafe { rd::rd_kafka_MemberAssignment_partitions(assignment) };
+    // SAFETY: a non-null list librdkafka made, read only.
+    if list.is_null() {
+        0
+    } else {
+        usize::try_from(unsafe { (*list).cnt }).unwrap_or(0)
+    }
 }
 
 /// Owns a librdkafka handle and destroys it when dropped.
@@ -49,7 +69,11 @@ unsafe fn text(p: *const c_char) -> String {
 }
 
 /// The members of `group` now, or why they cannot be read.
-pub(crate) fn group_members(consumer: &BaseConsumer, group: &str, timeout: Duration) -> Result<Vec<Member>, String> {
+pub(crate) fn group_members<C: ConsumerContext>(
+    consumer: &BaseConsumer<C>,
+    group: &str,
+    timeout: Duration,
+) -> Result<Vec<Member>, String> {
     let name = CString::new(group).map_err(|_| format!("the group id {group:?} holds a NUL byte"))?;
     let rk = consumer.client().native_ptr();
     let millis = i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX);
@@ -97,9 +121,39 @@ pub(crate) fn group_members(consumer: &BaseConsumer, group: &str, timeout: Durat
                 members.push(Member {
                     client_id: text(rd::rd_kafka_MemberDescription_client_id(member)),
                     host: text(rd::rd_kafka_MemberDescription_host(member)),
+                    member_id: text(rd::rd_kafka_MemberDescription_consumer_id(member)),
+                    partitions: partition_count(rd::rd_kafka_MemberDescription_assignment(member))
+                        + partition_count(rd::rd_kafka_MemberDescription_target_assignment(member)),
                 });
             }
         }
         Ok(members)
     }
+}
+
+/// Whether `consumer` is a member of `group` now, as the broker sees it,
+/// with no partition held or coming. Under KIP-848 a member the broker
+/// assigns nothing gets no rebalance callback; this is how its thread
+/// learns it has joined (and is ready).
+pub(crate) fn is_idle_member<C: ConsumerContext>(
+    consumer: &BaseConsumer<C>,
+    group: &str,
+    timeout: Duration,
+) -> Result<bool, String> {
+    let rk = consumer.client().native_ptr();
+    // SAFETY: `rk` is the live client of `consumer`; librdkafka returns a
+    // copy of the member id (or null), freed here with its allocator after
+    // it was copied.
+    let me = unsafe {
+        let p = rd::rd_kafka_memberid(rk);
+        let id = text(p);
+        if !p.is_null() {
+            rd::rd_kafka_mem_free(rk, p.cast());
+        }
+        id
+    };
+    if me.is_empty() {
+        return Ok(false);
+    }
+    Ok(group_members(consumer, group, timeout)?.iter().any(|m| m.member_id == me && m.partitions == 0))
 }

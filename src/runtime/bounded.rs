@@ -451,8 +451,10 @@ impl TaskManager {
         if !finished.is_empty() {
             self.commit(consumer)?;
         }
-        let done = self.assigned
-            && self.pending.is_empty()
+        // A thread with nothing assigned is done with its part: under
+        // KIP-848 a member the broker gives nothing gets no callback at all.
+        // The group's committed offsets below decide for the application.
+        let done = self.pending.is_empty()
             && self.restoring.is_empty()
             && self.tasks.values().all(|t| t.ended() && t.consumed_partitions().next().is_none());
         passing(run.report(consumer, self.thread, done), "reading the group's committed offsets").map(|_| ())

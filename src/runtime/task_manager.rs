@@ -192,6 +192,21 @@ impl TaskManager {
             .collect()
     }
 
+    /// Whether the thread has had an assignment (or learned it has none).
+    pub(crate) fn is_assigned(&self) -> bool {
+        self.assigned
+    }
+
+    /// The broker lists this thread's consumer as a member with nothing
+    /// assigned (KIP-848 sends no callback then): it has joined, and is ready.
+    pub(crate) fn joined_without_partitions(&mut self) {
+        if !self.assigned && self.tasks.is_empty() && self.pending.is_empty() && self.restoring.is_empty() {
+            tracing::info!(thread = self.thread, "joined the group; the broker assigned this thread no partitions");
+            self.assigned = true;
+            self.update_task_counts();
+        }
+    }
+
     /// Partitions were assigned: their tasks are created before the next record.
     pub(crate) fn on_assigned(&mut self, tpl: &TopicPartitionList) {
         self.app.stats.assign(self.thread, tpl.elements().iter().map(|e| (e.topic().to_string(), e.partition())));

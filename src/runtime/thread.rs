@@ -279,7 +279,9 @@ fn process_loop(
     shutdown: &AtomicBool,
 ) -> Result<()> {
     let mut restoring = false;
+    let mut membership_checked = Instant::now();
     while !shutdown.load(Ordering::Relaxed) {
+        check_idle_membership(consumer, &mut membership_checked);
         // While tasks restore, poll without waiting so the restore gets the
         // time; polling still runs, so the member stays in its group.
         let polled = consumer.poll(if restoring { Duration::ZERO } else { Duration::from_millis(100) });
@@ -317,6 +319,30 @@ fn process_loop(
         step.unwrap_or_else(|_| Err(Error::Internal("the task manager is gone".into())))?;
     }
     Ok(())
+}
+
+/// How often a thread with no assignment yet asks the broker whether it
+/// is a member with nothing assigned.
+const IDLE_MEMBERSHIP_CHECK: Duration = Duration::from_secs(2);
+
+/// Under KIP-848 a member the broker assigns no partition gets no
+/// rebalance callback: ask the broker (every [`IDLE_MEMBERSHIP_CHECK`], only
+/// while the thread has had no assignment), so the thread counts as joined
+/// and the instance as ready.
+fn check_idle_membership(consumer: &BaseConsumer<RebalanceHandler>, last: &mut Instant) {
+    if last.elapsed() < IDLE_MEMBERSHIP_CHECK || with_manager(|tm| tm.is_assigned()).unwrap_or(true) {
+        return;
+    }
+    *last = Instant::now();
+    let Some(group) = with_manager(|tm| tm.app.config.application_id.clone()).ok() else { return };
+    match crate::kafka::group_members::is_idle_member(consumer, &group, IDLE_MEMBERSHIP_CHECK) {
+        Ok(true) => {
+            let _ = with_manager(TaskManager::joined_without_partitions);
+        }
+        Ok(false) => {}
+        // Asked again at the next check; the thread stays "joining".
+        Err(why) => tracing::debug!(reason = %why, "could not read the group's members"),
+    }
 }
 
 /// Processes what one `poll` returned; whether it was a record (so more
