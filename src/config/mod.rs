@@ -26,6 +26,8 @@
 //! # Ok(()) }
 //! ```
 
+mod choices;
+mod display;
 mod error;
 mod keys;
 mod loader;
@@ -34,6 +36,8 @@ mod spec;
 #[cfg(test)]
 mod tests;
 mod tree;
+
+use display::redact;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -44,6 +48,7 @@ use std::time::Duration;
 use config::{Environment, File, FileFormat, Map, Value, ValueKind};
 use serde::de::DeserializeOwned;
 
+pub use choices::{ErrorPolicy, GroupProtocol, OffsetResetPolicy, ProcessingGuarantee};
 pub use error::ConfigError;
 use keys::KeySpec;
 pub use loader::ConfigLoader;
@@ -54,111 +59,6 @@ const DEFAULT_TOML: &str = include_str!("../../config/default.toml");
 
 /// Environment variable naming a config file, when `--config` is not given.
 pub(crate) const CONFIG_FILE_ENV: &str = "RIVULET_CONFIG";
-
-/// What a commit promises about outputs after a crash: the key
-/// `processing_guarantee`, `at_least_once` (the default) or `exactly_once`.
-/// It also sets the default commit interval (30 s and 100 ms, as in Kafka
-/// Streams).
-///
-/// ```
-/// # fn main() -> Result<(), rivulet::ConfigError> {
-/// use std::time::Duration;
-/// use rivulet::{Config, ProcessingGuarantee};
-/// let config = Config::loader()
-///     .env([("RIVULET__APPLICATION_ID", "payments"), ("RIVULET__PROCESSING_GUARANTEE", "exactly_once")])
-///     .load()?;
-/// assert_eq!(config.processing_guarantee, ProcessingGuarantee::ExactlyOnce);
-/// assert_eq!(config.processing_guarantee.to_string(), "exactly_once");
-/// assert_eq!(config.commit_interval, Duration::from_millis(100));
-/// # Ok(()) }
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ProcessingGuarantee {
-    /// Offsets are committed only after outputs are delivered; a crash can
-    /// repeat outputs but never lose them.
-    AtLeastOnce,
-    /// Outputs, changelogs and offsets are committed in one Kafka transaction.
-    ExactlyOnce,
-}
-
-impl fmt::Display for ProcessingGuarantee {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::AtLeastOnce => "at_least_once",
-            Self::ExactlyOnce => "exactly_once",
-        })
-    }
-}
-
-/// How the instances of an application share the partitions: the key
-/// `group_protocol`, `consumer` (the default) or `classic`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum GroupProtocol {
-    /// KIP-848's protocol (Kafka 4.0+), assignments computed by the broker and
-    /// applied incrementally: tasks that keep their owner keep running.
-    Consumer,
-    /// The classic protocol (any broker): every rebalance revokes every
-    /// partition of the group first.
-    Classic,
-}
-
-impl fmt::Display for GroupProtocol {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::Consumer => "consumer",
-            Self::Classic => "classic",
-        })
-    }
-}
-
-/// What happens to a bad record: see `errors.*` in docs/configuration.md.
-/// The keys take `fail` (the default), `skip` or `dead_letter`.
-///
-/// ```
-/// # fn main() -> Result<(), rivulet::ConfigError> {
-/// use rivulet::{Config, ErrorPolicy};
-/// let config = Config::loader()
-///     .env([("RIVULET__APPLICATION_ID", "orders"), ("RIVULET__ERRORS__DESERIALIZATION", "dead_letter")])
-///     .load()?;
-/// assert_eq!(config.errors.deserialization, ErrorPolicy::DeadLetter);
-/// assert_eq!(config.errors.processing, ErrorPolicy::Fail);
-/// # Ok(()) }
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ErrorPolicy {
-    /// Stop with an error naming the record's topic, partition and offset.
-    Fail,
-    /// Log, count, and go on.
-    Skip,
-    /// Write the record and a description of the error to the dead-letter topic, and go on.
-    DeadLetter,
-}
-
-/// Where a source partition goes on when its committed (or fetch) offset
-/// is out of range, its records deleted under the application:
-/// `errors.offset_out_of_range`. Every choice is logged as an ERROR and
-/// counted in `rivulet_offset_resets_total` (`runtime::offset_reset`).
-///
-/// ```
-/// # fn main() -> Result<(), rivulet::ConfigError> {
-/// use rivulet::{Config, OffsetResetPolicy};
-/// let config = Config::loader().env([("RIVULET__APPLICATION_ID", "orders")]).load()?;
-/// assert_eq!(config.errors.offset_out_of_range, OffsetResetPolicy::Earliest);
-/// let config = Config::loader()
-///     .env([("RIVULET__APPLICATION_ID", "orders"), ("RIVULET__ERRORS__OFFSET_OUT_OF_RANGE", "fail")])
-///     .load()?;
-/// assert_eq!(config.errors.offset_out_of_range, OffsetResetPolicy::Fail);
-/// # Ok(()) }
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OffsetResetPolicy {
-    /// Stop with an error naming the partition, the committed offset and the range still there.
-    Fail,
-    /// Go on from the partition's first offset still there (the default).
-    Earliest,
-    /// Go on from the partition's end.
-    Latest,
-}
 
 /// The bad-record policies: the `[errors]` table.
 ///
@@ -664,102 +564,4 @@ impl Config {
             .try_deserialize()
             .map_err(|e| ConfigError::App(e.to_string()))
     }
-}
-
-fn redact<'a>(key: &str, value: &'a str) -> &'a str {
-    if keys::is_secret(key) {
-        "[redacted]"
-    } else {
-        value
-    }
-}
-
-impl fmt::Debug for Config {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(self, f)
-    }
-}
-
-/// Prints the effective config as TOML, secrets redacted.
-impl fmt::Display for Config {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "application_id = {:?}", self.application_id)?;
-        writeln!(f, "instance_id = {:?}", self.instance_id)?;
-        writeln!(f, "processing_guarantee = \"{}\"", self.processing_guarantee)?;
-        writeln!(f, "commit_interval_ms = {}", self.commit_interval.as_millis())?;
-        writeln!(f, "repartition_purge_interval_ms = {}", self.repartition_purge_interval.as_millis())?;
-        writeln!(f, "num_threads = {}", self.num_threads)?;
-        writeln!(f, "group_protocol = \"{}\"", self.group_protocol)?;
-        writeln!(f, "shutdown_timeout_ms = {}", self.shutdown_timeout.as_millis())?;
-        writeln!(f, "state_dir = {:?}", self.state_dir.display().to_string())?;
-        writeln!(f, "\n[state]")?;
-        writeln!(f, "block_cache_bytes = {}", self.state.block_cache_bytes)?;
-        writeln!(f, "write_buffer_bytes = {}", self.state.write_buffer_bytes)?;
-        writeln!(f, "cache_bytes = {}", self.state.cache_bytes)?;
-        writeln!(
-            f,
-            "window_changelog_additional_retention_ms = {}",
-            self.state.window_changelog_additional_retention_ms
-        )?;
-        writeln!(f, "\n[errors]")?;
-        for (k, p) in [
-            ("deserialization", self.errors.deserialization),
-            ("processing", self.errors.processing),
-            ("production", self.errors.production),
-        ] {
-            writeln!(f, "{k} = \"{}\"", policy_name(p))?;
-        }
-        writeln!(f, "dead_letter_topic = {:?}", self.errors.dead_letter_topic)?;
-        let reset = keys::OFFSET_RESET_POLICIES.iter().find(|(_, p)| *p == self.errors.offset_out_of_range);
-        writeln!(f, "offset_out_of_range = {:?}", reset.map_or("", |(n, _)| *n))?;
-        let b = &self.bounded;
-        writeln!(f, "\n[bounded]\nenabled = {}\nclose_windows_at_end = {}", b.enabled, b.close_windows_at_end)?;
-        writeln!(f, "\n[http]\nlisten = \"{}\"", self.http.listen)?;
-        writeln!(f, "advertised_address = {:?}", self.http.advertised_address)?;
-        let format = match self.log.format {
-            LogFormat::Text => "text",
-            LogFormat::Json => "json",
-        };
-        writeln!(f, "\n[log]\nformat = \"{format}\"\nlevel = {:?}", self.log.level)?;
-        writeln!(f, "\n[kafka]\nbootstrap_servers = {:?}", self.kafka.bootstrap_servers)?;
-        for (section, props) in
-            [("common", &self.kafka.common), ("consumer", &self.kafka.consumer), ("producer", &self.kafka.producer)]
-        {
-            writeln!(f, "\n[kafka.{section}]")?;
-            for (k, v) in props.iter() {
-                writeln!(f, "{k:?} = {:?}", redact(k, v))?;
-            }
-        }
-        let sr = &self.schema_registry;
-        writeln!(f, "\n[schema_registry]\nurl = {:?}", sr.url)?;
-        let user_info = if sr.basic_auth_user_info.is_empty() { "" } else { "[redacted]" };
-        writeln!(f, "basic_auth_user_info = {user_info:?}")?;
-        let ca = sr.ssl_ca_location.as_ref().map(|p| p.display().to_string()).unwrap_or_default();
-        writeln!(f, "ssl_ca_location = {ca:?}")?;
-        writeln!(f, "auto_register_schemas = {}", sr.auto_register_schemas)?;
-        writeln!(f, "subject_name_strategy = \"{}\"", sr.subject_name_strategy)?;
-        writeln!(f, "request_timeout_ms = {}", sr.request_timeout.as_millis())?;
-        writeln!(f, "\n[app]")?;
-        write_app_table(f, "", &self.app)
-    }
-}
-
-fn policy_name(p: ErrorPolicy) -> &'static str {
-    match p {
-        ErrorPolicy::Fail => "fail",
-        ErrorPolicy::Skip => "skip",
-        ErrorPolicy::DeadLetter => "dead_letter",
-    }
-}
-
-fn write_app_table(f: &mut fmt::Formatter<'_>, prefix: &str, table: &Map<String, Value>) -> fmt::Result {
-    for (k, v) in table {
-        let path = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
-        match &v.kind {
-            ValueKind::Table(inner) => write_app_table(f, &path, inner)?,
-            _ if keys::is_secret(k) => writeln!(f, "{path} = \"[redacted]\"")?,
-            _ => writeln!(f, "{path} = {}", keys::shown(v))?,
-        }
-    }
-    Ok(())
 }

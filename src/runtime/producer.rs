@@ -48,6 +48,8 @@ use crate::error::kafka::{classify, is_authorization, KafkaErrorKind};
 use crate::metrics::Metrics;
 use crate::record::{Headers, SourceOffset};
 use crate::runtime::refused::{culprits, refusal, Refusals, Source};
+// Defined with the refusals (a floor below), used by the collector too.
+pub(crate) use crate::runtime::refused::{DeliveryFailure, FailureCause};
 use crate::runtime::retry::{abort_is_retriable, retrying, retrying_when, RETRY_FOR};
 
 /// How long one transaction call may take.
@@ -62,38 +64,6 @@ const REPORT_POLL: Duration = Duration::from_millis(1);
 /// At most this many events (produce requests' reports) served by one
 /// [`StreamsProducer::poll`].
 const MAX_POLLS: usize = 32;
-
-/// An output record the broker did not accept.
-#[derive(Debug, Clone)]
-pub(crate) struct DeliveryFailure {
-    pub(crate) topic: String,
-    pub(crate) partition: i32,
-    pub(crate) key: Option<Vec<u8>>,
-    pub(crate) value: Option<Vec<u8>>,
-    pub(crate) timestamp: Option<i64>,
-    pub(crate) headers: Headers,
-    /// The input record it was produced for, if any.
-    pub(crate) source: Option<SourceOffset>,
-    pub(crate) reason: String,
-    pub(crate) code: Option<RDKafkaErrorCode>,
-    pub(crate) cause: FailureCause,
-}
-
-/// Why a delivery failed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum FailureCause {
-    /// The broker refused for lack of WRITE on the topic: `reason` names
-    /// the ACL to grant.
-    Denied,
-    /// The broker refused the record for a reason of its own
-    /// (`runtime::refused`): sending it again would be refused again.
-    Refused,
-    /// Another record of its batch was refused (librdkafka's
-    /// `_INVALID_DIFFERENT_RECORD`): this one may be sent again.
-    OtherRecord,
-    /// Anything else (its time ran out, ...).
-    Other,
-}
 
 #[derive(Default)]
 struct Deliveries {

@@ -61,8 +61,39 @@ use rdkafka::error::KafkaError;
 use rdkafka::types::RDKafkaErrorCode as C;
 
 use crate::processor::wall_clock_ms;
-use crate::record::SourceOffset;
-use crate::runtime::producer::DeliveryFailure;
+use crate::record::{Headers, SourceOffset};
+
+/// An output record the broker did not accept.
+#[derive(Debug, Clone)]
+pub(crate) struct DeliveryFailure {
+    pub(crate) topic: String,
+    pub(crate) partition: i32,
+    pub(crate) key: Option<Vec<u8>>,
+    pub(crate) value: Option<Vec<u8>>,
+    pub(crate) timestamp: Option<i64>,
+    pub(crate) headers: Headers,
+    /// The input record it was produced for, if any.
+    pub(crate) source: Option<SourceOffset>,
+    pub(crate) reason: String,
+    pub(crate) code: Option<rdkafka::types::RDKafkaErrorCode>,
+    pub(crate) cause: FailureCause,
+}
+
+/// Why a delivery failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FailureCause {
+    /// The broker refused for lack of WRITE on the topic: `reason` names
+    /// the ACL to grant.
+    Denied,
+    /// The broker refused the record for a reason of its own
+    /// (`runtime::refused`): sending it again would be refused again.
+    Refused,
+    /// Another record of its batch was refused (librdkafka's
+    /// `_INVALID_DIFFERENT_RECORD`): this one may be sent again.
+    OtherRecord,
+    /// Anything else (its time ran out, ...).
+    Other,
+}
 
 /// What a delivery report needs to know of its record beyond what
 /// librdkafka reports: the input record it was produced for (`None`: a
@@ -315,7 +346,7 @@ mod tests {
             source: None,
             reason: String::new(),
             code: Some(code),
-            cause: crate::runtime::producer::FailureCause::Refused,
+            cause: FailureCause::Refused,
         }
     }
 

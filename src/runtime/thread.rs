@@ -163,6 +163,12 @@ pub(crate) fn run(
             Err(Error::TaskMigrated(why)) if !shutdown.load(Ordering::Relaxed) => {
                 tracing::warn!(thread = index, reason = %why, "tasks migrated: dropped uncommitted work, rejoining the group");
             }
+            // Stopping anyway: the tasks belong to other members now, and
+            // their new owners process the dropped work again.
+            Err(Error::TaskMigrated(why)) => {
+                tracing::warn!(thread = index, reason = %why, "tasks migrated during the shutdown: dropped uncommitted work");
+                return Ok(());
+            }
             result => return result,
         }
     }
