@@ -29,6 +29,9 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 mod queries;
+mod signals;
+
+use signals::Signals;
 
 use crate::error::{Error, Result};
 use crate::http::{HttpServer, HttpState};
@@ -332,55 +335,6 @@ impl App {
                  committed, and running it again goes on from there"
             ))),
             _ => result,
-        }
-    }
-}
-
-/// SIGTERM and SIGINT, as a stream of their names.
-struct Signals {
-    #[cfg(unix)]
-    term: tokio::signal::unix::Signal,
-    #[cfg(unix)]
-    int: tokio::signal::unix::Signal,
-}
-
-impl Signals {
-    fn new() -> Result<Signals> {
-        #[cfg(unix)]
-        {
-            use tokio::signal::unix::{signal, SignalKind};
-            let listen = |kind: SignalKind, name: &str| {
-                signal(kind).map_err(|e| Error::Internal(format!("listening for {name}: {e}")))
-            };
-            Ok(Signals {
-                term: listen(SignalKind::terminate(), "SIGTERM")?,
-                int: listen(SignalKind::interrupt(), "SIGINT")?,
-            })
-        }
-        #[cfg(not(unix))]
-        Ok(Signals {})
-    }
-
-    async fn next(&mut self) -> &'static str {
-        #[cfg(unix)]
-        {
-            tokio::select! {
-                _ = self.term.recv() => "SIGTERM",
-                _ = self.int.recv() => "SIGINT",
-            }
-        }
-        #[cfg(not(unix))]
-        {
-            let _ = tokio::signal::ctrl_c().await;
-            "SIGINT"
-        }
-    }
-
-    fn number(&self, name: &str) -> i32 {
-        if name == "SIGTERM" {
-            15
-        } else {
-            2
         }
     }
 }
