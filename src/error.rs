@@ -121,6 +121,19 @@ pub enum Error {
     /// committed stays committed, and the next run goes on from there.
     #[error("{0}")]
     Interrupted(String),
+    /// A request of the streams group protocol client (KIP-1071: the
+    /// member's heartbeats and offset commits, spoken directly) failed:
+    /// no answer came (the connection broke or timed out; `code` is
+    /// `None`), or Kafka answered with error `code`, named in `message`.
+    #[error("{doing}: {message}")]
+    Protocol {
+        /// What rivulet was doing.
+        doing: String,
+        /// Kafka's error code, when Kafka answered with one.
+        code: Option<i16>,
+        /// What went wrong, and what to do.
+        message: String,
+    },
     /// A bug in rivulet.
     #[error("internal error (a rivulet bug): {0}")]
     Internal(String),
@@ -200,6 +213,11 @@ impl Error {
             Error::Kafka { source, .. } => {
                 crate::error::kafka::classify(source) == crate::error::kafka::KafkaErrorKind::Retriable
             }
+            // No answer (a broken or timed-out connection), or an error
+            // Kafka itself calls retriable.
+            Error::Protocol { code, .. } => code.is_none_or(|c| {
+                kafka_protocol::error::ResponseError::try_from_code(c).is_some_and(|e| e.is_retriable())
+            }),
             _ => false,
         }
     }
