@@ -152,6 +152,8 @@ async fn two_members_share_tasks_get_standbys_commit_and_leave() {
     assert!(joined.member_epoch > 0, "{joined:?}");
     assert!(joined.heartbeat_interval_ms > 0, "{joined:?}");
     beat_until("member A holding all 4 tasks", &mut [&mut a], |m| partitions(&m[0].active) == all);
+    let changelog = &topology.subtopologies[0].state_changelog_topics[0].name;
+    assert_eq!(harness::watermarks(changelog).len(), 4, "the broker created {changelog} with the source's partitions");
 
     let mut b = Member::new(&group, "process-b", &topology);
     beat_until("the 4 tasks split 2 and 2", &mut [&mut a, &mut b], |m| {

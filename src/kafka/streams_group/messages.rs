@@ -12,6 +12,23 @@ pub(crate) const STREAMS_GROUP_HEARTBEAT_KEY: i16 = 88;
 /// The version rivulet speaks (the only one Kafka 4.1-4.3 define).
 pub(crate) const STREAMS_GROUP_HEARTBEAT_VERSION: i16 = 0;
 
+/// The status codes of [`HeartbeatResponse::status`]
+/// (`StreamsGroupHeartbeatResponse.Status` in Kafka).
+pub(crate) mod status {
+    /// The member's topology epoch is behind the group's.
+    pub(crate) const STALE_TOPOLOGY: i8 = 0;
+    /// A source topic is missing (the detail names it).
+    pub(crate) const MISSING_SOURCE_TOPICS: i8 = 1;
+    /// Co-partitioned topics differ in partition count (the detail names them).
+    pub(crate) const INCORRECTLY_PARTITIONED_TOPICS: i8 = 2;
+    /// Internal topics are missing; the broker creates them.
+    pub(crate) const MISSING_INTERNAL_TOPICS: i8 = 3;
+    /// A member asked the whole application to shut down.
+    pub(crate) const SHUTDOWN_APPLICATION: i8 = 4;
+    /// The assignment waits for the group's initial rebalance delay.
+    pub(crate) const ASSIGNMENT_DELAYED: i8 = 5;
+}
+
 /// The tasks of one sub-topology: the partitions of its input topics.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub(crate) struct TaskIds {

@@ -19,8 +19,8 @@ mod tests;
 pub(crate) mod wire;
 
 pub(crate) use messages::{
-    CopartitionGroup, Endpoint, EndpointToPartitions, HeartbeatRequest, HeartbeatResponse, Subtopology, TaskIds,
-    TaskOffset, TopicInfo, TopologyDesc,
+    status, CopartitionGroup, Endpoint, EndpointToPartitions, HeartbeatRequest, HeartbeatResponse, Subtopology,
+    TaskIds, TaskOffset, TopicInfo, TopologyDesc,
 };
 pub(crate) use wire::{StreamsGroupClient, REQUEST_TIMEOUT};
 

@@ -343,7 +343,10 @@ impl StreamsGroupClient {
     /// error codes included. `Err` only when no answer came (I/O, timeout,
     /// a malformed response); then, and on a NOT_COORDINATOR,
     /// COORDINATOR_NOT_AVAILABLE or COORDINATOR_LOAD_IN_PROGRESS answer,
-    /// the next call finds the coordinator again.
+    /// the next call finds the coordinator again (within the `timeout`
+    /// given to [`connect`](Self::connect), before its own request).
+    /// `req.group_id` is the group given to `connect`: the connection is
+    /// to that group's coordinator.
     pub(crate) fn heartbeat(&mut self, req: &HeartbeatRequest) -> Result<HeartbeatResponse> {
         let doing = format!(
             "sending a streams group heartbeat for member {} (epoch {}) of group '{}'",
