@@ -17,6 +17,8 @@ pub(crate) mod messages;
 #[cfg(test)]
 mod tests;
 pub(crate) mod wire;
+#[cfg(test)]
+mod wire_tests;
 
 pub(crate) use messages::{
     status, CopartitionGroup, Endpoint, EndpointToPartitions, HeartbeatRequest, HeartbeatResponse, Subtopology,

@@ -43,7 +43,7 @@ fn read_task_offset(r: &mut Reader<'_>) -> DecodeResult<TaskOffset> {
 }
 
 /// What the broker reads (field order of StreamsGroupHeartbeatRequest.json).
-fn decode_request(body: &[u8]) -> DecodeResult<HeartbeatRequest> {
+pub(super) fn decode_request(body: &[u8]) -> DecodeResult<HeartbeatRequest> {
     let r = &mut Reader::new(body);
     let mut q = HeartbeatRequest {
         group_id: r.string("GroupId")?,
@@ -104,7 +104,7 @@ fn write_topic_partitions(w: &mut Writer, items: &[(String, Vec<i32>)]) {
 }
 
 /// What the broker writes (field order of StreamsGroupHeartbeatResponse.json).
-fn encode_response(a: &HeartbeatResponse) -> Vec<u8> {
+pub(super) fn encode_response(a: &HeartbeatResponse) -> Vec<u8> {
     let mut w = Writer::default();
     w.i32(a.throttle_time_ms);
     w.i16(a.error_code);
