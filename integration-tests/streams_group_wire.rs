@@ -15,6 +15,8 @@ mod error {
     pub(crate) use rivulet::{Error, Result};
 }
 
+// The test uses part of the client; the rest is the library's.
+#[allow(dead_code, unused_imports)]
 #[path = "../src/kafka/streams_group/mod.rs"]
 mod streams_group;
 

@@ -33,6 +33,7 @@ mod signals;
 
 use signals::Signals;
 
+use crate::config::GroupProtocol;
 use crate::error::{Error, Result};
 use crate::http::{HttpServer, HttpState};
 use crate::kafka::admin::prepare_topics;
@@ -136,7 +137,7 @@ impl App {
         tracing::info!(
             application_id = %config.application_id,
             instance_id = %config.instance_id,
-            static_membership = config.group_instance_id(0).is_some(),
+            static_membership = config.group_instance_id(0).is_some() && config.group_protocol != GroupProtocol::Streams,
             processing_guarantee = %config.processing_guarantee,
             threads = config.num_threads,
             "starting"
@@ -164,6 +165,7 @@ impl App {
         let bounded =
             config.bounded.enabled.then(|| BoundedRun::start(&config, &topology, &plan.partitions, shutdown.clone()));
         let bounded = bounded.transpose()?.map(Arc::new);
+        let membership = streams_membership(&config, &topology, &plan.partitions)?;
         let app = Arc::new(AppContext {
             dead_letter_topic: config.dead_letter_topic(),
             config,
@@ -178,6 +180,7 @@ impl App {
             globals,
             queryable: queries.readers.clone(),
             bounded,
+            membership: membership.clone(),
         });
         let mut threads = Vec::new();
         if !app.topology.globals.is_empty() {
@@ -206,10 +209,21 @@ impl App {
             directory,
             _state_lock: state_lock,
         };
+        if let Some(m) = membership {
+            let stop = shutdown.clone();
+            let spawned = std::thread::Builder::new().name("rivulet-membership".into()).spawn(move || m.run(stop));
+            match spawned {
+                Ok(handle) => running.threads.push(handle),
+                Err(e) => return Err(Error::Internal(format!("spawning the membership thread: {e}"))),
+            }
+        }
         for index in 0..app.config.num_threads {
             let (app, topics, stop) = (app.clone(), source_topics.clone(), shutdown.clone());
             let spawned = std::thread::Builder::new().name(format!("rivulet-{index}")).spawn(move || {
                 let result = thread::run(app.clone(), index, topics, stop.clone());
+                if let Some(m) = &app.membership {
+                    m.thread_stopped();
+                }
                 app.stats.set_phase(index, ThreadPhase::Stopped);
                 if let Err(e) = &result {
                     tracing::error!(thread = index, error = %e, "processing thread failed; stopping the application");
@@ -573,4 +587,23 @@ impl RunningApp {
         }
         first
     }
+}
+
+/// Under `group_protocol = "streams"`: sets the group's standby replicas
+/// and makes the instance's member (`runtime::membership`).
+fn streams_membership(
+    config: &Config,
+    topology: &Topology,
+    partitions: &[i32],
+) -> Result<Option<Arc<crate::runtime::membership::Membership>>> {
+    if config.group_protocol != GroupProtocol::Streams {
+        return Ok(None);
+    }
+    let replicas = config.num_standby_replicas.to_string();
+    let client_id = format!("{}-{}-admin", config.application_id, config.instance_id);
+    let timeout = std::time::Duration::from_secs(30);
+    let bootstrap = &config.kafka.bootstrap_servers;
+    crate::kafka::streams_group::StreamsGroupClient::connect(bootstrap, &config.application_id, &client_id, timeout)
+        .and_then(|mut c| c.set_group_config("streams.num.standby.replicas", &replicas))?;
+    Ok(Some(crate::runtime::membership::Membership::new(config, topology, partitions)))
 }

@@ -64,6 +64,7 @@ pub(crate) struct Metrics {
     pub(crate) tasks_closed: IntCounter,
     pub(crate) rebalance_duration: Histogram,
     assigned_tasks: IntGaugeVec,
+    standby_records: IntCounter,
     restore_remaining: IntGaugeVec,
     restore_restored: IntGaugeVec,
     consumer_lag: IntGaugeVec,
@@ -146,6 +147,10 @@ impl Metrics {
                 CYCLE_BUCKETS,
             )?,
             assigned_tasks: r.gauge_vec("rivulet_assigned_tasks", "Tasks of this instance by state.", &["state"])?,
+            standby_records: r.counter(
+                "rivulet_standby_records_total",
+                "Changelog records applied to this instance's standby tasks.",
+            )?,
             restore_remaining: r.gauge_vec(
                 "rivulet_restore_remaining_records",
                 "Changelog records left to replay into a store partition being restored.",
@@ -244,6 +249,13 @@ impl Metrics {
     pub(crate) fn add_tasks(&self, running: i64, restoring: i64) {
         self.assigned_tasks.with_label_values(&["running"]).add(running);
         self.assigned_tasks.with_label_values(&["restoring"]).add(restoring);
+    }
+
+    /// Standby tasks opened (`+1`) or closed (`-1`); changelog records
+    /// applied to standbys.
+    pub(crate) fn add_standby(&self, tasks: i64, records: u64) {
+        self.assigned_tasks.with_label_values(&["standby"]).add(tasks);
+        self.standby_records.inc_by(records);
     }
 
     /// Progress of one store partition's restore.

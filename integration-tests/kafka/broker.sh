@@ -72,7 +72,7 @@ ADMIN_PASSWORD=rivulet-test-admin
 SUPER_USERS="User:ANONYMOUS;User:$ADMIN_USER"
 # Bumped when the broker's listeners or security settings change: start
 # refuses to reuse a running broker of an older configuration.
-CONFIG_VERSION=3
+CONFIG_VERSION=4
 
 die() { echo "broker.sh: $*" >&2; exit 1; }
 say() { echo "broker.sh: $*" >&2; }
@@ -261,6 +261,11 @@ group.consumer.min.session.timeout.ms=6000
 group.consumer.session.timeout.ms=6000
 group.consumer.min.heartbeat.interval.ms=500
 group.consumer.heartbeat.interval.ms=500
+group.streams.min.session.timeout.ms=6000
+group.streams.session.timeout.ms=6000
+group.streams.min.heartbeat.interval.ms=500
+group.streams.heartbeat.interval.ms=500
+group.streams.initial.rebalance.delay.ms=0
 auto.create.topics.enable=false
 log.cleaner.enable=true
 log.cleaner.backoff.ms=1000

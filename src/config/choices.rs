@@ -39,7 +39,7 @@ impl fmt::Display for ProcessingGuarantee {
 }
 
 /// How the instances of an application share the partitions: the key
-/// `group_protocol`, `consumer` (the default) or `classic`.
+/// `group_protocol`, `consumer` (the default), `classic` or `streams`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum GroupProtocol {
     /// KIP-848's protocol (Kafka 4.0+), assignments computed by the broker and
@@ -48,6 +48,9 @@ pub enum GroupProtocol {
     /// The classic protocol (any broker): every rebalance revokes every
     /// partition of the group first.
     Classic,
+    /// KIP-1071's streams rebalance protocol (Kafka 4.1+): the broker
+    /// assigns active and standby tasks (`runtime::membership`).
+    Streams,
 }
 
 impl fmt::Display for GroupProtocol {
@@ -55,6 +58,7 @@ impl fmt::Display for GroupProtocol {
         f.write_str(match self {
             Self::Consumer => "consumer",
             Self::Classic => "classic",
+            Self::Streams => "streams",
         })
     }
 }

@@ -30,6 +30,7 @@ impl fmt::Display for Config {
         writeln!(f, "repartition_purge_interval_ms = {}", self.repartition_purge_interval.as_millis())?;
         writeln!(f, "num_threads = {}", self.num_threads)?;
         writeln!(f, "group_protocol = \"{}\"", self.group_protocol)?;
+        writeln!(f, "num_standby_replicas = {}", self.num_standby_replicas)?;
         writeln!(f, "shutdown_timeout_ms = {}", self.shutdown_timeout.as_millis())?;
         writeln!(f, "state_dir = {:?}", self.state_dir.display().to_string())?;
         writeln!(f, "\n[state]")?;

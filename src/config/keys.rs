@@ -52,9 +52,9 @@ pub(crate) const GUARANTEES: [(&str, ProcessingGuarantee); 2] =
 pub(crate) const POLICIES: [(&str, ErrorPolicy); 3] =
     [("fail", ErrorPolicy::Fail), ("skip", ErrorPolicy::Skip), ("dead_letter", ErrorPolicy::DeadLetter)];
 /// The group protocols by name.
-pub(crate) const GROUP_PROTOCOLS: [(&str, GroupProtocol); 2] =
-    [("consumer", GroupProtocol::Consumer), ("classic", GroupProtocol::Classic)];
-const GROUP_PROTOCOL_NAMES: [&str; 2] = names(&GROUP_PROTOCOLS);
+pub(crate) const GROUP_PROTOCOLS: [(&str, GroupProtocol); 3] =
+    [("consumer", GroupProtocol::Consumer), ("classic", GroupProtocol::Classic), ("streams", GroupProtocol::Streams)];
+const GROUP_PROTOCOL_NAMES: [&str; 3] = names(&GROUP_PROTOCOLS);
 /// The log formats by name.
 pub(crate) const LOG_FORMATS: [(&str, LogFormat); 2] = [("text", LogFormat::Text), ("json", LogFormat::Json)];
 /// The `errors.offset_out_of_range` choices by name.
@@ -134,7 +134,21 @@ pub(crate) const GROUP_PROTOCOL: KeySpec = KeySpec {
     doc: "How the instances share the partitions. `consumer`: the broker's group protocol of \
           KIP-848 (Kafka 4.0+) with its range assignor: a member joining or leaving moves only \
           the tasks that change owner; the others keep running. `classic`: the old protocol, for \
-          brokers before 4.0; every rebalance stops and restarts every task of the group.",
+          brokers before 4.0; every rebalance stops and restarts every task of the group. `streams`: \
+          the streams rebalance protocol of KIP-1071 (Kafka 4.1+): the broker assigns tasks, not \
+          partitions, keeps them where they ran, and places standby replicas \
+          (`num_standby_replicas`); PLAINTEXT listeners only so far.",
+};
+pub(crate) const NUM_STANDBY_REPLICAS: KeySpec = KeySpec {
+    name: "num_standby_replicas",
+    default: DefaultValue::Integer(0),
+    accepts: Accepts::Integer { min: 0, max: 16, unit: Unit::Count },
+    doc: "Standby replicas per task (Kafka Streams' `num.standby.replicas`): other instances keep a \
+          copy of each task's stores warm by reading its changelogs, and the broker moves a task \
+          whose instance died to one of them, which replays only the tail. Needs \
+          `group_protocol = \"streams\"`; rivulet sets it as the group's \
+          `streams.num.standby.replicas` at start (the broker caps it with \
+          `group.streams.max.standby.replicas`, 2 by default).",
 };
 pub(crate) const STATE_DIR: KeySpec = KeySpec {
     name: "state_dir",
@@ -376,6 +390,7 @@ pub(crate) const KEYS: &[KeySpec] = &[
     REPARTITION_PURGE_INTERVAL_MS,
     NUM_THREADS,
     GROUP_PROTOCOL,
+    NUM_STANDBY_REPLICAS,
     SHUTDOWN_TIMEOUT_MS,
     STATE_DIR,
     STATE_BLOCK_CACHE_BYTES,

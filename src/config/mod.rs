@@ -408,6 +408,8 @@ pub struct Config {
     pub num_threads: usize,
     /// `group_protocol`: how the instances share the partitions.
     pub group_protocol: GroupProtocol,
+    /// Standby replicas per task (`group_protocol = "streams"` only).
+    pub num_standby_replicas: u32,
     /// How long a graceful shutdown may take before the process exits.
     pub shutdown_timeout: Duration,
     /// Root folder of local state.

@@ -371,7 +371,14 @@ fn every_integer_key_accepts_exactly_the_bounds_its_spec_states() {
     for spec in keys::KEYS {
         let spec::Accepts::Integer { min, max, .. } = spec.accepts else { continue };
         let var = keys::env_var_name(spec.name);
-        let load = |n: u64| load_env(&[("RIVULET__APPLICATION_ID", "a"), (&var, &n.to_string())]);
+        // Standby replicas need the streams protocol.
+        let load = |n: u64| {
+            load_env(&[
+                ("RIVULET__APPLICATION_ID", "a"),
+                ("RIVULET__GROUP_PROTOCOL", "streams"),
+                (&var, &n.to_string()),
+            ])
+        };
         for n in [min, max] {
             assert!(load(n).is_ok(), "{var}={n} is within the bounds of `{}`", spec.name);
         }
@@ -437,4 +444,26 @@ fn a_reference_to_a_missing_file_fails_the_load_naming_the_key_and_where_it_was_
         load_env(&[("RIVULET__APPLICATION_ID", "a"), ("RIVULET__APP__TOKEN", "${file:/no/such.properties:token}")])
             .unwrap_err();
     assert!(err.to_string().contains("app.token"), "{err}");
+}
+
+#[test]
+fn standby_replicas_need_the_streams_protocol() {
+    let err =
+        load_env(&[("RIVULET__APPLICATION_ID", "a"), ("RIVULET__NUM_STANDBY_REPLICAS", "1")]).unwrap_err().to_string();
+    assert!(err.contains("num_standby_replicas") && err.contains("group_protocol = \"streams\""), "{err}");
+    let c = load_env(&[
+        ("RIVULET__APPLICATION_ID", "a"),
+        ("RIVULET__GROUP_PROTOCOL", "streams"),
+        ("RIVULET__NUM_STANDBY_REPLICAS", "1"),
+    ])
+    .unwrap();
+    assert_eq!((c.group_protocol, c.num_standby_replicas), (GroupProtocol::Streams, 1));
+    let err = load_env(&[
+        ("RIVULET__APPLICATION_ID", "a"),
+        ("RIVULET__GROUP_PROTOCOL", "streams"),
+        ("RIVULET__KAFKA__COMMON__SECURITY_PROTOCOL", "sasl_ssl"),
+    ])
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("PLAINTEXT listeners only"), "{err}");
 }

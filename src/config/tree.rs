@@ -93,6 +93,18 @@ impl Tree {
         let repartition_purge_interval_ms = self.get(&REPARTITION_PURGE_INTERVAL_MS, integer)?;
         let num_threads = self.get(&NUM_THREADS, integer)? as usize;
         let group_protocol = self.get(&GROUP_PROTOCOL, |s, v| one_of(s, v, &GROUP_PROTOCOLS))?;
+        let num_standby_replicas = self.get(&NUM_STANDBY_REPLICAS, integer)? as u32;
+        if num_standby_replicas > 0 && group_protocol != GroupProtocol::Streams {
+            return Err(ConfigError::InvalidValue {
+                key: NUM_STANDBY_REPLICAS.name.into(),
+                value: num_standby_replicas.to_string(),
+                origin: "the config".into(),
+                accepted: format!(
+                    "0 under group_protocol = \"{group_protocol}\": standby replicas need the broker to place \
+                     them, so set group_protocol = \"streams\" (KIP-1071, Kafka 4.1+)"
+                ),
+            });
+        }
         let shutdown_timeout_ms = self.get(&SHUTDOWN_TIMEOUT_MS, integer)?;
         let state_dir = self.get(&STATE_DIR, path)?;
         let block_cache_bytes = self.get(&STATE_BLOCK_CACHE_BYTES, integer)? as usize;
@@ -117,8 +129,11 @@ impl Tree {
         let common = passthrough(&KAFKA_COMMON, self.take_table(&KAFKA_COMMON)?)?;
         let consumer = passthrough(&KAFKA_CONSUMER, self.take_table(&KAFKA_CONSUMER)?)?;
         let producer = passthrough(&KAFKA_PRODUCER, self.take_table(&KAFKA_PRODUCER)?)?;
-        if group_protocol == GroupProtocol::Consumer {
-            broker_side_group_settings(&[("common", &common), ("consumer", &consumer)])?;
+        if group_protocol != GroupProtocol::Classic {
+            broker_side_group_settings(group_protocol, &[("common", &common), ("consumer", &consumer)])?;
+        }
+        if group_protocol == GroupProtocol::Streams {
+            streams_protocol_security(&[("common", &common), ("consumer", &consumer)])?;
         }
         let schema_registry = SchemaRegistryConfig {
             url: self.get(&SCHEMA_REGISTRY_URL, url)?,
@@ -144,6 +159,7 @@ impl Tree {
             repartition_purge_interval: Duration::from_millis(repartition_purge_interval_ms),
             num_threads,
             group_protocol,
+            num_standby_replicas,
             shutdown_timeout: Duration::from_millis(shutdown_timeout_ms),
             state_dir,
             state: StateConfig {
@@ -211,7 +227,10 @@ pub(super) fn host_name(env: &BTreeMap<String, String>) -> Option<String> {
 /// Under KIP-848 the broker owns the session timeout and heartbeat
 /// interval: librdkafka refuses them when its consumer is created; say so at
 /// load, with what to do instead.
-fn broker_side_group_settings(sections: &[(&str, &KafkaProperties)]) -> Result<(), ConfigError> {
+fn broker_side_group_settings(
+    protocol: GroupProtocol,
+    sections: &[(&str, &KafkaProperties)],
+) -> Result<(), ConfigError> {
     for (section, props) in sections {
         for key in ["session.timeout.ms", "heartbeat.interval.ms"] {
             if let Some(value) = props.get(key) {
@@ -221,13 +240,34 @@ fn broker_side_group_settings(sections: &[(&str, &KafkaProperties)]) -> Result<(
                     value: format!("{value:?}"),
                     origin: "the config".into(),
                     reason: format!(
-                        "with group_protocol = \"consumer\" (KIP-848) the broker sets it: remove it and set the \
-                         group's `consumer.{}` with kafka-configs.sh --entity-type groups (or the broker's \
-                         `group.consumer.{0}`), or set group_protocol = \"classic\"",
-                        key
+                        "with group_protocol = \"{protocol}\" ({kip}) the broker sets it: remove it and set the \
+                         group's `{protocol}.{key}` with kafka-configs.sh --entity-type groups (or the broker's \
+                         `group.{protocol}.{key}`), or set group_protocol = \"classic\"",
+                        kip = if protocol == GroupProtocol::Streams { "KIP-1071" } else { "KIP-848" },
                     ),
                 });
             }
+        }
+    }
+    Ok(())
+}
+
+/// The streams protocol's heartbeats and offset commits go through
+/// rivulet's own client (`kafka::streams_group`), which speaks PLAINTEXT
+/// only so far.
+fn streams_protocol_security(sections: &[(&str, &KafkaProperties)]) -> Result<(), ConfigError> {
+    for (section, props) in sections {
+        if let Some(value) = props.get("security.protocol").filter(|v| !v.eq_ignore_ascii_case("plaintext")) {
+            return Err(ConfigError::KafkaProperty {
+                section: section.to_string(),
+                key: "security.protocol".into(),
+                value: format!("{value:?}"),
+                origin: "the config".into(),
+                reason: "group_protocol = \"streams\" speaks to the group coordinator through rivulet's own \
+                         client, which supports PLAINTEXT listeners only so far: use a PLAINTEXT listener, or \
+                         group_protocol = \"consumer\" (without standby replicas)"
+                    .into(),
+            });
         }
     }
     Ok(())

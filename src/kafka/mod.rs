@@ -10,6 +10,7 @@
 pub(crate) mod admin;
 pub mod embedded;
 pub(crate) mod group_members;
+pub(crate) mod member_offsets;
 pub(crate) mod streams_group;
 
 use rdkafka::ClientConfig;

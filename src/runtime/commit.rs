@@ -43,12 +43,16 @@ use super::TaskManager;
 use crate::config::ProcessingGuarantee;
 use crate::error::kafka::{classify, KafkaErrorKind};
 use crate::error::{Error, Result};
+use crate::kafka::member_offsets::GroupMember;
+use crate::kafka::streams_group::{codes, error_code, StreamsGroupClient};
 use crate::metrics::CommitResult;
 use crate::processor::collector::{Collector, Outgoing};
 use crate::processor::wall_clock_ms;
 use crate::record::Headers;
 use crate::runtime::collector::{DeliveryFailure, FailureCause};
+use crate::runtime::membership::Membership;
 use crate::runtime::policy::{handle_bad_record, Original};
+use crate::runtime::producer::OffsetsFor;
 use crate::runtime::refused::culprits;
 use crate::runtime::retry::{retrying, RETRY_FOR};
 use crate::runtime::stats::RuntimeStats;
@@ -83,7 +87,68 @@ impl CommitFailure {
     }
 }
 
+/// Attempts at an at-least-once commit as a streams-group member (each
+/// with the member's current epoch, on a new connection after a failure).
+const MEMBER_COMMIT_ATTEMPTS: u32 = 3;
+
 impl TaskManager {
+    /// At-least-once under the streams protocol: `OffsetCommit` (v9+) with
+    /// the member id and epoch, which librdkafka cannot send for a consumer
+    /// assigned by hand. Still failing after the attempts, the tasks are
+    /// treated as migrated: dropped, and the thread starts over.
+    fn commit_as_member(&mut self, m: &Membership, offsets: &TopicPartitionList) -> Result<(), CommitFailure> {
+        let offsets: Vec<(String, i32, i64, Option<String>)> = offsets
+            .elements()
+            .iter()
+            .filter_map(|e| match e.offset() {
+                Offset::Offset(o) => Some((e.topic().to_string(), e.partition(), o, Some(e.metadata().to_string()))),
+                _ => None,
+            })
+            .collect();
+        let mut last = String::new();
+        for attempt in 0..MEMBER_COMMIT_ATTEMPTS {
+            if attempt > 0 {
+                std::thread::sleep(Duration::from_millis(500));
+            }
+            let (member_id, epoch) = m.member();
+            let config = &self.app.config;
+            let client = match self.offsets_client.take() {
+                Some(c) => c,
+                None => {
+                    let client_id = format!("{}-{}-{}-offsets", config.application_id, config.instance_id, self.thread);
+                    match StreamsGroupClient::connect(
+                        &config.kafka.bootstrap_servers,
+                        m.group(),
+                        &client_id,
+                        Duration::from_secs(10),
+                    ) {
+                        Ok(c) => c,
+                        Err(e) => {
+                            last = e.to_string();
+                            continue;
+                        }
+                    }
+                }
+            };
+            let mut client = client;
+            match client.commit_offsets(m.group(), &member_id, epoch, &offsets) {
+                Ok(()) => {
+                    self.offsets_client = Some(client);
+                    return Ok(());
+                }
+                // Refused for good: the member lost these tasks.
+                Err(e) if error_code(&e).is_some_and(codes::member_fenced) => {
+                    return Err(CommitFailure::Migrated(format!("committing offsets as a streams group member: {e}")))
+                }
+                Err(e) => {
+                    self.offsets_client = Some(client);
+                    last = e.to_string();
+                }
+            }
+        }
+        Err(CommitFailure::Migrated(format!("committing offsets as member of the streams group: {last}")))
+    }
+
     fn exactly_once(&self) -> bool {
         self.app.config.processing_guarantee == ProcessingGuarantee::ExactlyOnce
     }
@@ -155,9 +220,17 @@ impl TaskManager {
         self.deliver_outputs()?;
         // 3. Commit the offsets.
         if self.exactly_once() {
-            let group = consumer
-                .group_metadata()
-                .ok_or_else(|| CommitFailure::Abort("the consumer has no group metadata yet".into()))?;
+            let group = match &self.app.membership {
+                Some(m) => {
+                    let (member_id, epoch) = m.member();
+                    OffsetsFor::Member(GroupMember { group: m.group().to_string(), member_id, epoch })
+                }
+                None => OffsetsFor::Consumer(
+                    consumer
+                        .group_metadata()
+                        .ok_or_else(|| CommitFailure::Abort("the consumer has no group metadata yet".into()))?,
+                ),
+            };
             producer.commit(&offsets, &group).map_err(|e| {
                 match self.denied(&e, "committing the transaction", "WRITE") {
                     // A missing ACL would fail every retry of the transaction.
@@ -166,14 +239,18 @@ impl TaskManager {
                 }
             })?;
         } else if offsets.count() > 0 {
-            retrying("committing consumed offsets", RETRY_FOR, || consumer.commit(&offsets, CommitMode::Sync))
-                .map_err(|e| match classify(&e) {
-                    KafkaErrorKind::TaskMigrated => CommitFailure::Migrated(format!("committing offsets: {e}")),
-                    _ => CommitFailure::Stop(
-                        self.denied(&e, "committing consumed offsets", "READ")
-                            .unwrap_or_else(|| Error::kafka("committing consumed offsets", e)),
-                    ),
-                })?;
+            if let Some(m) = self.app.membership.clone() {
+                self.commit_as_member(&m, &offsets)?;
+            } else {
+                retrying("committing consumed offsets", RETRY_FOR, || consumer.commit(&offsets, CommitMode::Sync))
+                    .map_err(|e| match classify(&e) {
+                        KafkaErrorKind::TaskMigrated => CommitFailure::Migrated(format!("committing offsets: {e}")),
+                        _ => CommitFailure::Stop(
+                            self.denied(&e, "committing consumed offsets", "READ")
+                                .unwrap_or_else(|| Error::kafka("committing consumed offsets", e)),
+                        ),
+                    })?;
+            }
         }
         producer.forget_refused(&offsets);
         // 4. Apply, and 5. clear.

@@ -13,6 +13,7 @@
 
 pub(crate) mod collector;
 pub(crate) mod global;
+pub(crate) mod membership;
 pub(crate) mod offset_reset;
 pub(crate) mod policy;
 pub(crate) mod producer;
@@ -20,6 +21,7 @@ pub(crate) mod purge;
 pub(crate) mod refused;
 pub(crate) mod restore;
 pub(crate) mod retry;
+pub(crate) mod standby;
 pub(crate) mod stats;
 pub(crate) mod task;
 pub(crate) mod task_manager;
@@ -66,6 +68,9 @@ pub(crate) struct AppContext {
     pub(crate) queryable: Arc<QueryableStores>,
     /// A bounded run's shared state (`None`: the run is continuous).
     pub(crate) bounded: Option<Arc<task_manager::bounded::BoundedRun>>,
+    /// The instance's member of the streams group (`group_protocol =
+    /// "streams"`; `None` under the consumer protocols).
+    pub(crate) membership: Option<Arc<membership::Membership>>,
 }
 
 impl AppContext {

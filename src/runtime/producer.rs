@@ -344,14 +344,17 @@ impl StreamsProducer {
     }
 
     /// Commits the open transaction together with the consumed `offsets`
-    /// and the consumer's group metadata (so a member of an older
-    /// generation is fenced): `InTransaction -> Ready`. Passing errors are
+    /// and the group metadata of the consumer or of the streams-group member
+    /// (so a member of an older generation or epoch is fenced): `InTransaction -> Ready`. Passing errors are
     /// retried; the error returned is for [`classify`](crate::error::kafka::classify).
-    pub(crate) fn commit(&self, offsets: &TopicPartitionList, group: &ConsumerGroupMetadata) -> KafkaResult<()> {
+    pub(crate) fn commit(&self, offsets: &TopicPartitionList, group: &OffsetsFor) -> KafkaResult<()> {
         self.begin()?;
         if offsets.count() > 0 {
-            retrying("sending offsets to the transaction", RETRY_FOR, || {
-                self.producer.send_offsets_to_transaction(offsets, group, TXN_TIMEOUT)
+            retrying("sending offsets to the transaction", RETRY_FOR, || match group {
+                OffsetsFor::Consumer(group) => self.producer.send_offsets_to_transaction(offsets, group, TXN_TIMEOUT),
+                OffsetsFor::Member(member) => {
+                    crate::kafka::member_offsets::send_offsets(&self.producer, offsets, member, TXN_TIMEOUT)
+                }
             })?;
         }
         retrying("committing the transaction", RETRY_FOR, || self.producer.commit_transaction(TXN_TIMEOUT))?;
@@ -430,4 +433,12 @@ impl StreamsProducer {
     pub(crate) fn take_unroutable(&self) -> Option<DeliveryFailure> {
         self.producer.context().unroutable.lock().unwrap_or_else(|e| e.into_inner()).take()
     }
+}
+
+/// Whose group metadata fences a transaction's offsets.
+pub(crate) enum OffsetsFor {
+    /// The consumer's, a member of its group (the consumer protocols).
+    Consumer(ConsumerGroupMetadata),
+    /// The instance's streams-group member (`group_protocol = "streams"`).
+    Member(crate::kafka::member_offsets::GroupMember),
 }

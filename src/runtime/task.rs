@@ -12,9 +12,7 @@
 //! back to this instance it replays only the changelog tail.
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::BorrowedMessage;
 use rdkafka::{Message, Timestamp};
 
@@ -24,7 +22,6 @@ use crate::processor::graph::{Instance, Instantiator};
 use crate::processor::time::{encode_mark, Mark};
 use crate::processor::{StoreSlot, TaskContext, TaskId};
 use crate::record::{Headers, SourceOffset};
-use crate::runtime::stats::RuntimeStats;
 use crate::runtime::AppContext;
 use crate::state::{
     self, CachedStore, InMemoryStore, KeyRange, KeyValueStore, QueryableStores, Registration, RocksDbStore,
@@ -37,27 +34,15 @@ use crate::topology::{changelog_topic, ProcessError, StoreKind, TimeKind};
 mod message;
 pub(crate) use message::{headers_of, is_watermark_marker};
 use message::{repartition_targets, split_headers};
+// Restoring and standby: a task's changelog partitions and applying them.
+#[path = "task/changelog.rs"]
+mod changelog;
+pub(crate) use changelog::{RestorePartition, RESTORE_BATCH};
 
 /// How often a task repeats an unchanged watermark to its repartition
 /// topics, so a downstream task that restarted, or went back after an
 /// abort, hears of it again without waiting for new data.
 const MARK_REPEAT_MS: i64 = 10_000;
-
-/// Changelog records applied to a store per batch while restoring.
-pub(crate) const RESTORE_BATCH: usize = 10_000;
-
-/// One changelog partition being replayed into one store of a task.
-pub(crate) struct RestorePartition {
-    pub(crate) store: usize,
-    pub(crate) topic: String,
-    pub(crate) partition: i32,
-    /// The offset of the next record to read.
-    pub(crate) next: i64,
-    /// The end offset when the restore began.
-    pub(crate) end: i64,
-    #[allow(clippy::type_complexity)]
-    pub(crate) batch: Vec<(Vec<u8>, Option<Vec<u8>>)>,
-}
 
 /// A source record taken apart, without its key and value.
 pub(crate) struct Input<'a> {
@@ -169,83 +154,9 @@ impl Task {
         })
     }
 
-    /// What each store has to replay: from the changelog offset recorded
-    /// in the store (or the beginning) to the partition's end offset now.
-    /// Stores already at the end are left out.
-    ///
-    /// A store whose local offset is past its changelog's end is ahead of
-    /// it: the changelog was deleted and recreated (an application reset
-    /// whose local state was left on this machine) or lost records. The
-    /// store is wiped and restored from the changelog, as Kafka Streams does
-    /// when restoring from its checkpoint hits an out-of-range offset
-    /// (`TaskCorruptedException`: "the changelog has been modified and we
-    /// re-bootstrap the store").
-    pub(crate) fn restore_plan<C: rdkafka::consumer::ConsumerContext>(
-        &mut self,
-        restorer: &BaseConsumer<C>,
-    ) -> Result<Vec<RestorePartition>> {
-        let mut plan = Vec::new();
-        let partition = self.id.partition;
-        for (store, topic, local) in self.changelog_offsets()? {
-            // A leader moving or metadata not there yet (a new changelog's
-            // first seconds, a busy broker) passes: retried, not the thread's
-            // end. rivulet created the changelog, so an unknown partition is
-            // one the client has not heard of yet.
-            let what = format!("reading the end offsets of changelog {topic}[{partition}]");
-            let passing = |e: &rdkafka::error::KafkaError| {
-                crate::runtime::retry::is_retriable(e)
-                    || e.rdkafka_error_code() == Some(rdkafka::types::RDKafkaErrorCode::UnknownPartition)
-            };
-            let (low, high) = crate::runtime::retry::retrying_when(passing, &what, Duration::from_secs(30), || {
-                restorer.fetch_watermarks(&topic, partition, Duration::from_secs(30))
-            })
-            .map_err(|e| Error::kafka(what.clone(), e))?;
-            let local = match local {
-                Some(local) if local > high => {
-                    let slot = &mut self.ctx.stores[store];
-                    tracing::warn!(
-                        task = %self.id, store = %slot.name, local, changelog_end = high,
-                        "the local state is ahead of its changelog {topic}[{partition}] (the topic was recreated, \
-                         e.g. by a reset, or lost records); wiping the store and restoring it from the changelog"
-                    );
-                    slot.store.clear(low)?;
-                    None
-                }
-                local => local,
-            };
-            let start = local.unwrap_or(low).max(low);
-            if start < high {
-                let name = &self.ctx.stores[store].name;
-                tracing::info!(task = %self.id, store = %name, from = start, to = high, local = ?local, "restoring store from its changelog");
-                plan.push(RestorePartition { store, topic, partition, next: start, end: high, batch: Vec::new() });
-            }
-        }
-        Ok(plan)
-    }
-
-    /// Each store's index, changelog topic, and the changelog offset its
-    /// local state has reached (`None`: nothing restored or committed yet).
-    pub(crate) fn changelog_offsets(&self) -> Result<Vec<(usize, String, Option<i64>)>> {
-        let mut out = Vec::with_capacity(self.ctx.stores.len());
-        for (store, slot) in self.ctx.stores.iter().enumerate() {
-            out.push((store, slot.changelog.clone(), slot.store.changelog_offset()?));
-        }
-        Ok(out)
-    }
-
     /// The task's context, for the test driver's store reads.
     pub(crate) fn context_mut(&mut self) -> &mut TaskContext {
         &mut self.ctx
-    }
-
-    /// Applies restored changelog records to a store, with the offset of
-    /// the next record to read.
-    pub(crate) fn apply_restored(&mut self, part: &mut RestorePartition, stats: &RuntimeStats) -> Result<u64> {
-        let n = part.batch.len() as u64;
-        self.ctx.stores[part.store].store.apply(&part.batch, Some(part.next))?;
-        part.batch.clear();
-        RuntimeStats::add(&stats.records_restored, n);
-        Ok(n)
     }
 
     /// Runs the processors' `init`.

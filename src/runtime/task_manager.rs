@@ -31,6 +31,9 @@ mod commit;
 // Bounded runs: ending tasks at the end offsets.
 #[path = "bounded.rs"]
 pub(crate) mod bounded;
+// The streams group protocol: applying the broker's task assignment.
+#[path = "reconcile.rs"]
+pub(crate) mod reconcile;
 
 /// How often the local stores are flushed to disk: the most a `kill -9`
 /// makes a restart replay from the changelogs (RocksDB runs without its
@@ -83,6 +86,11 @@ pub(crate) struct TaskManager {
     pub(crate) failed: Option<Error>,
     /// This thread's part of a bounded run.
     bounded: bounded::Bounded,
+    /// Standby tasks (`group_protocol = "streams"`).
+    standbys: crate::runtime::standby::Standbys,
+    /// The connection at-least-once commits go through under the streams
+    /// protocol (opened at the first commit).
+    offsets_client: Option<crate::kafka::streams_group::StreamsGroupClient>,
 }
 
 impl Drop for TaskManager {
@@ -156,6 +164,7 @@ impl TaskManager {
             .map(|(t, &sub)| (t.clone(), (Arc::<str>::from(t.as_str()), app.metrics.consumed(t), sub)))
             .collect();
         let restoring = ChangelogReader::new(&app.topology, &app.config.application_id);
+        let (app_topology, app_id) = (app.topology.clone(), app.config.application_id.clone());
         let subtopology_metrics = (0..app.topology.subtopologies.len()).map(|id| app.metrics.subtopology(id)).collect();
         app.stats.set_phase(thread, ThreadPhase::Joining);
         TaskManager {
@@ -177,6 +186,8 @@ impl TaskManager {
             processed_since_sample: 0,
             failed: None,
             bounded: Default::default(),
+            standbys: crate::runtime::standby::Standbys::new(&app_topology, &app_id),
+            offsets_client: None,
         }
     }
 

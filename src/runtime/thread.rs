@@ -34,7 +34,9 @@ use crate::error::{Error, Result};
 use crate::kafka::{client_config, ClientRole};
 use crate::metrics::Metrics;
 use crate::runtime::collector::DeliveryTracker;
+use crate::runtime::membership::Membership;
 use crate::runtime::offset_reset::{self, ResetSignals};
+use crate::runtime::task_manager::reconcile::Reconciled;
 use crate::runtime::task_manager::TaskManager;
 use crate::runtime::AppContext;
 use crate::runtime::RecordCollector;
@@ -200,8 +202,12 @@ fn run_once(app: Arc<AppContext>, index: usize, source_topics: &[String], shutdo
             consumer_config.set("group.protocol", "consumer").set("group.remote.assignor", "range")
         }
         GroupProtocol::Classic => consumer_config.set("partition.assignment.strategy", "range"),
+        // The streams group assigns tasks (`runtime::membership`); the
+        // consumer is assigned by hand and never joins.
+        GroupProtocol::Streams => &mut consumer_config,
     };
-    let group_instance_id = config.group_instance_id(index);
+    let streams = config.group_protocol == GroupProtocol::Streams;
+    let group_instance_id = config.group_instance_id(index).filter(|_| !streams);
     if let Some(id) = &group_instance_id {
         consumer_config.set("group.instance.id", id);
     }
@@ -239,14 +245,32 @@ fn run_once(app: Arc<AppContext>, index: usize, source_topics: &[String], shutdo
         .create_with_context(RestoreContext)
         .map_err(|e| Error::kafka("creating the restore consumer", e))?;
 
+    // Standby tasks follow their changelogs with a consumer of their own.
+    let standby_reader: Option<BaseConsumer<RestoreContext>> = match streams {
+        true => Some(
+            restore_config
+                .set("enable.partition.eof", "false")
+                .create_with_context(RestoreContext)
+                .map_err(|e| Error::kafka("creating the standby consumer", e))?,
+        ),
+        false => None,
+    };
     let collector = RecordCollector::new(Arc::new(producer), exactly_once)
         .with_metrics(app.metrics.clone(), &config.application_id);
     MANAGER.with(|m| *m.borrow_mut() = Some(TaskManager::new(app.clone(), index, collector)));
     let topics: Vec<&str> = source_topics.iter().map(String::as_str).collect();
-    consumer.subscribe(&topics).map_err(|e| Error::kafka(format!("subscribing to {topics:?}"), e))?;
+    let membership = app.membership.clone();
+    let streams_group = match (&membership, &standby_reader) {
+        (Some(m), Some(reader)) => Some(StreamsGroup { m, reader, done: Reconciled::new(m, index) }),
+        _ => {
+            consumer.subscribe(&topics).map_err(|e| Error::kafka(format!("subscribing to {topics:?}"), e))?;
+            None
+        }
+    };
     tracing::info!(thread = index, topics = ?topics, group_instance_id = ?group_instance_id, "processing thread started");
 
-    let result = process_loop(&consumer, &restorer, shutdown);
+    let result = process_loop(&consumer, &restorer, streams_group, shutdown);
+    let standbys_closed = with_manager(TaskManager::close_standbys).unwrap_or(Ok(()));
     // After a failure nothing is committed: the failed record and what
     // followed it are processed again after a restart.
     let closed = match &result {
@@ -265,7 +289,15 @@ fn run_once(app: Arc<AppContext>, index: usize, source_topics: &[String], shutdo
     MANAGER.with(|m| m.borrow_mut().take());
     app.metrics.forget_producer(index);
     tracing::info!(thread = index, ok = result.is_ok(), "processing thread stopped");
-    result.and(closed)
+    result.and(closed).and(standbys_closed)
+}
+
+/// A thread's part in the streams group protocol: the instance's member,
+/// the standby consumer, and what the thread applied of the assignment.
+struct StreamsGroup<'a> {
+    m: &'a Membership,
+    reader: &'a BaseConsumer<RestoreContext>,
+    done: Reconciled,
 }
 
 /// Records processed per round of the loop before the housekeeping
@@ -282,12 +314,21 @@ const UNRELEASED_INSTANCE_RETRY: Duration = Duration::from_secs(1);
 fn process_loop(
     consumer: &BaseConsumer<RebalanceHandler>,
     restorer: &BaseConsumer<RestoreContext>,
+    mut streams: Option<StreamsGroup<'_>>,
     shutdown: &AtomicBool,
 ) -> Result<()> {
     let mut restoring = false;
     let mut membership_checked = Instant::now();
     while !shutdown.load(Ordering::Relaxed) {
-        check_idle_membership(consumer, &mut membership_checked);
+        if let Some(s) = streams.as_mut() {
+            let step = with_manager(|tm| -> Result<()> {
+                tm.reconcile(consumer, s.reader, s.m, &mut s.done)?;
+                tm.standby_step(s.reader)
+            });
+            step.unwrap_or_else(|_| Err(Error::Internal("the task manager is gone".into())))?;
+        } else {
+            check_idle_membership(consumer, &mut membership_checked);
+        }
         // While tasks restore, poll without waiting so the restore gets the
         // time; polling still runs, so the member stays in its group.
         let polled = consumer.poll(if restoring { Duration::ZERO } else { Duration::from_millis(100) });

@@ -193,6 +193,7 @@ impl TopologyTestDriver {
             globals,
             queryable: Default::default(),
             bounded: None,
+            membership: None,
         });
         let mut driver = TopologyTestDriver {
             app,

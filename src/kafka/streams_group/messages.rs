@@ -27,6 +27,19 @@ pub(crate) mod status {
     pub(crate) const SHUTDOWN_APPLICATION: i8 = 4;
     /// The assignment waits for the group's initial rebalance delay.
     pub(crate) const ASSIGNMENT_DELAYED: i8 = 5;
+
+    /// Kafka's name of status `code`.
+    pub(crate) fn name(code: i8) -> &'static str {
+        match code {
+            STALE_TOPOLOGY => "STALE_TOPOLOGY",
+            MISSING_SOURCE_TOPICS => "MISSING_SOURCE_TOPICS",
+            INCORRECTLY_PARTITIONED_TOPICS => "INCORRECTLY_PARTITIONED_TOPICS",
+            MISSING_INTERNAL_TOPICS => "MISSING_INTERNAL_TOPICS",
+            SHUTDOWN_APPLICATION => "SHUTDOWN_APPLICATION",
+            ASSIGNMENT_DELAYED => "ASSIGNMENT_DELAYED",
+            _ => "UNKNOWN_STATUS",
+        }
+    }
 }
 
 /// The tasks of one sub-topology: the partitions of its input topics.

@@ -5,12 +5,11 @@
 //! 4.3), something librdkafka cannot send.
 //!
 //! Blocking, over one plain TCP connection to the group coordinator:
-//! PLAINTEXT only so far ([`check_security`]). Only `crate::error` is used
+//! PLAINTEXT only so far (the config refuses other `security.protocol`s under `group_protocol = "streams"`). Only `crate::error` is used
 //! from the rest of rivulet, so the broker test compiles these files into
 //! itself (`integration-tests/streams_group_wire.rs`).
 // Used by the streams group membership loop (issue 17), which lands
 // separately; until then only the tests call it.
-#![allow(dead_code, unused_imports)]
 
 mod codec;
 pub(crate) mod messages;
@@ -21,12 +20,12 @@ pub(crate) mod wire;
 mod wire_tests;
 
 pub(crate) use messages::{
-    status, CopartitionGroup, Endpoint, EndpointToPartitions, HeartbeatRequest, HeartbeatResponse, Subtopology,
-    TaskIds, TaskOffset, TopicInfo, TopologyDesc,
+    status, CopartitionGroup, Endpoint, HeartbeatRequest, HeartbeatResponse, Subtopology, TaskIds, TopicInfo,
+    TopologyDesc,
 };
-pub(crate) use wire::{StreamsGroupClient, REQUEST_TIMEOUT};
+pub(crate) use wire::StreamsGroupClient;
 
-use crate::error::{Error, Result};
+use crate::error::Error;
 
 /// Kafka error codes the streams group client and its caller act on.
 pub(crate) mod codes {
@@ -90,21 +89,4 @@ pub(crate) fn error_code(error: &Error) -> Option<i16> {
 
 pub(crate) fn protocol_error(doing: &str, code: Option<i16>, message: String) -> Error {
     Error::Protocol { doing: doing.to_string(), code, message }
-}
-
-/// Refuses a `security.protocol` other than PLAINTEXT among `props` (the
-/// `[kafka.common]` and `[kafka.consumer]` properties): the streams group
-/// client has no TLS or SASL yet. The `Err` is the sentence to show (with
-/// the property's value), for the caller to wrap in a config error that
-/// names where the property came from.
-pub(crate) fn check_security<'a>(props: impl IntoIterator<Item = (&'a str, &'a str)>) -> Result<(), String> {
-    for (key, value) in props {
-        if key == "security.protocol" && !value.eq_ignore_ascii_case("plaintext") {
-            return Err(format!(
-                "security.protocol = \"{value}\": the streams group protocol client speaks PLAINTEXT only so far; \
-                 use group_protocol = \"consumer\""
-            ));
-        }
-    }
-    Ok(())
 }

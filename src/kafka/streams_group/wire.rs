@@ -442,6 +442,49 @@ impl StreamsGroupClient {
     }
 }
 
+impl StreamsGroupClient {
+    /// Sets `key = value` on this client's group (IncrementalAlterConfigs
+    /// v1, resource type GROUP, operation SET), leaving the group's other
+    /// configs as they are. rdkafka 0.39's admin client has only the
+    /// replacing AlterConfigs, and its DescribeConfigs fails on a group's
+    /// config source.
+    pub(crate) fn set_group_config(&mut self, key: &str, value: &str) -> Result<()> {
+        use kafka_protocol::messages::incremental_alter_configs_request::{AlterConfigsResource, AlterableConfig};
+        use kafka_protocol::messages::{IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse};
+        const INCREMENTAL_ALTER_CONFIGS_KEY: i16 = 44;
+        const RESOURCE_TYPE_GROUP: i8 = 32;
+        const OPERATION_SET: i8 = 0;
+        let doing = format!("setting the config {key} = {value} of group '{}'", self.group_id);
+        let mut config = AlterableConfig::default();
+        config.name = StrBytes::from_string(key.to_string());
+        config.config_operation = OPERATION_SET;
+        config.value = Some(StrBytes::from_string(value.to_string()));
+        let mut resource = AlterConfigsResource::default();
+        resource.resource_type = RESOURCE_TYPE_GROUP;
+        resource.resource_name = StrBytes::from_string(self.group_id.clone());
+        resource.configs.push(config);
+        let mut request = IncrementalAlterConfigsRequest::default();
+        request.resources.push(resource);
+        let conn = self.coordinator()?;
+        let response: IncrementalAlterConfigsResponse =
+            conn.call(INCREMENTAL_ALTER_CONFIGS_KEY, 1, &request, &doing)?;
+        for r in &response.responses {
+            if r.error_code != 0 {
+                let message = r.error_message.as_ref().map(|m| m.to_string()).unwrap_or_default();
+                return Err(protocol_error(
+                    &doing,
+                    Some(r.error_code),
+                    format!(
+                        "{} {message} (the broker caps it; check ALTER_CONFIGS on the group)",
+                        error_name(r.error_code)
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
