@@ -37,6 +37,9 @@ use crate::topology::{changelog_topic, ProcessError, StoreKind, TimeKind};
 mod message;
 pub(crate) use message::{headers_of, is_watermark_marker};
 use message::{repartition_targets, split_headers};
+// Failed asynchronous calls to the processing-error policy.
+#[path = "task/async_calls.rs"]
+mod async_calls;
 
 /// How often a task repeats an unchanged watermark to its repartition
 /// topics, so a downstream task that restarted, or went back after an
@@ -72,6 +75,7 @@ pub(crate) struct Input<'a> {
 
 pub(crate) struct Task {
     pub(crate) id: TaskId,
+    app: Arc<AppContext>,
     /// The stores as interactive queries read them: registered while the
     /// task runs (from `init`), removed when it closes or is dropped.
     registration: Option<Registration>,
@@ -103,7 +107,7 @@ pub(crate) struct Task {
 impl Task {
     /// Opens the task's stores (wiping any that are corrupt) and
     /// instantiates its sub-topology.
-    pub(crate) fn new(id: TaskId, app: &AppContext, collector: Box<dyn Collector>) -> Result<Task> {
+    pub(crate) fn new(id: TaskId, app: &Arc<AppContext>, collector: Box<dyn Collector>) -> Result<Task> {
         let (topology, config, resources) = (&*app.topology, &app.config, &app.resources);
         let sub = &topology.subtopologies[id.subtopology];
         let mut stores = Vec::new();
@@ -148,12 +152,14 @@ impl Task {
             shuffle: Default::default(),
             clock: app.clock.clone(),
             globals: app.globals.clone(),
+            failed_calls: Vec::new(),
         };
         let (repartition_targets, upstream_tasks) =
             repartition_targets(sub, topology, &config.application_id, &app.partitions)?;
         ctx.shuffle.tasks = upstream_tasks;
         Ok(Task {
             id,
+            app: app.clone(),
             registration: None,
             queryable: app.queryable.clone(),
             ctx,
@@ -300,7 +306,8 @@ impl Task {
         // time and the watermark.
         source.borrow_mut().process_raw(key, value, timestamp, headers, mark, &mut self.ctx)?;
         self.fire_timers(TimeKind::StreamTime, self.ctx.stream_time)?;
-        self.watermark_advanced(watermark)
+        self.watermark_advanced(watermark)?;
+        self.settle_failed_calls()
     }
 
     /// Tells every node when the watermark has moved past `before`.
@@ -343,7 +350,7 @@ impl Task {
                 hook.borrow_mut().on_timer(kind, now, &mut self.ctx)?;
             }
         }
-        Ok(())
+        self.settle_failed_calls()
     }
 
     /// Late records counted since the last call (for the metrics).
@@ -383,6 +390,7 @@ impl Task {
         for (_, node) in &self.instance.lifecycles {
             node.borrow_mut().on_commit(&mut self.ctx)?;
         }
+        self.settle_failed_calls()?;
         self.send_watermark_markers(self.ctx.clock.now_ms())?;
         for (i, slot) in self.ctx.stores.iter().enumerate() {
             let batch = self.ctx.buffer.drain(&slot.name);
@@ -498,6 +506,7 @@ impl Task {
         self.ended = false;
         self.pending.clear();
         self.ctx.buffer.clear();
+        self.ctx.failed_calls.clear();
         self.consumed.clear();
         // The nodes' in-memory state (open windows, timers) and the task's
         // time ran ahead with the dropped work: rebuild them from the

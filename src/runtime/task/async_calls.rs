@@ -1,0 +1,39 @@
+//! The task's side of asynchronous calls (`topology::async_io`): a call
+//! that failed after its retries reaches the processing-error policy here,
+//! after the node that made it recorded it in the task's context.
+
+use crate::config::ErrorPolicy;
+use crate::error::Error;
+use crate::processor::{FailedCall, ProcessError};
+use crate::runtime::policy::{handle_bad_record, Original};
+
+use super::Task;
+
+impl Task {
+    /// Hands each failed call to `errors.processing`: skipped, or written
+    /// to the dead-letter topic in the current transaction. Under `fail`
+    /// the first one is returned as the error that stops the application,
+    /// naming the record whose call failed.
+    pub(crate) fn settle_failed_calls(&mut self) -> Result<(), ProcessError> {
+        if self.ctx.failed_calls.is_empty() {
+            return Ok(());
+        }
+        for FailedCall { node, error, source, key, value, headers } in std::mem::take(&mut self.ctx.failed_calls) {
+            let at = source.as_ref().map(ToString::to_string).unwrap_or_else(|| "(no source record)".into());
+            let node = format!("{node} (the call for the record at {at})");
+            let error = ProcessError::Rejected { node, source: error };
+            if self.app.config.errors.processing == ErrorPolicy::Fail {
+                return Err(error);
+            }
+            let original = Original { key: key.as_deref(), value: value.as_deref(), headers };
+            match handle_bad_record(&self.app, &*self.ctx.collector, error, source.as_ref(), Some(original)) {
+                Ok(()) => {}
+                Err(Error::Record { error, .. }) => return Err(*error),
+                Err(e) => {
+                    return Err(ProcessError::Topology { node: format!("task {}", self.id), reason: e.to_string() })
+                }
+            }
+        }
+        Ok(())
+    }
+}
