@@ -336,6 +336,7 @@ impl Task {
                 self.watermark_advanced(before)?;
             }
         }
+        let before = self.ctx.time.watermark();
         for i in 0..self.ctx.schedules.len() {
             let s = &mut self.ctx.schedules[i];
             if s.kind != kind || s.next_ms > now {
@@ -349,6 +350,10 @@ impl Task {
                 self.ctx.source = None;
                 hook.borrow_mut().on_timer(kind, now, &mut self.ctx)?;
             }
+        }
+        if kind == TimeKind::WallClock {
+            // Async results forwarded release the watermark they held.
+            self.watermark_advanced(before)?;
         }
         self.settle_failed_calls()
     }
@@ -387,9 +392,7 @@ impl Task {
     pub(crate) fn prepare_commit(&mut self) -> Result<(), ProcessError> {
         self.refresh()?;
         self.ctx.source = None;
-        for (_, node) in &self.instance.lifecycles {
-            node.borrow_mut().on_commit(&mut self.ctx)?;
-        }
+        self.commit_nodes()?;
         self.settle_failed_calls()?;
         self.send_watermark_markers(self.ctx.clock.now_ms())?;
         for (i, slot) in self.ctx.stores.iter().enumerate() {

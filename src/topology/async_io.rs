@@ -274,6 +274,7 @@ where
                 Err(RecvTimeoutError::Disconnected) => return Err(self.stuck("the result channel closed".into())),
             },
         };
+        let before = self.slots.len();
         while let Some((seq, outcome)) = first.take().or_else(|| self.done_rx.try_recv().ok()) {
             if let Some(slot) = self.slots.get_mut(&seq) {
                 slot.done = Some(outcome);
@@ -291,7 +292,19 @@ where
             let slot = entry.remove();
             self.emit(slot, ctx)?;
         }
+        if self.slots.len() != before {
+            self.hold_watermark(ctx);
+        }
         Ok(())
+    }
+
+    /// Keeps the task's watermark below the oldest input in flight, so an
+    /// event-time operator downstream does not close a window before the
+    /// results that belong in it arrive.
+    fn hold_watermark(&self, ctx: &mut ProcessorContext<'_, K, V2>) {
+        let oldest = self.slots.values().map(|s| s.timestamp).min();
+        let now = ctx.task.clock.now_ms();
+        ctx.task.time.hold(ctx.node.id, oldest, now);
     }
 
     /// Waits for every call in flight and forwards their results.
@@ -373,6 +386,7 @@ where
         });
         let source = ctx.task.source.clone();
         self.slots.insert(seq, Slot { key, timestamp, headers, source, handle, done: None });
+        self.hold_watermark(ctx);
         Ok(())
     }
 

@@ -1,6 +1,6 @@
-//! The task's side of asynchronous calls (`topology::async_io`): a call
-//! that failed after its retries reaches the processing-error policy here,
-//! after the node that made it recorded it in the task's context.
+//! The task's side of asynchronous calls (`topology::async_io`): the
+//! commit's node hooks, run again while async results release the
+//! watermark, and the failed calls to the processing-error policy.
 
 use crate::config::ErrorPolicy;
 use crate::error::Error;
@@ -10,6 +10,24 @@ use crate::runtime::policy::{handle_bad_record, Original};
 use super::Task;
 
 impl Task {
+    /// Commit step 1's node hooks: every node's `on_commit`, upstream
+    /// first. Async nodes forward all their results there, which releases
+    /// the watermark they held; the nodes then hear of it, and what they
+    /// forward in turn (a window closing into an async node) belongs to
+    /// this commit too, so the hooks run again until the watermark stays.
+    pub(super) fn commit_nodes(&mut self) -> Result<(), ProcessError> {
+        loop {
+            let before = self.ctx.time.watermark();
+            for (_, node) in &self.instance.lifecycles {
+                node.borrow_mut().on_commit(&mut self.ctx)?;
+            }
+            if self.ctx.time.watermark() <= before {
+                return Ok(());
+            }
+            self.watermark_advanced(before)?;
+        }
+    }
+
     /// Hands each failed call to `errors.processing`: skipped, or written
     /// to the dead-letter topic in the current transaction. Under `fail`
     /// the first one is returned as the error that stops the application,

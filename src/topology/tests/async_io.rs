@@ -108,3 +108,27 @@ fn under_fail_a_failed_call_stops_naming_its_record() {
     assert!(err.contains("the call for the record at topic in partition 0 offset 1"), "{err}");
     assert!(err.contains("no result for -2"), "{err}");
 }
+
+#[test]
+fn a_window_after_map_async_gets_every_result_the_watermark_waits_for_calls_in_flight() {
+    let mut b = Topology::builder();
+    b.stream("in", Serdes::string(), Serdes::i64())
+        .map_async(8, Duration::from_secs(5), |n: i64| async move {
+            if n == 0 {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            n
+        })
+        .group_by_key()
+        .windowed_by(crate::topology::Windows::tumbling(Duration::from_secs(10)).grace(Duration::ZERO))
+        .count("per-10s");
+    let mut driver = driver(b.build().unwrap()).manual_commits();
+    let input = driver.input_topic("in", Serdes::string(), Serdes::i64());
+    // The first call is still in flight when the later records move the
+    // source's time past its window.
+    for (n, ts) in [(0, 1_000), (1, 25_000), (2, 40_000)] {
+        driver.pipe(&input, "a".to_string(), n, ts).unwrap();
+    }
+    driver.commit().unwrap();
+    assert_eq!(driver.late_records(), 0);
+}
