@@ -493,6 +493,11 @@ impl TaskTime {
         self.holds.clear();
     }
 
+    /// Whether an async node has calls in flight.
+    pub(crate) fn holding(&self) -> bool {
+        !self.holds.is_empty()
+    }
+
     /// Node `node` has calls in flight whose oldest input has timestamp
     /// `oldest` (`None`: none in flight): the watermark stays below it.
     /// Returns whether the watermark advanced (a hold released).

@@ -539,6 +539,7 @@ impl Task {
     /// no timer and sends no marker; an abort undoes it all.
     pub(crate) fn end_input(&mut self, close_windows: bool, ends: &[(&str, i64)]) -> Result<(), ProcessError> {
         self.refresh()?;
+        self.drain_async_calls()?;
         self.send_watermark_markers(self.ctx.clock.now_ms())?;
         let before = self.ctx.time.watermark();
         if close_windows && self.ctx.time.end_of_input() {

@@ -197,7 +197,35 @@ async fn attempts<V: Clone, V2>(f: CallFn<V, V2>, value: V, options: AsyncOption
     }
 }
 
-type Outcome<V, V2> = Result<V2, (UserError, V)>;
+/// A call's result, or its last error with its input value (`None` when
+/// the call panicked).
+type Outcome<V, V2> = Result<V2, (UserError, Option<V>)>;
+type Done<V, V2> = (u64, Outcome<V, V2>);
+
+/// Sends a call's outcome to the processing thread exactly once: a call
+/// that panics (or is dropped) without an outcome reports that, so the
+/// thread never waits for it.
+struct Deliver<V, V2> {
+    seq: u64,
+    to: Option<Sender<Done<V, V2>>>,
+}
+
+impl<V, V2> Deliver<V, V2> {
+    fn send(mut self, outcome: Outcome<V, V2>) {
+        if let Some(to) = self.to.take() {
+            // The receiver is gone when the task was reset: nothing to do.
+            let _ = to.send((self.seq, outcome));
+        }
+    }
+}
+
+impl<V, V2> Drop for Deliver<V, V2> {
+    fn drop(&mut self) {
+        if let Some(to) = self.to.take() {
+            let _ = to.send((self.seq, Err(("the call panicked".into(), None))));
+        }
+    }
+}
 
 /// A call in flight: what its result needs from its input record.
 struct Slot<K, V, V2> {
@@ -224,8 +252,8 @@ pub(crate) struct AsyncProcessor<K, V, V2> {
     slots: BTreeMap<u64, Slot<K, V, V2>>,
     /// Finished calls; a new channel after each reset, so that a call of a
     /// dropped generation can never deliver.
-    done_tx: Sender<(u64, Outcome<V, V2>)>,
-    done_rx: Receiver<(u64, Outcome<V, V2>)>,
+    done_tx: Sender<Done<V, V2>>,
+    done_rx: Receiver<Done<V, V2>>,
 }
 
 impl<K, V, V2> AsyncProcessor<K, V, V2> {
@@ -337,7 +365,7 @@ where
             }
             Some(Err((error, value))) => {
                 let key = self.key_serde.as_ref().and_then(|s| encode(s.as_ref(), &key));
-                let value = self.value_serde.as_ref().and_then(|s| encode(s.as_ref(), &value));
+                let value = value.and_then(|v| self.value_serde.as_ref().and_then(|s| encode(s.as_ref(), &v)));
                 ctx.task.failed_calls.push(FailedCall { node: self.name.clone(), error, source, key, value, headers });
                 Ok(())
             }
@@ -378,11 +406,11 @@ where
         let Record { key, value, timestamp, headers } = record;
         let seq = self.next;
         self.next += 1;
-        let (f, options, done) = (self.f.clone(), self.options.clone(), self.done_tx.clone());
+        let (f, options) = (self.f.clone(), self.options.clone());
+        let deliver = Deliver { seq, to: Some(self.done_tx.clone()) };
         let handle = runtime()?.spawn(async move {
             let outcome = attempts(f, value, options).await;
-            // The receiver is gone when the task was reset: nothing to do.
-            let _ = done.send((seq, outcome));
+            deliver.send(outcome.map_err(|(e, v)| (e, Some(v))));
         });
         let source = ctx.task.source.clone();
         self.slots.insert(seq, Slot { key, timestamp, headers, source, handle, done: None });

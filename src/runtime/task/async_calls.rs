@@ -28,6 +28,15 @@ impl Task {
         }
     }
 
+    /// At the end of a bounded run's input, before its windows close: the
+    /// results of the calls in flight, which their windows wait for.
+    pub(super) fn drain_async_calls(&mut self) -> Result<(), ProcessError> {
+        if self.ctx.time.holding() {
+            self.commit_nodes()?;
+        }
+        Ok(())
+    }
+
     /// Hands each failed call to `errors.processing`: skipped, or written
     /// to the dead-letter topic in the current transaction. Under `fail`
     /// the first one is returned as the error that stops the application,

@@ -132,3 +132,50 @@ fn a_window_after_map_async_gets_every_result_the_watermark_waits_for_calls_in_f
     driver.commit().unwrap();
     assert_eq!(driver.late_records(), 0);
 }
+
+#[test]
+fn a_panicking_call_goes_to_the_policy_without_its_value() {
+    let mut b = Topology::builder();
+    b.stream("in", Serdes::string(), Serdes::i64())
+        .map_async(4, Duration::from_secs(5), |n: i64| async move {
+            assert!(n != 1, "no call for 1");
+            n
+        })
+        .to("out", Serdes::string(), Serdes::i64());
+    let config = Config::loader()
+        .env(std::iter::empty::<(String, String)>())
+        .default_value("application_id", APP)
+        .default_value("errors.processing", "dead_letter")
+        .load()
+        .unwrap();
+    let mut driver = TopologyTestDriver::with_config(b.build().unwrap(), config).unwrap().manual_commits();
+    assert_eq!(run(&mut driver, [0, 1, 2]).unwrap(), [0, 2]);
+    let dead = driver.dead_letters();
+    assert_eq!((dead.len(), dead[0].key.as_deref(), dead[0].value.as_deref()), (1, Some(&b"k1"[..]), None));
+}
+
+#[test]
+fn at_the_end_of_a_bounded_input_windows_close_after_the_calls_in_flight() {
+    let mut b = Topology::builder();
+    b.stream("in", Serdes::string(), Serdes::i64())
+        .map_async(8, Duration::from_secs(5), |n: i64| async move {
+            tokio::time::sleep(Duration::from_millis(30)).await;
+            n
+        })
+        .group_by_key()
+        .windowed_by(crate::topology::Windows::tumbling(Duration::from_secs(10)).grace(Duration::ZERO))
+        .emit_final()
+        .count("per-10s")
+        .map(|w, n| (format!("{}@{}", w.key, w.start), n))
+        .to("out", Serdes::string(), Serdes::i64());
+    let mut driver = driver(b.build().unwrap()).manual_commits();
+    let input = driver.input_topic("in", Serdes::string(), Serdes::i64());
+    let output = driver.output_topic("out", Serdes::string(), Serdes::i64());
+    for (n, ts) in [(0, 1_000), (1, 2_000), (2, 15_000)] {
+        driver.pipe(&input, "a".to_string(), n, ts).unwrap();
+    }
+    driver.end_input().unwrap();
+    driver.commit().unwrap();
+    assert_eq!(driver.read_key_values(&output).unwrap(), [("a@0".to_string(), 2), ("a@10000".to_string(), 1)]);
+    assert_eq!(driver.late_records(), 0);
+}
