@@ -434,9 +434,12 @@ impl TaskTime {
     /// `now`: each input partition has had no record for its source's
     /// `idle_after` (or none since the task started), and each repartition
     /// partition's upstream tasks are all idle. An idle task tells its
-    /// downstream tasks so, and they leave it out of their minimum.
+    /// downstream tasks so, and they leave it out of their minimum. A task
+    /// with async calls in flight is not idle: their results are to come.
     pub(crate) fn is_idle(&self, now: i64) -> bool {
-        !self.partitions.is_empty() && self.partitions.iter().all(|p| Self::partition_idle(p, now))
+        !self.partitions.is_empty()
+            && self.holds.is_empty()
+            && self.partitions.iter().all(|p| Self::partition_idle(p, now))
     }
 
     /// How often an idle task repeats that it is idle: its shortest
