@@ -8,8 +8,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::processor::collector::Collector;
+use crate::processor::UserError;
 use crate::processor::{ProcessError, TimeKind};
-use crate::record::SourceOffset;
+use crate::record::{Headers, SourceOffset};
 use crate::state::{GlobalStores, KeyValueStore, WriteBuffer};
 
 /// A task: one sub-topology for one partition number.
@@ -69,6 +70,22 @@ pub(crate) struct TaskContext {
     pub(crate) clock: Clock,
     /// The instance's global tables, read by stream-global joins.
     pub(crate) globals: GlobalStores,
+    /// Asynchronous calls that failed after their retries, for the task to
+    /// hand to the processing-error policy (`topology::async_io`).
+    pub(crate) failed_calls: Vec<FailedCall>,
+}
+
+/// An asynchronous call ([`KStream::map_async`](crate::topology::KStream::map_async))
+/// that failed after its retries: the error, and the input record as the
+/// dead-letter topic takes it (key and value in the stream's serdes, when
+/// it knows them).
+pub(crate) struct FailedCall {
+    pub(crate) node: String,
+    pub(crate) error: UserError,
+    pub(crate) source: Option<SourceOffset>,
+    pub(crate) key: Option<Vec<u8>>,
+    pub(crate) value: Option<Vec<u8>>,
+    pub(crate) headers: Headers,
 }
 
 /// The wall clock a task reads: the system's, or one a test sets

@@ -29,4 +29,4 @@ pub use error::{ProcessError, TopologyError, UserError};
 pub use store::{KeyValueView, StoreKind, StoreSpec};
 pub use time::Timestamps;
 
-pub(crate) use context::{wall_clock_ms, Clock, StoreSlot, TaskContext, TaskId};
+pub(crate) use context::{wall_clock_ms, Clock, FailedCall, StoreSlot, TaskContext, TaskId};

@@ -332,11 +332,16 @@ pub(crate) struct TaskTime {
     /// After [`end_of_input`](Self::end_of_input): the watermark the data
     /// had reached, which is what downstream tasks are told.
     before_end: Option<i64>,
+    /// Per async I/O node (`topology::async_io`), the oldest timestamp of
+    /// its calls in flight: the watermark stays below it until their
+    /// results are forwarded, as Flink queues watermarks behind in-flight
+    /// records.
+    holds: Vec<(usize, i64)>,
 }
 
 impl Default for TaskTime {
     fn default() -> Self {
-        TaskTime { partitions: Vec::new(), watermark: i64::MIN, before_end: None }
+        TaskTime { partitions: Vec::new(), watermark: i64::MIN, before_end: None, holds: Vec::new() }
     }
 }
 
@@ -429,9 +434,12 @@ impl TaskTime {
     /// `now`: each input partition has had no record for its source's
     /// `idle_after` (or none since the task started), and each repartition
     /// partition's upstream tasks are all idle. An idle task tells its
-    /// downstream tasks so, and they leave it out of their minimum.
+    /// downstream tasks so, and they leave it out of their minimum. A task
+    /// with async calls in flight is not idle: their results are to come.
     pub(crate) fn is_idle(&self, now: i64) -> bool {
-        !self.partitions.is_empty() && self.partitions.iter().all(|p| Self::partition_idle(p, now))
+        !self.partitions.is_empty()
+            && self.holds.is_empty()
+            && self.partitions.iter().all(|p| Self::partition_idle(p, now))
     }
 
     /// How often an idle task repeats that it is idle: its shortest
@@ -458,9 +466,12 @@ impl TaskTime {
             };
             candidate = Some(candidate.map_or(time, |c| c.min(time)));
         }
-        let Some(candidate) = candidate else {
+        let Some(mut candidate) = candidate else {
             return false;
         };
+        if let Some(oldest) = self.holds.iter().map(|(_, ts)| *ts).min() {
+            candidate = candidate.min(oldest.saturating_sub(1));
+        }
         if candidate > self.watermark {
             self.watermark = candidate;
             true
@@ -482,6 +493,29 @@ impl TaskTime {
         }
         self.watermark = i64::MIN;
         self.before_end = None;
+        self.holds.clear();
+    }
+
+    /// Whether an async node has calls in flight.
+    pub(crate) fn holding(&self) -> bool {
+        !self.holds.is_empty()
+    }
+
+    /// Node `node` has calls in flight whose oldest input has timestamp
+    /// `oldest` (`None`: none in flight): the watermark stays below it.
+    /// Returns whether the watermark advanced (a hold released).
+    pub(crate) fn hold(&mut self, node: usize, oldest: Option<i64>, now: i64) -> bool {
+        let at = self.holds.iter().position(|(n, _)| *n == node);
+        match (at, oldest) {
+            (Some(i), Some(ts)) if self.holds[i].1 == ts => return false,
+            (Some(i), Some(ts)) => self.holds[i].1 = ts,
+            (None, Some(ts)) => self.holds.push((node, ts)),
+            (Some(i), None) => {
+                self.holds.swap_remove(i);
+            }
+            (None, None) => return false,
+        }
+        self.recompute(now)
     }
 
     /// The end of a bounded run's input: the watermark goes to `i64::MAX`,

@@ -38,6 +38,9 @@ use message::{repartition_targets, split_headers};
 #[path = "task/changelog.rs"]
 mod changelog;
 pub(crate) use changelog::{RestorePartition, RESTORE_BATCH};
+// Failed asynchronous calls to the processing-error policy.
+#[path = "task/async_calls.rs"]
+mod async_calls;
 
 /// How often a task repeats an unchanged watermark to its repartition
 /// topics, so a downstream task that restarted, or went back after an
@@ -57,6 +60,7 @@ pub(crate) struct Input<'a> {
 
 pub(crate) struct Task {
     pub(crate) id: TaskId,
+    app: Arc<AppContext>,
     /// The stores as interactive queries read them: registered while the
     /// task runs (from `init`), removed when it closes or is dropped.
     registration: Option<Registration>,
@@ -88,7 +92,7 @@ pub(crate) struct Task {
 impl Task {
     /// Opens the task's stores (wiping any that are corrupt) and
     /// instantiates its sub-topology.
-    pub(crate) fn new(id: TaskId, app: &AppContext, collector: Box<dyn Collector>) -> Result<Task> {
+    pub(crate) fn new(id: TaskId, app: &Arc<AppContext>, collector: Box<dyn Collector>) -> Result<Task> {
         let (topology, config, resources) = (&*app.topology, &app.config, &app.resources);
         let sub = &topology.subtopologies[id.subtopology];
         let mut stores = Vec::new();
@@ -133,12 +137,14 @@ impl Task {
             shuffle: Default::default(),
             clock: app.clock.clone(),
             globals: app.globals.clone(),
+            failed_calls: Vec::new(),
         };
         let (repartition_targets, upstream_tasks) =
             repartition_targets(sub, topology, &config.application_id, &app.partitions)?;
         ctx.shuffle.tasks = upstream_tasks;
         Ok(Task {
             id,
+            app: app.clone(),
             registration: None,
             queryable: app.queryable.clone(),
             ctx,
@@ -211,7 +217,8 @@ impl Task {
         // time and the watermark.
         source.borrow_mut().process_raw(key, value, timestamp, headers, mark, &mut self.ctx)?;
         self.fire_timers(TimeKind::StreamTime, self.ctx.stream_time)?;
-        self.watermark_advanced(watermark)
+        self.watermark_advanced(watermark)?;
+        self.settle_failed_calls()
     }
 
     /// Tells every node when the watermark has moved past `before`.
@@ -240,6 +247,7 @@ impl Task {
                 self.watermark_advanced(before)?;
             }
         }
+        let before = self.ctx.time.watermark();
         for i in 0..self.ctx.schedules.len() {
             let s = &mut self.ctx.schedules[i];
             if s.kind != kind || s.next_ms > now {
@@ -254,7 +262,11 @@ impl Task {
                 hook.borrow_mut().on_timer(kind, now, &mut self.ctx)?;
             }
         }
-        Ok(())
+        if kind == TimeKind::WallClock {
+            // Async results forwarded release the watermark they held.
+            self.watermark_advanced(before)?;
+        }
+        self.settle_failed_calls()
     }
 
     /// Late records counted since the last call (for the metrics).
@@ -291,9 +303,8 @@ impl Task {
     pub(crate) fn prepare_commit(&mut self) -> Result<(), ProcessError> {
         self.refresh()?;
         self.ctx.source = None;
-        for (_, node) in &self.instance.lifecycles {
-            node.borrow_mut().on_commit(&mut self.ctx)?;
-        }
+        self.commit_nodes()?;
+        self.settle_failed_calls()?;
         self.send_watermark_markers(self.ctx.clock.now_ms())?;
         for (i, slot) in self.ctx.stores.iter().enumerate() {
             let batch = self.ctx.buffer.drain(&slot.name);
@@ -409,6 +420,7 @@ impl Task {
         self.ended = false;
         self.pending.clear();
         self.ctx.buffer.clear();
+        self.ctx.failed_calls.clear();
         self.consumed.clear();
         // The nodes' in-memory state (open windows, timers) and the task's
         // time ran ahead with the dropped work: rebuild them from the
@@ -438,6 +450,7 @@ impl Task {
     /// no timer and sends no marker; an abort undoes it all.
     pub(crate) fn end_input(&mut self, close_windows: bool, ends: &[(&str, i64)]) -> Result<(), ProcessError> {
         self.refresh()?;
+        self.drain_async_calls()?;
         self.send_watermark_markers(self.ctx.clock.now_ms())?;
         let before = self.ctx.time.watermark();
         if close_windows && self.ctx.time.end_of_input() {

@@ -12,6 +12,7 @@
 //! topology can change without orphaning its state. Node names
 //! (`MAP-0003`) are for `describe()` and errors only.
 
+mod async_io;
 mod builder;
 mod cache;
 mod change;
@@ -28,6 +29,7 @@ pub use crate::processor::{
     UserError,
 };
 pub use crate::record::Windowed;
+pub use async_io::{AsyncOptions, AsyncRetry};
 pub use builder::{
     Branches, Data, GlobalKTable, KGroupedStream, KGroupedTable, KStream, KTable, Split, TopologyBuilder,
     ValueTransformerContext, ValueTransformerWithKey,

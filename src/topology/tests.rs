@@ -233,6 +233,7 @@ fn source_topics_of(t: &Topology, subtopology: usize) -> Vec<TopicName> {
     t.subtopologies[subtopology].sources.iter().map(|(_, topic)| topic.clone()).collect()
 }
 
+mod async_io;
 mod end_of_input;
 mod record_path;
 mod serdes;

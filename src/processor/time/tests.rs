@@ -123,3 +123,25 @@ fn a_restored_watermark_is_a_floor() {
     assert_eq!(t.watermark(), 1_000);
     assert!(t.observe(a, 1_001, 0));
 }
+
+#[test]
+fn async_calls_in_flight_hold_the_watermark_below_their_oldest_input_and_keep_the_task_busy() {
+    let mut t = TaskTime::default();
+    let a = t.slot(&topic("a"), 0, Some(1_000), 0);
+    assert!(t.observe(a, 100, 0));
+    assert!(!t.hold(7, Some(100), 0));
+    // Later records move the partition's time, not the watermark.
+    assert!(!t.observe(a, 300, 0));
+    assert_eq!(t.watermark(), 100);
+    assert!(!t.is_idle(5_000));
+    // The oldest result forwarded: up to just below the next in flight.
+    assert!(t.hold(7, Some(250), 0));
+    assert_eq!(t.watermark(), 249);
+    assert!(t.hold(7, None, 0));
+    assert_eq!(t.watermark(), 300);
+    assert!(t.is_idle(5_000));
+    // A reset (abort) forgets the holds.
+    t.hold(7, Some(300), 0);
+    t.reset(0);
+    assert!(!t.holding());
+}

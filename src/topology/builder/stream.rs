@@ -4,6 +4,7 @@
 use super::*;
 use crate::processor::graph::REPARTITION_SUFFIX;
 
+mod async_io;
 mod stateless;
 
 impl<K: Data, V: Data> KStream<K, V> {
