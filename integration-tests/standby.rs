@@ -185,3 +185,45 @@ async fn at_least_once_commits_as_the_streams_group_member() {
     eprintln!("at-least-once with a standby: replayed {replayed} of {changelog} changelog records");
     assert!(replayed < changelog / 10, "replayed {replayed} of {changelog} changelog records");
 }
+
+/// The broker validates the topology the member describes: a repartition
+/// topic between two sub-topologies (its partition count, the sink that
+/// writes it), a changelog, co-partitioned sources.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_topology_with_a_repartition_topic_runs_under_the_streams_protocol() {
+    use rivulet::prelude::*;
+    let input = harness::new_topic("standby-rp-in", PARTITIONS).await;
+    let output = harness::new_topic("standby-rp-out", PARTITIONS).await;
+    let app_id = harness::unique("standby-rp");
+    let dir = tempfile::tempdir().unwrap();
+    let records: Vec<TestRecord> = (0..400)
+        .map(|i| TestRecord {
+            partition: i % PARTITIONS,
+            ..TestRecord::kv(&format!("user-{i}"), &format!("page-{}", i % 10))
+        })
+        .collect();
+    harness::produce_many(&input, &records).await;
+    let mut b = Topology::builder();
+    b.stream(&input, Serdes::string(), Serdes::string())
+        .group_by(|_user, page: &String| page.clone(), Serdes::string())
+        .count("views")
+        .to_stream()
+        .to(&output, Serdes::string(), Serdes::i64());
+    let app = rivulet::App::new(config(&app_id, dir.path(), &format!("{app_id}-a"), "1", "exactly_once"))
+        .unwrap()
+        .start(b.build().unwrap())
+        .unwrap();
+    let expected: BTreeMap<String, i64> = (0..10).map(|p| (format!("page-{p}"), 40)).collect();
+    harness::eventually("every page counted (read_committed)", Duration::from_secs(60), || {
+        let latest: BTreeMap<String, i64> = harness::read_committed(&output)
+            .iter()
+            .map(|r| (r.key_str().to_string(), i64::from_be_bytes(r.value.as_deref().unwrap().try_into().unwrap())))
+            .collect();
+        match latest == expected {
+            true => Ok(()),
+            false => Err(format!("{latest:?}; {:?}", app.stats())),
+        }
+    });
+    assert_eq!(app.stats().tasks_running, 2 * PARTITIONS as u64, "both sub-topologies' tasks run here");
+    app.shutdown().unwrap();
+}
