@@ -424,6 +424,7 @@ mod tests {
         m.processing_latency.observe(0.001);
         m.end_to_end_latency.observe(0.1);
         m.rebalance_duration.observe(0.1);
+        m.add_standby(1, 10);
         let text = m.render().unwrap();
         let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/metrics.md")).unwrap();
         let names: HashSet<&str> = text
@@ -431,7 +432,7 @@ mod tests {
             .filter_map(|l| l.strip_prefix("# TYPE "))
             .filter_map(|l| l.split_whitespace().next())
             .collect();
-        assert_eq!(names.len(), 24, "{names:?}");
+        assert_eq!(names.len(), 25, "{names:?}");
         for name in names {
             assert!(doc.contains(&format!("`{name}`")), "docs/metrics.md does not describe {name}");
         }
