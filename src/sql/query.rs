@@ -1,0 +1,365 @@
+//! An `INSERT INTO .. SELECT` checked against the declared tables and
+//! turned into a [`Plan`]: the source, the filter, and either a
+//! projection or a windowed aggregation.
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+use sqlparser::ast::{
+    BinaryOperator, Expr, GroupByExpr, Query, Select, SelectItem, SetExpr, Spanned, TableFactor, TableWithJoins,
+};
+use sqlparser::tokenizer::Span;
+
+use super::agg::AggFunc;
+use super::expr::{BinOp, CExpr, Ty};
+use super::parse::{object_name, InsertDef, TableDef};
+use super::scope::{compile, interval_ms, Cx, RowScope};
+use super::SqlError;
+
+/// A source table: how a JSON value becomes a row.
+pub(crate) struct Source {
+    pub(crate) name: String,
+    pub(crate) topic: String,
+    /// Physical columns (read from the JSON object, as their type) and
+    /// computed ones (evaluated on the physical ones).
+    pub(crate) columns: Vec<(String, Option<Ty>, Option<CExpr>)>,
+    /// The event-time column's position and the watermark delay (ms).
+    pub(crate) time: Option<(usize, i64)>,
+}
+
+impl Source {
+    /// The row of a JSON value: the declared columns in order; a missing
+    /// field is null (Flink's `json.fail-on-missing-field` = false).
+    pub(crate) fn row(&self, value: &Value) -> Result<Vec<Value>, String> {
+        self.read(value, false)
+    }
+
+    /// The event time of a JSON value: its row's time column, with the
+    /// other columns read leniently (a value of the wrong type is null),
+    /// so that such a record fails in the row's own step, which names
+    /// the column, rather than in the timestamp extractor.
+    pub(crate) fn time_of(&self, value: &Value) -> Option<i64> {
+        let (column, _) = self.time?;
+        self.read(value, true).ok()?.get(column)?.as_i64()
+    }
+
+    fn read(&self, value: &Value, lenient: bool) -> Result<Vec<Value>, String> {
+        let Value::Object(fields) = value else {
+            return Err(format!("table {}: expected a JSON object, got {value}", self.name));
+        };
+        let mut row = Vec::with_capacity(self.columns.len());
+        for (name, ty, _) in &self.columns {
+            let v = fields.get(name).cloned().unwrap_or(Value::Null);
+            row.push(match ty {
+                Some(ty) => match ty.coerce(v) {
+                    Ok(v) => v,
+                    Err(_) if lenient => Value::Null,
+                    Err(e) => return Err(format!("column {name} of table {}: {e}", self.name)),
+                },
+                None => Value::Null,
+            });
+        }
+        for (i, (_, _, computed)) in self.columns.iter().enumerate() {
+            if let Some(e) = computed {
+                row[i] = e.eval(&row)?;
+            }
+        }
+        Ok(row)
+    }
+}
+
+/// A window of `GROUP BY`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum WindowSpec {
+    Tumble { size: i64 },
+    Hop { slide: i64, size: i64 },
+    Session { gap: i64 },
+}
+
+/// What the query does to each (filtered) row.
+pub(crate) enum Shape {
+    /// `SELECT exprs`: one output per row.
+    Project(Vec<CExpr>),
+    /// `GROUP BY window, keys`: one output per key and window when it
+    /// closes. The outputs and `having` read the slots: the keys, the
+    /// aggregates, then the window start and end.
+    Window {
+        keys: Vec<CExpr>,
+        aggs: Vec<(AggFunc, CExpr)>,
+        window: WindowSpec,
+        having: Option<CExpr>,
+        outputs: Vec<CExpr>,
+    },
+}
+
+/// Where the results go.
+pub(crate) struct Sink {
+    pub(crate) topic: String,
+    /// The output columns' names and declared types.
+    pub(crate) columns: Vec<(String, Option<Ty>)>,
+    /// The positions of `'key.fields'`.
+    pub(crate) key: Vec<usize>,
+}
+
+/// A compiled `INSERT INTO`.
+pub(crate) struct Plan {
+    pub(crate) filter: Option<CExpr>,
+    pub(crate) shape: Shape,
+    pub(crate) sink: Sink,
+}
+
+/// Whether `name` is a group-window function (`TUMBLE`, `HOP_START`, ..).
+pub(crate) fn window_function(name: &str) -> bool {
+    let base = name.split('_').next().unwrap_or_default();
+    matches!(base, "TUMBLE" | "HOP" | "SESSION")
+}
+
+fn table<'t>(sql: &str, tables: &'t [TableDef], name: &str, at: Span, role: &str) -> Result<&'t TableDef, SqlError> {
+    let known = tables.iter().map(|t| t.name.as_str()).collect::<Vec<_>>().join(", ");
+    tables.iter().rev().find(|t| t.name == name).ok_or_else(|| {
+        SqlError::new(format!("{role} table {name} is not declared (CREATE TABLE ..; declared: {known})"), sql, at)
+    })
+}
+
+/// The table's topic, after checking its options.
+fn topic(sql: &str, t: &TableDef) -> Result<String, SqlError> {
+    let err = |m: String| SqlError::new(format!("table {}: {m}", t.name), sql, Span::empty());
+    for (k, v) in &t.options {
+        match k.as_str() {
+            "connector" if v == "kafka" => {}
+            "format" | "value.format" | "key.format" if v == "json" => {}
+            "format" | "value.format" | "key.format" => {
+                return Err(err(format!(
+                    "'{k}' = '{v}' is not supported: the SQL front end reads and writes JSON only"
+                )))
+            }
+            "topic" | "key.fields" | "scan.startup.mode" => {}
+            k if k.starts_with("properties.") => {}
+            _ => {
+                return Err(err(format!(
+                    "option '{k}' = '{v}' is not supported (known: 'connector' = 'kafka', 'topic', 'format' = 'json', \
+                     'key.format', 'key.fields', 'scan.startup.mode', 'properties.*')"
+                )))
+            }
+        }
+    }
+    t.options.get("topic").cloned().ok_or_else(|| err("needs a 'topic' option (WITH ('topic' = '..'))".into()))
+}
+
+/// The source of table `t`.
+pub(crate) fn source(sql: &str, t: &TableDef) -> Result<Source, SqlError> {
+    let names: Vec<String> = t.columns.iter().map(|c| c.name.clone()).collect();
+    let clause = format!("CREATE TABLE {}", t.name);
+    let cx = Cx { sql, clause: &clause };
+    let mut scope = RowScope { table: &t.name, columns: names.clone() };
+    let mut columns = Vec::new();
+    for c in &t.columns {
+        let ty = match &c.data_type {
+            Some(dt) => Some(Ty::of(dt).ok_or_else(|| {
+                SqlError::new(
+                    format!("table {}: column {} has type {dt}, which is not supported", t.name, c.name),
+                    sql,
+                    Span::empty(),
+                )
+            })?),
+            None => None,
+        };
+        let computed = c.computed.as_ref().map(|e| compile(&cx, e, &mut scope)).transpose()?;
+        columns.push((c.name.clone(), ty, computed));
+    }
+    let time = match &t.watermark {
+        None => None,
+        Some((col, e)) => {
+            let at = names.iter().position(|n| n == col);
+            let delay = match e {
+                Expr::Identifier(id) if id.value == *col => Some(0),
+                Expr::BinaryOp { left, op: BinaryOperator::Minus, right } => match (left.as_ref(), right.as_ref()) {
+                    (Expr::Identifier(id), Expr::Interval(iv)) if id.value == *col => interval_ms(iv),
+                    _ => None,
+                },
+                _ => None,
+            };
+            match (at, delay) {
+                (Some(at), Some(delay)) => Some((at, delay)),
+                (None, _) => return Err(cx.error(format!("WATERMARK FOR {col}: no such column"), e)),
+                (_, None) => {
+                    return Err(
+                        cx.unsupported(format!("this WATERMARK (write `{col} - INTERVAL 'n' SECOND` or `{col}`)"), e)
+                    )
+                }
+            }
+        }
+    };
+    Ok(Source { name: t.name.clone(), topic: topic(sql, t)?, columns, time })
+}
+
+fn check_select(cx: &Cx<'_>, q: &Query) -> Result<(), SqlError> {
+    if q.with.is_some() {
+        return Err(cx.unsupported("WITH", q));
+    }
+    if q.order_by.is_some() {
+        return Err(cx.unsupported("ORDER BY", q));
+    }
+    if q.limit_clause.is_some() || q.fetch.is_some() {
+        return Err(cx.unsupported("LIMIT/FETCH", q));
+    }
+    Ok(())
+}
+
+fn from_table<'q>(sql: &str, s: &'q Select) -> Result<(&'q TableWithJoins, String), SqlError> {
+    let cx = Cx { sql, clause: "FROM" };
+    let [from] = s.from.as_slice() else {
+        return Err(SqlError::new(
+            "the query needs exactly one table in FROM (joins and lists are not supported)",
+            sql,
+            s.span(),
+        ));
+    };
+    if let Some(join) = from.joins.first() {
+        return Err(cx.unsupported("JOIN", join));
+    }
+    match &from.relation {
+        TableFactor::Table { name, args: None, .. } => Ok((from, object_name(name))),
+        TableFactor::Table { .. } | TableFactor::TableFunction { .. } | TableFactor::Function { .. } => Err(cx
+            .unsupported(
+                "a table function (window TVFs included; write GROUP BY TUMBLE(time_col, INTERVAL ..))",
+                &from.relation,
+            )),
+        TableFactor::Derived { .. } => Err(cx.unsupported("a subquery", &from.relation)),
+        other => Err(cx.unsupported(format!("`{other}`"), other)),
+    }
+}
+
+/// Compiles one `INSERT INTO`.
+pub(crate) fn plan(sql: &str, tables: &[TableDef], insert: &InsertDef) -> Result<(Source, Plan), SqlError> {
+    let cx = Cx { sql, clause: "SELECT" };
+    check_select(&cx, &insert.query)?;
+    let select = match insert.query.body.as_ref() {
+        SetExpr::Select(s) => s,
+        other => return Err(Cx { sql, clause: "INSERT INTO" }.unsupported("a set operation or VALUES", other)),
+    };
+    if select.distinct.is_some() {
+        return Err(cx.unsupported("DISTINCT", select.as_ref()));
+    }
+    if select.qualify.is_some() || !select.named_window.is_empty() || !select.sort_by.is_empty() {
+        return Err(cx.unsupported("QUALIFY/WINDOW/SORT BY", select.as_ref()));
+    }
+    let (from, name) = from_table(sql, select)?;
+    let t = table(sql, tables, &name, from.relation.span(), "source")?;
+    let src = source(sql, t)?;
+    let columns: Vec<String> = src.columns.iter().map(|c| c.0.clone()).collect();
+    let mut rows = RowScope { table: &t.name, columns: columns.clone() };
+    let filter = match &select.selection {
+        Some(e) => Some(compile(&Cx { sql, clause: "WHERE" }, e, &mut rows)?),
+        None => None,
+    };
+    let mut items = Vec::new();
+    for (i, item) in select.projection.iter().enumerate() {
+        match item {
+            SelectItem::UnnamedExpr(e) => {
+                let name = match e {
+                    Expr::Identifier(id) => id.value.clone(),
+                    Expr::CompoundIdentifier(parts) => parts.last().map_or(format!("EXPR${i}"), |p| p.value.clone()),
+                    _ => format!("EXPR${i}"),
+                };
+                items.push((e.clone(), name));
+            }
+            SelectItem::ExprWithAlias { expr, alias } => items.push((expr.clone(), alias.value.clone())),
+            SelectItem::Wildcard(_) if matches!(select.group_by, GroupByExpr::Expressions(ref g, _) if g.is_empty()) => {
+                for (c, _) in columns.iter().enumerate().filter(|(c, _)| src.columns[*c].2.is_none()) {
+                    items.push((Expr::Identifier(columns[c].as_str().into()), columns[c].clone()));
+                }
+            }
+            other => return Err(cx.unsupported(format!("`{other}`"), other)),
+        }
+    }
+    let group = match &select.group_by {
+        GroupByExpr::Expressions(exprs, mods) if mods.is_empty() => exprs.clone(),
+        other => return Err(Cx { sql, clause: "GROUP BY" }.unsupported(format!("`{other}`"), select.as_ref())),
+    };
+    let sink_table = table(sql, tables, &insert.sink, Span::empty(), "sink")?;
+    let sink = sink(sql, sink_table, insert, &items)?;
+    let shape = if group.is_empty() {
+        if select.having.is_some() {
+            return Err(Cx { sql, clause: "HAVING" }.unsupported("HAVING without GROUP BY", select.as_ref()));
+        }
+        let outputs =
+            items.iter().map(|(e, _)| compile(&cx, e, &mut rows)).collect::<Result<Vec<_>, _>>().map_err(|e| {
+                if items.iter().any(|(e, _)| contains_aggregate(e)) {
+                    SqlError::new(
+                        "an aggregate without GROUP BY a TUMBLE/HOP/SESSION window is not supported: it produces \
+                     updates, which need an upsert sink",
+                        sql,
+                        select.span(),
+                    )
+                } else {
+                    e
+                }
+            })?;
+        Shape::Project(outputs)
+    } else {
+        super::window::shape(sql, &src, &columns, &group, &items, select.having.as_ref())?
+    };
+    Ok((src, Plan { filter, shape, sink }))
+}
+
+fn contains_aggregate(e: &Expr) -> bool {
+    let text = e.to_string().to_uppercase();
+    ["COUNT(", "SUM(", "MIN(", "MAX(", "AVG("].iter().any(|f| text.contains(f))
+}
+
+fn sink(sql: &str, t: &TableDef, insert: &InsertDef, items: &[(Expr, String)]) -> Result<Sink, SqlError> {
+    let topic = topic(sql, t)?;
+    let declared: BTreeMap<&str, Option<Ty>> = t
+        .columns
+        .iter()
+        .filter(|c| c.computed.is_none())
+        .map(|c| (c.name.as_str(), c.data_type.as_ref().and_then(Ty::of)))
+        .collect();
+    let columns: Vec<(String, Option<Ty>)> = if !insert.columns.is_empty() {
+        insert.columns.iter().map(|c| (c.clone(), declared.get(c.as_str()).copied().flatten())).collect()
+    } else if !t.columns.is_empty() {
+        t.columns
+            .iter()
+            .filter(|c| c.computed.is_none())
+            .map(|c| (c.name.clone(), c.data_type.as_ref().and_then(Ty::of)))
+            .collect()
+    } else {
+        items.iter().map(|(_, name)| (name.clone(), None)).collect()
+    };
+    if columns.len() != items.len() {
+        let names: Vec<&str> = columns.iter().map(|c| c.0.as_str()).collect();
+        return Err(SqlError::new(
+            format!(
+                "INSERT INTO {}: the query has {} columns, the sink {} ({})",
+                t.name,
+                items.len(),
+                columns.len(),
+                names.join(", ")
+            ),
+            sql,
+            insert.query.span(),
+        ));
+    }
+    let mut key = Vec::new();
+    let fields: Vec<&str> =
+        t.options.get("key.fields").map(|f| f.split(';').map(str::trim).collect()).unwrap_or_default();
+    for field in fields {
+        match columns.iter().position(|c| c.0 == field) {
+            Some(i) => key.push(i),
+            None => {
+                return Err(SqlError::new(
+                    format!("table {}: 'key.fields' names {field}, not a column", t.name),
+                    sql,
+                    Span::empty(),
+                ))
+            }
+        }
+    }
+    Ok(Sink { topic, columns, key })
+}
+
+/// `e - 1`: a window's rowtime from its end.
+pub(crate) fn minus_one(e: CExpr) -> CExpr {
+    CExpr::Bin(BinOp::Sub, Box::new(e), Box::new(CExpr::Lit(Value::from(1))))
+}
