@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use super::agg::{Acc, SqlAgg};
 use super::expr::CExpr;
-use super::query::{Plan, Shape, Sink, Source, WindowSpec};
+use super::plan::{Plan, Shape, Sink, Source, WindowSpec};
 use crate::serde::Serdes;
 use crate::topology::{KStream, Timestamps, TopologyBuilder, Windows};
 

@@ -49,6 +49,7 @@ mod agg;
 mod build;
 mod expr;
 mod parse;
+mod plan;
 mod query;
 mod scope;
 #[cfg(test)]

@@ -245,6 +245,12 @@ pub(crate) fn compile(cx: &Cx<'_>, e: &Expr, scope: &mut dyn Scope) -> Result<CE
     })
 }
 
+/// Whether `name` is a group-window function (`TUMBLE`, `HOP_START`, ..).
+pub(crate) fn window_function(name: &str) -> bool {
+    let base = name.split('_').next().unwrap_or_default();
+    matches!(base, "TUMBLE" | "HOP" | "SESSION")
+}
+
 /// A table's columns by position: the scope of a source row.
 pub(crate) struct RowScope<'t> {
     pub(crate) table: &'t str,
@@ -255,7 +261,7 @@ impl Scope for RowScope<'_> {
     fn special(&mut self, cx: &Cx<'_>, e: &Expr) -> Result<Option<CExpr>, SqlError> {
         if let Expr::Function(f) = e {
             let name = function_name(f);
-            if super::agg::AggFunc::of(&name).is_some() || super::query::window_function(&name) {
+            if super::agg::AggFunc::of(&name).is_some() || window_function(&name) {
                 return Err(cx.error(format!("{name} is not allowed here"), e));
             }
         }

@@ -6,9 +6,9 @@ use serde_json::Value;
 use sqlparser::ast::{Expr, Function};
 
 use super::agg::AggFunc;
-use super::expr::CExpr;
-use super::query::{minus_one, Shape, Source, WindowSpec};
-use super::scope::{compile, function_args, function_name, interval_ms, Cx, RowScope, Scope};
+use super::expr::{BinOp, CExpr};
+use super::plan::{Shape, Source, WindowSpec};
+use super::scope::{compile, function_args, function_name, interval_ms, window_function, Cx, RowScope, Scope};
 use super::SqlError;
 
 /// Slot 0 is the window start, 1 its end, then the keys, then the
@@ -56,7 +56,7 @@ impl Scope for GroupScope<'_> {
             self.aggs.push((func, arg));
             return Ok(Some(CExpr::Slot(KEYS + self.keys.len() + self.aggs.len() - 1)));
         }
-        if !super::query::window_function(&name) {
+        if !window_function(&name) {
             return Ok(None);
         }
         let (kind, bound) = name.split_once('_').unwrap_or((&name, ""));
@@ -193,4 +193,9 @@ pub(crate) fn shape(
     let outputs = items.iter().map(|(e, _)| compile(&scx, e, &mut scope)).collect::<Result<Vec<_>, _>>()?;
     let having = having.map(|h| compile(&Cx { sql, clause: "HAVING" }, h, &mut scope)).transpose()?;
     Ok(Shape::Window { keys, aggs: scope.aggs, window: spec, having, outputs })
+}
+
+/// `e - 1`: a window's rowtime from its end.
+pub(crate) fn minus_one(e: CExpr) -> CExpr {
+    CExpr::Bin(BinOp::Sub, Box::new(e), Box::new(CExpr::Lit(Value::from(1))))
 }
