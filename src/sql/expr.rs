@@ -92,10 +92,11 @@ impl Ty {
             (Ty::Str, v @ (Value::Number(_) | Value::Bool(_))) => Value::String(v.to_string()),
             (Ty::Int | Ty::Timestamp, Value::Number(n)) => match n.as_i64() {
                 Some(i) => Value::from(i),
+                // A fraction is cut off, as CAST(2.5 AS BIGINT) is 2.
                 None => n
                     .as_f64()
-                    .filter(|f| f.fract() == 0.0)
-                    .map(|f| Value::from(f as i64))
+                    .filter(|f| f.abs() < 9.2e18)
+                    .map(|f| Value::from(f.trunc() as i64))
                     .ok_or_else(|| bad(&Value::Number(n)))?,
             },
             (Ty::Int, Value::String(s)) => {

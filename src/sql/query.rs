@@ -91,6 +91,14 @@ pub(crate) fn source(sql: &str, t: &TableDef) -> Result<Source, SqlError> {
             }
         }
     };
+    if t.options.contains_key("key.fields") {
+        let what = format!("table {}: reading columns from the record key ('key.fields' on a source)", t.name);
+        return Err(SqlError::new(
+            format!("{what} is not supported: the source reads its value only"),
+            sql,
+            Span::empty(),
+        ));
+    }
     Ok(Source { name: t.name.clone(), topic: topic(sql, t)?, columns, time })
 }
 

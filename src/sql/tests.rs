@@ -233,6 +233,33 @@ fn unsupported_sql_names_the_clause_and_the_text() {
     assert!(error(&format!("{sink}\n{no_time}")).contains("TUMBLE needs an event-time column: declare WATERMARK FOR"));
     let avro = "CREATE TABLE a (x BIGINT) WITH ('topic' = 'a', 'format' = 'avro'); INSERT INTO a SELECT ts FROM events";
     assert!(error(avro).contains("'format' = 'avro' is not supported"));
+    let source_key = "CREATE TABLE k (x BIGINT) WITH ('topic' = 'k', 'format' = 'json', 'key.fields' = 'x');
+        INSERT INTO out SELECT x FROM k";
+    assert!(error(&format!("{sink}\n{source_key}")).contains("table k: reading columns from the record key"));
+    let hop = "INSERT INTO out SELECT COUNT(*) FROM events GROUP BY HOP(event_time, INTERVAL '2' MINUTE, INTERVAL '1' MINUTE)";
+    assert!(error(&format!("{sink}\n{hop}"))
+        .contains("a HOP window whose slide is longer than its size is not supported (in GROUP BY)"));
     let wrong_count = "CREATE TABLE o2 (a BIGINT, b BIGINT) WITH ('topic' = 'o', 'format' = 'json'); INSERT INTO o2 SELECT ts FROM events";
     assert!(error(wrong_count).contains("the query has 1 columns, the sink 2 (a, b)"));
+}
+
+#[test]
+fn two_queries_share_one_source_and_cast_truncates() {
+    let sql = "CREATE TABLE out WITH ('topic' = 'out', 'format' = 'json');
+         CREATE TABLE out2 (w TIMESTAMP(3), total DOUBLE) WITH ('topic' = 'out2', 'format' = 'json');
+         INSERT INTO out SELECT CAST(amount AS BIGINT) AS whole, COALESCE(NULL, page) AS p FROM events WHERE page IN ('/a', '/c');
+         INSERT INTO out2 SELECT TUMBLE_ROWTIME(event_time, INTERVAL '1' MINUTE), SUM(amount)
+         FROM events GROUP BY TUMBLE(event_time, INTERVAL '1' MINUTE)";
+    let mut driver = TopologyTestDriver::new(super::topology(&format!("{EVENTS}\n{sql}")).unwrap()).unwrap();
+    let input = driver.input_topic("events", Serdes::unit(), Serdes::json::<Value>());
+    let (out, out2) = (
+        driver.output_topic("out", Serdes::unit(), Serdes::string()),
+        driver.output_topic("out2", Serdes::unit(), Serdes::string()),
+    );
+    for (page, amount, ts) in [("/a", 2.75, 1_000), ("/b", 1.5, 2_000), ("/c", -1.5, 90_000)] {
+        driver.pipe(&input, (), json!({"page": page, "amount": amount, "ts": ts}), ts).unwrap();
+    }
+    let values = |r: Vec<((), String)>| r.into_iter().map(|(_, v)| v).collect::<Vec<_>>();
+    assert_eq!(values(driver.read_key_values(&out).unwrap()), [r#"{"whole":2,"p":"/a"}"#, r#"{"whole":-1,"p":"/c"}"#]);
+    assert_eq!(values(driver.read_key_values(&out2).unwrap()), [r#"{"w":59999,"total":4.25}"#]);
 }

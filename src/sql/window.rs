@@ -141,6 +141,9 @@ fn window_spec(
     let spec = match (name.as_str(), intervals.as_slice()) {
         ("TUMBLE", [size]) => WindowSpec::Tumble { size: *size },
         // Flink: HOP(time, slide, size).
+        ("HOP", [slide, size]) if slide > size => {
+            return Err(cx.unsupported("a HOP window whose slide is longer than its size", f))
+        }
         ("HOP", [slide, size]) => WindowSpec::Hop { slide: *slide, size: *size },
         ("SESSION", [gap]) => WindowSpec::Session { gap: *gap },
         _ => {
