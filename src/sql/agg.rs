@@ -114,7 +114,7 @@ impl Acc {
             }),
             (Acc::Min(a), Acc::Min(b)) => Acc::Min(pick(a, b, Ordering::Less)),
             (Acc::Max(a), Acc::Max(b)) => Acc::Max(pick(a, b, Ordering::Greater)),
-            (Acc::Avg { sum, n }, Acc::Avg { sum: s2, n: n2 }) => Acc::Avg { sum: sum + s2, n: n + n2 },
+            (Acc::Avg { sum, n }, Acc::Avg { sum: s2, n: n2 }) => Acc::Avg { sum: sum + s2, n: n.saturating_add(n2) },
             // Both sides come from the same query's aggregates.
             (a, _) => a,
         }

@@ -137,7 +137,8 @@ pub(crate) fn parse_timestamp(s: &str) -> Option<i64> {
     let (hms, fraction) = time.split_once('.').unwrap_or((time, ""));
     let mut t = hms.splitn(3, ':').map(|p| p.parse::<i64>().ok());
     let (h, min, sec) = (t.next()??, t.next()??, t.next().unwrap_or(Some(0))?);
-    if !(1..=12).contains(&m) || !(1..=31).contains(&day) || h > 23 || min > 59 || sec > 60 {
+    let in_range = (0..=9999).contains(&y) && (1..=12).contains(&m) && (1..=31).contains(&day);
+    if !in_range || !(0..=23).contains(&h) || !(0..=59).contains(&min) || !(0..=60).contains(&sec) {
         return None;
     }
     let millis: String = fraction.chars().chain("000".chars()).take(3).collect();

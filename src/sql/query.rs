@@ -175,8 +175,9 @@ pub(crate) fn plan(sql: &str, tables: &[TableDef], insert: &InsertDef) -> Result
             }
             SelectItem::ExprWithAlias { expr, alias } => items.push((expr.clone(), alias.value.clone())),
             SelectItem::Wildcard(_) if matches!(select.group_by, GroupByExpr::Expressions(ref g, _) if g.is_empty()) => {
-                for (c, _) in columns.iter().enumerate().filter(|(c, _)| src.columns[*c].2.is_none()) {
-                    items.push((Expr::Identifier(columns[c].as_str().into()), columns[c].clone()));
+                // Every column, computed ones included (as Flink's `*`).
+                for c in &columns {
+                    items.push((Expr::Identifier(c.as_str().into()), c.clone()));
                 }
             }
             other => return Err(cx.unsupported(format!("`{other}`"), other)),

@@ -80,7 +80,8 @@ fn the_seed_query_counts_each_minute_as_the_hand_written_topology() {
 #[test]
 fn select_where_case_and_arithmetic_write_one_object_per_row() {
     let out = run(
-        "CREATE TABLE out WITH ('topic' = 'out', 'format' = 'json');
+        "-- a sink declared without columns takes the aliases
+         CREATE TABLE out WITH ('topic' = 'out', 'format' = 'json');
          INSERT INTO out
          SELECT user_id, UPPER(page) AS page, amount * 2 + 1 AS doubled, ts / 1000 AS secs,
                 CASE WHEN amount >= 10 THEN 'big' WHEN amount IS NULL THEN 'none' ELSE 'small' END AS size,
@@ -171,6 +172,8 @@ fn timestamps_read_from_sql_and_iso_strings() {
     assert_eq!(parse_timestamp("1970-01-01 00:01:00"), Some(60_000));
     assert_eq!(parse_timestamp("2024-02-29T12:00:00.5Z"), Some(1_709_208_000_500));
     assert_eq!(parse_timestamp("2024-13-01 00:00:00"), None);
+    assert_eq!(parse_timestamp("99999999999999-01-01 00:00:00"), None);
+    assert_eq!(parse_timestamp("1970-01-01 -1:00:00"), None);
     let topology = super::topology(
         "CREATE TABLE t (at TIMESTAMP(3), WATERMARK FOR at AS at) WITH ('topic' = 'in', 'format' = 'json');
          CREATE TABLE out (s TIMESTAMP(3), n BIGINT) WITH ('topic' = 'out', 'format' = 'json');
@@ -252,6 +255,9 @@ fn two_queries_share_one_source_and_cast_truncates() {
          FROM events GROUP BY TUMBLE(event_time, INTERVAL '1' MINUTE)";
     let mut driver = TopologyTestDriver::new(super::topology(&format!("{EVENTS}\n{sql}")).unwrap()).unwrap();
     let input = driver.input_topic("events", Serdes::unit(), Serdes::json::<Value>());
+    let all = "CREATE TABLE o3 (a STRING, b STRING, c DOUBLE, d BIGINT, e TIMESTAMP(3)) WITH ('topic' = 'o3', 'format' = 'json');
+         INSERT INTO o3 SELECT * FROM events";
+    super::topology(&format!("{EVENTS}\n{all}")).unwrap();
     let (out, out2) = (
         driver.output_topic("out", Serdes::unit(), Serdes::string()),
         driver.output_topic("out2", Serdes::unit(), Serdes::string()),
