@@ -9,7 +9,7 @@ use sqlparser::ast::{DataType, Expr, Ident, ObjectName, Query, Spanned, Statemen
 use sqlparser::dialect::GenericDialect;
 use sqlparser::keywords::Keyword;
 use sqlparser::parser::{Parser, ParserError};
-use sqlparser::tokenizer::{Span, Token, Tokenizer};
+use sqlparser::tokenizer::{Span, Token, TokenWithSpan, Tokenizer};
 
 use super::SqlError;
 
@@ -57,7 +57,7 @@ pub(crate) fn parse(sql: &str) -> Result<Script, SqlError> {
     let tokens = Tokenizer::new(&dialect, sql)
         .tokenize_with_location()
         .map_err(|e| SqlError::new(format!("syntax error: {e}"), sql, Span::empty()))?;
-    let mut p = Parser::new(&dialect).with_tokens_with_locations(tokens);
+    let mut p = Parser::new(&dialect).with_tokens_with_locations(without_local_time_zone(tokens));
     let mut script = Script::default();
     loop {
         while p.consume_token(&Token::SemiColon) {}
@@ -99,6 +99,34 @@ pub(crate) fn parse(sql: &str) -> Result<Script, SqlError> {
         }
     }
     Ok(script)
+}
+
+/// The tokens without Flink's `WITH LOCAL TIME ZONE` (of
+/// `TIMESTAMP(3) WITH LOCAL TIME ZONE`, which sqlparser does not know):
+/// rivulet's timestamps are instants either way (epoch milliseconds).
+fn without_local_time_zone(tokens: Vec<TokenWithSpan>) -> Vec<TokenWithSpan> {
+    let words = ["WITH", "LOCAL", "TIME", "ZONE"];
+    let mut out: Vec<TokenWithSpan> = Vec::with_capacity(tokens.len());
+    let mut i = 0;
+    while i < tokens.len() {
+        let mut j = i;
+        let mut matched = 0;
+        while j < tokens.len() && matched < words.len() {
+            match &tokens[j].token {
+                Token::Whitespace(_) => {}
+                t if is_word(t, words[matched]) => matched += 1,
+                _ => break,
+            }
+            j += 1;
+        }
+        if matched == words.len() {
+            i = j;
+        } else {
+            out.push(tokens[i].clone());
+            i += 1;
+        }
+    }
+    out
 }
 
 /// A possibly qualified name as written, without quotes.

@@ -269,3 +269,27 @@ fn two_queries_share_one_source_and_cast_truncates() {
     assert_eq!(values(driver.read_key_values(&out).unwrap()), [r#"{"whole":2,"p":"/a"}"#, r#"{"whole":-1,"p":"/c"}"#]);
     assert_eq!(values(driver.read_key_values(&out2).unwrap()), [r#"{"w":59999,"total":4.25}"#]);
 }
+
+#[test]
+fn flink_column_types_parse() {
+    for ty in [
+        "TIMESTAMP(3) WITH LOCAL TIME ZONE",
+        "TIMESTAMP_LTZ(3)",
+        "TIMESTAMP(3)",
+        "TIMESTAMP",
+        "VARCHAR(10)",
+        "DECIMAL(10, 2)",
+        "INT",
+        "BOOLEAN",
+        "STRING",
+    ] {
+        let sql = format!(
+            "CREATE TABLE t (x {ty}) WITH ('topic' = 't', 'format' = 'json');
+             CREATE TABLE o (x {ty}) WITH ('topic' = 'o', 'format' = 'json');
+             INSERT INTO o SELECT x FROM t"
+        );
+        if let Err(e) = super::topology(&sql) {
+            panic!("{ty}: {e}");
+        }
+    }
+}
