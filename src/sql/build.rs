@@ -47,7 +47,8 @@ fn rows(b: &mut TopologyBuilder, sources: &mut Sources, src: Source) -> KStream<
 fn output(sink: &Sink, values: Vec<Value>) -> Result<(Option<String>, String), String> {
     let mut value = String::from("{");
     let mut fields = Vec::with_capacity(values.len());
-    for (i, ((name, ty), v)) in sink.columns.iter().zip(values).enumerate() {
+    for (i, ((name, ty), from)) in sink.columns.iter().zip(&sink.from).enumerate() {
+        let v = from.and_then(|f| values.get(f).cloned()).unwrap_or(Value::Null);
         let v = match ty {
             Some(ty) => ty.coerce(v).map_err(|e| format!("sink column {name}: {e}"))?,
             None => v,

@@ -86,6 +86,8 @@ pub(crate) struct Sink {
     pub(crate) topic: String,
     /// The output columns' names and declared types.
     pub(crate) columns: Vec<(String, Option<Ty>)>,
+    /// The query column each output column takes (`None`: null).
+    pub(crate) from: Vec<Option<usize>>,
     /// The positions of `'key.fields'`.
     pub(crate) key: Vec<usize>,
 }

@@ -2,8 +2,6 @@
 //! turned into a [`Plan`]: the source, the filter, and either a
 //! projection or a windowed aggregation.
 
-use std::collections::BTreeMap;
-
 use sqlparser::ast::{
     BinaryOperator, Expr, GroupByExpr, Query, Select, SelectItem, SetExpr, Spanned, TableFactor, TableWithJoins,
 };
@@ -218,39 +216,50 @@ fn contains_aggregate(e: &Expr) -> bool {
     ["COUNT(", "SUM(", "MIN(", "MAX(", "AVG("].iter().any(|f| text.contains(f))
 }
 
+/// A sink column: its name and declared type.
+type Column = (String, Option<Ty>);
+
 fn sink(sql: &str, t: &TableDef, insert: &InsertDef, items: &[(Expr, String)]) -> Result<Sink, SqlError> {
     let topic = topic(sql, t)?;
-    let declared: BTreeMap<&str, Option<Ty>> = t
+    let declared: Vec<Column> = t
         .columns
         .iter()
         .filter(|c| c.computed.is_none())
-        .map(|c| (c.name.as_str(), c.data_type.as_ref().and_then(Ty::of)))
+        .map(|c| (c.name.clone(), c.data_type.as_ref().and_then(Ty::of)))
         .collect();
-    let columns: Vec<(String, Option<Ty>)> = if !insert.columns.is_empty() {
-        insert.columns.iter().map(|c| (c.clone(), declared.get(c.as_str()).copied().flatten())).collect()
-    } else if !t.columns.is_empty() {
-        t.columns
-            .iter()
-            .filter(|c| c.computed.is_none())
-            .map(|c| (c.name.clone(), c.data_type.as_ref().and_then(Ty::of)))
-            .collect()
-    } else {
-        items.iter().map(|(_, name)| (name.clone(), None)).collect()
+    let count_error = |query: usize, sink: &[String]| {
+        let what = format!("INSERT INTO {}: the query has {query} columns, the sink {}", t.name, sink.len());
+        SqlError::new(format!("{what} ({})", sink.join(", ")), sql, insert.query.span())
     };
-    if columns.len() != items.len() {
-        let names: Vec<&str> = columns.iter().map(|c| c.0.as_str()).collect();
-        return Err(SqlError::new(
-            format!(
-                "INSERT INTO {}: the query has {} columns, the sink {} ({})",
-                t.name,
-                items.len(),
-                columns.len(),
-                names.join(", ")
-            ),
-            sql,
-            insert.query.span(),
-        ));
-    }
+    let (columns, from): (Vec<Column>, Vec<Option<usize>>) = if declared.is_empty() {
+        // No declared columns: the query's names (a column list renames).
+        let names: Vec<String> = if insert.columns.is_empty() {
+            items.iter().map(|(_, name)| name.clone()).collect()
+        } else {
+            insert.columns.clone()
+        };
+        if names.len() != items.len() {
+            return Err(count_error(items.len(), &names));
+        }
+        (names.into_iter().map(|n| (n, None)).collect(), (0..items.len()).map(Some).collect())
+    } else if insert.columns.is_empty() {
+        if declared.len() != items.len() {
+            return Err(count_error(items.len(), &declared.iter().map(|c| c.0.clone()).collect::<Vec<_>>()));
+        }
+        (declared, (0..items.len()).map(Some).collect())
+    } else {
+        // INSERT INTO sink (b, a): those columns from the query, by
+        // position; the sink's other columns are null (Flink's).
+        if insert.columns.len() != items.len() {
+            return Err(count_error(items.len(), &insert.columns));
+        }
+        if let Some(unknown) = insert.columns.iter().find(|c| !declared.iter().any(|d| d.0 == **c)) {
+            let msg = format!("INSERT INTO {}: the sink has no column {unknown}", t.name);
+            return Err(SqlError::new(msg, sql, insert.query.span()));
+        }
+        let from = declared.iter().map(|(name, _)| insert.columns.iter().position(|c| c == name)).collect();
+        (declared, from)
+    };
     let mut key = Vec::new();
     let fields: Vec<&str> =
         t.options.get("key.fields").map(|f| f.split(';').map(str::trim).collect()).unwrap_or_default();
@@ -266,5 +275,5 @@ fn sink(sql: &str, t: &TableDef, insert: &InsertDef, items: &[(Expr, String)]) -
             }
         }
     }
-    Ok(Sink { topic, columns, key })
+    Ok(Sink { topic, columns, from, key })
 }

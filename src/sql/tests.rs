@@ -293,3 +293,19 @@ fn flink_column_types_parse() {
         }
     }
 }
+
+#[test]
+fn unnamed_columns_are_expr_n_and_an_insert_column_list_names_them() {
+    let out = run(
+        "CREATE TABLE out WITH ('topic' = 'out', 'format' = 'json');
+         INSERT INTO out SELECT page, ts + 1, LOWER(page) FROM events",
+        &[("a", "/A", 1.0, 5)],
+    );
+    assert_eq!(out[0].1, json!({"page": "/A", "EXPR$1": 6, "EXPR$2": "/a"}));
+    let out = run(
+        "CREATE TABLE out (x BIGINT, y STRING, z BOOLEAN) WITH ('topic' = 'out', 'format' = 'json');
+         INSERT INTO out (y, x) SELECT page, ts FROM events",
+        &[("a", "/A", 1.0, 5)],
+    );
+    assert_eq!(out[0].1, json!({"x": 5, "y": "/A", "z": null}));
+}
