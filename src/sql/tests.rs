@@ -309,3 +309,16 @@ fn unnamed_columns_are_expr_n_and_an_insert_column_list_names_them() {
     );
     assert_eq!(out[0].1, json!({"x": 5, "y": "/A", "z": null}));
 }
+
+#[test]
+fn a_group_key_expression_is_selected_as_written() {
+    let out = run(
+        "CREATE TABLE out WITH ('topic' = 'out', 'format' = 'json');
+         INSERT INTO out SELECT UPPER(page) AS p, COUNT(*) AS n FROM events
+         GROUP BY TUMBLE(event_time, INTERVAL '1' MINUTE), UPPER(page)",
+        &[("a", "/a", 1.0, 1_000), ("b", "/A", 1.0, 2_000), ("c", "/b", 1.0, 3_000), ("c", "/b", 1.0, 100_000)],
+    );
+    let got: Vec<Value> = out.into_iter().map(|(_, v)| v).collect();
+    assert_eq!(got.len(), 2, "{got:?}");
+    assert!(got.contains(&json!({"p": "/A", "n": 2})) && got.contains(&json!({"p": "/B", "n": 1})), "{got:?}");
+}
