@@ -10,6 +10,8 @@
 //! The script declares its topics (`CREATE TABLE .. WITH ('topic' = ..)`)
 //! and its queries (`INSERT INTO .. SELECT ..`); an unsupported statement
 //! or clause stops it before it starts, with the line, column and text.
+//! Tables in `'format' = 'avro-confluent'` use the Schema Registry of
+//! `schema_registry.url` (`RIVULET__SCHEMA_REGISTRY__URL`).
 //!
 //! # Settings
 //!
@@ -24,6 +26,7 @@ use std::process::ExitCode;
 
 use rivulet::prelude::*;
 use rivulet::processor::TopologyError;
+use rivulet::serde::registry::SchemaRegistry;
 use serde::Deserialize;
 
 /// The example's `[app]` settings.
@@ -38,6 +41,12 @@ fn main() -> ExitCode {
         let settings: Settings = config.app()?;
         let script = std::fs::read_to_string(&settings.script)
             .map_err(|e| TopologyError::Invalid(format!("cannot read the SQL script {}: {e}", settings.script)))?;
-        rivulet::sql::topology(&script)
+        if config.schema_registry.url.is_empty() {
+            rivulet::sql::topology(&script)
+        } else {
+            // For 'format' = 'avro-confluent' tables.
+            let registry = SchemaRegistry::connect(&config.schema_registry)?;
+            rivulet::sql::topology_with_registry(&script, &registry)
+        }
     })
 }

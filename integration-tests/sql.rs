@@ -4,7 +4,8 @@
 //! exactly-once with the default commit interval, on the same backlog
 //! (already in the topic when they start, with records out of order and
 //! late), write the same count for each minute, which is the plain
-//! arithmetic's.
+//! arithmetic's. A query over `avro-confluent` tables reads and writes
+//! Avro through the Schema Registry, with Flink's derived schemas.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod harness;
@@ -19,8 +20,11 @@ mod sql_page_views;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use apache_avro::types::Value as Avro;
 use harness::TestRecord;
 use rivulet::prelude::*;
+use rivulet::serde::registry::SchemaRegistry;
+use rivulet::serde::Serde;
 
 const TIMEOUT: Duration = Duration::from_secs(90);
 const MIN: i64 = 60_000;
@@ -147,4 +151,88 @@ async fn sql_page_views_equals_page_views_per_minute_under_exactly_once() {
     assert_eq!(harness::read_committed(&hand.output_topic).len(), want.len());
     sql_app.shutdown().unwrap();
     hand_app.shutdown().unwrap();
+}
+
+/// The schemas Flink derives for `(page STRING, event_time TIMESTAMP(3))`
+/// and `(page STRING, window_start TIMESTAMP(3), views BIGINT)`.
+const VIEW_SCHEMA: &str = r#"{"type":"record","name":"record","namespace":"org.apache.flink.avro.generated","fields":[
+  {"name":"page","type":["null","string"],"default":null},
+  {"name":"event_time","type":["null",{"type":"long","logicalType":"timestamp-millis"}],"default":null}]}"#;
+const COUNT_SCHEMA: &str = r#"{"type":"record","name":"record","namespace":"org.apache.flink.avro.generated","fields":[
+  {"name":"page","type":["null","string"],"default":null},
+  {"name":"window_start","type":["null",{"type":"long","logicalType":"timestamp-millis"}],"default":null},
+  {"name":"views","type":["null","long"],"default":null}]}"#;
+
+fn some(v: Avro) -> Avro {
+    Avro::Union(1, Box::new(v))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn avro_confluent_tables_go_through_the_schema_registry_under_exactly_once() {
+    let input = harness::new_history_topic("sql-avro-in", 1).await;
+    let output = harness::new_history_topic("sql-avro-out", 1).await;
+    let state = tempfile::tempdir().unwrap();
+    let env = [
+        ("RIVULET__SCHEMA_REGISTRY__URL", harness::registry::url()),
+        ("RIVULET__SCHEMA_REGISTRY__AUTO_REGISTER_SCHEMAS", "true"),
+        ("RIVULET__PROCESSING_GUARANTEE", "exactly_once"),
+        ("RIVULET__COMMIT_INTERVAL_MS", ""),
+    ];
+    let config = harness::app_config(&harness::unique("sql-avro"), state.path(), &env);
+    let registry = SchemaRegistry::connect(&config.schema_registry).unwrap();
+    let writer = registry.avro_value(VIEW_SCHEMA).unwrap().value_of(&input);
+    let t0 = 1_700_000_040_000i64 - 1_700_000_040_000i64.rem_euclid(MIN);
+    let views = [("/a", t0 + 1_000), ("/b", t0 + 3_000), ("/a", t0 + 2_000), ("/a", t0 + 2 * MIN)];
+    let records: Vec<TestRecord> = views
+        .iter()
+        .map(|(page, t)| {
+            let v = Avro::Record(vec![
+                ("page".into(), some(Avro::String(page.to_string()))),
+                ("event_time".into(), some(Avro::TimestampMillis(*t))),
+            ]);
+            let mut bytes = Vec::new();
+            writer.serialize(&v, &mut bytes).unwrap();
+            TestRecord { partition: 0, key: None, value: Some(bytes), headers: vec![], timestamp: None }
+        })
+        .collect();
+    harness::produce(&input, &records).await;
+
+    let sql = format!(
+        "CREATE TABLE views (page STRING, event_time TIMESTAMP(3),
+             WATERMARK FOR event_time AS event_time - INTERVAL '1' SECOND)
+         WITH ('connector' = 'kafka', 'topic' = '{input}', 'format' = 'avro-confluent');
+         CREATE TABLE counts (page STRING, window_start TIMESTAMP(3), views BIGINT)
+         WITH ('connector' = 'kafka', 'topic' = '{output}', 'format' = 'avro-confluent',
+               'key.format' = 'json', 'key.fields' = 'page');
+         INSERT INTO counts SELECT page, TUMBLE_START(event_time, INTERVAL '1' MINUTE), COUNT(*)
+         FROM views GROUP BY page, TUMBLE(event_time, INTERVAL '1' MINUTE);"
+    );
+    let app = App::new(config).unwrap().start(rivulet::sql::topology_with_registry(&sql, &registry).unwrap()).unwrap();
+    let reader = registry.avro_value(COUNT_SCHEMA).unwrap();
+    let count = |page: &str, n: i64| {
+        let value = Avro::Record(vec![
+            ("page".into(), some(Avro::String(page.into()))),
+            ("window_start".into(), some(Avro::TimestampMillis(t0))),
+            ("views".into(), some(Avro::Long(n))),
+        ]);
+        (format!(r#"{{"page":"{page}"}}"#), value)
+    };
+    let want = [count("/a", 2), count("/b", 1)];
+    harness::eventually("the per-page counts in Avro", TIMEOUT, || {
+        let mut got: Vec<(String, Avro)> = harness::read_committed(&output)
+            .iter()
+            .map(|r| (r.key_str().to_string(), reader.deserialize(r.value.as_deref()).unwrap()))
+            .collect();
+        got.sort_by(|a, b| a.0.cmp(&b.0));
+        if got == want {
+            Ok(())
+        } else {
+            Err(format!("got {got:?}"))
+        }
+    });
+    // The sink registered Flink's schema under <output>-value.
+    let (_, text) = registry.latest(&format!("{output}-value")).unwrap();
+    let parse = |s: &str| apache_avro::Schema::parse_str(s).unwrap();
+    assert_eq!(parse(&text), parse(COUNT_SCHEMA));
+    app.shutdown().unwrap();
 }

@@ -10,36 +10,104 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+use sqlparser::tokenizer::Span;
+
 use super::agg::{Acc, SqlAgg};
+use super::avro;
 use super::expr::CExpr;
 use super::plan::{Plan, Shape, Sink, Source, WindowSpec};
-use crate::serde::Serdes;
-use crate::topology::{KStream, Timestamps, TopologyBuilder, Windows};
+use super::SqlError;
+use crate::serde::registry::{RegistryError, SchemaRegistry};
+use crate::serde::{Serde, Serdes};
+use crate::topology::{Data, KStream, Timestamps, TopologyBuilder, Windows};
 
 /// A source table's rows, built once per table and shared by the queries
 /// that read it.
 pub(crate) type Sources = BTreeMap<String, KStream<(), Vec<Value>>>;
 
-fn rows(b: &mut TopologyBuilder, sources: &mut Sources, src: Source) -> KStream<(), Vec<Value>> {
+fn rows(
+    b: &mut TopologyBuilder,
+    sources: &mut Sources,
+    src: Source,
+    registry: Option<&SchemaRegistry>,
+) -> Result<KStream<(), Vec<Value>>, SqlError> {
     if let Some(stream) = sources.get(&src.name) {
-        return stream.clone();
+        return Ok(stream.clone());
     }
+    let name = src.name.clone();
+    let stream = match &src.avro_schema {
+        None => source_rows(b, src, Serdes::json::<Value>(), |v: &Value| Ok(v.clone())),
+        Some(schema) => {
+            let serde =
+                registry_of(registry, &src.name)?.avro_value(schema).map_err(|e| registry_error(&src.name, e))?;
+            source_rows(b, src, serde, avro::to_json)
+        }
+    };
+    sources.insert(name, stream.clone());
+    Ok(stream)
+}
+
+fn registry_of<'r>(registry: Option<&'r SchemaRegistry>, table: &str) -> Result<&'r SchemaRegistry, SqlError> {
+    registry.ok_or_else(|| {
+        SqlError::at(
+            format!(
+                "table {table} is 'avro-confluent', which needs a Schema Registry: compile the script with \
+                 rivulet::sql::topology_with_registry"
+            ),
+            Span::empty(),
+            table,
+        )
+    })
+}
+
+fn registry_error(table: &str, e: RegistryError) -> SqlError {
+    SqlError::at(format!("table {table}: {e}"), Span::empty(), table)
+}
+
+/// The rows of a source whose values `serde` reads and `to_json` makes
+/// JSON values.
+fn source_rows<V: Data>(
+    b: &mut TopologyBuilder,
+    src: Source,
+    serde: impl Serde<V> + Clone,
+    to_json: fn(&V) -> Result<Value, String>,
+) -> KStream<(), Vec<Value>> {
     let src = Arc::new(src);
-    let json = Serdes::json::<Value>();
     let raw = match src.time {
         Some((_, delay)) => {
             let s = src.clone();
-            let time = Timestamps::from_value(move |v: &Value| s.time_of(v))
+            let time = Timestamps::from_value(move |v: &V| to_json(v).ok().and_then(|v| s.time_of(&v)))
                 .out_of_orderness(Duration::from_millis(delay.unsigned_abs()));
-            b.stream_with_time(&src.topic, Serdes::unit(), json, time)
+            b.stream_with_time(&src.topic, Serdes::unit(), serde, time)
         }
-        None => b.stream(&src.topic, Serdes::unit(), json),
+        None => b.stream(&src.topic, Serdes::unit(), serde),
     };
     let s = src.clone();
-    let stream =
-        raw.try_map_values(move |v: Value| s.row(&v)).with_serdes(Serdes::unit(), Serdes::json::<Vec<Value>>());
-    sources.insert(src.name.clone(), stream.clone());
-    stream
+    raw.try_map_values(move |v: V| s.row(&to_json(&v)?)).with_serdes(Serdes::unit(), Serdes::json::<Vec<Value>>())
+}
+
+/// Writes the result records to the sink's topic, in its format.
+fn write(
+    results: KStream<Option<String>, String>,
+    sink: &Sink,
+    registry: Option<&SchemaRegistry>,
+) -> Result<(), SqlError> {
+    let out_key = Serdes::optional(Serdes::string());
+    match &sink.avro_schema {
+        None => results.to(&sink.topic, out_key, Serdes::string()),
+        Some(schema) => {
+            let serde =
+                registry_of(registry, &sink.topic)?.avro_value(schema).map_err(|e| registry_error(&sink.topic, e))?;
+            let columns = sink.columns.clone();
+            results
+                .try_map_values(move |json: String| {
+                    let row: Value = serde_json::from_str(&json).map_err(|e| e.to_string())?;
+                    avro::record(&columns, &row)
+                })
+                .to(&sink.topic, out_key, serde.value_of(&sink.topic));
+        }
+    }
+    Ok(())
 }
 
 /// The output record of a result row: the key (JSON of `'key.fields'`,
@@ -75,23 +143,23 @@ fn eval_all(exprs: &[CExpr], slots: &[Value]) -> Result<Vec<Value>, String> {
 }
 
 /// Adds `plan` (the script's `n`th `INSERT INTO`) to `b`.
-pub(crate) fn build(b: &mut TopologyBuilder, sources: &mut Sources, source: Source, plan: Plan, n: usize) {
+pub(crate) fn build(
+    b: &mut TopologyBuilder,
+    sources: &mut Sources,
+    (source, plan): (Source, Plan),
+    n: usize,
+    registry: Option<&SchemaRegistry>,
+) -> Result<(), SqlError> {
     let Plan { filter, shape, sink, .. } = plan;
-    let mut stream = rows(b, sources, source);
+    let mut stream = rows(b, sources, source, registry)?;
     if let Some(filter) = filter {
         stream = stream.try_filter(move |_, row| Ok::<_, String>(filter.eval(row)? == Value::Bool(true)));
     }
     let sink = Arc::new(sink);
-    let topic = sink.topic.clone();
-    let out_key = Serdes::optional(Serdes::string());
-    match shape {
+    let results = match shape {
         Shape::Project(outputs) => {
             let s = sink.clone();
-            stream.try_map(move |_, row: Vec<Value>| output(&s, eval_all(&outputs, &row)?)).to(
-                &topic,
-                out_key,
-                Serdes::string(),
-            );
+            stream.try_map(move |_, row: Vec<Value>| output(&s, eval_all(&outputs, &row)?))
         }
         Shape::Window { keys, aggs, window, having, outputs } => {
             let (funcs, args): (Vec<_>, Vec<_>) = aggs.into_iter().unzip();
@@ -128,9 +196,9 @@ pub(crate) fn build(b: &mut TopologyBuilder, sources: &mut Sources, source: Sour
                     }
                     Ok::<_, String>(vec![output(&s, eval_all(&outputs, &slots)?)?])
                 })
-                .to(&topic, out_key, Serdes::string());
         }
-    }
+    };
+    write(results, &sink, registry)
 }
 
 fn ms(ms: i64) -> Duration {

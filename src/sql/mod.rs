@@ -32,7 +32,9 @@
 //!
 //! - `CREATE TABLE name (col TYPE, .., col AS expr, WATERMARK FOR col AS
 //!   col - INTERVAL 'n' unit) WITH ('topic' = .., 'format' = 'json')`: a
-//!   topic of JSON objects; the watermark column is the event time;
+//!   topic of JSON objects (or, with `'format' = 'avro-confluent'` and
+//!   [`topology_with_registry`], Avro records through a Schema Registry);
+//!   the watermark column is the event time;
 //! - `INSERT INTO sink SELECT ..`: expressions over the columns (arithmetic,
 //!   comparisons, `AND`/`OR`/`NOT`, `CASE`, `IS [NOT] NULL`, `||`, a few
 //!   functions), `WHERE`, and `GROUP BY` keys with one `TUMBLE`, `HOP` or
@@ -46,6 +48,7 @@
 //! milliseconds in JSON.
 
 mod agg;
+mod avro;
 mod build;
 mod expr;
 mod parse;
@@ -59,6 +62,7 @@ mod window;
 use sqlparser::tokenizer::Span;
 
 use crate::processor::TopologyError;
+use crate::serde::registry::SchemaRegistry;
 use crate::topology::{Topology, TopologyBuilder};
 
 /// A script that rivulet does not take: what and where.
@@ -147,6 +151,25 @@ fn snippet(sql: &str, span: Span) -> Option<(u64, u64, String)> {
 /// # Ok::<(), rivulet::Error>(())
 /// ```
 pub fn add_to(builder: &mut TopologyBuilder, sql: &str) -> Result<(), SqlError> {
+    compile(builder, sql, None)
+}
+
+/// [`add_to`] with a Schema Registry, for tables whose `'format'` is
+/// `'avro-confluent'` (Flink's name): their values are Avro records in
+/// Confluent's wire format, with the schema Flink derives from the
+/// declared columns (`org.apache.flink.avro.generated.record`, every
+/// field nullable). A source reads any writer schema that resolves to
+/// it; a sink writes under `<topic>-value`, so the registry must hold
+/// that schema or `schema_registry.auto_register_schemas` be on.
+pub fn add_to_with_registry(
+    builder: &mut TopologyBuilder,
+    sql: &str,
+    registry: &SchemaRegistry,
+) -> Result<(), SqlError> {
+    compile(builder, sql, Some(registry))
+}
+
+fn compile(builder: &mut TopologyBuilder, sql: &str, registry: Option<&SchemaRegistry>) -> Result<(), SqlError> {
     let script = parse::parse(sql)?;
     if script.inserts.is_empty() {
         return Err(SqlError::new(
@@ -160,8 +183,8 @@ pub fn add_to(builder: &mut TopologyBuilder, sql: &str) -> Result<(), SqlError> 
         plans.push(query::plan(sql, &script.tables, insert)?);
     }
     let mut sources = build::Sources::new();
-    for (i, (source, plan)) in plans.into_iter().enumerate() {
-        build::build(builder, &mut sources, source, plan, i);
+    for (i, plan) in plans.into_iter().enumerate() {
+        build::build(builder, &mut sources, plan, i, registry)?;
     }
     Ok(())
 }
@@ -170,5 +193,12 @@ pub fn add_to(builder: &mut TopologyBuilder, sql: &str) -> Result<(), SqlError> 
 pub fn topology(sql: &str) -> crate::Result<Topology> {
     let mut b = Topology::builder();
     add_to(&mut b, sql)?;
+    Ok(b.build()?)
+}
+
+/// [`topology`] with a Schema Registry (see [`add_to_with_registry`]).
+pub fn topology_with_registry(sql: &str, registry: &SchemaRegistry) -> crate::Result<Topology> {
+    let mut b = Topology::builder();
+    add_to_with_registry(&mut b, sql, registry)?;
     Ok(b.build()?)
 }

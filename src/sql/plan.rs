@@ -9,6 +9,8 @@ use super::expr::{CExpr, Ty};
 pub(crate) struct Source {
     pub(crate) name: String,
     pub(crate) topic: String,
+    /// The Avro schema of `'format' = 'avro-confluent'`; `None`: JSON.
+    pub(crate) avro_schema: Option<String>,
     /// Physical columns (read from the JSON object, as their type) and
     /// computed ones (evaluated on the physical ones).
     pub(crate) columns: Vec<(String, Option<Ty>, Option<CExpr>)>,
@@ -84,12 +86,23 @@ pub(crate) enum Shape {
 /// Where the results go.
 pub(crate) struct Sink {
     pub(crate) topic: String,
+    /// The Avro schema of `'format' = 'avro-confluent'`; `None`: JSON.
+    pub(crate) avro_schema: Option<String>,
     /// The output columns' names and declared types.
     pub(crate) columns: Vec<(String, Option<Ty>)>,
     /// The query column each output column takes (`None`: null).
     pub(crate) from: Vec<Option<usize>>,
     /// The positions of `'key.fields'`.
     pub(crate) key: Vec<usize>,
+}
+
+/// A table's value format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Format {
+    Json,
+    /// Flink's `avro-confluent`: Avro in Confluent's wire format through
+    /// the application's Schema Registry.
+    Avro,
 }
 
 /// A compiled `INSERT INTO`.

@@ -7,9 +7,10 @@ use sqlparser::ast::{
 };
 use sqlparser::tokenizer::Span;
 
+use super::avro;
 use super::expr::Ty;
 use super::parse::{object_name, InsertDef, TableDef};
-use super::plan::{Plan, Shape, Sink, Source};
+use super::plan::{Format, Plan, Shape, Sink, Source};
 use super::scope::{compile, interval_ms, Cx, RowScope};
 use super::SqlError;
 
@@ -20,29 +21,35 @@ fn table<'t>(sql: &str, tables: &'t [TableDef], name: &str, at: Span, role: &str
     })
 }
 
-/// The table's topic, after checking its options.
-fn topic(sql: &str, t: &TableDef) -> Result<String, SqlError> {
+/// The table's topic and format, after checking its options.
+fn topic(sql: &str, t: &TableDef) -> Result<(String, Format), SqlError> {
     let err = |m: String| SqlError::new(format!("table {}: {m}", t.name), sql, Span::empty());
+    let mut format = Format::Json;
     for (k, v) in &t.options {
-        match k.as_str() {
-            "connector" if v == "kafka" => {}
-            "format" | "value.format" | "key.format" if v == "json" => {}
-            "format" | "value.format" | "key.format" => {
+        match (k.as_str(), v.as_str()) {
+            ("connector", "kafka") | ("key.format", "json") => {}
+            ("format" | "value.format", "json") => format = Format::Json,
+            ("format" | "value.format", "avro-confluent") => format = Format::Avro,
+            ("format" | "value.format" | "key.format", _) => {
                 return Err(err(format!(
-                    "'{k}' = '{v}' is not supported: the SQL front end reads and writes JSON only"
+                    "'{k}' = '{v}' is not supported: the SQL front end reads and writes 'json' and \
+                     'avro-confluent' values, and 'json' keys"
                 )))
             }
-            "topic" | "key.fields" | "scan.startup.mode" => {}
-            k if k.starts_with("properties.") => {}
+            ("topic" | "key.fields" | "scan.startup.mode", _) => {}
+            (k, _) if k.starts_with("properties.") || k.starts_with("avro-confluent.") => {}
             _ => {
                 return Err(err(format!(
-                    "option '{k}' = '{v}' is not supported (known: 'connector' = 'kafka', 'topic', 'format' = 'json', \
-                     'key.format', 'key.fields', 'scan.startup.mode', 'properties.*')"
+                    "option '{k}' = '{v}' is not supported (known: 'connector' = 'kafka', 'topic', 'format' = \
+                     'json' or 'avro-confluent', 'key.format', 'key.fields', 'scan.startup.mode', 'properties.*', \
+                     'avro-confluent.*')"
                 )))
             }
         }
     }
-    t.options.get("topic").cloned().ok_or_else(|| err("needs a 'topic' option (WITH ('topic' = '..'))".into()))
+    let topic =
+        t.options.get("topic").cloned().ok_or_else(|| err("needs a 'topic' option (WITH ('topic' = '..'))".into()))?;
+    Ok((topic, format))
 }
 
 /// The source of table `t`.
@@ -97,7 +104,15 @@ pub(crate) fn source(sql: &str, t: &TableDef) -> Result<Source, SqlError> {
             Span::empty(),
         ));
     }
-    Ok(Source { name: t.name.clone(), topic: topic(sql, t)?, columns, time })
+    let (topic, format) = topic(sql, t)?;
+    let physical: Vec<Column> = columns.iter().filter(|c| c.2.is_none()).map(|c| (c.0.clone(), c.1)).collect();
+    let avro_schema = match format {
+        Format::Json => None,
+        Format::Avro => Some(
+            avro::schema(&physical).map_err(|e| SqlError::new(format!("table {}: {e}", t.name), sql, Span::empty()))?,
+        ),
+    };
+    Ok(Source { name: t.name.clone(), topic, avro_schema, columns, time })
 }
 
 fn check_select(cx: &Cx<'_>, q: &Query) -> Result<(), SqlError> {
@@ -220,7 +235,7 @@ fn contains_aggregate(e: &Expr) -> bool {
 type Column = (String, Option<Ty>);
 
 fn sink(sql: &str, t: &TableDef, insert: &InsertDef, items: &[(Expr, String)]) -> Result<Sink, SqlError> {
-    let topic = topic(sql, t)?;
+    let (topic, format) = topic(sql, t)?;
     let declared: Vec<Column> = t
         .columns
         .iter()
@@ -275,5 +290,11 @@ fn sink(sql: &str, t: &TableDef, insert: &InsertDef, items: &[(Expr, String)]) -
             }
         }
     }
-    Ok(Sink { topic, columns, from, key })
+    let avro_schema = match format {
+        Format::Json => None,
+        Format::Avro => Some(avro::schema(&columns).map_err(|e| {
+            SqlError::new(format!("sink table {}: {e} (declare the sink's columns)", t.name), sql, Span::empty())
+        })?),
+    };
+    Ok(Sink { topic, avro_schema, columns, from, key })
 }

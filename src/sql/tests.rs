@@ -322,3 +322,35 @@ fn a_group_key_expression_is_selected_as_written() {
     assert_eq!(got.len(), 2, "{got:?}");
     assert!(got.contains(&json!({"p": "/A", "n": 2})) && got.contains(&json!({"p": "/B", "n": 1})), "{got:?}");
 }
+
+#[test]
+fn avro_confluent_tables_take_flinks_derived_schema_and_need_a_registry() {
+    use apache_avro::types::Value as Avro;
+    let columns =
+        vec![("page".to_string(), Some(super::expr::Ty::Str)), ("at".to_string(), Some(super::expr::Ty::Timestamp))];
+    let schema: Value = serde_json::from_str(&super::avro::schema(&columns).unwrap()).unwrap();
+    assert_eq!(schema["name"], "record");
+    assert_eq!(schema["namespace"], "org.apache.flink.avro.generated");
+    assert_eq!(
+        schema["fields"][1],
+        json!({"name": "at", "type": ["null", {"type": "long", "logicalType": "timestamp-millis"}], "default": null})
+    );
+    let record = super::avro::record(&columns, &json!({"page": "/a", "at": 5})).unwrap();
+    assert_eq!(
+        record,
+        Avro::Record(vec![
+            ("page".into(), Avro::Union(1, Box::new(Avro::String("/a".into())))),
+            ("at".into(), Avro::Union(1, Box::new(Avro::TimestampMillis(5)))),
+        ])
+    );
+    assert_eq!(super::avro::to_json(&record).unwrap(), json!({"page": "/a", "at": 5}));
+    assert!(super::avro::record(&columns, &json!({"page": 1})).is_err());
+    let sql = "CREATE TABLE t (x BIGINT) WITH ('topic' = 't', 'format' = 'avro-confluent', 'avro-confluent.url' = 'http://r');
+         CREATE TABLE o WITH ('topic' = 'o', 'format' = 'json');
+         INSERT INTO o SELECT x FROM t";
+    let e = super::topology(sql).unwrap_err().to_string();
+    assert!(e.contains("table t is 'avro-confluent', which needs a Schema Registry"), "{e}");
+    let untyped =
+        "CREATE TABLE o WITH ('topic' = 'o', 'format' = 'avro-confluent'); INSERT INTO o SELECT ts FROM events";
+    assert!(error(untyped).contains("sink table o: column ts has no declared type"));
+}
