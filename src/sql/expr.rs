@@ -221,13 +221,26 @@ fn text(v: &Value) -> String {
     }
 }
 
-/// SQL `LIKE`: `%` any run, `_` any one character.
+/// SQL `LIKE`: `%` any run, `_` any one character (dynamic programming,
+/// so that a pattern from the data cannot make it exponential).
 fn like(s: &[char], p: &[char]) -> bool {
-    match p.split_first() {
-        None => s.is_empty(),
-        Some(('%', rest)) => (0..=s.len()).any(|i| like(&s[i..], rest)),
-        Some((c, rest)) => s.split_first().is_some_and(|(x, srest)| (*c == '_' || c == x) && like(srest, rest)),
+    // matches[j]: the pattern's first j characters match the text so far.
+    let mut matches = vec![false; p.len() + 1];
+    matches[0] = true;
+    for j in 1..=p.len() {
+        matches[j] = matches[j - 1] && p[j - 1] == '%';
     }
+    for c in s {
+        let mut next = vec![false; p.len() + 1];
+        for j in 1..=p.len() {
+            next[j] = match p[j - 1] {
+                '%' => next[j - 1] || matches[j],
+                q => matches[j - 1] && (q == '_' || q == *c),
+            };
+        }
+        matches = next;
+    }
+    matches[p.len()]
 }
 
 impl CExpr {

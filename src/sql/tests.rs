@@ -354,3 +354,28 @@ fn avro_confluent_tables_take_flinks_derived_schema_and_need_a_registry() {
         "CREATE TABLE o WITH ('topic' = 'o', 'format' = 'avro-confluent'); INSERT INTO o SELECT ts FROM events";
     assert!(error(untyped).contains("sink table o: column ts has no declared type"));
 }
+
+#[test]
+fn like_matches_runs_and_single_characters() {
+    let topology = |pattern: &str| {
+        let sql = format!(
+            "{EVENTS} CREATE TABLE out WITH ('topic' = 'out', 'format' = 'json');
+             INSERT INTO out SELECT page LIKE '{pattern}' AS m FROM events"
+        );
+        super::topology(&sql).unwrap()
+    };
+    for (pattern, page, want) in [
+        ("/a%", "/abc", true),
+        ("%c", "/abc", true),
+        ("/_b_", "/abc", true),
+        ("/_b", "/abc", false),
+        ("%%%%%%%%%%%%%%%%%%%%%%%%x", "/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", false),
+        ("", "", true),
+    ] {
+        let mut driver = TopologyTestDriver::new(topology(pattern)).unwrap();
+        let input = driver.input_topic("events", Serdes::unit(), Serdes::json::<Value>());
+        let output = driver.output_topic("out", Serdes::unit(), Serdes::json::<Value>());
+        driver.pipe(&input, (), json!({"page": page, "ts": 1}), 1).unwrap();
+        assert_eq!(driver.read_key_values(&output).unwrap()[0].1, json!({"m": want}), "{page} LIKE {pattern}");
+    }
+}
