@@ -56,6 +56,7 @@ pub mod record;
 pub mod reset;
 pub(crate) mod runtime;
 pub mod serde;
+pub mod sql;
 pub mod state;
 pub mod testing;
 pub mod topology;
