@@ -18,6 +18,7 @@ mod change;
 mod joins;
 pub mod keyed;
 mod ops;
+mod two_phase;
 mod windows;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -30,7 +31,7 @@ pub use crate::processor::{
 pub use crate::record::Windowed;
 pub use builder::{
     Branches, Data, GlobalKTable, KGroupedStream, KGroupedTable, KStream, KTable, Split, TopologyBuilder,
-    ValueTransformerContext, ValueTransformerWithKey,
+    TwoPhaseGroupedStream, ValueTransformerContext, ValueTransformerWithKey,
 };
 pub use joins::JoinWindows;
 #[cfg(test)]
@@ -383,3 +384,5 @@ fn split_subtopologies(nodes: &[NodeSpec]) -> Result<Vec<Subtopology>, TopologyE
 mod cache_tests;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod two_phase_tests;
