@@ -23,8 +23,8 @@
 //! Windowed (tumbling windows only): a partial is per key and window, and
 //! where lateness is decided does not move. As in Flink
 //! (`LocalSlicingWindowAggOperator` hands every record, late or not, to
-//! its buffer and leaves dropping late data to the global
-//! `SlicingWindowOperator`, whose watermark decides), the window node after
+//! its buffer and leaves dropping late data to the global window
+//! aggregate operator, whose watermark decides), the window node after
 //! the repartition judges lateness against its own watermark, which its
 //! upstream tasks' marks make. The pre-aggregate node keeps that judgement
 //! unchanged:
@@ -40,12 +40,16 @@
 //!   with the mark it would carry in the one-phase topology, and judged
 //!   downstream as it would be there.
 //!
-//! Flink flushes its local buffer before forwarding a watermark
-//! (`AbstractMapBundleOperator` / `LocalSlicingWindowAggOperator`
-//! `processWatermark`); here the markers a task sends follow its records
-//! in each partition, so flushing the closing partials in `on_watermark`
-//! (which runs before the task's next markers) and capping their marks does
-//! the same.
+//! Flink's local operators flush the same way: `AbstractMapBundleOperator`
+//! (the MiniBatch local aggregate) runs `finishBundle()` in
+//! `processWatermark` before forwarding the watermark and in
+//! `prepareSnapshotPreBarrier` before a checkpoint (here: `on_commit`);
+//! `LocalSlicingWindowAggOperator` adds every element to its buffer in
+//! `processElement` (no lateness check) and calls
+//! `windowBuffer.advanceProgress(watermark)` before forwarding a watermark.
+//! Here the markers a task sends follow its records in each partition, so
+//! flushing the closing partials in `on_watermark` (which runs before the
+//! task's next markers) and capping their marks does the same.
 
 use std::collections::HashMap;
 use std::sync::Arc;
