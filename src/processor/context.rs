@@ -116,6 +116,9 @@ pub(crate) struct ShuffleMark {
     pub(crate) tasks: usize,
     encoded: Option<i64>,
     buf: Vec<u8>,
+    /// While set, records carry no later mark than this
+    /// (`topology::two_phase`: partials of windows the watermark closed).
+    cap: Option<i64>,
 }
 
 /// Store `store` of a task; an index that is not one is a bug in the
@@ -163,7 +166,7 @@ impl TaskContext {
     /// The mark for a record this task writes to a repartition topic now;
     /// give the buffer back with [`return_mark`](Self::return_mark).
     pub(crate) fn take_mark(&mut self) -> Vec<u8> {
-        let wm = self.time.reported();
+        let wm = self.time.reported().min(self.shuffle.cap.unwrap_or(i64::MAX));
         let mut buf = std::mem::take(&mut self.shuffle.buf);
         if self.shuffle.encoded != Some(wm) || buf.is_empty() {
             let mark = crate::processor::time::Mark::At(wm);
@@ -171,6 +174,12 @@ impl TaskContext {
             self.shuffle.encoded = Some(wm);
         }
         buf
+    }
+
+    /// Until called with `None`, the records this task writes to
+    /// repartition topics carry marks no later than `cap`.
+    pub(crate) fn hold_marks_below(&mut self, cap: Option<i64>) {
+        self.shuffle.cap = cap;
     }
 
     pub(crate) fn return_mark(&mut self, buf: Vec<u8>) {

@@ -29,10 +29,12 @@ mod split;
 mod stream;
 mod table;
 mod table_transform;
+mod two_phase;
 
 pub use global::GlobalKTable;
 pub use grouped_table::KGroupedTable;
 pub use table_transform::{ValueTransformerContext, ValueTransformerWithKey};
+pub use two_phase::TwoPhaseGroupedStream;
 
 use nodes::{source, SinkNode, SinkTarget};
 

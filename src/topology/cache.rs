@@ -63,21 +63,31 @@ impl<K: 'static, V> CacheProcessor<K, V> {
         }
     }
 
-    /// Writes the key's bytes to `key_buf`, tagged so that a null key and
-    /// an empty one differ.
+    /// Writes the key's bytes to `key_buf` (see [`held_key`]).
     fn key_bytes(&mut self, key: &K) -> Result<(), ProcessError> {
-        self.key_buf.clear();
-        self.key_buf.push(1);
-        let encoded = self
-            .key_serde
-            .serialize(key, &mut self.key_buf)
-            .map_err(|e| ProcessError::Serde { what: format!("key held by {}", self.name), source: e })?;
-        if encoded == Encoded::Null {
-            self.key_buf.clear();
-            self.key_buf.push(0);
-        }
-        Ok(())
+        held_key(&*self.key_serde, key, &self.name, &mut self.key_buf)
     }
+}
+
+/// Writes `key`'s bytes to `buf`, tagged so that a null key and an empty
+/// one differ: the key of a node holding records per key (this cache,
+/// `topology::two_phase`).
+pub(crate) fn held_key<K: 'static>(
+    serde: &dyn Serde<K>,
+    key: &K,
+    node: &str,
+    buf: &mut Vec<u8>,
+) -> Result<(), ProcessError> {
+    buf.clear();
+    buf.push(1);
+    let encoded = serde
+        .serialize(key, buf)
+        .map_err(|e| ProcessError::Serde { what: format!("key held by {node}"), source: e })?;
+    if encoded == Encoded::Null {
+        buf.clear();
+        buf.push(0);
+    }
+    Ok(())
 }
 
 impl<K: Clone + 'static, V: Clone + 'static> CacheProcessor<K, V> {

@@ -19,6 +19,7 @@ mod change;
 mod joins;
 pub mod keyed;
 mod ops;
+mod two_phase;
 mod windows;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -32,7 +33,7 @@ pub use crate::record::Windowed;
 pub use async_io::{AsyncOptions, AsyncRetry};
 pub use builder::{
     Branches, Data, GlobalKTable, KGroupedStream, KGroupedTable, KStream, KTable, Split, TopologyBuilder,
-    ValueTransformerContext, ValueTransformerWithKey,
+    TwoPhaseGroupedStream, ValueTransformerContext, ValueTransformerWithKey,
 };
 pub use joins::JoinWindows;
 #[cfg(test)]
@@ -385,3 +386,5 @@ fn split_subtopologies(nodes: &[NodeSpec]) -> Result<Vec<Subtopology>, TopologyE
 mod cache_tests;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod two_phase_tests;

@@ -199,6 +199,8 @@ pub struct WindowedStream<K, V, R: WindowOutput = Updates> {
     windows: Windows,
     emit: EmitMode,
     late_topic: Option<String>,
+    /// Pre-aggregated before the repartition ([`WindowedStream::two_phase`]).
+    two_phase: bool,
     _out: std::marker::PhantomData<R>,
 }
 
@@ -364,6 +366,7 @@ use layout::*;
 
 type Ctx<'a, K, V, O> = ProcessorContext<'a, (), WinOut<K, V, O>>;
 
+mod build;
 mod dsl;
 pub(crate) use dsl::late_records_to;
 mod processor;

@@ -26,6 +26,7 @@ impl<K: Data, V: Data> KGroupedStream<K, V> {
             windows,
             emit: EmitMode::OnUpdate,
             late_topic: None,
+            two_phase: false,
             _out: std::marker::PhantomData,
         }
     }
@@ -66,8 +67,8 @@ impl<K: Data, V: Data> WindowedStream<K, V, Updates> {
     /// # Ok::<(), rivulet::Error>(())
     /// ```
     pub fn with_tombstones(self) -> WindowedStream<K, V, WithTombstones> {
-        let WindowedStream { grouped, windows, emit, late_topic, .. } = self;
-        WindowedStream { grouped, windows, emit, late_topic, _out: std::marker::PhantomData }
+        let WindowedStream { grouped, windows, emit, late_topic, two_phase, .. } = self;
+        WindowedStream { grouped, windows, emit, late_topic, two_phase, _out: std::marker::PhantomData }
     }
 }
 
@@ -439,83 +440,6 @@ impl<K: Data, V: Data, R: WindowOutput> WindowedStream<K, V, R> {
             codec: Arc::new(Serdes::json::<G::Acc>()),
         };
         self.build(name, agg, Arc::new(Serdes::json::<G::Acc>()))
-    }
-
-    fn build<S: Data, O: Data>(
-        self,
-        name: &str,
-        agg: Agg<V, S, O>,
-        out_serde: Arc<dyn Serde<O>>,
-    ) -> KStream<Windowed<K>, R::Value<O>> {
-        let WindowedStream { grouped, windows, emit, late_topic, .. } = self;
-        let Some((input, key_serde)) = grouped.input(name) else {
-            return grouped.stream.derive(grouped.stream.node_id(), false);
-        };
-        let value_serde = input.value_serde.clone();
-        if matches!(windows.kind, Kind::Sliding { .. }) && value_serde.is_none() {
-            input.graph.borrow_mut().errors.push(TopologyError::Invalid(format!(
-                "sliding-window aggregation `{name}` keeps each window's values, so it needs the value serde; \
-                 call .with_serdes(..) before grouping"
-            )));
-        }
-        let mut builder = TopologyBuilder { graph: input.graph.clone() };
-        builder.add_store(segmented::store_spec(name, &windows).queried_as(query::layout(&windows, &key_serde, &agg)));
-        let store = name.to_string();
-        let op = format!("WINDOW({})", windows.describe());
-        let (ks, vs) = (key_serde.clone(), value_serde.clone());
-        let node: KStream<(), WinOut<K, V, O>> =
-            input.add_processor(&op, vec![store.clone()], move |node| WindowProcessor {
-                node: node.to_string(),
-                store: store.clone(),
-                windows,
-                emit,
-                agg: agg.clone(),
-                key_serde: ks.clone(),
-                value_serde: vs.clone(),
-                dirty: BTreeSet::new(),
-                unemitted: BTreeSet::new(),
-                retracted: BTreeSet::new(),
-                closes: BTreeMap::new(),
-                persisted_watermark: i64::MIN,
-                watermark: i64::MIN,
-                store_index: usize::MAX,
-                raw_purged: i64::MIN,
-                closed_below: i64::MIN,
-                _k: std::marker::PhantomData,
-            });
-        if let Some(topic) = late_topic {
-            let hint = format!("late records of `{name}`");
-            late_records_to(
-                &node,
-                &hint,
-                "before grouping",
-                &topic,
-                key_serde.clone(),
-                value_serde,
-                |_, out| match out {
-                    WinOut::Late(key, value) => Some((key, value)),
-                    WinOut::Result(..) => None,
-                },
-            );
-        }
-        let results = node.flat(
-            "WINDOW_RESULTS",
-            false,
-            Arc::new(|r: Record<(), WinOut<K, V, O>>| {
-                Ok(match r.value {
-                    WinOut::Result(key, value) => match R::wrap(value) {
-                        Some(value) => Emit::One(Record { key, value, timestamp: r.timestamp, headers: r.headers }),
-                        None => Emit::None,
-                    },
-                    WinOut::Late(..) => Emit::None,
-                })
-            }),
-        );
-        KStream {
-            key_serde: Some(Arc::new(Serdes::windowed(ArcSerde(key_serde)))),
-            value_serde: Some(R::serde(out_serde)),
-            ..results
-        }
     }
 }
 
