@@ -165,7 +165,7 @@ impl App {
         let bounded =
             config.bounded.enabled.then(|| BoundedRun::start(&config, &topology, &plan.partitions, shutdown.clone()));
         let bounded = bounded.transpose()?.map(Arc::new);
-        let membership = streams_membership(&config, &topology, &plan.partitions)?;
+        let membership = crate::runtime::membership::Membership::for_config(&config, &topology, &plan.partitions)?;
         let app = Arc::new(AppContext {
             dead_letter_topic: config.dead_letter_topic(),
             config,
@@ -587,23 +587,4 @@ impl RunningApp {
         }
         first
     }
-}
-
-/// Under `group_protocol = "streams"`: sets the group's standby replicas
-/// and makes the instance's member (`runtime::membership`).
-fn streams_membership(
-    config: &Config,
-    topology: &Topology,
-    partitions: &[i32],
-) -> Result<Option<Arc<crate::runtime::membership::Membership>>> {
-    if config.group_protocol != GroupProtocol::Streams {
-        return Ok(None);
-    }
-    let replicas = config.num_standby_replicas.to_string();
-    let client_id = format!("{}-{}-admin", config.application_id, config.instance_id);
-    let timeout = std::time::Duration::from_secs(30);
-    let bootstrap = &config.kafka.bootstrap_servers;
-    crate::kafka::streams_group::StreamsGroupClient::connect(bootstrap, &config.application_id, &client_id, timeout)
-        .and_then(|mut c| c.set_group_config("streams.num.standby.replicas", &replicas))?;
-    Ok(Some(crate::runtime::membership::Membership::new(config, topology, partitions)))
 }

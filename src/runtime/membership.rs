@@ -109,6 +109,21 @@ pub(crate) struct Membership {
 }
 
 impl Membership {
+    /// Under `group_protocol = "streams"`: sets the group's standby
+    /// replicas and makes the instance's member; `None` under the other
+    /// protocols.
+    pub(crate) fn for_config(config: &Config, topology: &Topology, partitions: &[i32]) -> Result<Option<Arc<Self>>> {
+        if config.group_protocol != crate::config::GroupProtocol::Streams {
+            return Ok(None);
+        }
+        let replicas = config.num_standby_replicas.to_string();
+        let client_id = format!("{}-{}-admin", config.application_id, config.instance_id);
+        let bootstrap = &config.kafka.bootstrap_servers;
+        StreamsGroupClient::connect(bootstrap, &config.application_id, &client_id, Duration::from_secs(30))
+            .and_then(|mut c| c.set_group_config("streams.num.standby.replicas", &replicas))?;
+        Ok(Some(Membership::new(config, topology, partitions)))
+    }
+
     pub(crate) fn new(config: &Config, topology: &Topology, partitions: &[i32]) -> Arc<Membership> {
         let endpoint = config.http.advertised_address.rsplit_once(':').and_then(|(host, port)| {
             Some(Endpoint { host: host.trim_matches(['[', ']']).to_string(), port: port.parse().ok()? })
