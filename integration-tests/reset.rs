@@ -38,18 +38,19 @@ fn word_counts(input: &str, output: &str) -> Topology {
     b.build().unwrap()
 }
 
-/// A child's body: spec `application_id|input|output|state_dir|arg|arg..`,
+/// A child's body: spec `application_id|input|output|state_dir|group_protocol|arg|arg..`,
 /// run through `rivulet::Main` with those arguments; exits with its code.
 #[test]
 fn child_entry() {
     let Some(spec) = child::spec() else { return };
     let parts: Vec<&str> = spec.split('|').collect();
-    let [app_id, input, output, state_dir, args @ ..] = &parts[..] else { panic!("bad child spec: {spec}") };
+    let [app_id, input, output, state_dir, protocol, args @ ..] = &parts[..] else { panic!("bad child spec: {spec}") };
     let env = [
         ("HOSTNAME", "reset-test"),
         ("RIVULET__APPLICATION_ID", *app_id),
         ("RIVULET__KAFKA__BOOTSTRAP_SERVERS", harness::bootstrap()),
         ("RIVULET__STATE_DIR", *state_dir),
+        ("RIVULET__GROUP_PROTOCOL", *protocol),
         ("RIVULET__COMMIT_INTERVAL_MS", "200"),
         ("RIVULET__HTTP__LISTEN", "127.0.0.1:0"),
         // Every input record gives one output record: the runs compare
@@ -68,6 +69,8 @@ struct Fixture {
     input: String,
     output: String,
     state: tempfile::TempDir,
+    /// `group_protocol`: `consumer` (the default) or `streams`.
+    protocol: &'static str,
 }
 
 impl Fixture {
@@ -79,12 +82,19 @@ impl Fixture {
             .map(|i| TestRecord { partition: (i % 2) as i32, ..TestRecord::kv(&format!("k{i}"), WORDS[i * 3 % 7]) })
             .collect();
         harness::produce_many(&input, &records).await;
-        Fixture { app_id: harness::unique("reset"), input, output, state: tempfile::tempdir().unwrap() }
+        Fixture {
+            app_id: harness::unique("reset"),
+            input,
+            output,
+            state: tempfile::tempdir().unwrap(),
+            protocol: "consumer",
+        }
     }
 
     /// Starts `args` (`run`, `reset`, `reset|--dry-run`) as a child.
     fn spawn(&self, args: &str) -> ChildApp {
-        let spec = format!("{}|{}|{}|{}|{args}", self.app_id, self.input, self.output, self.state.path().display());
+        let (app, input, output, state) = (&self.app_id, &self.input, &self.output, self.state.path().display());
+        let spec = format!("{app}|{input}|{output}|{state}|{}|{args}", self.protocol);
         ChildApp::spawn_test("child_entry", &spec)
     }
 
@@ -236,6 +246,15 @@ async fn state_left_on_another_machine_after_a_reset_is_wiped_not_counted_on() {
     }
 }
 
+/// The refusal `args` printed, from the child's log.
+fn refusal(args: &str, ok: bool, log: &str) -> String {
+    assert!(!ok, "{args} ran while an instance runs:\n{log}");
+    // (After libtest's "test child_entry ... ", which has no newline.)
+    log.lines()
+        .find_map(|l| l.split_once("error: ").map(|(_, e)| e.to_string()))
+        .unwrap_or_else(|| panic!("no error in:\n{log}"))
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_reset_is_refused_while_an_instance_runs_and_a_dry_run_changes_nothing() {
     let f = Fixture::new().await;
@@ -244,12 +263,7 @@ async fn a_reset_is_refused_while_an_instance_runs_and_a_dry_run_changes_nothing
 
     for args in ["reset", "reset|--dry-run"] {
         let (ok, log) = f.run_to_end(args);
-        assert!(!ok, "{args} ran while an instance runs:\n{log}");
-        // (After libtest's "test child_entry ... ", which has no newline.)
-        let refusal = log
-            .lines()
-            .find_map(|l| l.split_once("error: ").map(|(_, e)| e))
-            .unwrap_or_else(|| panic!("no error in:\n{log}"));
+        let refusal = refusal(args, ok, &log);
         assert!(refusal.contains(&format!("cannot reset application `{}`", f.app_id)), "{refusal}");
         // The member is named by its client id, `<application_id>-<instance_id>-<thread>-consumer`.
         assert!(refusal.contains(&format!("{}-reset-test-0-consumer on ", f.app_id)), "{refusal}");
@@ -277,4 +291,39 @@ async fn a_reset_is_refused_while_an_instance_runs_and_a_dry_run_changes_nothing
     assert_eq!(f.committed(&f.input), committed, "the offsets are unchanged");
     assert_eq!(f.internal_topics(), f.expected_internal_topics(), "the topics are unchanged");
     assert_eq!(files(&f.state_dir()), state, "the local state is unchanged");
+}
+
+/// Under `group_protocol = "streams"` the application's group is a streams
+/// group (KIP-1071), which DescribeConsumerGroups does not see: the reset
+/// reads its members with StreamsGroupDescribe, refuses while the instance
+/// runs, and resets once it has stopped (its member left the group).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_reset_is_refused_while_a_streams_group_member_runs() {
+    let f = Fixture { protocol: "streams", ..Fixture::new().await };
+    let app = f.spawn("run");
+    harness::wait_for_output(&f.output, RECORDS);
+    let topics = f.internal_topics();
+
+    for args in ["reset|--dry-run", "reset"] {
+        let (ok, log) = f.run_to_end(args);
+        let refusal = refusal(args, ok, &log);
+        assert!(refusal.contains(&format!("cannot reset application `{}`", f.app_id)), "{refusal}");
+        assert!(refusal.contains("its streams group still has 1 live member(s)"), "{refusal}");
+        // The member is named by its client id, `<application_id>-<instance_id>-membership`,
+        // with its process and tasks (2 partitions, 2 sub-topologies).
+        assert!(refusal.contains(&format!("{}-reset-test-membership on 127.0.0.1 (process ", f.app_id)), "{refusal}");
+        assert!(refusal.contains(": 4 active, 0 standby tasks)"), "{refusal}");
+        assert!(refusal.contains("stop every instance of the application"), "{refusal}");
+    }
+    assert_eq!(f.internal_topics(), topics, "the refused reset deleted nothing");
+    assert_eq!(f.committed(&f.input), [Some(RECORDS as i64 / 2); 2], "the refused reset committed nothing");
+    stop(app);
+
+    let (ok, log) = f.run_to_end("reset|--dry-run");
+    assert!(ok && log.contains("Dry run: nothing was changed."), "{log}");
+    let (ok, log) = f.run_to_end("reset");
+    assert!(ok && log.contains("Done:"), "the reset failed:\n{log}");
+    assert_eq!(f.committed(&f.input), [Some(0), Some(0)], "the input offsets are at the start; log:\n{log}");
+    assert_eq!(f.internal_topics(), BTreeSet::new(), "the internal topics are deleted; log:\n{log}");
+    assert!(!f.state_dir().exists(), "the local state is deleted; log:\n{log}");
 }

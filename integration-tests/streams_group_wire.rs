@@ -170,6 +170,27 @@ async fn two_members_share_tasks_get_standbys_commit_and_leave() {
     });
     assert_eq!(partitions(&a.active).len(), 2, "the active tasks stay where they were");
 
+    // StreamsGroupDescribe sees both members, their processes and tasks.
+    let described = a.client.describe_group().unwrap().expect("the streams group exists");
+    assert_eq!((described.group_id.as_str(), described.group_state.as_str()), (group.as_str(), "Stable"));
+    assert_eq!(described.topology_epoch, Some(0), "{described:?}");
+    let mut members: Vec<(String, String, String, usize, usize)> = described
+        .members
+        .iter()
+        .map(|m| {
+            let tasks = (m.assignment.active_count(), m.assignment.standby_count());
+            (m.member_id.clone(), m.process_id.clone(), m.client_id.clone(), tasks.0, tasks.1)
+        })
+        .collect();
+    members.sort();
+    let mut expected: Vec<(String, String, String, usize, usize)> = [&a, &b]
+        .iter()
+        .map(|m| (m.member_id.clone(), m.process_id.clone(), format!("{group}-{}", &m.process_id[..9]), 2, 2))
+        .collect();
+    expected.sort();
+    assert_eq!(members, expected, "{described:?}");
+    assert!(described.members.iter().all(|m| !m.client_host.is_empty() && !m.is_classic), "{described:?}");
+
     // Commits carry the member id and epoch (OffsetCommit 9).
     let offsets: Vec<(String, i32, i64, Option<String>)> =
         partitions(&a.active).iter().map(|p| (source.clone(), *p, 10 + i64::from(*p), Some("m".into()))).collect();
@@ -193,6 +214,34 @@ async fn two_members_share_tasks_get_standbys_commit_and_leave() {
     beat_until("member B holding all 4 tasks after A left", &mut [&mut b], |m| partitions(&m[0].active) == all);
     let left = b.leave();
     assert_eq!((left.error_code, left.member_epoch), (0, -1), "{left:?}");
+    assert_eq!(b.client.describe_members().unwrap(), [], "no member is left");
+    let described = b.client.describe_group().unwrap().expect("the empty streams group is kept");
+    assert_eq!(described.group_state, "Empty", "{described:?}");
+}
+
+/// A group id no streams group has: none at all, or a classic group's
+/// (made by a simple consumer's offset commit). Kafka answers both with
+/// GROUP_ID_NOT_FOUND, which the client reads as no streams group.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_missing_group_and_a_consumer_group_are_no_streams_group() {
+    use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+    use rdkafka::{Offset, TopicPartitionList};
+
+    let mut missing =
+        StreamsGroupClient::connect(harness::bootstrap(), &harness::unique("sgw-none"), "c", WAIT).unwrap();
+    assert!(missing.describe_group().unwrap().is_none());
+    assert_eq!(missing.describe_members().unwrap(), []);
+
+    let topic = harness::new_topic("sgw-classic", 1).await;
+    let group = harness::unique("sgw-classic");
+    let consumer: BaseConsumer = harness::client_config().set("group.id", &group).create().unwrap();
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(&topic, 0, Offset::Offset(0)).unwrap();
+    consumer.assign(&tpl).unwrap();
+    consumer.commit(&tpl, CommitMode::Sync).unwrap();
+    assert_eq!(harness::committed_offsets(&group, &topic, 1), [Some(0)], "the classic group exists");
+    let mut classic = StreamsGroupClient::connect(harness::bootstrap(), &group, "c", WAIT).unwrap();
+    assert!(classic.describe_group().unwrap().is_none());
 }
 
 #[test]

@@ -6,9 +6,11 @@
 //! Since the topology lives in the application's binary, the binary itself
 //! knows what to reset. [`plan`] looks without changing anything:
 //!
-//! 1. it refuses while the consumer group (`application_id`) has members:
-//!    an instance that runs would commit over the new offsets and write to
-//!    the topics being deleted (Kafka Streams refuses the same way);
+//! 1. it refuses while the group (`application_id`) has members, as a
+//!    consumer group or as a streams group (`group_protocol = "streams"`,
+//!    KIP-1071, which DescribeConsumerGroups does not see): an instance
+//!    that runs would commit over the new offsets and write to the topics
+//!    being deleted (Kafka Streams refuses the same way);
 //! 2. it computes, for every partition of every source topic, the offset to
 //!    start from ([`ResetTo`]; the earliest by default);
 //! 3. it lists the internal topics to delete: the repartition, changelog and
@@ -138,6 +140,7 @@ pub fn plan(config: &Config, topology: &Topology, to: ResetTo) -> Result<ResetPl
     let group = &config.application_id;
     let consumer = reset_consumer(config)?;
     check_no_members(&consumer, group, &config.kafka.bootstrap_servers)?;
+    check_no_streams_members(config)?;
     let existing = existing_topics(config, consumer.client())?;
 
     let mut missing_topics = Vec::new();
@@ -288,13 +291,65 @@ fn check_no_members(consumer: &BaseConsumer, group: &str, bootstrap: &str) -> Re
     })?;
     let members: Vec<String> =
         members.iter().map(|m| format!("{} on {}", m.client_id, m.host.trim_start_matches('/'))).collect();
+    refuse_while_members(group, "consumer group", &members)
+}
+
+/// Fails while the streams group `application_id` (KIP-1071) has members,
+/// naming them, read with StreamsGroupDescribe: DescribeConsumerGroups does
+/// not see a streams group. Checked under `group_protocol = "streams"`, and
+/// under the other protocols too when the brokers are reached over
+/// PLAINTEXT (what rivulet's streams group client speaks so far; a streams
+/// group and a consumer group cannot share an id, so at most one check
+/// finds members). A broker without streams groups has nothing to check.
+fn check_no_streams_members(config: &Config) -> Result<()> {
+    use crate::kafka::streams_group::{describe::no_streams_groups, StreamsGroupClient};
+    let streams = config.group_protocol == crate::config::GroupProtocol::Streams;
+    let plaintext = [&config.kafka.common, &config.kafka.consumer]
+        .iter()
+        .all(|props| props.get("security.protocol").is_none_or(|p| p.eq_ignore_ascii_case("plaintext")));
+    if !streams && !plaintext {
+        return Ok(());
+    }
+    let group = &config.application_id;
+    let bootstrap = &config.kafka.bootstrap_servers;
+    let client_id = format!("{group}-reset");
+    let members = match StreamsGroupClient::connect(bootstrap, group, &client_id, TIMEOUT)
+        .and_then(|mut client| client.describe_members())
+    {
+        Ok(members) => members,
+        Err(e) if no_streams_groups(&e) && !streams => return Ok(()),
+        Err(e) => {
+            return Err(Error::Reset(format!(
+                "describing streams group {group} failed: {e} (is the broker up and kafka.bootstrap_servers = \
+                 {bootstrap} right? the reset's principal needs DESCRIBE on the group)"
+            )))
+        }
+    };
+    let members: Vec<String> = members
+        .iter()
+        .map(|m| {
+            format!(
+                "{} on {} (process {}: {} active, {} standby tasks)",
+                m.client_id,
+                m.client_host.trim_start_matches('/'),
+                m.process_id,
+                m.assignment.active_count(),
+                m.assignment.standby_count()
+            )
+        })
+        .collect();
+    refuse_while_members(group, "streams group", &members)
+}
+
+/// The refusal of a reset while `group` (a `kind`) has `members`.
+fn refuse_while_members(group: &str, kind: &str, members: &[String]) -> Result<()> {
     if members.is_empty() {
         return Ok(());
     }
     Err(Error::Reset(format!(
-        "cannot reset application `{group}`: its consumer group still has {} live member(s) ({}); stop every \
-         instance of the application and run reset again (an instance with an explicit instance_id stays in the \
-         group until the group's session timeout has passed after it stopped)",
+        "cannot reset application `{group}`: its {kind} still has {} live member(s) ({}); stop every instance of \
+         the application and run reset again (an instance with an explicit instance_id stays in the group until \
+         the group's session timeout has passed after it stopped)",
         members.len(),
         members.join(", ")
     )))

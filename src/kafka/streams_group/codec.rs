@@ -152,12 +152,10 @@ impl<'a> Reader<'a> {
         Ok(i32::from_be_bytes(self.array_of(what)?))
     }
 
-    #[cfg(test)]
     pub(super) fn i64(&mut self, what: &str) -> DecodeResult<i64> {
         Ok(i64::from_be_bytes(self.array_of(what)?))
     }
 
-    #[cfg(test)]
     pub(super) fn bool(&mut self, what: &str) -> DecodeResult<bool> {
         Ok(self.i8(what)? != 0)
     }
@@ -218,7 +216,6 @@ impl<'a> Reader<'a> {
         self.nullable_array(what, item)?.ok_or_else(|| format!("{what} is null, which its field does not allow"))
     }
 
-    #[cfg(test)]
     pub(super) fn nullable_struct<T>(
         &mut self,
         what: &str,

@@ -12,6 +12,7 @@
 // separately; until then only the tests call it.
 
 mod codec;
+pub(crate) mod describe;
 pub(crate) mod messages;
 #[cfg(test)]
 mod tests;
@@ -39,9 +40,15 @@ pub(crate) mod codes {
     pub(crate) const ILLEGAL_GENERATION: i16 = 22;
     /// UNKNOWN_MEMBER_ID.
     pub(crate) const UNKNOWN_MEMBER_ID: i16 = 25;
+    /// TOPIC_AUTHORIZATION_FAILED.
+    pub(crate) const TOPIC_AUTHORIZATION_FAILED: i16 = 29;
+    /// GROUP_AUTHORIZATION_FAILED.
+    pub(crate) const GROUP_AUTHORIZATION_FAILED: i16 = 30;
     /// UNSUPPORTED_VERSION: also what the client reports for a broker
     /// without the streams group protocol.
     pub(crate) const UNSUPPORTED_VERSION: i16 = 35;
+    /// GROUP_ID_NOT_FOUND: no group of that id, or one of another type.
+    pub(crate) const GROUP_ID_NOT_FOUND: i16 = 69;
     /// FENCED_MEMBER_EPOCH.
     pub(crate) const FENCED_MEMBER_EPOCH: i16 = 110;
     /// STALE_MEMBER_EPOCH.

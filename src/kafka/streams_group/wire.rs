@@ -443,6 +443,36 @@ impl StreamsGroupClient {
 }
 
 impl StreamsGroupClient {
+    /// Describes the client's group (StreamsGroupDescribe v0): `None` when
+    /// no streams group has its id (GROUP_ID_NOT_FOUND: none exists, or it
+    /// is a consumer or classic group). One attempt; after no answer or a
+    /// coordinator-moved error the next call finds the coordinator again.
+    /// See [`describe_members`](Self::describe_members).
+    pub(crate) fn describe_group(&mut self) -> Result<Option<super::describe::DescribedGroup>> {
+        use super::describe::{self, STREAMS_GROUP_DESCRIBE_KEY as KEY, STREAMS_GROUP_DESCRIBE_VERSION as VERSION};
+        let group_id = self.group_id.clone();
+        let doing = format!("describing streams group '{group_id}'");
+        let body = describe::encode_request(&[&group_id]);
+        let conn = self.coordinator()?;
+        if !conn.supports(KEY, VERSION) {
+            let message = format!("the coordinator {} has no StreamsGroupDescribe version 0", conn.address);
+            return Err(protocol_error(&doing, Some(codes::UNSUPPORTED_VERSION), message));
+        }
+        let answer = conn
+            .round_trip(KEY, VERSION, (2, 1), &body, &doing)
+            .and_then(|bytes| {
+                describe::decode_response(&bytes)
+                    .map_err(|e| protocol_error(&doing, None, format!("malformed answer: {e}")))
+            })
+            .and_then(|response| describe::group_of(response.groups, &group_id, &doing));
+        if answer.as_ref().err().is_some_and(|e| super::error_code(e).is_none_or(codes::coordinator_moved)) {
+            self.coordinator = None;
+        }
+        answer
+    }
+}
+
+impl StreamsGroupClient {
     /// Sets `key = value` on this client's group (IncrementalAlterConfigs
     /// v1, resource type GROUP, operation SET), leaving the group's other
     /// configs as they are. rdkafka 0.39's admin client has only the

@@ -168,3 +168,19 @@ fn a_response_out_of_step_is_an_error_and_the_connection_is_opened_again() {
     let log = log.lock().unwrap();
     assert_eq!(log.iter().filter(|(_, key)| *key == 10).count(), 3, "{log:?}");
 }
+
+/// A broker that has no StreamsGroupDescribe (the fake lists only
+/// StreamsGroupHeartbeat), or no streams protocol at all, has no streams
+/// group to check: what `reset` skips under the other group protocols.
+#[test]
+fn a_broker_without_streams_group_describe_is_unsupported_version() {
+    let (address, log) = fake_broker(true, vec![]);
+    let mut client = StreamsGroupClient::connect(&address, "g", "c", TIMEOUT).unwrap();
+    let err = client.describe_members().unwrap_err();
+    assert!(err.to_string().contains("has no StreamsGroupDescribe version 0"), "{err}");
+    assert!(describe::no_streams_groups(&err) && !err.is_retriable(), "{err}");
+    assert_eq!(*log.lock().unwrap(), [(0, 18), (0, 10)], "nothing sent, no retry");
+    let (address, _) = fake_broker(false, vec![]);
+    let err = StreamsGroupClient::connect(&address, "g", "c", TIMEOUT).unwrap_err();
+    assert!(describe::no_streams_groups(&err), "{err}");
+}
