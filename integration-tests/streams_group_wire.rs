@@ -24,8 +24,8 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use streams_group::{
-    codes, error_code, Endpoint, HeartbeatRequest, HeartbeatResponse, StreamsGroupClient, Subtopology, TaskIds,
-    TopicInfo, TopologyDesc,
+    codes, error_code, Endpoint, HeartbeatRequest, HeartbeatResponse, SecurityConfig, StreamsGroupClient, Subtopology,
+    TaskIds, TopicInfo, TopologyDesc,
 };
 
 const PARTITIONS: i32 = 4;
@@ -49,8 +49,14 @@ struct Member {
 
 impl Member {
     fn new(group: &str, process: &str, topology: &TopologyDesc) -> Member {
-        let client =
-            StreamsGroupClient::connect(harness::bootstrap(), group, &format!("{group}-{process}"), WAIT).unwrap();
+        let client = StreamsGroupClient::connect(
+            &SecurityConfig::default(),
+            harness::bootstrap(),
+            group,
+            &format!("{group}-{process}"),
+            WAIT,
+        )
+        .unwrap();
         Member {
             client,
             group: group.to_string(),
@@ -198,7 +204,8 @@ async fn two_members_share_tasks_get_standbys_commit_and_leave() {
 #[test]
 fn a_broker_address_nobody_listens_on_is_an_error_naming_it() {
     let started = Instant::now();
-    let err = StreamsGroupClient::connect("127.0.0.1:1", "g", "c", Duration::from_secs(2)).unwrap_err();
+    let err = StreamsGroupClient::connect(&SecurityConfig::default(), "127.0.0.1:1", "g", "c", Duration::from_secs(2))
+        .unwrap_err();
     assert!(err.to_string().contains("127.0.0.1:1"), "{err}");
     assert!(err.is_retriable() && error_code(&err).is_none(), "{err}");
     assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());

@@ -603,7 +603,14 @@ fn streams_membership(
     let client_id = format!("{}-{}-admin", config.application_id, config.instance_id);
     let timeout = std::time::Duration::from_secs(30);
     let bootstrap = &config.kafka.bootstrap_servers;
-    crate::kafka::streams_group::StreamsGroupClient::connect(bootstrap, &config.application_id, &client_id, timeout)
-        .and_then(|mut c| c.set_group_config("streams.num.standby.replicas", &replicas))?;
-    Ok(Some(crate::runtime::membership::Membership::new(config, topology, partitions)))
+    let security = crate::kafka::streams_group::SecurityConfig::from_config(config)?;
+    crate::kafka::streams_group::StreamsGroupClient::connect(
+        &security,
+        bootstrap,
+        &config.application_id,
+        &client_id,
+        timeout,
+    )
+    .and_then(|mut c| c.set_group_config("streams.num.standby.replicas", &replicas))?;
+    Ok(Some(crate::runtime::membership::Membership::new(config, security, topology, partitions)))
 }
