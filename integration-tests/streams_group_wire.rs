@@ -210,3 +210,38 @@ fn a_broker_address_nobody_listens_on_is_an_error_naming_it() {
     assert!(err.is_retriable() && error_code(&err).is_none(), "{err}");
     assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
 }
+
+/// The SASL_SSL listener's settings as the librdkafka properties give
+/// them, for the super user made at format time with `password`.
+fn secured(password: &str) -> SecurityConfig {
+    let s = harness::secure::secured();
+    let props = [
+        ("security.protocol", "SASL_SSL"),
+        ("sasl.mechanisms", "SCRAM-SHA-512"),
+        ("sasl.username", s.admin_user.as_str()),
+        ("sasl.password", password),
+        ("ssl.ca.location", s.ca_pem.as_str()),
+    ];
+    SecurityConfig::from_properties(|key| props.iter().find(|(k, _)| *k == key).map(|(_, v)| v.to_string())).unwrap()
+}
+
+#[test]
+fn over_tls_and_scram_the_client_finds_the_coordinator_and_sets_the_group_config() {
+    let s = harness::secure::secured();
+    let group = harness::unique("sg-secure");
+    let mut client =
+        StreamsGroupClient::connect(&secured(&s.admin_password), &s.bootstrap, &group, "sg-secure", WAIT).unwrap();
+    client.set_group_config("streams.num.standby.replicas", "1").unwrap();
+}
+
+#[test]
+fn a_wrong_password_is_an_error_naming_sasl_authentication_and_is_not_retried() {
+    let s = harness::secure::secured();
+    let started = Instant::now();
+    let err = StreamsGroupClient::connect(&secured("not-the-password"), &s.bootstrap, "g", "c", WAIT).unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("SASL authentication") && text.contains(&s.admin_user), "{text}");
+    assert!(!text.contains("not-the-password"), "{text}");
+    assert!(!err.is_retriable(), "{text}");
+    assert!(started.elapsed() < Duration::from_secs(10), "not retried until the timeout: {:?}", started.elapsed());
+}
