@@ -240,6 +240,7 @@ fn a_wrong_password_is_an_error_naming_sasl_authentication_and_is_not_retried() 
     let started = Instant::now();
     let err = StreamsGroupClient::connect(&secured("not-the-password"), &s.bootstrap, "g", "c", WAIT).unwrap_err();
     let text = err.to_string();
+    eprintln!("the error: {text}");
     assert!(text.contains("SASL authentication") && text.contains(&s.admin_user), "{text}");
     assert!(!text.contains("not-the-password"), "{text}");
     assert!(!err.is_retriable(), "{text}");
