@@ -217,7 +217,12 @@ impl Case {
     /// or later; fails the test when it has not stopped within two minutes
     /// (a missing ACL must fail, not hang).
     fn failure(&self) -> String {
-        let (config, topology) = (self.config(&self.env()), self.topology());
+        self.failure_with(&self.env())
+    }
+
+    /// [`Case::failure`] with the variables `env`.
+    fn failure_with(&self, env: &[(String, String)]) -> String {
+        let (config, topology) = (self.config(env), self.topology());
         let message = within(Duration::from_secs(120), move || match App::new(config).unwrap().start(topology) {
             Err(e) => e.to_string(),
             Ok(app) => {
@@ -262,6 +267,49 @@ async fn the_documented_acls_run_a_stateful_exactly_once_topology_with_the_passw
         }
     });
     app.shutdown().unwrap();
+}
+
+/// Under `group_protocol = "streams"` (KIP-1071) the heartbeats, offset
+/// commits and the group's standby setting go through rivulet's own client,
+/// which speaks TLS and SCRAM as the librdkafka clients do: with the
+/// documented ACLs (ALTER_CONFIGS on the group among them), a stateful
+/// exactly-once topology with a standby replica counts per key.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_streams_protocol_with_a_standby_runs_over_sasl_ssl_with_the_documented_acls() {
+    captured_logs();
+    let case = Case::new(2, |acls, _| acls.push(streams_group_acl(acls))).await;
+    let config = case.config(&streams_env(&case));
+    harness::produce(&case.input, &colour_records(30)).await;
+    let app = App::new(config.clone()).unwrap().start(case.topology()).unwrap();
+    wait_for_counts(&app, &case.output, 10);
+    harness::produce(&case.input, &colour_records(30)).await;
+    wait_for_counts(&app, &case.output, 20);
+    assert_secret_absent(&case.principal.password, &config, &app);
+    app.shutdown().unwrap();
+}
+
+/// Without ALTER_CONFIGS on the group, the streams protocol cannot set the
+/// group's standby replicas: the start fails naming the group.
+#[tokio::test(flavor = "multi_thread")]
+async fn without_alter_configs_on_the_group_the_streams_protocol_start_fails_naming_it() {
+    let case = Case::new(1, |_, _| {}).await;
+    let message = case.failure_with(&streams_env(&case));
+    assert!(message.contains("GROUP_AUTHORIZATION_FAILED") && message.contains(&case.app_id), "{message}");
+}
+
+/// ALTER_CONFIGS on the application's group, which the streams protocol
+/// needs besides the documented ACLs.
+fn streams_group_acl(acls: &[Acl]) -> Acl {
+    let app = &acls.iter().find(|a| a.resource_type == "GROUP").unwrap().name;
+    Acl::new("GROUP", "LITERAL", app, "ALTER_CONFIGS")
+}
+
+/// `case`'s variables with the streams protocol and a standby replica.
+fn streams_env(case: &Case) -> Vec<(String, String)> {
+    let mut env = case.env();
+    env.push(("RIVULET__GROUP_PROTOCOL".into(), "streams".into()));
+    env.push(("RIVULET__NUM_STANDBY_REPLICAS".into(), "1".into()));
+    env
 }
 
 /// The one topic of the application `app_id` whose name ends in `suffix`.

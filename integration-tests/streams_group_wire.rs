@@ -24,8 +24,8 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use streams_group::{
-    codes, error_code, Endpoint, HeartbeatRequest, HeartbeatResponse, StreamsGroupClient, Subtopology, TaskIds,
-    TopicInfo, TopologyDesc,
+    codes, error_code, Endpoint, HeartbeatRequest, HeartbeatResponse, SecurityConfig, StreamsGroupClient, Subtopology,
+    TaskIds, TopicInfo, TopologyDesc,
 };
 
 const PARTITIONS: i32 = 4;
@@ -49,8 +49,14 @@ struct Member {
 
 impl Member {
     fn new(group: &str, process: &str, topology: &TopologyDesc) -> Member {
-        let client =
-            StreamsGroupClient::connect(harness::bootstrap(), group, &format!("{group}-{process}"), WAIT).unwrap();
+        let client = StreamsGroupClient::connect(
+            &SecurityConfig::default(),
+            harness::bootstrap(),
+            group,
+            &format!("{group}-{process}"),
+            WAIT,
+        )
+        .unwrap();
         Member {
             client,
             group: group.to_string(),
@@ -227,8 +233,14 @@ async fn a_missing_group_and_a_consumer_group_are_no_streams_group() {
     use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
     use rdkafka::{Offset, TopicPartitionList};
 
-    let mut missing =
-        StreamsGroupClient::connect(harness::bootstrap(), &harness::unique("sgw-none"), "c", WAIT).unwrap();
+    let mut missing = StreamsGroupClient::connect(
+        &SecurityConfig::default(),
+        harness::bootstrap(),
+        &harness::unique("sgw-none"),
+        "c",
+        WAIT,
+    )
+    .unwrap();
     assert!(missing.describe_group().unwrap().is_none());
     assert_eq!(missing.describe_members().unwrap(), []);
 
@@ -240,15 +252,53 @@ async fn a_missing_group_and_a_consumer_group_are_no_streams_group() {
     consumer.assign(&tpl).unwrap();
     consumer.commit(&tpl, CommitMode::Sync).unwrap();
     assert_eq!(harness::committed_offsets(&group, &topic, 1), [Some(0)], "the classic group exists");
-    let mut classic = StreamsGroupClient::connect(harness::bootstrap(), &group, "c", WAIT).unwrap();
+    let mut classic =
+        StreamsGroupClient::connect(&SecurityConfig::default(), harness::bootstrap(), &group, "c", WAIT).unwrap();
     assert!(classic.describe_group().unwrap().is_none());
 }
 
 #[test]
 fn a_broker_address_nobody_listens_on_is_an_error_naming_it() {
     let started = Instant::now();
-    let err = StreamsGroupClient::connect("127.0.0.1:1", "g", "c", Duration::from_secs(2)).unwrap_err();
+    let err = StreamsGroupClient::connect(&SecurityConfig::default(), "127.0.0.1:1", "g", "c", Duration::from_secs(2))
+        .unwrap_err();
     assert!(err.to_string().contains("127.0.0.1:1"), "{err}");
     assert!(err.is_retriable() && error_code(&err).is_none(), "{err}");
     assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
+}
+
+/// The SASL_SSL listener's settings as the librdkafka properties give
+/// them, for the super user made at format time with `password`.
+fn secured(password: &str) -> SecurityConfig {
+    let s = harness::secure::secured();
+    let props = [
+        ("security.protocol", "SASL_SSL"),
+        ("sasl.mechanisms", "SCRAM-SHA-512"),
+        ("sasl.username", s.admin_user.as_str()),
+        ("sasl.password", password),
+        ("ssl.ca.location", s.ca_pem.as_str()),
+    ];
+    SecurityConfig::from_properties(|key| props.iter().find(|(k, _)| *k == key).map(|(_, v)| v.to_string())).unwrap()
+}
+
+#[test]
+fn over_tls_and_scram_the_client_finds_the_coordinator_and_sets_the_group_config() {
+    let s = harness::secure::secured();
+    let group = harness::unique("sg-secure");
+    let mut client =
+        StreamsGroupClient::connect(&secured(&s.admin_password), &s.bootstrap, &group, "sg-secure", WAIT).unwrap();
+    client.set_group_config("streams.num.standby.replicas", "1").unwrap();
+}
+
+#[test]
+fn a_wrong_password_is_an_error_naming_sasl_authentication_and_is_not_retried() {
+    let s = harness::secure::secured();
+    let started = Instant::now();
+    let err = StreamsGroupClient::connect(&secured("not-the-password"), &s.bootstrap, "g", "c", WAIT).unwrap_err();
+    let text = err.to_string();
+    eprintln!("the error: {text}");
+    assert!(text.contains("SASL authentication") && text.contains(&s.admin_user), "{text}");
+    assert!(!text.contains("not-the-password"), "{text}");
+    assert!(!err.is_retriable(), "{text}");
+    assert!(started.elapsed() < Duration::from_secs(10), "not retried until the timeout: {:?}", started.elapsed());
 }

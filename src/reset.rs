@@ -54,6 +54,10 @@ use crate::Config;
 
 const TIMEOUT: Duration = Duration::from_secs(30);
 
+// The refusal while the application's group has live members.
+mod members;
+use members::{check_no_members, check_no_streams_members};
+
 /// The name endings of rivulet's internal topics (after
 /// `<application_id>-`): what a reset deletes even when the topology no
 /// longer names the topic.
@@ -278,81 +282,6 @@ fn internal_topics_to_delete<'a>(
         .filter(|t| !user.contains(t.as_str()))
         .cloned()
         .collect()
-}
-
-/// Fails while `group` has members, naming them (Kafka Streams'
-/// `maybeDeleteActiveConsumers`, without its `--force`).
-fn check_no_members(consumer: &BaseConsumer, group: &str, bootstrap: &str) -> Result<()> {
-    let members = crate::kafka::group_members::group_members(consumer, group, TIMEOUT).map_err(|why| {
-        Error::Reset(format!(
-            "describing consumer group {group} failed: {why} (is the broker up and kafka.bootstrap_servers = \
-             {bootstrap} right? the reset's principal needs DESCRIBE on the group)"
-        ))
-    })?;
-    let members: Vec<String> =
-        members.iter().map(|m| format!("{} on {}", m.client_id, m.host.trim_start_matches('/'))).collect();
-    refuse_while_members(group, "consumer group", &members)
-}
-
-/// Fails while the streams group `application_id` (KIP-1071) has members,
-/// naming them, read with StreamsGroupDescribe: DescribeConsumerGroups does
-/// not see a streams group. Checked under `group_protocol = "streams"`, and
-/// under the other protocols too when the brokers are reached over
-/// PLAINTEXT (what rivulet's streams group client speaks so far; a streams
-/// group and a consumer group cannot share an id, so at most one check
-/// finds members). A broker without streams groups has nothing to check.
-fn check_no_streams_members(config: &Config) -> Result<()> {
-    use crate::kafka::streams_group::{describe::no_streams_groups, StreamsGroupClient};
-    let streams = config.group_protocol == crate::config::GroupProtocol::Streams;
-    let plaintext = [&config.kafka.common, &config.kafka.consumer]
-        .iter()
-        .all(|props| props.get("security.protocol").is_none_or(|p| p.eq_ignore_ascii_case("plaintext")));
-    if !streams && !plaintext {
-        return Ok(());
-    }
-    let group = &config.application_id;
-    let bootstrap = &config.kafka.bootstrap_servers;
-    let client_id = format!("{group}-reset");
-    let members = match StreamsGroupClient::connect(bootstrap, group, &client_id, TIMEOUT)
-        .and_then(|mut client| client.describe_members())
-    {
-        Ok(members) => members,
-        Err(e) if no_streams_groups(&e) && !streams => return Ok(()),
-        Err(e) => {
-            return Err(Error::Reset(format!(
-                "describing streams group {group} failed: {e} (is the broker up and kafka.bootstrap_servers = \
-                 {bootstrap} right? the reset's principal needs DESCRIBE on the group)"
-            )))
-        }
-    };
-    let members: Vec<String> = members
-        .iter()
-        .map(|m| {
-            format!(
-                "{} on {} (process {}: {} active, {} standby tasks)",
-                m.client_id,
-                m.client_host.trim_start_matches('/'),
-                m.process_id,
-                m.assignment.active_count(),
-                m.assignment.standby_count()
-            )
-        })
-        .collect();
-    refuse_while_members(group, "streams group", &members)
-}
-
-/// The refusal of a reset while `group` (a `kind`) has `members`.
-fn refuse_while_members(group: &str, kind: &str, members: &[String]) -> Result<()> {
-    if members.is_empty() {
-        return Ok(());
-    }
-    Err(Error::Reset(format!(
-        "cannot reset application `{group}`: its {kind} still has {} live member(s) ({}); stop every instance of \
-         the application and run reset again (an instance with an explicit instance_id stays in the group until \
-         the group's session timeout has passed after it stopped)",
-        members.len(),
-        members.join(", ")
-    )))
 }
 
 impl ResetPlan {

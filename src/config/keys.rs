@@ -137,7 +137,8 @@ pub(crate) const GROUP_PROTOCOL: KeySpec = KeySpec {
           brokers before 4.0; every rebalance stops and restarts every task of the group. `streams`: \
           the streams rebalance protocol of KIP-1071 (Kafka 4.1+): the broker assigns tasks, not \
           partitions, keeps them where they ran, and places standby replicas \
-          (`num_standby_replicas`); PLAINTEXT listeners only so far.",
+          (`num_standby_replicas`); over PLAINTEXT, SSL or SASL with PLAIN or SCRAM (not \
+          OAUTHBEARER or GSSAPI).",
 };
 pub(crate) const NUM_STANDBY_REPLICAS: KeySpec = KeySpec {
     name: "num_standby_replicas",

@@ -458,12 +458,28 @@ fn standby_replicas_need_the_streams_protocol() {
     ])
     .unwrap();
     assert_eq!((c.group_protocol, c.num_standby_replicas), (GroupProtocol::Streams, 1));
-    let err = load_env(&[
-        ("RIVULET__APPLICATION_ID", "a"),
-        ("RIVULET__GROUP_PROTOCOL", "streams"),
-        ("RIVULET__KAFKA__COMMON__SECURITY_PROTOCOL", "sasl_ssl"),
+    let streams = |security: &[(&'static str, &'static str)]| {
+        let mut env = vec![("RIVULET__APPLICATION_ID", "a"), ("RIVULET__GROUP_PROTOCOL", "streams")];
+        env.extend_from_slice(security);
+        load_env(&env)
+    };
+    // librdkafka's default mechanism, GSSAPI, and OAUTHBEARER are refused.
+    let err = streams(&[("RIVULET__KAFKA__COMMON__SECURITY_PROTOCOL", "sasl_ssl")]).unwrap_err().to_string();
+    assert!(err.contains("sasl.mechanisms") && err.contains("GSSAPI") && err.contains("SCRAM-SHA-512"), "{err}");
+    let err = streams(&[
+        ("RIVULET__KAFKA__COMMON__SECURITY_PROTOCOL", "SASL_SSL"),
+        ("RIVULET__KAFKA__COMMON__SASL_MECHANISMS", "SCRAM-SHA-512"),
+        ("RIVULET__KAFKA__CONSUMER__SASL_MECHANISMS", "OAUTHBEARER"),
     ])
     .unwrap_err()
     .to_string();
-    assert!(err.contains("PLAINTEXT listeners only"), "{err}");
+    assert!(err.contains("kafka.consumer") || err.contains("consumer"), "{err}");
+    assert!(err.contains("OAUTHBEARER"), "{err}");
+    for (protocol, mechanism) in [("SASL_SSL", "SCRAM-SHA-512"), ("sasl_plaintext", "PLAIN"), ("SSL", "GSSAPI")] {
+        streams(&[
+            ("RIVULET__KAFKA__COMMON__SECURITY_PROTOCOL", protocol),
+            ("RIVULET__KAFKA__COMMON__SASL_MECHANISMS", mechanism),
+        ])
+        .unwrap();
+    }
 }

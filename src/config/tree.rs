@@ -253,21 +253,36 @@ fn broker_side_group_settings(
 }
 
 /// The streams protocol's heartbeats and offset commits go through
-/// rivulet's own client (`kafka::streams_group`), which speaks PLAINTEXT
-/// only so far.
+/// rivulet's own client (`kafka::streams_group`), which speaks PLAINTEXT,
+/// SSL, SASL_PLAINTEXT and SASL_SSL with SASL PLAIN and SCRAM-SHA-256/512,
+/// but not OAUTHBEARER or GSSAPI (Kerberos). `sections` are in the order
+/// librdkafka applies them: a later one overrides an earlier one.
 fn streams_protocol_security(sections: &[(&str, &KafkaProperties)]) -> Result<(), ConfigError> {
-    for (section, props) in sections {
-        if let Some(value) = props.get("security.protocol").filter(|v| !v.eq_ignore_ascii_case("plaintext")) {
-            return Err(ConfigError::KafkaProperty {
-                section: section.to_string(),
-                key: "security.protocol".into(),
-                value: format!("{value:?}"),
-                origin: "the config".into(),
-                reason: "group_protocol = \"streams\" speaks to the group coordinator through rivulet's own \
-                         client, which supports PLAINTEXT listeners only so far: use a PLAINTEXT listener, or \
-                         group_protocol = \"consumer\" (without standby replicas)"
-                    .into(),
-            });
+    let effective =
+        |key: &str| sections.iter().rev().find_map(|(section, props)| props.get(key).map(|v| (section.to_string(), v)));
+    let refuse = |section: String, key: &str, value: &str, what: &str| ConfigError::KafkaProperty {
+        section,
+        key: key.into(),
+        value: format!("{value:?}"),
+        origin: "the config".into(),
+        reason: format!(
+            "group_protocol = \"streams\" speaks to the group coordinator through rivulet's own client, which \
+             supports security.protocol PLAINTEXT, SSL, SASL_PLAINTEXT and SASL_SSL with sasl.mechanisms PLAIN, \
+             SCRAM-SHA-256 and SCRAM-SHA-512, not {what}: use one of those, or group_protocol = \"consumer\" \
+             (without standby replicas)"
+        ),
+    };
+    let Some((section, protocol)) = effective("security.protocol") else { return Ok(()) };
+    let protocol = protocol.to_ascii_lowercase();
+    if !["plaintext", "ssl", "sasl_plaintext", "sasl_ssl"].contains(&protocol.as_str()) {
+        return Err(refuse(section, "security.protocol", &protocol, "this one"));
+    }
+    if protocol.starts_with("sasl") {
+        // librdkafka's default mechanism is GSSAPI.
+        let (section, mechanism) =
+            effective("sasl.mechanisms").or_else(|| effective("sasl.mechanism")).unwrap_or((section, "GSSAPI"));
+        if !["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"].contains(&mechanism.trim().to_ascii_uppercase().as_str()) {
+            return Err(refuse(section, "sasl.mechanisms", mechanism, "OAUTHBEARER or GSSAPI"));
         }
     }
     Ok(())

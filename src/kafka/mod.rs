@@ -12,6 +12,7 @@ pub mod embedded;
 pub(crate) mod group_members;
 pub(crate) mod member_offsets;
 pub(crate) mod streams_group;
+mod streams_security;
 
 use rdkafka::ClientConfig;
 

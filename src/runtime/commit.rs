@@ -44,7 +44,7 @@ use crate::config::ProcessingGuarantee;
 use crate::error::kafka::{classify, KafkaErrorKind};
 use crate::error::{Error, Result};
 use crate::kafka::member_offsets::GroupMember;
-use crate::kafka::streams_group::{codes, error_code, StreamsGroupClient};
+use crate::kafka::streams_group::{codes, error_code, SecurityConfig, StreamsGroupClient};
 use crate::metrics::CommitResult;
 use crate::processor::collector::{Collector, Outgoing};
 use crate::processor::wall_clock_ms;
@@ -116,7 +116,15 @@ impl TaskManager {
                 Some(c) => c,
                 None => {
                     let client_id = format!("{}-{}-{}-offsets", config.application_id, config.instance_id, self.thread);
+                    let security = match SecurityConfig::from_config(config) {
+                        Ok(s) => s,
+                        Err(e) => {
+                            last = e.to_string();
+                            break;
+                        }
+                    };
                     match StreamsGroupClient::connect(
+                        &security,
                         &config.kafka.bootstrap_servers,
                         m.group(),
                         &client_id,

@@ -33,8 +33,8 @@ use std::time::{Duration, Instant};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::kafka::streams_group::{
-    codes, error_name, status, CopartitionGroup, Endpoint, HeartbeatRequest, HeartbeatResponse, StreamsGroupClient,
-    Subtopology, TaskIds, TopicInfo, TopologyDesc,
+    codes, error_name, status, CopartitionGroup, Endpoint, HeartbeatRequest, HeartbeatResponse, SecurityConfig,
+    StreamsGroupClient, Subtopology, TaskIds, TopicInfo, TopologyDesc,
 };
 use crate::processor::TaskId;
 use crate::topology::{changelog_topic, Topology};
@@ -94,6 +94,8 @@ struct State {
 pub(crate) struct Membership {
     group: String,
     bootstrap: String,
+    /// TLS and SASL of the connection to the coordinator.
+    security: SecurityConfig,
     client_id: String,
     member_id: String,
     process_id: String,
@@ -111,7 +113,7 @@ pub(crate) struct Membership {
 impl Membership {
     /// Under `group_protocol = "streams"`: sets the group's standby
     /// replicas and makes the instance's member; `None` under the other
-    /// protocols.
+    /// protocols. A bad security setting (a CA file missing) fails here.
     pub(crate) fn for_config(config: &Config, topology: &Topology, partitions: &[i32]) -> Result<Option<Arc<Self>>> {
         if config.group_protocol != crate::config::GroupProtocol::Streams {
             return Ok(None);
@@ -119,18 +121,25 @@ impl Membership {
         let replicas = config.num_standby_replicas.to_string();
         let client_id = format!("{}-{}-admin", config.application_id, config.instance_id);
         let bootstrap = &config.kafka.bootstrap_servers;
-        StreamsGroupClient::connect(bootstrap, &config.application_id, &client_id, Duration::from_secs(30))
+        let security = SecurityConfig::from_config(config)?;
+        StreamsGroupClient::connect(&security, bootstrap, &config.application_id, &client_id, Duration::from_secs(30))
             .and_then(|mut c| c.set_group_config("streams.num.standby.replicas", &replicas))?;
-        Ok(Some(Membership::new(config, topology, partitions)))
+        Ok(Some(Membership::new(config, security, topology, partitions)))
     }
 
-    pub(crate) fn new(config: &Config, topology: &Topology, partitions: &[i32]) -> Arc<Membership> {
+    pub(crate) fn new(
+        config: &Config,
+        security: SecurityConfig,
+        topology: &Topology,
+        partitions: &[i32],
+    ) -> Arc<Membership> {
         let endpoint = config.http.advertised_address.rsplit_once(':').and_then(|(host, port)| {
             Some(Endpoint { host: host.trim_matches(['[', ']']).to_string(), port: port.parse().ok()? })
         });
         Arc::new(Membership {
             group: config.application_id.clone(),
             bootstrap: config.kafka.bootstrap_servers.clone(),
+            security,
             client_id: format!("{}-{}-membership", config.application_id, config.instance_id),
             member_id: uuid::Uuid::new_v4().to_string(),
             process_id: uuid::Uuid::new_v4().to_string(),
@@ -257,8 +266,20 @@ impl Membership {
     /// `Ok(None)` to send the next one at once (rejoining).
     fn heartbeat(&self, client: &mut Option<StreamsGroupClient>) -> std::result::Result<Option<Duration>, Beat> {
         if client.is_none() {
-            let c = StreamsGroupClient::connect(&self.bootstrap, &self.group, &self.client_id, CONNECT_TIMEOUT)
-                .map_err(|e| Beat::Retry(e.to_string()))?;
+            let c = StreamsGroupClient::connect(
+                &self.security,
+                &self.bootstrap,
+                &self.group,
+                &self.client_id,
+                CONNECT_TIMEOUT,
+            )
+            .map_err(|e| {
+                if e.is_retriable() {
+                    Beat::Retry(e.to_string())
+                } else {
+                    Beat::Fatal(e.to_string())
+                }
+            })?;
             *client = Some(c);
         }
         let Some(c) = client.as_mut() else { return Ok(None) };

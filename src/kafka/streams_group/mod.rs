@@ -4,8 +4,10 @@
 //! epoch (OffsetCommit 9+, `StreamsGroup.validateOffsetCommit` in Kafka
 //! 4.3), something librdkafka cannot send.
 //!
-//! Blocking, over one plain TCP connection to the group coordinator:
-//! PLAINTEXT only so far (the config refuses other `security.protocol`s under `group_protocol = "streams"`). Only `crate::error` is used
+//! Blocking, over one TCP connection to the group coordinator, plain or
+//! TLS (rustls), with SASL PLAIN or SCRAM as librdkafka's
+//! `security.protocol` and `sasl.*`/`ssl.*` properties say
+//! (`transport.rs`, `sasl.rs`). Only `crate::error` is used
 //! from the rest of rivulet, so the broker test compiles these files into
 //! itself (`integration-tests/streams_group_wire.rs`).
 // Used by the streams group membership loop (issue 17), which lands
@@ -14,8 +16,12 @@
 mod codec;
 pub(crate) mod describe;
 pub(crate) mod messages;
+mod sasl;
+#[cfg(test)]
+mod sasl_tests;
 #[cfg(test)]
 mod tests;
+pub(crate) mod transport;
 pub(crate) mod wire;
 #[cfg(test)]
 mod wire_tests;
@@ -24,6 +30,7 @@ pub(crate) use messages::{
     status, CopartitionGroup, Endpoint, HeartbeatRequest, HeartbeatResponse, Subtopology, TaskIds, TopicInfo,
     TopologyDesc,
 };
+pub(crate) use transport::SecurityConfig;
 pub(crate) use wire::StreamsGroupClient;
 
 use crate::error::Error;

@@ -6,6 +6,7 @@
 use std::collections::HashMap;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
@@ -19,7 +20,8 @@ use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, StrBytes};
 use super::messages::{
     HeartbeatRequest, HeartbeatResponse, STREAMS_GROUP_HEARTBEAT_KEY, STREAMS_GROUP_HEARTBEAT_VERSION,
 };
-use super::{codes, error_name, protocol_error};
+use super::transport::{SecurityConfig, Stream};
+use super::{codes, error_name, protocol_error, sasl};
 use crate::error::Result;
 
 /// How long a request may wait for its answer (socket read and write
@@ -41,9 +43,9 @@ const FIND_COORDINATOR_VERSIONS: (i16, i16) = (4, 6);
 
 /// One connection to a broker, with the versions of the APIs it speaks.
 #[derive(Debug)]
-struct Connection {
-    address: String,
-    stream: TcpStream,
+pub(super) struct Connection {
+    pub(super) address: String,
+    stream: Stream,
     client_id: StrBytes,
     correlation_id: i32,
     /// api key -> (min, max) version.
@@ -51,9 +53,10 @@ struct Connection {
 }
 
 impl Connection {
-    /// Connects to `address` (`host:port`) within `timeout` and asks the
-    /// broker for its API versions.
-    fn open(address: &str, client_id: &StrBytes, timeout: Duration) -> Result<Connection> {
+    /// Connects to `address` (`host:port`) within `timeout`, with TLS
+    /// and SASL as `security` says, and asks the broker for its API
+    /// versions.
+    fn open(address: &str, client_id: &StrBytes, security: &SecurityConfig, timeout: Duration) -> Result<Connection> {
         let doing = format!("connecting to Kafka broker {address}");
         let fail = |e: String| protocol_error(&doing, None, format!("{e}; check that a broker listens there"));
         let addrs = address.to_socket_addrs().map_err(|e| fail(format!("cannot resolve it: {e}")))?;
@@ -70,6 +73,9 @@ impl Connection {
         }
         let stream = stream.ok_or_else(|| fail(last))?;
         stream.set_nodelay(true).map_err(|e| fail(e.to_string()))?;
+        let host = address.rsplit_once(':').map_or(address, |(host, _)| host);
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        let stream = Stream::new(stream, security.tls_config(), host)?;
         let mut conn = Connection {
             address: address.to_string(),
             stream,
@@ -79,15 +85,16 @@ impl Connection {
         };
         conn.set_timeout(timeout.min(REQUEST_TIMEOUT))?;
         conn.api_versions()?;
+        if let Some(credentials) = &security.sasl {
+            sasl::authenticate(&mut conn, credentials)?;
+        }
         conn.set_timeout(REQUEST_TIMEOUT)?;
         Ok(conn)
     }
 
     fn set_timeout(&self, timeout: Duration) -> Result<()> {
-        let t = Some(timeout.max(Duration::from_millis(1)));
         self.stream
-            .set_read_timeout(t)
-            .and_then(|()| self.stream.set_write_timeout(t))
+            .set_timeouts(timeout)
             .map_err(|e| protocol_error(&format!("setting socket timeouts on {}", self.address), None, e.to_string()))
     }
 
@@ -125,7 +132,7 @@ impl Connection {
             };
             protocol_error(&doing, None, why)
         };
-        self.stream.write_all(&frame).map_err(io)?;
+        self.stream.write_all(&frame).and_then(|()| self.stream.flush()).map_err(io)?;
         let mut size = [0u8; 4];
         self.stream.read_exact(&mut size).map_err(io)?;
         let size = i32::from_be_bytes(size);
@@ -152,7 +159,7 @@ impl Connection {
     }
 
     /// A request `kafka-protocol` encodes, and its decoded response.
-    fn call<Req, Resp>(&mut self, api_key: i16, version: i16, request: &Req, doing: &str) -> Result<Resp>
+    pub(super) fn call<Req, Resp>(&mut self, api_key: i16, version: i16, request: &Req, doing: &str) -> Result<Resp>
     where
         Req: Encodable + HeaderVersion,
         Resp: Decodable + HeaderVersion,
@@ -192,13 +199,35 @@ impl Connection {
         Ok(())
     }
 
-    fn supports(&self, api_key: i16, version: i16) -> bool {
+    pub(super) fn supports(&self, api_key: i16, version: i16) -> bool {
         self.versions.get(&api_key).is_some_and(|(min, max)| (*min..=*max).contains(&version))
     }
 
     /// The highest version of `api_key` in `range` the broker speaks.
-    fn version_in(&self, api_key: i16, (low, high): (i16, i16)) -> Option<i16> {
+    pub(super) fn version_in(&self, api_key: i16, (low, high): (i16, i16)) -> Option<i16> {
         (low..=high).rev().find(|v| self.supports(api_key, *v))
+    }
+}
+
+impl sasl::SaslConnection for Connection {
+    fn address(&self) -> &str {
+        &self.address
+    }
+
+    fn supports(&self, api_key: i16, version: i16) -> bool {
+        Connection::supports(self, api_key, version)
+    }
+
+    fn version_in(&self, api_key: i16, versions: (i16, i16)) -> Option<i16> {
+        Connection::version_in(self, api_key, versions)
+    }
+
+    fn call<Req, Resp>(&mut self, api_key: i16, version: i16, request: &Req, doing: &str) -> Result<Resp>
+    where
+        Req: Encodable + HeaderVersion,
+        Resp: Decodable + HeaderVersion,
+    {
+        Connection::call(self, api_key, version, request, doing)
     }
 }
 
@@ -224,6 +253,8 @@ pub(crate) struct StreamsGroupClient {
     client_id: StrBytes,
     /// How long finding the coordinator may take.
     timeout: Duration,
+    /// TLS and SASL of every connection.
+    security: Arc<SecurityConfig>,
     coordinator: Option<Connection>,
 }
 
@@ -231,13 +262,21 @@ impl StreamsGroupClient {
     /// Connects to a bootstrap broker of `bootstrap` (librdkafka-style
     /// `host:port,host:port`), checks that it speaks the streams group
     /// protocol, finds the coordinator of `group_id` and connects to it,
-    /// all within `timeout` (requests after that wait [`REQUEST_TIMEOUT`]).
-    pub(crate) fn connect(bootstrap: &str, group_id: &str, client_id: &str, timeout: Duration) -> Result<Self> {
+    /// all within `timeout` (requests after that wait [`REQUEST_TIMEOUT`]),
+    /// with TLS and SASL as `security` says.
+    pub(crate) fn connect(
+        security: &SecurityConfig,
+        bootstrap: &str,
+        group_id: &str,
+        client_id: &str,
+        timeout: Duration,
+    ) -> Result<Self> {
         let mut client = StreamsGroupClient {
             bootstrap: bootstrap_addresses(bootstrap),
             group_id: group_id.to_string(),
             client_id: StrBytes::from_string(client_id.to_string()),
             timeout,
+            security: Arc::new(security.clone()),
             coordinator: None,
         };
         client.reconnect()?;
@@ -280,7 +319,7 @@ impl StreamsGroupClient {
         let mut last = None;
         for address in &self.bootstrap {
             let left = deadline.saturating_duration_since(Instant::now());
-            let mut conn = match Connection::open(address, &self.client_id, left) {
+            let mut conn = match Connection::open(address, &self.client_id, &self.security, left) {
                 Ok(c) => c,
                 Err(e) if e.is_retriable() => {
                     failures.push(e.to_string());
@@ -295,7 +334,7 @@ impl StreamsGroupClient {
                 return Ok(conn);
             }
             let left = deadline.saturating_duration_since(Instant::now());
-            return Connection::open(&target, &self.client_id, left);
+            return Connection::open(&target, &self.client_id, &self.security, left);
         }
         match (last, failures.len()) {
             (Some(e), 1) => Err(e),

@@ -130,7 +130,7 @@ const TIMEOUT: Duration = Duration::from_secs(5);
 #[test]
 fn a_broker_without_the_streams_protocol_is_refused_with_what_to_do() {
     let (address, log) = fake_broker(false, vec![]);
-    let err = StreamsGroupClient::connect(&address, "g", "c", TIMEOUT).unwrap_err();
+    let err = StreamsGroupClient::connect(&SecurityConfig::default(), &address, "g", "c", TIMEOUT).unwrap_err();
     let text = err.to_string();
     assert!(text.starts_with(&format!("connecting to Kafka broker {address}:")), "{text}");
     assert!(text.contains("KIP-1071") && text.contains("use group_protocol = \"consumer\""), "{text}");
@@ -143,7 +143,9 @@ fn a_broker_without_the_streams_protocol_is_refused_with_what_to_do() {
 fn not_coordinator_is_returned_and_the_next_heartbeat_finds_the_coordinator_again() {
     let answers = vec![Answer::Code(codes::NOT_COORDINATOR), Answer::Code(codes::FENCED_MEMBER_EPOCH)];
     let (address, log) = fake_broker(true, answers);
-    let mut client = StreamsGroupClient::connect(&format!("PLAINTEXT://{address}"), "g", "c", TIMEOUT).unwrap();
+    let mut client =
+        StreamsGroupClient::connect(&SecurityConfig::default(), &format!("PLAINTEXT://{address}"), "g", "c", TIMEOUT)
+            .unwrap();
     assert_eq!(client.heartbeat(&heartbeat(0)).unwrap().error_code, codes::NOT_COORDINATOR);
     let fenced = client.heartbeat(&heartbeat(3)).unwrap();
     assert_eq!((fenced.error_code, fenced.member_epoch), (codes::FENCED_MEMBER_EPOCH, 4));
@@ -158,7 +160,7 @@ fn not_coordinator_is_returned_and_the_next_heartbeat_finds_the_coordinator_agai
 #[test]
 fn a_response_out_of_step_is_an_error_and_the_connection_is_opened_again() {
     let (address, log) = fake_broker(true, vec![Answer::OutOfStep]);
-    let mut client = StreamsGroupClient::connect(&address, "g", "c", TIMEOUT).unwrap();
+    let mut client = StreamsGroupClient::connect(&SecurityConfig::default(), &address, "g", "c", TIMEOUT).unwrap();
     let err = client.heartbeat(&heartbeat(1)).unwrap_err();
     let text = err.to_string();
     assert!(text.contains("answers request 4 instead of 3") && text.contains(&address), "{text}");
@@ -175,12 +177,12 @@ fn a_response_out_of_step_is_an_error_and_the_connection_is_opened_again() {
 #[test]
 fn a_broker_without_streams_group_describe_is_unsupported_version() {
     let (address, log) = fake_broker(true, vec![]);
-    let mut client = StreamsGroupClient::connect(&address, "g", "c", TIMEOUT).unwrap();
+    let mut client = StreamsGroupClient::connect(&SecurityConfig::default(), &address, "g", "c", TIMEOUT).unwrap();
     let err = client.describe_members().unwrap_err();
     assert!(err.to_string().contains("has no StreamsGroupDescribe version 0"), "{err}");
     assert!(describe::no_streams_groups(&err) && !err.is_retriable(), "{err}");
     assert_eq!(*log.lock().unwrap(), [(0, 18), (0, 10)], "nothing sent, no retry");
     let (address, _) = fake_broker(false, vec![]);
-    let err = StreamsGroupClient::connect(&address, "g", "c", TIMEOUT).unwrap_err();
+    let err = StreamsGroupClient::connect(&SecurityConfig::default(), &address, "g", "c", TIMEOUT).unwrap_err();
     assert!(describe::no_streams_groups(&err), "{err}");
 }
