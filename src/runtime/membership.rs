@@ -199,11 +199,13 @@ impl Membership {
         &self.group
     }
 
-    /// The membership's fatal error, if it failed.
-    pub(crate) fn check(&self) -> Result<()> {
-        match &self.lock().fatal {
+    /// Whether the assignment or the loss count moved past what a thread
+    /// applied; the membership's fatal error, if it failed.
+    pub(crate) fn changed_since(&self, version: u64, lost: u64) -> Result<bool> {
+        let st = self.lock();
+        match &st.fatal {
             Some(why) => Err(Error::Internal(why.clone())),
-            None => Ok(()),
+            None => Ok(st.version != version || st.lost != lost),
         }
     }
 

@@ -61,7 +61,10 @@ impl TaskManager {
         m: &Membership,
         done: &mut Reconciled,
     ) -> Result<()> {
-        m.check()?;
+        // Every loop turn: one lock, no copy, unless something changed.
+        if !m.changed_since(done.version, done.lost)? {
+            return Ok(());
+        }
         let view = m.view(self.thread);
         if view.lost != done.lost {
             return Err(Error::TaskMigrated(

@@ -5,7 +5,7 @@
 //! their changelogs ([`ChangelogReader::add`]) and pauses its source
 //! partitions; each loop turn [`ChangelogReader::step`] reads up to 100 ms
 //! of changelog records with the thread's restore consumer and applies them
-//! to the stores in batches of [`RESTORE_BATCH`], each with the offset of
+//! to the stores in batches of 10,000 (`RESTORE_BATCH`), each with the offset of
 //! the next record to read. A changelog partition is done when the restore
 //! consumer's position reaches the end offset taken when the restore began
 //! (the position also passes transaction markers and compacted gaps). The
@@ -29,7 +29,7 @@ use crate::error::{Error, Result};
 use crate::metrics::Metrics;
 use crate::processor::TaskId;
 use crate::runtime::stats::RuntimeStats;
-use crate::runtime::task::{RestorePartition, Task, RESTORE_BATCH};
+use crate::runtime::task::{RestorePartition, Task};
 use crate::topology::{changelog_topic, Topology};
 
 /// How long one restore step reads before the loop polls again.
@@ -162,14 +162,7 @@ impl ChangelogReader {
             let id = TaskId { subtopology, partition: m.partition() };
             let Some(r) = self.restoring.get_mut(&id) else { continue };
             let Some(part) = r.parts.iter_mut().find(|p| p.topic == m.topic()) else { continue };
-            if m.offset() < part.next {
-                continue;
-            }
-            part.next = m.offset() + 1;
-            if let Some(k) = m.key() {
-                part.batch.push((k.to_vec(), m.payload().map(<[u8]>::to_vec)));
-            }
-            if part.batch.len() >= RESTORE_BATCH {
+            if part.accept(&m) && part.batch_full() {
                 let n = r.task.apply_restored(part, stats)?;
                 r.restored += n;
                 *r.restored_by_topic.entry(part.topic.clone()).or_default() += n;

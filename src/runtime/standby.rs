@@ -23,7 +23,7 @@ use rdkafka::{Message, Offset, TopicPartitionList};
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
 use crate::processor::TaskId;
-use crate::runtime::task::{RestorePartition, Task, RESTORE_BATCH};
+use crate::runtime::task::{RestorePartition, Task};
 use crate::topology::{changelog_topic, Topology};
 
 /// The most one step reads, so active tasks keep the thread.
@@ -110,14 +110,7 @@ impl Standbys {
             let id = TaskId { subtopology, partition: m.partition() };
             let Some((task, parts)) = self.tasks.get_mut(&id) else { continue };
             let Some(part) = parts.iter_mut().find(|p| p.topic == m.topic()) else { continue };
-            if m.offset() < part.next {
-                continue;
-            }
-            part.next = m.offset() + 1;
-            if let Some(k) = m.key() {
-                part.batch.push((k.to_vec(), m.payload().map(<[u8]>::to_vec)));
-            }
-            if part.batch.len() >= RESTORE_BATCH {
+            if part.accept(&m) && part.batch_full() {
                 let n = task.apply_changelog(part)?;
                 metrics.add_standby(0, n);
             }

@@ -37,7 +37,7 @@ use message::{repartition_targets, split_headers};
 // Restoring and standby: a task's changelog partitions and applying them.
 #[path = "task/changelog.rs"]
 mod changelog;
-pub(crate) use changelog::{RestorePartition, RESTORE_BATCH};
+pub(crate) use changelog::RestorePartition;
 // Failed asynchronous calls to the processing-error policy.
 #[path = "task/async_calls.rs"]
 mod async_calls;

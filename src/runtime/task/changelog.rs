@@ -5,13 +5,14 @@
 use std::time::Duration;
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::Message;
 
 use super::Task;
 use crate::error::{Error, Result};
 use crate::runtime::stats::RuntimeStats;
 
 /// Changelog records applied to a store per batch while restoring.
-pub(crate) const RESTORE_BATCH: usize = 10_000;
+const RESTORE_BATCH: usize = 10_000;
 
 /// One changelog partition being replayed into one store of a task.
 pub(crate) struct RestorePartition {
@@ -24,6 +25,27 @@ pub(crate) struct RestorePartition {
     pub(crate) end: i64,
     #[allow(clippy::type_complexity)]
     pub(crate) batch: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+}
+
+impl RestorePartition {
+    /// Takes a changelog record of this partition into the batch (a
+    /// keyless one only moves the position); `false` for a record already
+    /// read, which a re-assignment may fetch again.
+    pub(crate) fn accept(&mut self, m: &impl Message) -> bool {
+        if m.offset() < self.next {
+            return false;
+        }
+        self.next = m.offset() + 1;
+        if let Some(k) = m.key() {
+            self.batch.push((k.to_vec(), m.payload().map(<[u8]>::to_vec)));
+        }
+        true
+    }
+
+    /// Whether the batch is full and should be applied now.
+    pub(crate) fn batch_full(&self) -> bool {
+        self.batch.len() >= RESTORE_BATCH
+    }
 }
 
 impl Task {
